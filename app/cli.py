@@ -1,0 +1,163 @@
+"""``trading-client`` command line: one entry point for every way to run the client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from app import __version__
+from app.config import ClientConfig, ConfigError, load_config
+from app.connector import WorkerState
+from app.runtime import Runtime, RuntimeStatus
+
+log = logging.getLogger("trading_client")
+
+_STATE_MARK = {
+    WorkerState.CONNECTING: "c",
+    WorkerState.STREAMING: "S",
+    WorkerState.STALLED: "!",
+    WorkerState.BACKING_OFF: "b",
+    WorkerState.FAILED: "X",
+    WorkerState.STOPPED: "-",
+}
+
+EXAMPLES_RUN = """examples:
+  trading-client run --duration 10
+  trading-client run --symbols EURUSD XAUUSD --rate 2000
+  trading-client run --config my-config.json --workers 3
+"""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trading-client",
+        description="Capture every MetaTrader 5 tick, aggregate, cache and stream it.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="capture headless, printing a status line each second",
+        epilog=EXAMPLES_RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_arguments(run)
+    return parser
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="settings file (JSON); default: built-in defaults")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    p.add_argument("--symbols", nargs="+", metavar="SYMBOL", help="capture these symbols instead")
+    p.add_argument("--rate", type=float, help="simulated terminal: ticks per second per symbol")
+    p.add_argument("--workers", type=int, help="number of terminal connections (pool size)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+
+
+def _apply_overrides(config: ClientConfig, args: argparse.Namespace) -> ClientConfig:
+    data = config.model_dump()
+    if args.symbols:
+        first = data["terminals"][0]
+        first["symbols"] = list(args.symbols)
+        data["terminals"] = [first]
+    if args.rate is not None:
+        for term in data["terminals"]:
+            term["rates"] = {s: args.rate for s in term["symbols"]}
+    if args.workers is not None:
+        data["pool"]["size"] = args.workers
+    try:
+        return ClientConfig.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"command line: {exc}") from None
+
+
+def _status_line(status: RuntimeStatus, tps: float) -> str:
+    marks = " ".join(f"{w.worker_id}:{_STATE_MARK[w.state]}" for w in status.workers)
+    streaming = sum(w.state is WorkerState.STREAMING for w in status.workers)
+    return (
+        f"{time.strftime('%H:%M:%S')}  {tps:>10,.0f} ticks/s  total {status.ticks:>12,}  "
+        f"workers {streaming}/{len(status.workers)} streaming  [{marks}]"
+    )
+
+
+def _summary(status: RuntimeStatus, elapsed: float) -> str:
+    lines = [
+        f"captured {status.ticks:,} ticks in {status.batches:,} batches over {elapsed:.1f} s "
+        f"({status.ticks / max(elapsed, 1e-9):,.0f} ticks/s)"
+    ]
+    for w in status.workers:
+        err = f"  last error: {w.last_error}" if w.last_error else ""
+        lines.append(
+            f"  worker {w.worker_id} [{', '.join(w.symbols)}]: {w.state}, {w.ticks:,} ticks, "
+            f"{w.reconnects} reconnects{err}"
+        )
+    return "\n".join(lines)
+
+
+async def _run(config: ClientConfig, duration: float | None, quiet: bool) -> int:
+    runtime = Runtime(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    started = time.monotonic()
+    await runtime.start()
+    last_ticks, last_t = 0, started
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            now = time.monotonic()
+            status = runtime.status()
+            if not quiet:
+                tps = (status.ticks - last_ticks) / max(now - last_t, 1e-9)
+                print(_status_line(status, tps), flush=True)
+            last_ticks, last_t = status.ticks, now
+            if duration is not None and now - started >= duration:
+                break
+            if status.workers and all(w.state is WorkerState.FAILED for w in status.workers):
+                print(_summary(status, now - started), flush=True)
+                first = status.workers[0]
+                print(f"error: every worker failed; first: {first.last_error}", file=sys.stderr)
+                return 1
+    finally:
+        await runtime.stop()
+    print(_summary(runtime.status(), time.monotonic() - started), flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    command = args.command or "run"
+    if args.command is None:
+        # Until the desktop window exists, a bare ``trading-client`` runs headless.
+        args = _build_parser().parse_args([*(argv or sys.argv[1:]), "run"])
+    try:
+        if command == "run":
+            config = _apply_overrides(load_config(args.config), args)
+            return asyncio.run(_run(config, args.duration, args.quiet))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

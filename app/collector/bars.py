@@ -1,0 +1,269 @@
+"""Bars (OHLC of bid, tick count, spread statistics) aggregated from tick batches.
+
+A bar holds what can be merged exactly: extremes, counts and a *sum* of spreads, never a
+mean, so that a bar split across any number of batches ends bit-identical to one built
+from all its ticks at once. The mean is derived on read with :func:`spread_mean`.
+
+Bars exist only for periods that had ticks: a gap of several minutes produces no empty
+bars, as in MetaTrader's own history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+from typing import overload
+
+import numpy as np
+import numpy.typing as npt
+
+from app.collector.ring import StructRing
+from app.ticks import TickArray
+
+#: One bar. ``time_msc`` is the bar start (a multiple of the timeframe, epoch ms);
+#: prices are bid; spreads are ``ask - bid`` in price units.
+BAR_DTYPE: np.dtype[np.void] = np.dtype(
+    [
+        ("time_msc", "<i8"),
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("tick_count", "<i8"),
+        ("spread_min", "<f8"),
+        ("spread_max", "<f8"),
+        ("spread_sum", "<f8"),
+    ]
+)
+
+BarArray = npt.NDArray[np.void]
+"""A 1-d structured array of :data:`BAR_DTYPE`, oldest bar first."""
+
+M1: int = 60_000
+M5: int = 5 * M1
+M15: int = 15 * M1
+H1: int = 60 * M1
+
+#: Closed bars kept per aggregator: one week of M1.
+DEFAULT_BAR_HISTORY: int = 7 * 24 * 60
+
+
+@overload
+def spread_mean(bars: np.void) -> float: ...
+@overload
+def spread_mean(bars: BarArray) -> npt.NDArray[np.float64]: ...
+def spread_mean(bars: np.void | BarArray) -> float | npt.NDArray[np.float64]:
+    """Mean spread of each bar; every stored bar has at least one tick."""
+    if isinstance(bars, np.void):
+        return float(bars["spread_sum"]) / int(bars["tick_count"])
+    result: npt.NDArray[np.float64] = bars["spread_sum"] / bars["tick_count"]
+    return result
+
+
+def empty_bars(n: int = 0) -> BarArray:
+    return np.zeros(n, dtype=BAR_DTYPE)
+
+
+@dataclass(slots=True)
+class _OpenBar:
+    """The bar still receiving ticks, as Python scalars.
+
+    The common batch (a poll's worth of ticks) lands entirely in the open bar; updating
+    a handful of floats is several times cheaper than writing fields of a numpy record.
+    Field order is that of :data:`BAR_DTYPE`.
+    """
+
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    count: int
+    smin: float
+    smax: float
+    ssum: float
+
+    @classmethod
+    def from_record(cls, record: np.void) -> _OpenBar:
+        return cls(*record.tolist())
+
+    def to_array(self) -> BarArray:
+        bar = np.empty(1, dtype=BAR_DTYPE)
+        bar[0] = astuple(self)
+        return bar
+
+
+def _running_sum(seed: float, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``seed + v0 + v1 + ...`` added strictly left to right, as one bar's ticks arrive.
+
+    Not ``values.sum()``: numpy sums pairwise, so a bar split across batches would end
+    with a sum that depends on where the batches were cut.
+    """
+    return np.add.accumulate(np.concatenate(([seed], values)))
+
+
+class BarAggregator:
+    """Bars of one symbol and one timeframe, fed batch by batch in time order.
+
+    Late ticks: a tick whose bar starts before the open bar (or before a bar already
+    seen earlier in the same batch) can no longer be placed without rewriting a closed
+    bar, which subscribers may already have consumed. Such ticks are ignored and
+    counted in :attr:`late_dropped`. A tick older than its predecessor but within the
+    open bar is still merged into it: it changes no closed bar.
+    """
+
+    def __init__(self, timeframe_ms: int = M1, history: int = DEFAULT_BAR_HISTORY) -> None:
+        if timeframe_ms <= 0:
+            raise ValueError(f"timeframe_ms must be > 0, got {timeframe_ms}")
+        self._tf = int(timeframe_ms)
+        self._closed = StructRing(BAR_DTYPE, history)
+        self._open: _OpenBar | None = None
+        self._late = 0
+
+    @property
+    def timeframe_ms(self) -> int:
+        return self._tf
+
+    @property
+    def history(self) -> int:
+        return self._closed.capacity
+
+    @property
+    def late_dropped(self) -> int:
+        return self._late
+
+    @property
+    def closed_total(self) -> int:
+        """Bars closed since creation, including those dropped from the history."""
+        return self._closed.total_appended
+
+    def closed(self) -> BarArray:
+        """Closed bars still in the history, oldest first (a fresh array)."""
+        return self._closed.snapshot()
+
+    def current(self) -> np.void | None:
+        """A copy of the bar still open, or ``None`` before the first tick."""
+        return None if self._open is None else self._open.to_array()[0]
+
+    def all(self) -> BarArray:
+        """Closed bars followed by the open one."""
+        closed = self._closed.snapshot()
+        if self._open is None:
+            return closed
+        return np.concatenate((closed, self._open.to_array()))
+
+    def update(self, ticks: TickArray) -> BarArray:
+        """Merge a batch; return the bars it closed (oldest first, possibly empty).
+
+        Vectorised per batch: a few numpy reductions whatever the number of ticks, and
+        segment reductions (``reduceat``) when the batch spans several bars.
+        """
+        n = len(ticks)
+        if n == 0:
+            return empty_bars()
+        time_msc = ticks["time_msc"]
+        starts = time_msc - np.mod(time_msc, self._tf)  # floored, also for negative times
+        first = int(starts[0])
+        prev = self._open
+        if (prev is None or first >= prev.start) and (starts == first).all():
+            return self._update_one_bar(ticks, first)
+
+        floor = np.maximum.accumulate(starts)
+        if prev is not None:
+            np.maximum(floor, prev.start, out=floor)
+        keep = starts == floor
+        if not keep.all():
+            self._late += n - int(np.count_nonzero(keep))
+            ticks = ticks[keep]
+            starts = starts[keep]
+            if len(ticks) == 0:
+                return empty_bars()
+            first = int(starts[0])
+            if (prev is None or first >= prev.start) and (starts == first).all():
+                return self._update_one_bar(ticks, first)
+
+        bars = self._segment(ticks, starts)
+        if prev is not None and prev.start == first:
+            _merge_into_first(bars, prev)
+            newly_closed = bars[:-1]
+        elif prev is not None:
+            newly_closed = np.concatenate((prev.to_array(), bars[:-1]))
+        else:
+            newly_closed = bars[:-1]
+        self._closed.append(newly_closed)
+        self._open = _OpenBar.from_record(bars[-1])
+        return newly_closed
+
+    def _update_one_bar(self, ticks: TickArray, start: int) -> BarArray:
+        """The common case: every tick of the batch falls in one bar, open or new."""
+        bid = ticks["bid"]
+        spread = ticks["ask"] - bid
+        high = float(bid.max())
+        low = float(bid.min())
+        smin = float(spread.min())
+        smax = float(spread.max())
+        bar = self._open
+        if bar is not None and bar.start == start:
+            bar.high = max(bar.high, high)
+            bar.low = min(bar.low, low)
+            bar.close = float(bid[-1])
+            bar.count += len(ticks)
+            bar.smin = min(bar.smin, smin)
+            bar.smax = max(bar.smax, smax)
+            bar.ssum = float(_running_sum(bar.ssum, spread)[-1])
+            return empty_bars()
+        newly_closed = empty_bars() if bar is None else bar.to_array()
+        self._closed.append(newly_closed)
+        self._open = _OpenBar(
+            start,
+            float(bid[0]),
+            high,
+            low,
+            float(bid[-1]),
+            len(ticks),
+            smin,
+            smax,
+            float(_running_sum(0.0, spread)[-1]),
+        )
+        return newly_closed
+
+    def _segment(self, ticks: TickArray, starts: npt.NDArray[np.int64]) -> BarArray:
+        """One bar per run of equal ``starts``; ``spread_sum`` continues the open bar."""
+        n = len(ticks)
+        bid = np.ascontiguousarray(ticks["bid"])
+        spread = ticks["ask"] - bid
+        change = np.flatnonzero(starts[1:] != starts[:-1]) + 1
+        first = np.concatenate(([0], change))
+        counts = np.diff(np.concatenate((first, [n])))
+        k = len(first)
+
+        bars = np.empty(k, dtype=BAR_DTYPE)
+        bars["time_msc"] = starts[first]
+        bars["open"] = bid[first]
+        bars["high"] = np.maximum.reduceat(bid, first)
+        bars["low"] = np.minimum.reduceat(bid, first)
+        bars["close"] = bid[first + counts - 1]
+        bars["tick_count"] = counts
+        bars["spread_min"] = np.minimum.reduceat(spread, first)
+        bars["spread_max"] = np.maximum.reduceat(spread, first)
+
+        # bincount adds its weights one by one in order, unlike np.add.reduceat (pairwise),
+        # so each sum is a left-to-right running sum, seeded for segment 0 with the open
+        # bar's sum when the batch continues it: see _running_sum.
+        segment = np.repeat(np.arange(k), counts)
+        prev = self._open
+        if prev is not None and prev.start == starts[0]:
+            segment = np.concatenate(([0], segment))
+            spread = np.concatenate(([prev.ssum], spread))
+        bars["spread_sum"] = np.bincount(segment, weights=spread, minlength=k)
+        return bars
+
+
+def _merge_into_first(bars: BarArray, prev: _OpenBar) -> None:
+    """Fold the open bar ``prev`` into ``bars[0]`` (same start); spread_sum already is."""
+    first = bars[0]
+    first["open"] = prev.open
+    first["high"] = max(float(first["high"]), prev.high)
+    first["low"] = min(float(first["low"]), prev.low)
+    first["tick_count"] = int(first["tick_count"]) + prev.count
+    first["spread_min"] = min(float(first["spread_min"]), prev.smin)
+    first["spread_max"] = max(float(first["spread_max"]), prev.smax)

@@ -1,0 +1,228 @@
+"""The collector: the single place where captured tick batches enter the client.
+
+Every batch from the connector pool is numbered, checked for stale ticks, cached,
+aggregated into bars and fanned out, in one synchronous call that does a handful of
+numpy operations per batch and never waits on a subscriber. Keeping it synchronous
+lets it run from the pool's queue consumer, a replay or a test alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from app.clock import SYSTEM_CLOCK, Clock
+from app.collector.bars import DEFAULT_BAR_HISTORY, M1, BarAggregator, BarArray, empty_bars
+from app.collector.cache import TickCache, TickRing
+from app.collector.fanout import CallbackSubscription, FanOut, QueueSubscription
+from app.collector.sequenced import SequencedBatch
+from app.collector.stats import CollectorStats, SymbolStats
+from app.ticks import TICK_DTYPE, TickBatch
+
+_log = logging.getLogger(__name__)
+
+#: ``consume`` yields to the event loop after this many batches taken without waiting,
+#: so a backlog cannot starve the UI and the network tasks sharing the loop.
+_YIELD_EVERY = 64
+_LOG_EVERY = 1000
+
+
+class _SymbolState:
+    """Per-symbol mutable state, kept together so ingest does one dict lookup."""
+
+    __slots__ = ("aggregators", "last_ask", "last_bid", "last_msc", "ring", "stale", "ticks")
+
+    def __init__(self, ring: TickRing, aggregators: tuple[BarAggregator, ...]) -> None:
+        self.ring = ring
+        self.aggregators = aggregators
+        self.ticks = 0
+        self.stale = 0
+        self.last_msc = 0
+        self.last_bid = 0.0
+        self.last_ask = 0.0
+
+
+class Collector:
+    """Sequence, cache, aggregate and fan out tick batches.
+
+    Stale guard: per symbol, a tick whose ``time_msc`` is strictly older than the newest
+    tick already ingested (in an earlier batch or earlier in the same batch) is dropped
+    and counted in ``stats.stale_dropped``. Ticks sharing a millisecond are legitimate
+    and kept. The capture upstream is meant to make the count 0; a non-zero count
+    points at a re-read overlap or a clock problem there, not at lost data here.
+
+    Not thread-safe: call ``ingest`` from one thread (the event loop's, via ``consume``).
+    """
+
+    def __init__(
+        self,
+        cache_capacity_per_symbol: int,
+        bar_timeframes_ms: Iterable[int] = (M1,),
+        bar_history: int = DEFAULT_BAR_HISTORY,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        timeframes = tuple(dict.fromkeys(int(tf) for tf in bar_timeframes_ms))
+        if any(tf <= 0 for tf in timeframes):
+            raise ValueError(f"bar timeframes must be > 0 ms, got {timeframes}")
+        if bar_history < 1:
+            raise ValueError(f"bar_history must be >= 1, got {bar_history}")
+        self._cache = TickCache(cache_capacity_per_symbol)
+        self._timeframes = timeframes
+        self._bar_history = bar_history
+        self._clock = clock
+        self._fanout: FanOut[SequencedBatch] = FanOut()
+        self._symbols: dict[str, _SymbolState] = {}
+        self._seq = 0
+        self._batches = 0
+        self._skipped = 0
+        self._ticks = 0
+        self._stale = 0
+        self._consume_errors = 0
+
+    # -- ingest -----------------------------------------------------------------------
+
+    def ingest(self, batch: TickBatch) -> SequencedBatch | None:
+        """Take one batch in; return it numbered, or ``None`` if no tick was kept."""
+        ticks = batch.ticks
+        if ticks.dtype != TICK_DTYPE:
+            raise TypeError(f"expected tick dtype {TICK_DTYPE}, got {ticks.dtype}")
+        self._batches += 1
+        n = len(ticks)
+        if n == 0:
+            self._skipped += 1
+            return None
+        state = self._symbols.get(batch.symbol)
+        if state is None:
+            state = self._add_symbol(batch.symbol)
+
+        time_msc = ticks["time_msc"]
+        newest_before = np.maximum.accumulate(time_msc)
+        if state.ticks:
+            np.maximum(newest_before, state.last_msc, out=newest_before)
+        keep = time_msc >= newest_before
+        if not keep.all():
+            kept = int(np.count_nonzero(keep))
+            state.stale += n - kept
+            self._stale += n - kept
+            if kept == 0:
+                self._skipped += 1
+                return None
+            ticks = ticks[keep]
+            time_msc = ticks["time_msc"]
+            n = kept
+
+        shared = ticks.view()
+        shared.flags.writeable = False  # one array for all subscribers: nobody edits it
+        self._seq += 1
+        state.ring.append(shared)
+        for aggregator in state.aggregators:
+            aggregator.update(shared)
+        state.ticks += n
+        state.last_msc = int(time_msc[-1])
+        state.last_bid = float(shared["bid"][-1])
+        state.last_ask = float(shared["ask"][-1])
+        self._ticks += n
+
+        out = SequencedBatch(
+            self._seq,
+            TickBatch(batch.symbol, shared, batch.worker_id, batch.captured_at),
+            self._clock.time(),
+        )
+        self._fanout.publish(out)
+        return out
+
+    async def consume(self, queue: asyncio.Queue[TickBatch]) -> None:
+        """Ingest from ``queue`` until cancelled.
+
+        A batch that makes ``ingest`` raise (a wrong dtype from a misbehaving source) is
+        logged and counted in ``stats.consume_errors``; capture of everything else goes on.
+        """
+        taken = 0
+        while True:
+            batch = await queue.get()
+            try:
+                self.ingest(batch)
+            except Exception:
+                self._consume_errors += 1
+                if self._consume_errors % _LOG_EVERY == 1:
+                    _log.exception("collector rejected a batch of %r", batch.symbol)
+            finally:
+                queue.task_done()
+            taken += 1
+            if taken % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+
+    def _add_symbol(self, symbol: str) -> _SymbolState:
+        aggregators = tuple(BarAggregator(tf, self._bar_history) for tf in self._timeframes)
+        state = self._symbols[symbol] = _SymbolState(self._cache.ring(symbol), aggregators)
+        return state
+
+    # -- reading ----------------------------------------------------------------------
+
+    @property
+    def cache(self) -> TickCache:
+        return self._cache
+
+    @property
+    def timeframes_ms(self) -> tuple[int, ...]:
+        return self._timeframes
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    @property
+    def stats(self) -> CollectorStats:
+        return CollectorStats(
+            batches=self._batches,
+            batches_skipped=self._skipped,
+            ticks_total=self._ticks,
+            last_seq=self._seq,
+            stale_dropped=self._stale,
+            subscriber_errors=self._fanout.errors,
+            consume_errors=self._consume_errors,
+            symbols={
+                name: SymbolStats(s.ticks, s.stale, s.last_msc, s.last_bid, s.last_ask)
+                for name, s in self._symbols.items()
+            },
+        )
+
+    def aggregator(self, symbol: str, timeframe_ms: int = M1) -> BarAggregator | None:
+        """The live aggregator, for ``current()`` / ``closed()``; ``None`` before any tick."""
+        self._check_timeframe(timeframe_ms)
+        state = self._symbols.get(symbol)
+        if state is None:
+            return None
+        return state.aggregators[self._timeframes.index(timeframe_ms)]
+
+    def bars(self, symbol: str, timeframe_ms: int = M1) -> BarArray:
+        """Closed bars in the history followed by the open bar; empty for an unseen symbol."""
+        aggregator = self.aggregator(symbol, timeframe_ms)
+        return empty_bars() if aggregator is None else aggregator.all()
+
+    def _check_timeframe(self, timeframe_ms: int) -> None:
+        if timeframe_ms not in self._timeframes:
+            raise KeyError(
+                f"timeframe {timeframe_ms} ms is not aggregated; configured: {self._timeframes}"
+            )
+
+    # -- subscribers ------------------------------------------------------------------
+
+    def subscribe(
+        self, callback: Callable[[SequencedBatch], object], name: str | None = None
+    ) -> CallbackSubscription[SequencedBatch]:
+        """Call ``callback`` inline with every sequenced batch; it must return fast."""
+        return self._fanout.subscribe(callback, name)
+
+    def subscribe_queue(
+        self, maxlen: int, name: str | None = None
+    ) -> QueueSubscription[SequencedBatch]:
+        """A drop-oldest queue of at most ``maxlen`` batches, for an async consumer."""
+        return self._fanout.subscribe_queue(maxlen, name)
+
+    def close(self) -> None:
+        """Detach all subscribers; queue consumers drain what they hold and stop."""
+        self._fanout.close()

@@ -1,0 +1,22 @@
+"""Settings: one validated schema, loaded with errors that name the field and the rule."""
+
+from app.config.load import ConfigError, describe_validation_error, load_config, parse_config
+from app.config.schema import (
+    BackendConfig,
+    CacheConfig,
+    ClientConfig,
+    PoolConfig,
+    TerminalConfig,
+)
+
+__all__ = [
+    "BackendConfig",
+    "CacheConfig",
+    "ClientConfig",
+    "ConfigError",
+    "PoolConfig",
+    "TerminalConfig",
+    "describe_validation_error",
+    "load_config",
+    "parse_config",
+]

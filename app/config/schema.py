@@ -1,0 +1,141 @@
+"""The one settings schema of the client.
+
+Every field carries a default, a range and a description: the settings editor and the
+JSON Schema in ``config/`` are generated from this, so the description is what the user
+reads as a tooltip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.backoff import BackoffPolicy
+from app.terminal.spec import TerminalSpec
+
+DEFAULT_SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TerminalConfig(_Section):
+    name: str = Field("simulated", min_length=1, description="A name for this terminal, shown in the pool panel.")
+    kind: Literal["simulated", "mt5"] = Field(
+        "simulated",
+        description="'mt5' attaches to a real MetaTrader 5 terminal (Windows, 'mt5' extra); "
+        "'simulated' uses the built-in terminal.",
+    )
+    path: str | None = Field(None, description="Path to terminal64.exe; empty attaches to the running terminal.")
+    login: int | None = Field(None, ge=1, description="Broker account number; the password lives in the credential vault.")
+    server: str | None = Field(None, description="Broker trade server, e.g. 'MetaQuotes-Demo'.")
+    timeout_ms: int = Field(60_000, ge=1_000, le=600_000, description="How long initialize() may take, in ms.")
+    portable: bool = Field(False, description="Start the terminal in portable mode.")
+    symbols: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SYMBOLS),
+        min_length=1,
+        description="Symbols to capture from this terminal.",
+    )
+    seed: int = Field(42, description="Simulated terminal only: the seed its market is generated from.")
+    rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="Simulated terminal only: ticks per second per symbol (1 to 200,000).",
+    )
+    control_file: Path | None = Field(
+        None, description="Simulated terminal only: a JSON file that injects faults (tests, demos)."
+    )
+
+    @field_validator("symbols")
+    @classmethod
+    def _unique_symbols(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for s in v:
+            if not s.strip():
+                raise ValueError("a symbol name cannot be empty")
+            if s in seen:
+                raise ValueError(f"{s} is listed twice")
+            seen.add(s)
+        return v
+
+    @field_validator("rates")
+    @classmethod
+    def _rates_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for sym, r in v.items():
+            if not 1 <= r <= 200_000:
+                raise ValueError(f"{sym}: {r} ticks/s is outside 1..200000")
+        return v
+
+    def to_spec(self, password: str | None = None) -> TerminalSpec:
+        return TerminalSpec(
+            name=self.name,
+            kind=self.kind,
+            path=self.path,
+            login=self.login,
+            password=password,
+            server=self.server,
+            timeout_ms=self.timeout_ms,
+            portable=self.portable,
+            seed=self.seed,
+            rates=tuple(sorted(self.rates.items())),
+            control_file=self.control_file,
+        )
+
+
+class BackoffConfig(_Section):
+    initial_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay, seconds.")
+    maximum_s: float = Field(30.0, gt=0, le=3600, description="Longest reconnect delay, seconds.")
+    multiplier: float = Field(2.0, ge=1, le=10, description="Growth of the delay per failed attempt.")
+    jitter: float = Field(0.5, ge=0, le=1, description="Fraction of each delay that is randomised.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackoffConfig:
+        if self.maximum_s < self.initial_s:
+            raise ValueError(f"maximum_s {self.maximum_s} is below initial_s {self.initial_s}")
+        return self
+
+    def policy(self) -> BackoffPolicy:
+        return BackoffPolicy(self.initial_s, self.maximum_s, self.multiplier, self.jitter)
+
+
+class PoolConfig(_Section):
+    size: int = Field(5, ge=1, le=64, description="Number of terminal connections (worker processes).")
+    poll_interval_ms: float = Field(2.0, ge=0.1, le=1000, description="Pause between polls when a terminal has nothing new, ms.")
+    max_batch: int = Field(10_000, ge=1, le=1_000_000, description="Most ticks taken from a terminal per poll and symbol.")
+    stall_timeout_s: float = Field(10.0, ge=1, le=600, description="A streaming worker silent this long is killed and restarted.")
+    connect_timeout_s: float = Field(90.0, ge=1, le=900, description="How long a worker may take to connect before it counts as stalled.")
+    backoff: BackoffConfig = Field(default_factory=BackoffConfig, description="Reconnect delays.")
+
+
+class CacheConfig(_Section):
+    ticks_per_symbol: int = Field(
+        250_000, ge=1_000, le=50_000_000, description="Ticks kept in memory per symbol (60 bytes each)."
+    )
+    bar_history: int = Field(1_440, ge=10, le=1_000_000, description="Closed bars kept per symbol and timeframe.")
+
+
+class BackendConfig(_Section):
+    bridge_url: str = Field("ws://localhost:3001/ws", description="Data bridge WebSocket endpoint.")
+    gateway_url: str = Field("http://localhost:8000", description="API gateway base URL.")
+    hub_url: str = Field("http://localhost:7000", description="Central hub base URL.")
+
+
+class ClientConfig(_Section):
+    terminals: list[TerminalConfig] = Field(
+        default_factory=lambda: [TerminalConfig()], min_length=1, description="Terminals to capture from."
+    )
+    pool: PoolConfig = Field(default_factory=PoolConfig, description="Connection pool.")
+    cache: CacheConfig = Field(default_factory=CacheConfig, description="In-memory tick cache.")
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="Backend endpoints.")
+
+    @model_validator(mode="after")
+    def _symbols_once(self) -> ClientConfig:
+        owner: dict[str, str] = {}
+        for t in self.terminals:
+            for s in t.symbols:
+                if s in owner:
+                    raise ValueError(f"symbol {s} is captured by both {owner[s]} and {t.name}")
+                owner[s] = t.name
+        return self

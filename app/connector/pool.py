@@ -1,0 +1,344 @@
+"""The connector pool: N worker processes, supervised from the asyncio loop.
+
+Each worker owns one terminal connection. The supervisor keeps a health state per
+worker, restarts a dead or stalled one after the project's backoff policy, and hands
+every restarted worker the cursor of the last tick that *reached the collector*, so a
+crash costs neither a gap nor a duplicate. Batches flow into one bounded asyncio queue;
+when it is full the reader blocks, the pipe fills, the worker blocks, and the ticks wait
+in the terminal's own history: back-pressure without loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.context
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
+
+from app.backoff import Backoff, BackoffPolicy
+from app.clock import SYSTEM_CLOCK, Clock
+from app.connector import wire
+from app.connector.capture import CaptureCursor
+from app.connector.health import WorkerHealth, WorkerState
+from app.connector.worker import EXIT_FATAL, EXIT_STOPPED, WorkerSpec, worker_main
+from app.ticks import TickBatch
+
+log = logging.getLogger(__name__)
+
+#: A worker that streamed at least this long before dying starts its backoff afresh.
+_STABLE_AFTER = 10.0
+#: How often the supervisor looks at its workers (stall checks, intents).
+_TICK = 0.1
+
+
+@dataclass(slots=True)
+class _Slot:
+    """The supervisor's record of one connection, across process restarts."""
+
+    spec: WorkerSpec
+    cursors: dict[str, CaptureCursor]
+    state: WorkerState = WorkerState.STOPPED
+    enabled: bool = True
+    process: multiprocessing.process.BaseProcess | None = None
+    conn: Connection | None = None
+    ticks: int = 0
+    batches: int = 0
+    reconnects: int = 0
+    streaming_since: float | None = None
+    last_message_at: float = 0.0
+    last_error: tuple[int, str] = (0, "")
+    last_tick_msc: int = 0
+    restart_requested: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    #: Serialises cursor updates (reader thread) with cursor reads (restart).
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def worker_id(self) -> int:
+        return self.spec.worker_id
+
+
+class ConnectorPool:
+    def __init__(
+        self,
+        specs: Sequence[WorkerSpec],
+        sink: asyncio.Queue[TickBatch],
+        *,
+        policy: BackoffPolicy | None = None,
+        stall_timeout: float = 10.0,
+        connect_timeout: float = 90.0,
+        stop_timeout: float = 5.0,
+        start_msc: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        if len({s.worker_id for s in specs}) != len(specs):
+            raise ValueError("worker ids must be unique")
+        self._clock = clock
+        start = start_msc if start_msc is not None else int(clock.time() * 1000)
+        self._slots = {
+            s.worker_id: _Slot(
+                s,
+                {sym: CaptureCursor(*s.cursors.get(sym, (start, 0))) for sym in s.symbols},
+            )
+            for s in specs
+        }
+        self._sink = sink
+        self._policy = policy or BackoffPolicy()
+        self._stall_timeout = stall_timeout
+        self._connect_timeout = connect_timeout
+        self._stop_timeout = stop_timeout
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---------------------------------------------------------------- public API
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for slot in self._slots.values():
+            slot.task = asyncio.create_task(
+                self._supervise(slot), name=f"supervise-worker-{slot.worker_id}"
+            )
+
+    async def stop(self) -> None:
+        """Stop every worker; the ticks they already sent are still delivered to the sink."""
+        self._stopping = True
+        for slot in self._slots.values():
+            slot.wake.set()
+        tasks = [s.task for s in self._slots.values() if s.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def health(self) -> list[WorkerHealth]:
+        now = self._clock.monotonic()
+        out = []
+        for slot in self._slots.values():
+            proc = slot.process
+            since = slot.streaming_since
+            out.append(
+                WorkerHealth(
+                    worker_id=slot.worker_id,
+                    terminal=slot.spec.terminal.name,
+                    symbols=slot.spec.symbols,
+                    state=slot.state,
+                    pid=proc.pid if proc is not None and proc.is_alive() else None,
+                    ticks=slot.ticks,
+                    batches=slot.batches,
+                    reconnects=slot.reconnects,
+                    uptime=now - since if since is not None else 0.0,
+                    last_error_code=slot.last_error[0],
+                    last_error_text=slot.last_error[1],
+                    last_tick_msc=slot.last_tick_msc,
+                    enabled=slot.enabled,
+                )
+            )
+        return out
+
+    def cursors(self) -> dict[str, tuple[int, int]]:
+        """Where capture stands per symbol: the resume point of the whole pool."""
+        out: dict[str, tuple[int, int]] = {}
+        for slot in self._slots.values():
+            with slot.lock:
+                out.update({sym: c.as_tuple() for sym, c in slot.cursors.items()})
+        return out
+
+    def restart(self, worker_id: int) -> None:
+        """Reconnect a worker now, skipping any backoff wait (user intent)."""
+        slot = self._slots[worker_id]
+        slot.enabled = True
+        slot.restart_requested = True
+        slot.wake.set()
+
+    def disable(self, worker_id: int) -> None:
+        slot = self._slots[worker_id]
+        slot.enabled = False
+        slot.wake.set()
+
+    def enable(self, worker_id: int) -> None:
+        slot = self._slots[worker_id]
+        slot.enabled = True
+        slot.wake.set()
+
+    # ---------------------------------------------------------------- supervision
+    async def _supervise(self, slot: _Slot) -> None:
+        backoff = Backoff(self._policy)
+        while not self._stopping:
+            if not slot.enabled:
+                slot.state = WorkerState.STOPPED
+                await self._sleep_until_woken(slot, None)
+                continue
+            slot.restart_requested = False
+            exit_code, streamed_for = await self._run_process(slot)
+            if self._stopping:
+                break
+            if slot.restart_requested or not slot.enabled:
+                backoff.reset()
+                continue
+            slot.reconnects += 1
+            if exit_code == EXIT_FATAL:
+                slot.state = WorkerState.FAILED
+                log.error("worker %d failed: %s", slot.worker_id, slot.last_error[1])
+                await self._sleep_until_woken(slot, None)
+                backoff.reset()
+                continue
+            if streamed_for >= _STABLE_AFTER:
+                backoff.reset()
+            delay = backoff.next_delay()
+            slot.state = WorkerState.BACKING_OFF
+            log.warning(
+                "worker %d ended (exit %s, %s); reconnecting in %.2f s",
+                slot.worker_id,
+                exit_code,
+                slot.last_error[1] or "no error reported",
+                delay,
+            )
+            await self._sleep_until_woken(slot, delay)
+        slot.state = WorkerState.STOPPED
+
+    async def _sleep_until_woken(self, slot: _Slot, timeout: float | None) -> None:
+        slot.wake.clear()
+        if self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(slot.wake.wait(), timeout)
+
+    async def _run_process(self, slot: _Slot) -> tuple[int | None, float]:
+        """Run one worker process to its end; returns its exit code and streaming time."""
+        loop = asyncio.get_running_loop()
+        with slot.lock:
+            cursors = {sym: c.as_tuple() for sym, c in slot.cursors.items()}
+        spec = replace(slot.spec, cursors=cursors)
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=worker_main,
+            args=(spec, child_conn),
+            name=f"mt5-worker-{slot.worker_id}",
+            daemon=True,
+        )
+        slot.state = WorkerState.CONNECTING
+        slot.streaming_since = None
+        slot.last_message_at = self._clock.monotonic()
+        proc.start()
+        child_conn.close()  # so that the worker's death shows up as EOF on our end
+        slot.process, slot.conn = proc, parent_conn
+        ended = asyncio.Event()
+        reader = threading.Thread(
+            target=self._read,
+            args=(slot, parent_conn, loop, ended),
+            name=f"read-worker-{slot.worker_id}",
+            daemon=True,
+        )
+        reader.start()
+        stop_sent_at: float | None = None
+        while not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), _TICK)
+            if ended.is_set():
+                break
+            now = self._clock.monotonic()
+            leaving = self._stopping or slot.restart_requested or not slot.enabled
+            if leaving and stop_sent_at is None:
+                stop_sent_at = now
+                with contextlib.suppress(OSError):
+                    parent_conn.send_bytes(wire.STOP_BYTES)
+            elif stop_sent_at is not None and now - stop_sent_at > self._stop_timeout:
+                log.warning("worker %d ignored stop; killing it", slot.worker_id)
+                proc.kill()
+            elif stop_sent_at is None:
+                self._check_stall(slot, proc, now)
+        await asyncio.to_thread(proc.join)
+        await asyncio.to_thread(reader.join)
+        parent_conn.close()
+        streamed_for = (
+            self._clock.monotonic() - slot.streaming_since if slot.streaming_since else 0.0
+        )
+        slot.streaming_since = None
+        exit_code = proc.exitcode
+        if exit_code not in (EXIT_STOPPED, None) and not slot.last_error[1]:
+            slot.last_error = (0, f"worker process ended with exit code {exit_code}")
+        return exit_code, streamed_for
+
+    def _check_stall(
+        self, slot: _Slot, proc: multiprocessing.process.BaseProcess, now: float
+    ) -> None:
+        limit = self._stall_timeout if slot.streaming_since else self._connect_timeout
+        silent = now - slot.last_message_at
+        if silent > limit:
+            slot.state = WorkerState.STALLED
+            slot.last_error = (0, f"terminal did not answer for {silent:.1f} s")
+            log.warning("worker %d stalled (%.1f s silent); killing it", slot.worker_id, silent)
+            proc.kill()
+
+    # ---------------------------------------------------------------- reader thread
+    def _read(
+        self,
+        slot: _Slot,
+        conn: Connection,
+        loop: asyncio.AbstractEventLoop,
+        ended: asyncio.Event,
+    ) -> None:
+        """Drain one worker's pipe until EOF (its death), feeding the sink in order."""
+        try:
+            while True:
+                try:
+                    data = conn.recv_bytes()
+                except (EOFError, OSError):
+                    return
+                slot.last_message_at = self._clock.monotonic()
+                try:
+                    msg = wire.decode(data)
+                except wire.WireError as exc:
+                    log.error("worker %d sent garbage (%s); restarting it", slot.worker_id, exc)
+                    slot.last_error = (0, f"bad message from worker: {exc}")
+                    if slot.process is not None:
+                        slot.process.kill()
+                    return
+                if isinstance(msg, TickBatch):
+                    if not self._hand_over(msg, loop):
+                        return
+                    with slot.lock:
+                        slot.cursors[msg.symbol].advance(msg.ticks)
+                    slot.ticks += len(msg.ticks)
+                    slot.batches += 1
+                    slot.last_tick_msc = msg.last_msc
+                elif isinstance(msg, wire.StatusMsg):
+                    loop.call_soon_threadsafe(self._on_status, slot, msg)
+        finally:
+            loop.call_soon_threadsafe(ended.set)
+
+    def _hand_over(self, batch: TickBatch, loop: asyncio.AbstractEventLoop) -> bool:
+        """Put a batch into the sink, waiting for room; False if the loop went away."""
+        fut = asyncio.run_coroutine_threadsafe(self._sink.put(batch), loop)
+        while True:
+            try:
+                fut.result(timeout=1.0)
+                return True
+            except concurrent.futures.TimeoutError:
+                if loop.is_closed():
+                    return False
+            except (concurrent.futures.CancelledError, RuntimeError):
+                return False
+
+    def _on_status(self, slot: _Slot, msg: wire.StatusMsg) -> None:
+        if msg.error_code or msg.error_text:
+            slot.last_error = (msg.error_code, msg.error_text)
+        if msg.state == "streaming":
+            slot.state = WorkerState.STREAMING
+            slot.streaming_since = self._clock.monotonic()
+            slot.last_error = (0, "")
+            log.info("worker %d streaming %s", slot.worker_id, ", ".join(slot.spec.symbols))
+        elif msg.state == "connecting":
+            slot.state = WorkerState.CONNECTING
+
+
+def spread_symbols(symbols: Sequence[str], workers: int) -> list[tuple[str, ...]]:
+    """Deal symbols round-robin over at most ``workers`` connections, none left empty."""
+    n = max(1, min(workers, len(symbols)))
+    return [tuple(symbols[i::n]) for i in range(n)]
+
+

@@ -1,0 +1,35 @@
+"""How to reach one terminal: a picklable description handed to each worker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+TerminalKind = Literal["simulated", "mt5"]
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalSpec:
+    """Everything a worker needs to open its terminal.
+
+    ``kind="mt5"`` uses the real ``MetaTrader5`` module (Windows only);
+    ``kind="simulated"`` uses :class:`~app.terminal.simulated.SimulatedTerminal`, whose
+    market is a pure function of ``seed``, the symbol and the time.
+    """
+
+    name: str = "simulated"
+    kind: TerminalKind = "simulated"
+    path: str | None = None
+    login: int | None = None
+    #: Never printed: excluded from ``repr`` so it cannot leak into logs or tracebacks.
+    password: str | None = field(default=None, repr=False)
+    server: str | None = None
+    timeout_ms: int = 60_000
+    portable: bool = False
+    # --- simulated terminal only ---
+    seed: int = 42
+    #: Ticks per second per symbol; symbols not listed use their profile's default.
+    rates: tuple[tuple[str, float], ...] = ()
+    #: JSON file a test (or a user) writes to inject faults into a running simulated terminal.
+    control_file: Path | None = None

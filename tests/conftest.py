@@ -1,0 +1,36 @@
+"""Shared helpers: wait for states, never for fixed sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+async def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float = 60.0,
+    what: str = "condition",
+    interval: float = 0.02,
+) -> None:
+    """Poll ``predicate`` on the running loop until it holds, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def wait_until_sync(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+

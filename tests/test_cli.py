@@ -1,0 +1,101 @@
+"""``trading-client`` as a user runs it: real subprocesses, real signals, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import wait_until_sync
+
+CLI = [sys.executable, "-m", "app"]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.slow
+def test_run_streams_from_five_workers_and_prints_a_summary() -> None:
+    result = run_cli("run", "--duration", "6")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    status = [ln for ln in lines if "ticks/s" in ln and "workers" in ln]
+    assert len(status) >= 4
+    assert any("workers 5/5 streaming" in ln for ln in status), result.stdout
+    summary = [ln for ln in lines if ln.startswith("  worker ")]
+    assert len(summary) == 5
+    assert all("0 reconnects" in ln for ln in summary), result.stdout
+    captured = next(ln for ln in lines if ln.startswith("captured "))
+    assert int(captured.split()[1].replace(",", "")) > 0
+
+
+def test_invalid_config_exits_2_with_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"pool": {"size": 0}}))
+    result = run_cli("run", "--config", str(bad), "--duration", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {bad}: pool.size: 0 is below the minimum 1"]
+    assert "Traceback" not in result.stderr
+
+
+def test_unreadable_json_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"pool": ')
+    result = run_cli("run", "--config", str(bad))
+    assert result.returncode == 2
+    assert str(bad) in result.stderr
+    assert "not valid JSON" in result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_and_leaves_no_worker_behind() -> None:
+    proc = subprocess.Popen([*CLI, "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "workers 5/5 streaming" in line:
+                break
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 5
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "captured " in out
+    wait_until_sync(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), 30, "workers to exit")
+
+
+@pytest.mark.slow
+def test_workers_exit_when_the_app_is_killed_outright() -> None:
+    proc = subprocess.Popen([*CLI, "run"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "workers 5/5 streaming" in line:
+                break
+        children = psutil.Process(proc.pid).children(recursive=True)
+        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 5
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 30
+    wait_until_sync(
+        lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+        or time.monotonic() > deadline,
+        40,
+        "orphaned workers to exit",
+    )
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
