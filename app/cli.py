@@ -57,7 +57,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="settings file (JSON); default: built-in defaults")
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    p.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)"
+    )
     p.add_argument("--symbols", nargs="+", metavar="SYMBOL", help="capture these symbols instead")
     p.add_argument("--rate", type=float, help="simulated terminal: ticks per second per symbol")
     p.add_argument("--workers", type=int, help="number of terminal connections (pool size)")
@@ -72,7 +74,7 @@ def _apply_overrides(config: ClientConfig, args: argparse.Namespace) -> ClientCo
         data["terminals"] = [first]
     if args.rate is not None:
         for term in data["terminals"]:
-            term["rates"] = {s: args.rate for s in term["symbols"]}
+            term["rates"] = dict.fromkeys(term["symbols"], args.rate)
     if args.workers is not None:
         data["pool"]["size"] = args.workers
     try:
@@ -160,4 +162,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

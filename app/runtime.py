@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 QUEUE_BATCHES = 512
 
 
-def plan_workers(config: ClientConfig, passwords: Mapping[str, str] | None = None) -> list[WorkerSpec]:
+def plan_workers(
+    config: ClientConfig, passwords: Mapping[str, str] | None = None
+) -> list[WorkerSpec]:
     """Spread ``pool.size`` connections over the terminals, in proportion to their symbols.
 
     Every terminal gets at least one connection, and no connection is left without a

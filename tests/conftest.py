@@ -26,11 +26,11 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
-def wait_until_sync(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+def wait_until_sync(
+    predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.02)
-
-

@@ -19,7 +19,9 @@ CLI = [sys.executable, "-m", "app"]
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.mark.slow
@@ -42,7 +44,9 @@ def test_invalid_config_exits_2_with_one_clear_line(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"pool": {"size": 0}}))
     result = run_cli("run", "--config", str(bad), "--duration", "1")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: {bad}: pool.size: 0 is below the minimum 1"]
+    assert result.stderr.strip().splitlines() == [
+        f"error: {bad}: pool.size: 0 is below the minimum 1"
+    ]
     assert "Traceback" not in result.stderr
 
 
@@ -57,7 +61,9 @@ def test_unreadable_json_names_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigterm_stops_cleanly_and_leaves_no_worker_behind() -> None:
-    proc = subprocess.Popen([*CLI, "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -72,12 +78,18 @@ def test_sigterm_stops_cleanly_and_leaves_no_worker_behind() -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert "captured " in out
-    wait_until_sync(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), 30, "workers to exit")
+    wait_until_sync(
+        lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children),
+        30,
+        "workers to exit",
+    )
 
 
 @pytest.mark.slow
 def test_workers_exit_when_the_app_is_killed_outright() -> None:
-    proc = subprocess.Popen([*CLI, "run"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "run"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -93,8 +105,10 @@ def test_workers_exit_when_the_app_is_killed_outright() -> None:
             proc.kill()
     deadline = time.monotonic() + 30
     wait_until_sync(
-        lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
-        or time.monotonic() > deadline,
+        lambda: (
+            not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+            or time.monotonic() > deadline
+        ),
         40,
         "orphaned workers to exit",
     )

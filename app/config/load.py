@@ -30,7 +30,11 @@ def _describe(err: dict[str, Any]) -> str:
         return f"{loc}: missing"
     else:
         rule = str(err["msg"]).removeprefix("Value error, ")
-        return f"{loc}: {rule}" if kind == "value_error" else f"{loc}: {value!r} {rule[0].lower()}{rule[1:]}"
+        return (
+            f"{loc}: {rule}"
+            if kind == "value_error"
+            else f"{loc}: {value!r} {rule[0].lower()}{rule[1:]}"
+        )
     return f"{loc}: {value!r} {rule}"
 
 

@@ -23,26 +23,36 @@ class _Section(BaseModel):
 
 
 class TerminalConfig(_Section):
-    name: str = Field("simulated", min_length=1, description="A name for this terminal, shown in the pool panel.")
+    name: str = Field(
+        "simulated", min_length=1, description="A name for this terminal, shown in the pool panel."
+    )
     kind: Literal["simulated", "mt5"] = Field(
         "simulated",
         description="'mt5' attaches to a real MetaTrader 5 terminal (Windows, 'mt5' extra); "
         "'simulated' uses the built-in terminal.",
     )
-    path: str | None = Field(None, description="Path to terminal64.exe; empty attaches to the running terminal.")
-    login: int | None = Field(None, ge=1, description="Broker account number; the password lives in the credential vault.")
+    path: str | None = Field(
+        None, description="Path to terminal64.exe; empty attaches to the running terminal."
+    )
+    login: int | None = Field(
+        None, ge=1, description="Broker account number; the password lives in the credential vault."
+    )
     server: str | None = Field(None, description="Broker trade server, e.g. 'MetaQuotes-Demo'.")
-    timeout_ms: int = Field(60_000, ge=1_000, le=600_000, description="How long initialize() may take, in ms.")
+    timeout_ms: int = Field(
+        60_000, ge=1_000, le=600_000, description="How long initialize() may take, in ms."
+    )
     portable: bool = Field(False, description="Start the terminal in portable mode.")
     symbols: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SYMBOLS),
         min_length=1,
         description="Symbols to capture from this terminal.",
     )
-    seed: int = Field(42, description="Simulated terminal only: the seed its market is generated from.")
+    seed: int = Field(
+        42, description="Simulated terminal only: the seed its market is generated from."
+    )
     rates: dict[str, float] = Field(
         default_factory=dict,
-        description="Simulated terminal only: ticks per second per symbol (1 to 200,000).",
+        description="Simulated terminal only: ticks per second per symbol (1 to 1,000,000).",
     )
     control_file: Path | None = Field(
         None, description="Simulated terminal only: a JSON file that injects faults (tests, demos)."
@@ -64,8 +74,8 @@ class TerminalConfig(_Section):
     @classmethod
     def _rates_in_range(cls, v: dict[str, float]) -> dict[str, float]:
         for sym, r in v.items():
-            if not 1 <= r <= 200_000:
-                raise ValueError(f"{sym}: {r} ticks/s is outside 1..200000")
+            if not 1 <= r <= 1_000_000:
+                raise ValueError(f"{sym}: {r} ticks/s is outside 1..1000000")
         return v
 
     def to_spec(self, password: str | None = None) -> TerminalSpec:
@@ -87,7 +97,9 @@ class TerminalConfig(_Section):
 class BackoffConfig(_Section):
     initial_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay, seconds.")
     maximum_s: float = Field(30.0, gt=0, le=3600, description="Longest reconnect delay, seconds.")
-    multiplier: float = Field(2.0, ge=1, le=10, description="Growth of the delay per failed attempt.")
+    multiplier: float = Field(
+        2.0, ge=1, le=10, description="Growth of the delay per failed attempt."
+    )
     jitter: float = Field(0.5, ge=0, le=1, description="Fraction of each delay that is randomised.")
 
     @model_validator(mode="after")
@@ -101,19 +113,43 @@ class BackoffConfig(_Section):
 
 
 class PoolConfig(_Section):
-    size: int = Field(5, ge=1, le=64, description="Number of terminal connections (worker processes).")
-    poll_interval_ms: float = Field(2.0, ge=0.1, le=1000, description="Pause between polls when a terminal has nothing new, ms.")
-    max_batch: int = Field(10_000, ge=1, le=1_000_000, description="Most ticks taken from a terminal per poll and symbol.")
-    stall_timeout_s: float = Field(10.0, ge=1, le=600, description="A streaming worker silent this long is killed and restarted.")
-    connect_timeout_s: float = Field(90.0, ge=1, le=900, description="How long a worker may take to connect before it counts as stalled.")
+    size: int = Field(
+        5, ge=1, le=64, description="Number of terminal connections (worker processes)."
+    )
+    poll_interval_ms: float = Field(
+        2.0, ge=0.1, le=1000, description="Pause between polls when a terminal has nothing new, ms."
+    )
+    max_batch: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Most ticks taken from a terminal per poll and symbol.",
+    )
+    stall_timeout_s: float = Field(
+        10.0,
+        ge=1,
+        le=600,
+        description="A streaming worker silent this long is killed and restarted.",
+    )
+    connect_timeout_s: float = Field(
+        90.0,
+        ge=1,
+        le=900,
+        description="How long a worker may take to connect before it counts as stalled.",
+    )
     backoff: BackoffConfig = Field(default_factory=BackoffConfig, description="Reconnect delays.")
 
 
 class CacheConfig(_Section):
     ticks_per_symbol: int = Field(
-        250_000, ge=1_000, le=50_000_000, description="Ticks kept in memory per symbol (60 bytes each)."
+        250_000,
+        ge=1_000,
+        le=50_000_000,
+        description="Ticks kept in memory per symbol (60 bytes each).",
     )
-    bar_history: int = Field(1_440, ge=10, le=1_000_000, description="Closed bars kept per symbol and timeframe.")
+    bar_history: int = Field(
+        1_440, ge=10, le=1_000_000, description="Closed bars kept per symbol and timeframe."
+    )
 
 
 class BackendConfig(_Section):
@@ -124,7 +160,9 @@ class BackendConfig(_Section):
 
 class ClientConfig(_Section):
     terminals: list[TerminalConfig] = Field(
-        default_factory=lambda: [TerminalConfig()], min_length=1, description="Terminals to capture from."
+        default_factory=lambda: [TerminalConfig()],
+        min_length=1,
+        description="Terminals to capture from.",
     )
     pool: PoolConfig = Field(default_factory=PoolConfig, description="Connection pool.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="In-memory tick cache.")

@@ -340,5 +340,3 @@ def spread_symbols(symbols: Sequence[str], workers: int) -> list[tuple[str, ...]
     """Deal symbols round-robin over at most ``workers`` connections, none left empty."""
     n = max(1, min(workers, len(symbols)))
     return [tuple(symbols[i::n]) for i in range(n)]
-
-

@@ -9,6 +9,7 @@ code and text and exits; the supervisor decides whether and when to start it aga
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -47,7 +48,7 @@ class WorkerSpec:
     heartbeat_interval: float = 0.5
 
 
-class _Fatal(Exception):
+class _FatalError(Exception):
     def __init__(self, code: int, text: str, exit_code: int) -> None:
         super().__init__(text)
         self.code = code
@@ -55,11 +56,11 @@ class _Fatal(Exception):
         self.exit_code = exit_code
 
 
-def _terminal_error(api: MT5Api, what: str, exit_code: int = EXIT_TERMINAL_ERROR) -> _Fatal:
+def _terminal_error(api: MT5Api, what: str, exit_code: int = EXIT_TERMINAL_ERROR) -> _FatalError:
     code, text = api.last_error()
     if code == RES_E_AUTH_FAILED:
         exit_code = EXIT_FATAL
-    return _Fatal(code, f"{what}: {text}", exit_code)
+    return _FatalError(code, f"{what}: {text}", exit_code)
 
 
 def _watch_parent() -> None:
@@ -82,9 +83,7 @@ class _Worker:
         self.conn = conn
         self.api = api
         start = int(time.time() * 1000)
-        self.cursors = {
-            s: CaptureCursor(*spec.cursors.get(s, (start, 0))) for s in spec.symbols
-        }
+        self.cursors = {s: CaptureCursor(*spec.cursors.get(s, (start, 0))) for s in spec.symbols}
         self.sizers = {s: PollSizer(spec.max_batch) for s in spec.symbols}
         self.last_sent = time.monotonic()
 
@@ -94,16 +93,28 @@ class _Worker:
 
     def connect(self) -> None:
         t = self.spec.terminal
-        kwargs: dict[str, object] = {"timeout": t.timeout_ms, "portable": t.portable}
-        if t.login is not None:
-            kwargs.update(login=t.login, password=t.password or "", server=t.server or "")
-        if not self.api.initialize(t.path, **kwargs):
+        if t.login is None:
+            ok = self.api.initialize(t.path, timeout=t.timeout_ms, portable=t.portable)
+        else:
+            ok = self.api.initialize(
+                t.path,
+                login=t.login,
+                # Empty means "the password the terminal has saved for this login".
+                password=t.password or "",
+                server=t.server or "",
+                timeout=t.timeout_ms,
+                portable=t.portable,
+            )
+        if not ok:
             raise _terminal_error(self.api, f"initialize {t.name}")
         for symbol in self.spec.symbols:
             if not self.api.symbol_select(symbol, True):
                 code, text = self.api.last_error()
-                raise _Fatal(code, f"symbol {symbol} is not available on {t.name}: {text}",
-                             EXIT_FATAL if code not in (RES_E_INTERNAL_FAIL,) else EXIT_TERMINAL_ERROR)
+                raise _FatalError(
+                    code,
+                    f"symbol {symbol} is not available on {t.name}: {text}",
+                    EXIT_FATAL if code not in (RES_E_INTERNAL_FAIL,) else EXIT_TERMINAL_ERROR,
+                )
         version = self.api.version()
         account = self.api.account_info()
         self.send(
@@ -162,12 +173,20 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
         api = open_terminal(spec.terminal)
         exit_code = _Worker(spec, conn, api).run()
     except TerminalUnavailable as exc:
-        exit_code = _report(conn, wire.StatusMsg("failed", RES_E_INTERNAL_FAIL, str(exc)), EXIT_FATAL)
-    except _Fatal as exc:
+        exit_code = _report(
+            conn, wire.StatusMsg("failed", RES_E_INTERNAL_FAIL, str(exc)), EXIT_FATAL
+        )
+    except _FatalError as exc:
         state = "failed" if exc.exit_code == EXIT_FATAL else "error"
         exit_code = _report(conn, wire.StatusMsg(state, exc.code, exc.text), exc.exit_code)
     except (BrokenPipeError, EOFError, ConnectionResetError):
         exit_code = EXIT_STOPPED  # the supervisor is gone; nobody to report to
+    except Exception as exc:  # a bug: report it like a terminal error, and be restarted
+        log.exception("worker %d crashed", spec.worker_id)
+        text = f"worker crashed: {type(exc).__name__}: {exc}"
+        exit_code = _report(
+            conn, wire.StatusMsg("error", RES_E_INTERNAL_FAIL, text), EXIT_TERMINAL_ERROR
+        )
     finally:
         if api is not None:
             api.shutdown()
@@ -177,8 +196,6 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
 
 
 def _report(conn: Connection, msg: wire.StatusMsg, exit_code: int) -> int:
-    try:
+    with contextlib.suppress(OSError, EOFError):
         conn.send_bytes(wire.encode(msg))
-    except (BrokenPipeError, EOFError, ConnectionResetError, OSError):
-        pass
     return exit_code

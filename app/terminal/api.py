@@ -7,7 +7,7 @@ satisfy it, so the connector runs one code path whatever the source of ticks.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from app.terminal.types import AccountInfo, SymbolInfo, TerminalInfo, Tick
 from app.ticks import TickArray
@@ -18,7 +18,16 @@ DateLike = datetime | int | float
 class MT5Api(Protocol):
     COPY_TICKS_ALL: int
 
-    def initialize(self, path: str | None = None, **kwargs: Any) -> bool: ...
+    def initialize(
+        self,
+        path: str | None = None,
+        *,
+        login: int | None = ...,
+        password: str | None = ...,
+        server: str | None = ...,
+        timeout: int | None = ...,
+        portable: bool = ...,
+    ) -> bool: ...
 
     def login(
         self, login: int, password: str = ..., server: str = ..., timeout: int = ...

@@ -8,10 +8,11 @@ functions themselves.
 
 How the ticks of one symbol are defined:
 
-* Every whole UTC second ``s`` draws its ticks from its own random generator, seeded with
-  ``(seed, crc32(symbol), s)``: how many ticks fall in each of its 1000 milliseconds
-  (Poisson, so at high rates several ticks share a millisecond, as on a real feed) and
-  per-tick noise.
+* Every whole UTC second ``s`` draws its ticks from its own random stream (a Philox
+  generator keyed by ``(seed, crc32(symbol))`` at counter block ``s``): a Poisson number
+  of ticks at uniform milliseconds (so at high rates several ticks share a millisecond,
+  as on a real feed) and per-tick noise. The streams are those of the installed numpy;
+  processes compared with each other must share it.
 * The mid price is a sum of value-noise octaves (1 ms to ~25 days) hashed from the
   absolute time, with amplitudes growing as ``sqrt(period)``: increments look like a
   random walk of the profile's volatility, yet the price at any millisecond is computed
@@ -321,10 +322,24 @@ class _SymbolGen:
         self._state["state"]["counter"] = np.array([0, s & _MASK64, 0, 0], dtype=np.uint64)
         self._bitgen.state = self._state
 
+    def raw_backwards(self, s_last: int, s_first: int) -> Iterator[_Raw]:
+        """Raw quotes of seconds ``s_last`` down to ``s_first``, in growing chunks.
+
+        Each chunk is in time order; chunks come newest first. Growing chunks keep a
+        search back over a quiet stretch linear in its length, and cheap when it is short.
+        """
+        size = 1
+        hi = s_last + 1
+        while hi > s_first and self.rate > 0:
+            lo = max(s_first, hi - size)
+            yield self.raw(lo, hi)
+            hi = lo
+            size = min(size * 4, _MAX_BLOCK_S)
+
     def carry_in(self, s: int, cached_prev: TickArray | None) -> _Carry:
         """The state the first quote of second ``s`` is compared against."""
         window_start = s - s % _WINDOW_S
-        if s == window_start:
+        if s == window_start or self.rate == 0:
             return _Carry()
         has_last = self.profile.has_last
         if cached_prev is not None and len(cached_prev):
@@ -340,8 +355,7 @@ class _SymbolGen:
             )
         bid = ask = last_pts = None
         volume = 0
-        for back in range(s - 1, window_start - 1, -1):
-            r = self.raw(back, back + 1)
+        for r in self.raw_backwards(s - 1, window_start):
             if bid is None and len(r.t):
                 bid, ask = int(r.bid[-1]), int(r.ask[-1])
             if has_last and last_pts is None and r.trade is not None and r.trade.any():
@@ -505,13 +519,23 @@ class Market:
 
     def last_tick(self, symbol: str, at_msc: int) -> np.void | None:
         """The latest tick with ``time_msc < at_msc`` (looking back at most an hour)."""
-        self._gen(symbol)
-        s = (at_msc - 1) // 1000
-        for back in range(s, s - _LAST_TICK_LOOKBACK_S, -1):
-            ticks = self._second(symbol, back)
+        gen = self._gen(symbol)
+        s_last = (at_msc - 1) // 1000
+        floor = s_last - _LAST_TICK_LOOKBACK_S + 1
+        while s_last >= floor:
+            # Find the newest second with a generated quote, then send-filter only that one.
+            with self._lock:
+                s_busy = next(
+                    (int(r.t[-1]) // 1000 for r in gen.raw_backwards(s_last, floor) if len(r.t)),
+                    None,
+                )
+            if s_busy is None:
+                return None
+            ticks = self._second(symbol, s_busy)
             end = int(np.searchsorted(ticks["time_msc"], at_msc, side="left"))
             if end:
                 return ticks[end - 1].copy()  # type: ignore[no-any-return]
+            s_last = s_busy - 1  # every quote of that second repeated the one before
         return None
 
     # --- internals -----------------------------------------------------------------------

@@ -122,8 +122,8 @@ def _epoch_seconds(value: object) -> int | None:
 class SimulatedTerminal:
     """The ``MetaTrader5`` module's API over a simulated market; see the module doc.
 
-    ``accounts`` maps logins to passwords; ``None`` accepts any login. A ``None``
-    password stands for the one the terminal has saved, and is accepted.
+    ``accounts`` maps logins to passwords; ``None`` accepts any login. A ``None`` or
+    empty password stands for the one the terminal has saved, and is accepted.
     """
 
     # The module's constants, so code written as ``mt5.COPY_TICKS_ALL`` works unchanged.
@@ -260,12 +260,7 @@ class SimulatedTerminal:
         server: str | None = None,
         timeout: int | None = None,
         portable: bool = False,
-        **unexpected: Any,
     ) -> bool:
-        # ``**unexpected`` only lets this match ``MT5Api.initialize(path, **kwargs)``;
-        # like the real module, an unknown keyword is a TypeError.
-        if unexpected:
-            raise TypeError(f"initialize() got unexpected keyword arguments: {sorted(unexpected)}")
         timeout_ms = _DEFAULT_TIMEOUT_MS if timeout is None else timeout
         if not self._wait_while_stalled(time.monotonic() + timeout_ms / 1000):
             self._connected = False
@@ -300,7 +295,7 @@ class SimulatedTerminal:
 
     def _authorize(self, login: int, password: str | None, server: str | None) -> bool:
         known = self._accounts is None or (
-            login in self._accounts and (password is None or self._accounts[login] == password)
+            login in self._accounts and (not password or self._accounts[login] == password)
         )
         if self._fault is FaultMode.AUTH_FAIL or not known:
             self._fail(c.RES_E_AUTH_FAILED)

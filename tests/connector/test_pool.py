@@ -6,10 +6,10 @@ captured with what the terminal's (deterministic) history holds for the same spa
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -86,7 +86,9 @@ def live_workers() -> list[psutil.Process]:
     return out
 
 
-async def start(runtimes: list[Runtime], config: ClientConfig, start_msc: int) -> tuple[Runtime, Recorder]:
+async def start(
+    runtimes: list[Runtime], config: ClientConfig, start_msc: int
+) -> tuple[Runtime, Recorder]:
     rt = Runtime(config, start_msc=start_msc)
     rec = Recorder()
     rt.collector.subscribe(rec)
@@ -110,8 +112,6 @@ def assert_equals_terminal_history(
 
 
 def now_msc() -> int:
-    import time
-
     return int(time.time() * 1000)
 
 
@@ -126,7 +126,9 @@ async def test_sigkilled_worker_restarts_and_the_stream_has_no_gap_and_no_double
     def states() -> list[WorkerState]:
         return [w.state for w in rt.pool.health()]
 
-    await wait_until(lambda: all(s is WorkerState.STREAMING for s in states()), 90, "5 streaming workers")
+    await wait_until(
+        lambda: all(s is WorkerState.STREAMING for s in states()), 90, "5 streaming workers"
+    )
     await wait_until(lambda: all(rec.count(s) > 100 for s in SYMBOLS), 30, "ticks on every symbol")
     before = {w.worker_id: w for w in rt.pool.health()}
     victim = next(w for w in before.values() if "EURUSD" in w.symbols)
@@ -138,7 +140,9 @@ async def test_sigkilled_worker_restarts_and_the_stream_has_no_gap_and_no_double
     def restarted() -> bool:
         health = {w.worker_id: w for w in rt.pool.health()}
         for wid, w in health.items():
-            if wid != victim.worker_id and (w.state is not WorkerState.STREAMING or w.pid != before[wid].pid):
+            if wid != victim.worker_id and (
+                w.state is not WorkerState.STREAMING or w.pid != before[wid].pid
+            ):
                 others_left_streaming.append(f"worker {wid}: {w.state} pid {w.pid}")
         v = health[victim.worker_id]
         return v.state is WorkerState.STREAMING and v.pid not in (None, victim.pid)
@@ -166,27 +170,35 @@ async def test_stalled_terminal_is_killed_and_restarted_while_another_keeps_stre
     control = tmp_path / "faults.json"
     control.write_text(json.dumps({"mode": "ok"}))
     config = make_config(
-        TerminalConfig(name="flaky", symbols=["EURUSD"], rates={"EURUSD": 200}, control_file=control),
+        TerminalConfig(
+            name="flaky", symbols=["EURUSD"], rates={"EURUSD": 200}, control_file=control
+        ),
         TerminalConfig(name="steady", symbols=["GBPUSD"], rates={"GBPUSD": 200}),
         size=2,
     )
     start_msc = now_msc()
     rt, rec = await start(started, config, start_msc)
     health = rt.pool.health
-    await wait_until(lambda: all(w.state is WorkerState.STREAMING for w in health()), 90, "streaming")
+    await wait_until(
+        lambda: all(w.state is WorkerState.STREAMING for w in health()), 90, "streaming"
+    )
     flaky = next(w for w in health() if w.terminal == "flaky")
     control.write_text(json.dumps({"mode": "stall"}))
     await wait_until(
-        lambda: health()[flaky.worker_id - 1].state is WorkerState.STALLED
-        or health()[flaky.worker_id - 1].reconnects >= 1,
+        lambda: (
+            health()[flaky.worker_id - 1].state is WorkerState.STALLED
+            or health()[flaky.worker_id - 1].reconnects >= 1
+        ),
         30,
         "the stall to be detected",
     )
     assert "did not answer" in health()[flaky.worker_id - 1].last_error_text
     control.write_text(json.dumps({"mode": "ok"}))
     await wait_until(
-        lambda: health()[flaky.worker_id - 1].state is WorkerState.STREAMING
-        and health()[flaky.worker_id - 1].pid != flaky.pid,
+        lambda: (
+            health()[flaky.worker_id - 1].state is WorkerState.STREAMING
+            and health()[flaky.worker_id - 1].pid != flaky.pid
+        ),
         60,
         "the stalled worker to stream again",
     )
@@ -219,14 +231,19 @@ async def test_disconnect_reports_the_mt5_error_and_reconnects_when_the_terminal
     assert w.state in (WorkerState.BACKING_OFF, WorkerState.CONNECTING)
     control.write_text(json.dumps({"mode": "ok"}))
     await wait_until(
-        lambda: rt.pool.health()[0].state is WorkerState.STREAMING and rt.pool.health()[0].reconnects >= 1,
+        lambda: (
+            rt.pool.health()[0].state is WorkerState.STREAMING
+            and rt.pool.health()[0].reconnects >= 1
+        ),
         60,
         "reconnect after the terminal returns",
     )
     mark = rec.count("XAUUSD")
     await wait_until(lambda: rec.count("XAUUSD") > mark + 100, 30, "ticks after reconnect")
     await rt.stop()
-    assert_equals_terminal_history(rec, "XAUUSD", Market(42, DEFAULT_PROFILES, {"XAUUSD": 300}), start_msc)
+    assert_equals_terminal_history(
+        rec, "XAUUSD", Market(42, DEFAULT_PROFILES, {"XAUUSD": 300}), start_msc
+    )
 
 
 async def test_authorization_failure_fails_the_worker_with_the_mt5_code_and_no_retry_storm(
@@ -235,10 +252,13 @@ async def test_authorization_failure_fails_the_worker_with_the_mt5_code_and_no_r
     control = tmp_path / "faults.json"
     control.write_text(json.dumps({"mode": "auth_fail"}))
     config = make_config(
-        TerminalConfig(symbols=["EURUSD"], login=12345, server="Sim-Demo", control_file=control), size=1
+        TerminalConfig(symbols=["EURUSD"], login=12345, server="Sim-Demo", control_file=control),
+        size=1,
     )
     rt, _ = await start(started, config, now_msc())
-    await wait_until(lambda: rt.pool.health()[0].state is WorkerState.FAILED, 60, "the failed state")
+    await wait_until(
+        lambda: rt.pool.health()[0].state is WorkerState.FAILED, 60, "the failed state"
+    )
     w = rt.pool.health()[0]
     assert w.last_error_code == -6
     assert "Authorization failed" in w.last_error_text
@@ -247,20 +267,38 @@ async def test_authorization_failure_fails_the_worker_with_the_mt5_code_and_no_r
     # A user's "reconnect" after fixing the account starts it again.
     control.write_text(json.dumps({"mode": "ok"}))
     rt.pool.restart(w.worker_id)
-    await wait_until(lambda: rt.pool.health()[0].state is WorkerState.STREAMING, 60, "streaming after retry")
+    await wait_until(
+        lambda: rt.pool.health()[0].state is WorkerState.STREAMING, 60, "streaming after retry"
+    )
 
 
 async def test_disable_and_enable_a_worker(started: list[Runtime]) -> None:
-    config = make_config(TerminalConfig(symbols=["EURUSD", "GBPUSD"], rates={"EURUSD": 100, "GBPUSD": 100}), size=2)
-    rt, rec = await start(started, config, now_msc())
-    await wait_until(lambda: all(w.state is WorkerState.STREAMING for w in rt.pool.health()), 90, "streaming")
+    config = make_config(
+        TerminalConfig(symbols=["EURUSD", "GBPUSD"], rates={"EURUSD": 100, "GBPUSD": 100}), size=2
+    )
+    start_msc = now_msc()
+    rt, rec = await start(started, config, start_msc)
+    await wait_until(
+        lambda: all(w.state is WorkerState.STREAMING for w in rt.pool.health()), 90, "streaming"
+    )
     rt.pool.disable(1)
     await wait_until(
-        lambda: rt.pool.health()[0].state is WorkerState.STOPPED and rt.pool.health()[0].pid is None,
+        lambda: (
+            rt.pool.health()[0].state is WorkerState.STOPPED and rt.pool.health()[0].pid is None
+        ),
         30,
         "worker 1 stopped",
     )
     assert rt.pool.health()[1].state is WorkerState.STREAMING
     rt.pool.enable(1)
-    await wait_until(lambda: rt.pool.health()[0].state is WorkerState.STREAMING, 60, "worker 1 back")
+    await wait_until(
+        lambda: rt.pool.health()[0].state is WorkerState.STREAMING, 60, "worker 1 back"
+    )
     assert rt.pool.health()[0].reconnects == 0
+    # Re-enabled, it resumes from its cursor: the disabled span is backfilled, not lost.
+    mark = rec.count("EURUSD")
+    await wait_until(lambda: rec.count("EURUSD") > mark + 50, 30, "EURUSD after re-enable")
+    await rt.stop()
+    market = Market(42, DEFAULT_PROFILES, {"EURUSD": 100, "GBPUSD": 100})
+    for sym in ("EURUSD", "GBPUSD"):
+        assert_equals_terminal_history(rec, sym, market, start_msc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from app.terminal.market import DEFAULT_PROFILES, Market, SymbolProfile
 from app.ticks import TICK_DTYPE, TickArray
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = 1_700_000_000_000  # ms; 1_700_002_800 s is a whole UTC hour, 2.8 s... later
+T0 = 1_700_000_000_000  # ms
 HOUR_MSC = 1_700_002_800_000  # a whole UTC hour: the drop comparison restarts there
 
 EXCHANGE = SymbolProfile(
@@ -156,7 +157,7 @@ def test_two_fresh_markets_agree_and_seeds_differ() -> None:
     assert len(c) != len(a) or not np.array_equal(a, c)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(
     symbol=st.sampled_from(["EURUSD", "XAUUSD", "SBER"]),
     rate=st.sampled_from([None, 0.5, 1500.0]),
@@ -173,15 +174,15 @@ def test_any_chunking_gives_the_same_ticks(
     whole = market(rates).ticks_range(symbol, bounds[0], bounds[-1])
     chunked_market = market(rates)
     chunked_market.ticks_range(symbol, start + warm, start + warm + 2_500)  # warm caches
-    parts = [chunked_market.ticks_range(symbol, a, b) for a, b in zip(bounds, bounds[1:])]
+    parts = [chunked_market.ticks_range(symbol, a, b) for a, b in itertools.pairwise(bounds)]
     assert np.concatenate([whole[:0], *parts]).tobytes() == whole.tobytes()
 
 
 def test_a_span_is_the_same_in_another_process() -> None:
     code = (
         "import sys; from app.terminal.market import Market, DEFAULT_PROFILES; "
-        f"t = Market(11, DEFAULT_PROFILES, {{'XAUUSD': 400}}).ticks_range('XAUUSD', {T0}, {T0 + 5_000}); "
-        "sys.stdout.buffer.write(t.tobytes())"
+        "m = Market(11, DEFAULT_PROFILES, {'XAUUSD': 400}); "
+        f"sys.stdout.buffer.write(m.ticks_range('XAUUSD', {T0}, {T0 + 5_000}).tobytes())"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, check=True, timeout=60
