@@ -75,7 +75,7 @@ class TerminalConfig(_Section):
     def _rates_in_range(cls, v: dict[str, float]) -> dict[str, float]:
         for sym, r in v.items():
             if not 1 <= r <= 1_000_000:
-                raise ValueError(f"{sym}: {r} ticks/s is outside 1..1000000")
+                raise ValueError(f"{sym}: {r:g} ticks/s is outside 1..1000000")
         return v
 
     def to_spec(self, password: str | None = None) -> TerminalSpec:
