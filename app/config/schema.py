@@ -153,9 +153,54 @@ class CacheConfig(_Section):
 
 
 class BackendConfig(_Section):
+    enabled: bool = Field(
+        True, description="Stream ticks to the data bridge and register with the hub."
+    )
     bridge_url: str = Field("ws://localhost:3001/ws", description="Data bridge WebSocket endpoint.")
     gateway_url: str = Field("http://localhost:8000", description="API gateway base URL.")
     hub_url: str = Field("http://localhost:7000", description="Central hub base URL.")
+    client_id: str | None = Field(
+        None, description="This installation's id at the backend; empty uses 'desk-<hostname>'."
+    )
+    embedded: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Start the reference backend in-process: 'auto' when the bridge is on "
+        "localhost and nothing listens there.",
+    )
+    embedded_db: Path | None = Field(
+        None, description="SQLite file of the embedded backend; empty uses the user data folder."
+    )
+    batch_max_ticks: int = Field(
+        5_000, ge=1, le=200_000, description="Most ticks in one message to the bridge."
+    )
+    linger_ms: float = Field(
+        2.0, ge=0.1, le=1_000, description="Longest wait to fill a message before it is sent, ms."
+    )
+    window: int = Field(
+        64, ge=1, le=10_000, description="Messages sent but not yet acknowledged, at most."
+    )
+    compression: bool = Field(
+        False, description="Deflate compression (about half the loopback throughput)."
+    )
+    spool_memory_mb: int = Field(
+        256, ge=1, le=65_536, description="Unacknowledged data kept in memory, MB."
+    )
+    spool_disk_mb: int = Field(
+        2_048,
+        ge=0,
+        le=1_000_000,
+        description="Unacknowledged data spilled to disk past memory, MB.",
+    )
+    spool_dir: Path | None = Field(
+        None, description="Folder for spilled data; empty uses the user cache folder."
+    )
+    ping_interval_s: float = Field(5.0, ge=0.5, le=300, description="WebSocket ping interval, s.")
+    ping_timeout_s: float = Field(
+        5.0, ge=0.5, le=300, description="A link without pong this long is dropped, s."
+    )
+    hub_heartbeat_s: float = Field(
+        5.0, ge=0.5, le=600, description="Heartbeat interval to the central hub, s."
+    )
 
 
 class ClientConfig(_Section):
