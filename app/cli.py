@@ -12,9 +12,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
+
 from app import __version__
 from app.config import ClientConfig, ConfigError, load_config
 from app.connector import WorkerState
+from app.backend.link import LinkState
+from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
 
 log = logging.getLogger("trading_client")
@@ -52,6 +56,16 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_run_arguments(run)
+    add_backend_parser(sub)
+    bench = sub.add_parser(
+        "bench",
+        help="measure throughput and latency, printing JSON",
+        epilog="examples:\n  trading-client bench pipeline --seconds 5 --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("what", choices=["pipeline"], help="what to measure")
+    bench.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
+    bench.add_argument("--json", action="store_true", help="print only the JSON document")
     return parser
 
 
@@ -83,12 +97,22 @@ def _apply_overrides(config: ClientConfig, args: argparse.Namespace) -> ClientCo
         raise ConfigError(f"command line: {exc}") from None
 
 
+def _link_text(link: LinkState | None) -> str:
+    if link is None:
+        return ""
+    if link.connected:
+        return f"  link up, acked {link.ticks_acked:,}, backlog {link.backlog_ticks:,}"
+    return f"  link DOWN, backlog {link.backlog_ticks:,}" + (
+        f" ({link.last_error})" if link.last_error else ""
+    )
+
+
 def _status_line(status: RuntimeStatus, tps: float) -> str:
     marks = " ".join(f"{w.worker_id}:{_STATE_MARK[w.state]}" for w in status.workers)
     streaming = sum(w.state is WorkerState.STREAMING for w in status.workers)
     return (
         f"{time.strftime('%H:%M:%S')}  {tps:>10,.0f} ticks/s  total {status.ticks:>12,}  "
-        f"workers {streaming}/{len(status.workers)} streaming  [{marks}]"
+        f"workers {streaming}/{len(status.workers)} streaming  [{marks}]{_link_text(status.link)}"
     )
 
 
@@ -97,6 +121,12 @@ def _summary(status: RuntimeStatus, elapsed: float) -> str:
         f"captured {status.ticks:,} ticks in {status.batches:,} batches over {elapsed:.1f} s "
         f"({status.ticks / max(elapsed, 1e-9):,.0f} ticks/s)"
     ]
+    if status.link is not None:
+        link = status.link
+        lines.append(
+            f"delivered {link.ticks_acked:,} ticks to {link.url} (acked up to seq "
+            f"{link.last_acked_seq:,}; {link.backlog_ticks:,} unacknowledged)"
+        )
     for w in status.workers:
         err = f"  last error: {w.last_error}" if w.last_error else ""
         lines.append(
@@ -139,6 +169,16 @@ async def _run(config: ClientConfig, duration: float | None, quiet: bool) -> int
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from app.bench.pipeline import bench  # noqa: PLC0415 - heavy, only for this command
+
+    if not args.json:
+        print(f"measuring: raw ceiling, full speed, 10k ticks/s; {args.seconds:g} s each ...", file=sys.stderr)
+    result = asyncio.run(bench(args.seconds))
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
@@ -152,11 +192,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "run":
             config = _apply_overrides(load_config(args.config), args)
             return asyncio.run(_run(config, args.duration, args.quiet))
+        if command == "backend":
+            return run_backend(args)
+        if command == "bench":
+            return _bench(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a fatal error: one clear line, the traceback only in debug
+        log.debug("fatal error", exc_info=True)
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

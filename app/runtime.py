@@ -7,25 +7,36 @@ window only renders what :meth:`Runtime.status` and the collector expose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+import platformdirs
+
+from app import __version__
+from app.backend.embedded import EmbeddedBackendError, start_embedded
+from app.backend.hub import HubClient
+from app.backend.link import BridgeLink, LatencySink, LinkOptions, LinkState
+from app.backend.spool import Spool
 from app.clock import SYSTEM_CLOCK, Clock
 from app.collector import Collector
-from app.config import ClientConfig
+from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
+from app.refbackend.server import ReferenceBackend
 from app.ticks import TickBatch
 
 log = logging.getLogger(__name__)
 
 #: Batches that may wait between the pool and the collector before workers are held back.
 QUEUE_BATCHES = 512
+#: How long stopping waits for the bridge to ack what was captured.
+DRAIN_TIMEOUT = 10.0
 
 
-def plan_workers(
-    config: ClientConfig, passwords: Mapping[str, str] | None = None
-) -> list[WorkerSpec]:
+def plan_workers(config: ClientConfig, passwords: Mapping[str, str] | None = None) -> list[WorkerSpec]:
     """Spread ``pool.size`` connections over the terminals, in proportion to their symbols.
 
     Every terminal gets at least one connection, and no connection is left without a
@@ -50,11 +61,28 @@ def plan_workers(
     return specs
 
 
+def client_id_of(config: BackendConfig) -> str:
+    return config.client_id or f"desk-{socket.gethostname()}"
+
+
+def link_options(config: BackendConfig) -> LinkOptions:
+    return LinkOptions(
+        batch_max_ticks=config.batch_max_ticks,
+        linger=config.linger_ms / 1000,
+        window=config.window,
+        compression=config.compression,
+        ping_interval=config.ping_interval_s,
+        ping_timeout=config.ping_timeout_s,
+        policy=config.backoff.policy(),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeStatus:
     ticks: int
     batches: int
     workers: list[WorkerHealth]
+    link: LinkState | None
 
 
 class Runtime:
@@ -65,6 +93,7 @@ class Runtime:
         passwords: Mapping[str, str] | None = None,
         start_msc: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        latency_sink: LatencySink | None = None,
     ) -> None:
         self.config = config
         self.queue: asyncio.Queue[TickBatch] = asyncio.Queue(maxsize=QUEUE_BATCHES)
@@ -81,20 +110,82 @@ class Runtime:
             start_msc=start_msc,
             clock=clock,
         )
-        self._consumer: asyncio.Task[None] | None = None
+        self.embedded: ReferenceBackend | None = None
+        self.link: BridgeLink | None = None
+        self.hub: HubClient | None = None
+        self._spool: Spool | None = None
+        self._latency_sink = latency_sink
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._consumer = asyncio.create_task(self.collector.consume(self.queue), name="collector")
+        """Start the backend side first, so the first captured tick has somewhere to go."""
+        gate: asyncio.Event | None = None
+        if self.config.backend.enabled:
+            gate = await self._start_backend(self.config.backend)
+        self._tasks.append(
+            asyncio.create_task(self.collector.consume(self.queue, gate), name="collector")
+        )
         await self.pool.start()
 
+    async def _start_backend(self, cfg: BackendConfig) -> asyncio.Event:
+        try:
+            self.embedded = await start_embedded(cfg)
+        except EmbeddedBackendError as exc:
+            log.error("%s", exc)
+        client_id = client_id_of(cfg)
+        spool_dir = cfg.spool_dir or platformdirs.user_cache_path("trading-client") / "spool"
+        link_session_dir: Path | None = None
+        if cfg.spool_disk_mb > 0:
+            link_session_dir = spool_dir / f"{client_id}-{id(self):x}"
+        self._spool = Spool(cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20, link_session_dir)
+        self.link = BridgeLink(
+            cfg.bridge_url, client_id, self._spool, link_options(cfg), latency_sink=self._latency_sink
+        )
+        self.collector.subscribe(self.link.offer, name="bridge-link")
+        self._tasks.append(asyncio.create_task(self.link.run(), name="bridge-link"))
+        self.hub = HubClient(
+            cfg.hub_url,
+            client_id,
+            version=__version__,
+            capabilities=("ticks", "bars"),
+            heartbeat_interval=cfg.hub_heartbeat_s,
+            policy=cfg.backoff.policy(),
+        )
+        self._tasks.append(asyncio.create_task(self.hub.run(), name="hub-client"))
+        return self.link.room
+
     async def stop(self) -> None:
-        """Stop capture, then let the collector take every batch already captured."""
+        """Stop capture, deliver what was captured, then take the backend side down."""
         await self.pool.stop()
+        if self.link is not None:
+            self.link.room.set()  # whatever is queued must reach the collector now
         await self.queue.join()
-        if self._consumer is not None:
-            self._consumer.cancel()
-            await asyncio.gather(self._consumer, return_exceptions=True)
+        if self.link is not None and not await self.link.drain(DRAIN_TIMEOUT):
+            state = self.link.state
+            log.error(
+                "stopping with %d ticks the bridge has not acknowledged (%s)",
+                state.backlog_ticks,
+                state.last_error or "bridge slow",
+            )
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.link is not None:
+            await self.link.close()
+        if self.hub is not None:
+            with contextlib.suppress(Exception):
+                await self.hub.stop()
+        if self.embedded is not None:
+            await self.embedded.stop()
+        if self._spool is not None:
+            self._spool.close()
 
     def status(self) -> RuntimeStatus:
         stats = self.collector.stats
-        return RuntimeStatus(stats.ticks_total, stats.last_seq, self.pool.health())
+        return RuntimeStatus(
+            stats.ticks_total,
+            stats.last_seq,
+            self.pool.health(),
+            self.link.state if self.link is not None else None,
+        )

@@ -60,7 +60,12 @@ def encode_ticks(seq: int, blocks: Sequence[Block]) -> bytes:
         {
             "type": "ticks",
             "seq": seq,
-            "blocks": [{"symbol": b.symbol, **{c: b.ticks[c] for c in COLUMNS}} for b in blocks],
+            # Field views of a structured array are strided; orjson needs each column
+            # contiguous, which one small copy per column gives.
+            "blocks": [
+                {"symbol": b.symbol, **{c: np.ascontiguousarray(b.ticks[c]) for c in COLUMNS}}
+                for b in blocks
+            ],
         },
         option=_OPTS,
     )

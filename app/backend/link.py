@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -36,8 +38,10 @@ log = logging.getLogger(__name__)
 _PAUSE_FILL = 0.9
 _RESUME_FILL = 0.7
 
-#: ``(seconds from capture to ack, ticks)`` for every acked message.
-LatencySink = Callable[[float, int], None]
+#: Called for every acked message with (ack time, capture time of its oldest batch,
+#: the ``time_msc`` of all its ticks), all wall-clock: the monitor and the pipeline
+#: benchmark turn these into tick→ack latency distributions.
+LatencySink = Callable[[float, float, npt.NDArray[np.int64]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +103,8 @@ class BridgeLink:
         self._acked = 0
         self._sent = 0
         self._ticks_acked = 0
-        #: seq -> (earliest capture time, ticks), for latency and the acked tick count.
-        self._meta: dict[int, tuple[float, int]] = {}
+        #: seq -> (earliest capture time, ticks, their time_msc when a sink wants them).
+        self._meta: dict[int, tuple[float, int, npt.NDArray[np.int64] | None]] = {}
         self._work = asyncio.Event()
         self.room = asyncio.Event()
         self.room.set()
@@ -140,7 +144,10 @@ class BridgeLink:
             loop = asyncio.get_running_loop()
             self._linger_handle = loop.call_later(0.05, self.cut)
             return
-        self._meta[seq] = (self._pending_captured_at, self._pending_ticks)
+        times = None
+        if self._latency_sink is not None:
+            times = np.concatenate([b.ticks["time_msc"] for b in self._pending])
+        self._meta[seq] = (self._pending_captured_at, self._pending_ticks, times)
         self._next_seq += 1
         self._pending = []
         self._pending_ticks = 0
@@ -151,7 +158,9 @@ class BridgeLink:
         fill = self._spool.fill_ratio
         if force_pause or fill >= _PAUSE_FILL:
             if self.room.is_set():
-                log.warning("spool %.0f %% full: pausing intake until the bridge catches up", fill * 100)
+                log.warning(
+                    "spool %.0f %% full: pausing intake until the bridge catches up", fill * 100
+                )
             self.room.clear()
         elif fill <= _RESUME_FILL and not self.room.is_set():
             log.info("spool back to %.0f %%: intake resumed", fill * 100)
@@ -228,7 +237,9 @@ class BridgeLink:
             if welcome["type"] == "error":
                 raise codec.ProtocolError(str(welcome.get("code")), str(welcome.get("message")))
             if welcome["type"] != "welcome" or not isinstance(welcome.get("last_seq"), int):
-                raise codec.ProtocolError("bad_message", f"expected welcome, got {welcome['type']!r}")
+                raise codec.ProtocolError(
+                    "bad_message", f"expected welcome, got {welcome['type']!r}"
+                )
             self._on_ack(welcome["last_seq"])
             self._ws = ws
             self._last_error = ""
@@ -279,10 +290,10 @@ class BridgeLink:
             return
         now = time.time()
         for s in range(self._acked + 1, seq + 1):
-            captured_at, ticks = self._meta.pop(s, (now, 0))
+            captured_at, ticks, times = self._meta.pop(s, (now, 0, None))
             self._ticks_acked += ticks
-            if self._latency_sink is not None:
-                self._latency_sink(now - captured_at, ticks)
+            if self._latency_sink is not None and times is not None:
+                self._latency_sink(now, captured_at, times)
         self._spool.ack(seq)
         self._acked = seq
         self._update_room()

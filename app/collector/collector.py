@@ -134,14 +134,21 @@ class Collector:
         self._fanout.publish(out)
         return out
 
-    async def consume(self, queue: asyncio.Queue[TickBatch]) -> None:
+    async def consume(
+        self, queue: asyncio.Queue[TickBatch], gate: asyncio.Event | None = None
+    ) -> None:
         """Ingest from ``queue`` until cancelled.
+
+        While ``gate`` is clear nothing is taken: the queue fills and the pool's workers
+        wait, which is how a full bridge spool slows capture down without losing ticks.
 
         A batch that makes ``ingest`` raise (a wrong dtype from a misbehaving source) is
         logged and counted in ``stats.consume_errors``; capture of everything else goes on.
         """
         taken = 0
         while True:
+            if gate is not None and not gate.is_set():
+                await gate.wait()
             batch = await queue.get()
             try:
                 self.ingest(batch)

@@ -2,6 +2,7 @@
 
 from app.config.load import ConfigError, describe_validation_error, load_config, parse_config
 from app.config.schema import (
+    DEFAULT_SYMBOLS,
     BackendConfig,
     CacheConfig,
     ClientConfig,
@@ -10,6 +11,7 @@ from app.config.schema import (
 )
 
 __all__ = [
+    "DEFAULT_SYMBOLS",
     "BackendConfig",
     "CacheConfig",
     "ClientConfig",

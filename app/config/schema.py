@@ -201,6 +201,9 @@ class BackendConfig(_Section):
     hub_heartbeat_s: float = Field(
         5.0, ge=0.5, le=600, description="Heartbeat interval to the central hub, s."
     )
+    backoff: BackoffConfig = Field(
+        default_factory=BackoffConfig, description="Reconnect delays to the backend."
+    )
 
 
 class ClientConfig(_Section):

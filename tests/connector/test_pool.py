@@ -42,6 +42,7 @@ def make_config(*terminals: TerminalConfig, size: int = 5) -> ClientConfig:
                 "backoff": {"initial_s": 0.2, "maximum_s": 1.0},
             },
             "cache": {"ticks_per_symbol": 1_000_000},
+            "backend": {"enabled": False},
         }
     )
 

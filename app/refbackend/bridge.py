@@ -1,0 +1,340 @@
+"""The data bridge: ticks in over a WebSocket, stored exactly once, acked cumulatively.
+
+Each connection runs two tasks. The reader validates every frame and decides the
+exactly-once rules (store / re-ack / refuse) on an in-memory ``accepted`` seq, so it
+never waits for the disk. The committer takes everything that piled up while the
+previous commit ran and stores it as one transaction, then sends ONE ack for the highest
+seq: at high rates a commit covers many messages, at low rates each message is acked
+as soon as its own commit is done.
+
+All SQLite work goes through one dedicated writer thread. A single thread keeps writes
+serialized without lock contention (SQLite allows one writer anyway), keeps the one
+write connection on one thread, and orders a session's ``last_seq`` read for a new
+connection strictly after the previous connection's commits.
+
+A session (client_id, session) is served by at most one connection: a newer connection
+takes over and the older one is closed once its accepted messages are committed, so the
+``welcome`` of the newer one always reflects everything the older one stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from app.backend.codec import (
+    MAX_FRAME_BYTES,
+    Block,
+    Hello,
+    ProtocolError,
+    decode,
+    encode_ack,
+    encode_error,
+    encode_welcome,
+    parse_hello,
+    parse_ticks,
+)
+from app.refbackend.store import TickStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PATH = "/ws"
+#: A connection that does not say hello within this time is closed.
+HELLO_TIMEOUT = 10.0
+#: Most messages stored in one transaction (bounds the time one commit takes).
+MAX_GROUP = 256
+#: Accepted-but-uncommitted messages per connection before the reader stops reading,
+#: which pushes back on the client through TCP instead of growing memory.
+MAX_PENDING = 2 * MAX_GROUP
+#: Longest error text sent or logged; a refusal never echoes a payload.
+MAX_TEXT = 200
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _peer(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr)
+
+
+def _too_big(exc: ConnectionClosed) -> bool:
+    return exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG
+
+
+@dataclass(eq=False)
+class _Slot:
+    """Who serves one session; ``generation`` tells a waiting connection it was overtaken."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    owner: _Connection | None = None
+    generation: int = 0
+    users: int = 0
+
+
+class Bridge:
+    def __init__(
+        self,
+        store: TickStore,
+        *,
+        compression: str | None = None,
+        hello_timeout: float = HELLO_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self._compression = compression
+        self._hello_timeout = hello_timeout
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickstore-writer")
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._server: Server | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifetime
+    async def start(self, host: str, port: int) -> int:
+        """Listen; returns the actual port (``port=0`` picks a free one)."""
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=_only_ws_path,
+            max_size=MAX_FRAME_BYTES,
+            compression=self._compression,
+        )
+        self.port = int(next(iter(self._server.sockets)).getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Close every connection (1001), let their accepted messages commit, then stop
+        the writer thread."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        await asyncio.to_thread(self._writer.shutdown, True)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store call on the writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    # ------------------------------------------------------------------ refusals
+    def note_refusal(self, who: str, code: str, message: str) -> None:
+        self.store.count_refused()
+        log.warning("bridge refused a message from %s: %s: %s", who, code, _short(message))
+
+    async def refuse(self, ws: ServerConnection, who: str, exc: ProtocolError) -> None:
+        self.note_refusal(who, exc.code, str(exc))
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(encode_error(exc.code, _short(str(exc))).decode())
+        await ws.close(CloseCode.POLICY_VIOLATION, exc.code)
+
+    # ------------------------------------------------------------------ connections
+    async def _handle(self, ws: ServerConnection) -> None:
+        who = _peer(ws)
+        try:
+            raw = await asyncio.wait_for(ws.recv(decode=False), self._hello_timeout)
+        except TimeoutError:
+            log.info("bridge: %s sent no hello within %.0f s; closing", who, self._hello_timeout)
+            await ws.close(CloseCode.POLICY_VIOLATION, "no hello")
+            return
+        except ConnectionClosed as exc:
+            if _too_big(exc):
+                self.note_refusal(who, "too_big", "frame larger than the limit (closed 1009)")
+            return
+        try:
+            hello = parse_hello(decode(raw))
+        except ProtocolError as exc:
+            await self.refuse(ws, who, exc)
+            return
+        who = f"{who} ({hello.client_id}/{hello.session})"
+        await self._serve_session(ws, who, hello)
+
+    async def _serve_session(self, ws: ServerConnection, who: str, hello: Hello) -> None:
+        key = (hello.client_id, hello.session)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        slot.users += 1
+        slot.generation += 1
+        generation = slot.generation
+        if slot.owner is not None:
+            log.warning(
+                "bridge: a newer connection %s takes over session %s/%s; closing the older "
+                "connection %s",
+                _peer(ws),
+                hello.client_id,
+                hello.session,
+                slot.owner.who,
+            )
+            slot.owner.kick()
+        refusal: ProtocolError | None = None
+        superseded = False
+        try:
+            async with slot.lock:
+                if slot.generation != generation:
+                    superseded = True
+                else:
+                    last_seq = await self.call(self.store.last_seq, *key)
+                    if hello.resume_from > last_seq:
+                        log.warning(
+                            "bridge: %s holds acks up to %d but only %d is stored "
+                            "(was the database replaced?)",
+                            who,
+                            hello.resume_from,
+                            last_seq,
+                        )
+                    try:
+                        await ws.send(encode_welcome(last_seq).decode())
+                    except ConnectionClosed:
+                        return
+                    conn = _Connection(self, ws, who, key, last_seq)
+                    slot.owner = conn
+                    try:
+                        refusal = await conn.serve()
+                    finally:
+                        slot.owner = None
+                    superseded = conn.superseded
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._slots[key]
+        # Outside the lock: the newer connection must not wait for this close handshake.
+        if refusal is not None:
+            await self.refuse(ws, who, refusal)
+        elif superseded:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(
+                    encode_error("superseded", "a newer connection took over this session").decode()
+                )
+            await ws.close(CloseCode.NORMAL_CLOSURE, "superseded")
+
+
+class _Connection:
+    """One session's stream on one socket, from welcome to the last commit."""
+
+    def __init__(
+        self, bridge: Bridge, ws: ServerConnection, who: str, key: tuple[str, str], last: int
+    ) -> None:
+        self.bridge = bridge
+        self.ws = ws
+        self.who = who
+        self.key = key
+        self.accepted = last  # highest seq taken into ``pending`` (or stored)
+        self.committed = last  # highest seq stored; what acks say
+        self.superseded = False
+        self.failed = False
+        self._pending: list[tuple[int, list[Block]]] = []
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._reader: asyncio.Task[ProtocolError | None] | None = None
+
+    def kick(self) -> None:
+        """Stop accepting messages (a newer connection took over the session)."""
+        self.superseded = True
+        if self._reader is not None:
+            self._reader.cancel()  # websockets' recv() is safe to cancel
+
+    async def serve(self) -> ProtocolError | None:
+        """Run until the socket closes, a message is refused or a newer connection takes
+        over; returns once every accepted message is committed (or its commit failed)."""
+        committer = asyncio.create_task(self._commit_loop())
+        self._reader = asyncio.create_task(self._read_loop(committer))
+        if self.superseded:
+            self._reader.cancel()
+        try:
+            await asyncio.wait({self._reader})
+        finally:
+            self._closing = True
+            self._wake.set()
+            if not self._reader.done():
+                self._reader.cancel()
+            await asyncio.shield(committer)
+        if self._reader.cancelled():
+            return None
+        return self._reader.result()
+
+    async def _read_loop(self, committer: asyncio.Task[None]) -> ProtocolError | None:
+        store = self.bridge.store
+        while not self.failed:
+            try:
+                raw = await self.ws.recv(decode=False)
+            except ConnectionClosed as exc:
+                if _too_big(exc):
+                    self.bridge.note_refusal(
+                        self.who, "too_big", "frame larger than the limit (closed 1009)"
+                    )
+                return None
+            try:
+                doc = decode(raw)
+                if doc["type"] != "ticks":
+                    raise ProtocolError("bad_message", f"unexpected message type {doc['type']!r}")
+                seq, blocks = parse_ticks(doc)
+            except ProtocolError as exc:
+                return exc
+            if seq <= self.accepted:
+                store.count_duplicate()
+                if seq <= self.committed:
+                    await self._send(encode_ack(self.committed))
+                # else: still in the commit queue; its cumulative ack is on the way.
+                continue
+            if seq != self.accepted + 1:
+                return ProtocolError("seq_gap", f"expected seq {self.accepted + 1}, got {seq}")
+            self.accepted = seq
+            self._pending.append((seq, blocks))
+            store.count_received(sum(len(b.ticks) for b in blocks))
+            self._wake.set()
+            while len(self._pending) >= MAX_PENDING and not committer.done():
+                self._room.clear()
+                await self._room.wait()
+        return None
+
+    async def _commit_loop(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            group = self._pending[:MAX_GROUP]
+            del self._pending[:MAX_GROUP]
+            self._room.set()
+            try:
+                self.committed = await self.bridge.call(
+                    self.bridge.store.store, self.key[0], self.key[1], group
+                )
+            except Exception:
+                log.exception("bridge: storing seq %d.. for %s failed", group[0][0], self.who)
+                self.failed = True
+                self._pending.clear()
+                self._room.set()
+                with contextlib.suppress(ConnectionClosed):
+                    await self.ws.send(encode_error("internal_error", "storing failed").decode())
+                await self.ws.close(CloseCode.INTERNAL_ERROR, "storing failed")
+                return
+            await self._send(encode_ack(self.committed))
+
+    async def _send(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(data.decode())
+
+
+def _only_ws_path(connection: ServerConnection, request: Request) -> Response | None:
+    if request.path.split("?", 1)[0] != PATH:
+        return connection.respond(HTTPStatus.NOT_FOUND, "not found: the bridge is at /ws\n")
+    return None

@@ -1,0 +1,109 @@
+"""``trading-client backend``: the reference backend as a command.
+
+``app/cli.py`` adds this subcommand with :func:`add_backend_parser` and dispatches to
+:func:`run_backend`; ``python -m app.refbackend.cli backend …`` runs it standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.refbackend.server import ReferenceBackend, default_db_path, serve_forever
+from app.refbackend.store import TickStore
+
+EXAMPLES = """examples:
+  trading-client backend
+  trading-client backend --bridge-port 3101 --db /tmp/ticks.sqlite
+  trading-client backend stats --db /tmp/ticks.sqlite
+"""
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not in 0..65535 (0 = any free port)")
+    return port
+
+
+def add_backend_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "backend",
+        help="run the reference backend (data bridge, API gateway, central hub)",
+        description="Serve the data bridge, API gateway and central hub of docs/protocol.md.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--bridge-port", type=_port, default=3001, metavar="PORT")
+    parser.add_argument("--gateway-port", type=_port, default=8000, metavar="PORT")
+    parser.add_argument("--hub-port", type=_port, default=7000, metavar="PORT")
+    parser.add_argument(
+        "--db", type=Path, default=None, metavar="FILE", help=f"default: {default_db_path()}"
+    )
+    actions = parser.add_subparsers(dest="backend_command", metavar="ACTION")
+    stats = actions.add_parser("stats", help="print the delivery statistics of a database")
+    # SUPPRESS: ``backend --db X stats`` keeps X instead of being reset to the default.
+    stats.add_argument("--db", type=Path, default=argparse.SUPPRESS, metavar="FILE")
+    return parser
+
+
+def _print_stats(db: Path) -> int:
+    if not db.is_file():
+        print(f"error: no backend database at {db}", file=sys.stderr)
+        return 1
+    with TickStore(db) as store:
+        print(json.dumps(store.stats(), indent=2))
+    return 0
+
+
+def _announce(backend: ReferenceBackend) -> None:
+    print(
+        f"reference backend: bridge {backend.bridge_url}  gateway {backend.gateway_url}  "
+        f"hub {backend.hub_url}  (db {backend.db_path})",
+        flush=True,
+    )
+
+
+def run_backend(args: argparse.Namespace) -> int:
+    db: Path = args.db or default_db_path()
+    try:
+        if getattr(args, "backend_command", None) == "stats":
+            return _print_stats(db)
+        backend = ReferenceBackend(
+            host=args.host,
+            bridge_port=args.bridge_port,
+            gateway_port=args.gateway_port,
+            hub_port=args.hub_port,
+            db_path=db,
+        )
+        asyncio.run(serve_forever(backend, ready=_announce))
+    except (OSError, sqlite3.Error) as exc:
+        print(f"error: the reference backend could not start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C where the loop cannot install signal handlers
+        return 0
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trading-client")
+    add_backend_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_backend(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

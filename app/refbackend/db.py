@@ -1,0 +1,34 @@
+"""How every connection to the backend's SQLite file is opened.
+
+The tick store and the settings store share one file; opening both the same way (WAL,
+explicit transactions, a busy timeout) is what lets them write from different threads
+without "database is locked" errors and lets readers run beside the writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+#: How long a writer waits for another connection's transaction before giving up.
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection in WAL mode with autocommit off the table: transactions are explicit.
+
+    ``synchronous=FULL`` makes a commit survive a power cut, which is what an ack
+    promises; ``NORMAL`` would only survive a crash of the process.
+    """
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise sqlite3.OperationalError(f"{path}: cannot switch to WAL mode (got {mode})")
+    if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"unknown synchronous level {synchronous!r}")
+    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    return conn

@@ -1,0 +1,200 @@
+"""The three services of protocol.md in one event loop, on the ports asked for.
+
+Port 0 means "any free port"; the ``*_url`` properties report the ports actually bound,
+which is how tests run many backends side by side without port clashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+
+import platformdirs
+from aiohttp import web
+
+from app.clock import SYSTEM_CLOCK, Clock
+from app.refbackend.bridge import PATH, Bridge
+from app.refbackend.gateway import Gateway
+from app.refbackend.hub import Hub
+from app.refbackend.settings import SettingsStore
+from app.refbackend.store import TickStore
+
+log = logging.getLogger(__name__)
+
+#: Seconds a stopping HTTP server waits for requests still running.
+HTTP_SHUTDOWN_TIMEOUT = 2.0
+
+
+def default_db_path() -> Path:
+    return platformdirs.user_data_path("trading-client") / "reference-backend.sqlite"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def _serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, int(runner.addresses[0][1])
+
+
+class ReferenceBackend:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        bridge_port: int = 3001,
+        gateway_port: int = 8000,
+        hub_port: int = 7000,
+        db_path: Path | str | None = None,
+        users: Mapping[str, str] | None = None,
+        token_ttl: float = 3600.0,
+        compression: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.host = host
+        self.db_path = Path(db_path) if db_path is not None else default_db_path()
+        self._ports = {"bridge": bridge_port, "gateway": gateway_port, "hub": hub_port}
+        self._users = users
+        self._token_ttl = token_ttl
+        self._compression = compression
+        self._clock = clock
+        self._synchronous = synchronous
+        self._store: TickStore | None = None
+        self._settings: SettingsStore | None = None
+        self._bridge: Bridge | None = None
+        self._runners: list[web.AppRunner] = []
+
+    # ------------------------------------------------------------------ lifetime
+    async def start(self) -> None:
+        """Open the database and bind all three ports; on any failure (typically
+        ``OSError`` for a port in use) everything already started is stopped again and
+        the error propagates."""
+        if self._store is not None:
+            raise RuntimeError("the reference backend is already running")
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            store = self._store = await asyncio.to_thread(
+                TickStore, self.db_path, synchronous=self._synchronous
+            )
+            self._settings = await asyncio.to_thread(SettingsStore, self.db_path)
+            self._bridge = Bridge(store, compression=self._compression)
+            self._ports["bridge"] = await self._bridge.start(self.host, self._ports["bridge"])
+            gateway = Gateway(
+                store,
+                self._settings,
+                users=self._users,
+                token_ttl=self._token_ttl,
+                clock=self._clock,
+            )
+            for name, app in (("gateway", gateway.app()), ("hub", Hub(clock=self._clock).app())):
+                runner, self._ports[name] = await _serve_app(app, self.host, self._ports[name])
+                self._runners.append(runner)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info(
+            "reference backend up: %s %s %s (db %s)",
+            self.bridge_url,
+            self.gateway_url,
+            self.hub_url,
+            self.db_path,
+        )
+
+    async def stop(self) -> None:
+        """Idempotent, and safe after a failed ``start``. The bridge goes first so that
+        every message it accepted is committed before the database closes."""
+        if self._bridge is not None:
+            await self._bridge.stop()
+            self._bridge = None
+        while self._runners:
+            await self._runners.pop().cleanup()
+        if self._settings is not None:
+            self._settings.close()
+            self._settings = None
+        if self._store is not None:
+            await asyncio.to_thread(self._store.close)
+            self._store = None
+
+    async def __aenter__(self) -> ReferenceBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ where
+    @property
+    def store(self) -> TickStore:
+        if self._store is None:
+            raise RuntimeError("the reference backend is not running")
+        return self._store
+
+    @property
+    def bridge_port(self) -> int:
+        return self._ports["bridge"]
+
+    @property
+    def gateway_port(self) -> int:
+        return self._ports["gateway"]
+
+    @property
+    def hub_port(self) -> int:
+        return self._ports["hub"]
+
+    @property
+    def bridge_url(self) -> str:
+        return f"ws://{_url_host(self.host)}:{self.bridge_port}{PATH}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{_url_host(self.host)}:{self.gateway_port}"
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://{_url_host(self.host)}:{self.hub_port}"
+
+
+async def serve_forever(
+    backend: ReferenceBackend,
+    *,
+    ready: Callable[[ReferenceBackend], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Start ``backend``, call ``ready`` once it listens, and run until SIGINT/SIGTERM
+    (or until ``stop`` is set); always stops the backend on the way out."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not available on Windows' proactor loop: Ctrl-C then arrives as KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        await backend.start()
+        if ready is not None:
+            ready(backend)
+        await stop.wait()
+        log.info("reference backend stopping")
+    finally:
+        await backend.stop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,253 @@
+"""Where the data bridge keeps ticks: one SQLite file, raw tick records as BLOBs.
+
+Blocks are stored as the exact bytes of :data:`app.ticks.TICK_DTYPE`, so what a test reads
+back compares bit for bit with what the client captured, and storing costs one
+``tobytes()`` per block instead of one row per tick. A group of messages and the
+session's new ``last_seq`` go into ONE transaction: a crash can never leave ticks
+without their seq, or a seq without its ticks, and one fsync covers many messages.
+
+Thread model: every method is safe to call from any thread. Writes share one connection
+behind a lock (the bridge funnels them through its single writer thread anyway, so the
+lock is never contended on the hot path); reads open their own short-lived connection,
+which in WAL mode sees the last commit without waiting for a running writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.backend.codec import Block
+from app.refbackend.db import connect
+from app.ticks import TICK_DTYPE, TickArray, empty_ticks
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (client_id TEXT, session TEXT, last_seq INTEGER NOT NULL,
+                       ticks INTEGER NOT NULL, PRIMARY KEY (client_id, session));
+CREATE TABLE IF NOT EXISTS tick_blocks (client_id TEXT, session TEXT, seq INTEGER, idx INTEGER,
+                          symbol TEXT, n INTEGER, first_msc INTEGER, last_msc INTEGER,
+                          ticks BLOB,
+                          PRIMARY KEY (client_id, session, seq, idx));
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+#: The delivery counters of ``stats()``, in the order protocol.md lists them.
+COUNTERS: tuple[str, ...] = (
+    "ticks_received",
+    "ticks_stored",
+    "batches_stored",
+    "duplicate_batches",
+    "refused_messages",
+)
+
+Item = tuple[int, Sequence[Block]]
+
+
+class StoreConflictError(RuntimeError):
+    """The group does not continue the stored ``last_seq``.
+
+    The bridge never lets this happen; the check runs inside the transaction anyway, so
+    that a bug there can only refuse a group, never store a seq twice or leave a hole.
+    """
+
+
+class TickStore:
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._conn = connect(self.path, synchronous=synchronous)
+        self._conn.executescript(SCHEMA)
+        self._write_lock = threading.Lock()
+        # Counters are bumped from the event loop while the writer thread commits; a
+        # separate lock keeps the loop from ever waiting for an fsync.
+        self._count_lock = threading.Lock()
+        stored = dict(self._conn.execute("SELECT name, value FROM counters").fetchall())
+        self._counts = {name: int(stored.get(name, 0)) for name in COUNTERS}
+        self._dirty = False
+        self._commits = 0
+        self._closed = False
+
+    # ------------------------------------------------------------------ writes
+    def last_seq(self, client_id: str, session: str) -> int:
+        with self._write_lock:
+            row = self._conn.execute(
+                "SELECT last_seq FROM sessions WHERE client_id = ? AND session = ?",
+                (client_id, session),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def store(self, client_id: str, session: str, items: Sequence[Item]) -> int:
+        """Store consecutive messages and their session's new ``last_seq``; returns it.
+
+        Raises :class:`StoreConflictError` (nothing stored) when the first seq is not the
+        stored ``last_seq + 1`` or the seqs are not consecutive.
+        """
+        if not items:
+            return self.last_seq(client_id, session)
+        rows = []
+        n_ticks = 0
+        for seq, blocks in items:
+            for idx, block in enumerate(blocks):
+                ticks = np.ascontiguousarray(block.ticks, dtype=TICK_DTYPE)
+                tm = ticks["time_msc"]
+                rows.append(
+                    (
+                        client_id,
+                        session,
+                        seq,
+                        idx,
+                        block.symbol,
+                        len(ticks),
+                        int(tm[0]),
+                        int(tm[-1]),
+                        ticks.tobytes(),
+                    )
+                )
+                n_ticks += len(ticks)
+        first, new_last = items[0][0], items[-1][0]
+        if [seq for seq, _ in items] != list(range(first, new_last + 1)):
+            raise StoreConflictError(f"{client_id}/{session}: seqs of a group must be consecutive")
+        with self._write_lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT last_seq FROM sessions WHERE client_id = ? AND session = ?",
+                    (client_id, session),
+                ).fetchone()
+                stored_last = int(row[0]) if row else 0
+                if first != stored_last + 1:
+                    raise StoreConflictError(
+                        f"{client_id}/{session}: stored last_seq is {stored_last}, "
+                        f"a group starting at {first} does not continue it"
+                    )
+                conn.executemany("INSERT INTO tick_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.execute(
+                    "INSERT INTO sessions VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (client_id, session) DO UPDATE SET "
+                    "last_seq = excluded.last_seq, ticks = ticks + excluded.ticks",
+                    (client_id, session, new_last, n_ticks),
+                )
+                with self._count_lock:
+                    snapshot = dict(self._counts)
+                snapshot["ticks_stored"] += n_ticks
+                snapshot["batches_stored"] += len(items)
+                self._write_counters(snapshot)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._commits += 1
+        with self._count_lock:
+            self._counts["ticks_stored"] += n_ticks
+            self._counts["batches_stored"] += len(items)
+        return new_last
+
+    def _write_counters(self, counts: dict[str, int]) -> None:
+        self._conn.executemany(
+            "INSERT INTO counters VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            list(counts.items()),
+        )
+
+    def flush(self) -> None:
+        """Persist the counters that changed outside a store transaction (refusals,
+        duplicates), so that ``backend stats --db`` sees them after a shutdown."""
+        with self._count_lock:
+            if not self._dirty:
+                return
+            snapshot = dict(self._counts)
+            self._dirty = False
+        with self._write_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._write_counters(snapshot)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ counters
+    def _bump(self, name: str, by: int = 1) -> None:
+        with self._count_lock:
+            self._counts[name] += by
+            self._dirty = True
+
+    def count_received(self, n_ticks: int) -> None:
+        """Ticks of a new, in-order message accepted for storing (stored once committed)."""
+        self._bump("ticks_received", n_ticks)
+
+    def count_duplicate(self) -> None:
+        self._bump("duplicate_batches")
+
+    def count_refused(self) -> None:
+        self._bump("refused_messages")
+
+    @property
+    def commits(self) -> int:
+        """Store transactions committed since opening: fewer than batches when grouped."""
+        return self._commits
+
+    # ------------------------------------------------------------------ reads
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        conn = connect(self.path, synchronous=self._synchronous)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def stats(self) -> dict[str, Any]:
+        """The delivery statistics of protocol.md §2."""
+        with self._count_lock:
+            result: dict[str, Any] = dict(self._counts)
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT client_id, session, last_seq, ticks FROM sessions "
+                "ORDER BY client_id, session"
+            ).fetchall()
+        result["sessions"] = [
+            {"client_id": c, "session": s, "last_seq": int(last), "ticks": int(n)}
+            for c, s, last, n in rows
+        ]
+        return result
+
+    def read_ticks(
+        self, client_id: str | None = None, session: str | None = None, symbol: str | None = None
+    ) -> TickArray:
+        """Every stored tick matching the filters, in (client_id, session, seq, idx) order."""
+        where, params = [], []
+        for column, value in (("client_id", client_id), ("session", session), ("symbol", symbol)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT ticks FROM tick_blocks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY client_id, session, seq, idx"
+        with self._reader() as conn:
+            parts = [np.frombuffer(blob, dtype=TICK_DTYPE) for (blob,) in conn.execute(sql, params)]
+        return np.concatenate(parts) if parts else empty_ticks(0)
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        with self._write_lock:
+            self._conn.close()
+            self._closed = True
+
+    def __enter__(self) -> TickStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
