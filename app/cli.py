@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 
 from app import __version__
+from app.backend.link import LinkState
 from app.config import ClientConfig, ConfigError, load_config
 from app.connector import WorkerState
-from app.backend.link import LinkState
 from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
 
@@ -173,7 +173,10 @@ def _bench(args: argparse.Namespace) -> int:
     from app.bench.pipeline import bench  # noqa: PLC0415 - heavy, only for this command
 
     if not args.json:
-        print(f"measuring: raw ceiling, full speed, 10k ticks/s; {args.seconds:g} s each ...", file=sys.stderr)
+        print(
+            f"measuring: raw ceiling, full speed, 10k ticks/s; {args.seconds:g} s each ...",
+            file=sys.stderr,
+        )
     result = asyncio.run(bench(args.seconds))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return 0

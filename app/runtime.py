@@ -36,7 +36,9 @@ QUEUE_BATCHES = 512
 DRAIN_TIMEOUT = 10.0
 
 
-def plan_workers(config: ClientConfig, passwords: Mapping[str, str] | None = None) -> list[WorkerSpec]:
+def plan_workers(
+    config: ClientConfig, passwords: Mapping[str, str] | None = None
+) -> list[WorkerSpec]:
     """Spread ``pool.size`` connections over the terminals, in proportion to their symbols.
 
     Every terminal gets at least one connection, and no connection is left without a
@@ -137,9 +139,15 @@ class Runtime:
         link_session_dir: Path | None = None
         if cfg.spool_disk_mb > 0:
             link_session_dir = spool_dir / f"{client_id}-{id(self):x}"
-        self._spool = Spool(cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20, link_session_dir)
+        self._spool = Spool(
+            cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20, link_session_dir
+        )
         self.link = BridgeLink(
-            cfg.bridge_url, client_id, self._spool, link_options(cfg), latency_sink=self._latency_sink
+            cfg.bridge_url,
+            client_id,
+            self._spool,
+            link_options(cfg),
+            latency_sink=self._latency_sink,
         )
         self.collector.subscribe(self.link.offer, name="bridge-link")
         self._tasks.append(asyncio.create_task(self.link.run(), name="bridge-link"))

@@ -110,15 +110,21 @@ def describe_request_error(exc: httpx.RequestError, timeout: float) -> str:
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
-def display_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part, fit for messages and logs."""
+def checked_base_url(url: str) -> str:
+    """``url`` without a trailing slash, refused when it carries credentials.
+
+    httpx would turn ``user:password@`` into Basic auth and print it in its request log;
+    the backend protocols never authenticate that way.
+    """
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
-        return "<invalid URL>"
+        raise ValueError("invalid base URL") from None  # the text could hold a secret
     if parsed.userinfo:
-        parsed = parsed.copy_with(username=None, password=None)
-    return str(parsed)
+        raise ValueError("the base URL must not carry credentials")
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"not an http(s) base URL: {url!r}")
+    return url.rstrip("/")
 
 
 class _Secret:
@@ -169,11 +175,7 @@ class GatewayClient:
             raise ValueError("timeout must be > 0")
         if refresh_margin < 0:
             raise ValueError("refresh_margin must be >= 0")
-        self._base = base_url.rstrip("/")
-        self._display = display_url(self._base)
-        if "@" in self._base.split("//", 1)[-1].split("/", 1)[0]:
-            # httpx would turn them into Basic auth and log the URL with them.
-            raise ValueError("the gateway URL must not carry credentials; they go to login()")
+        self._base = checked_base_url(base_url)
         self._username = username
         self._password = _Secret(password)
         self._clock = clock
@@ -193,7 +195,7 @@ class GatewayClient:
 
     def __repr__(self) -> str:
         return (
-            f"GatewayClient(base_url={self._display!r}, username={self._username!r}, "
+            f"GatewayClient(base_url={self._base!r}, username={self._username!r}, "
             f"logged_in={self._token is not None})"
         )
 
@@ -220,7 +222,7 @@ class GatewayClient:
     # ------------------------------------------------------------------ public API
     @property
     def base_url(self) -> str:
-        return self._display
+        return self._base
 
     @property
     def logged_in(self) -> bool:
@@ -240,7 +242,7 @@ class GatewayClient:
             resp = await self._http.get(url, timeout=self._timeout)
         except httpx.RequestError as exc:
             reason = describe_request_error(exc, self._timeout)
-            _log.debug("GET %s: %s", self._url_shown("/health"), reason)
+            _log.debug("GET %s: %s", self._url("/health"), reason)
             return False
         if resp.status_code != 200:
             return False
@@ -275,7 +277,7 @@ class GatewayClient:
         )
         if resp.status_code == 412:
             current = self._versioned("PUT", path, self._json("PUT", path, resp), None)
-            raise SettingsConflict(current, url=self._url_shown(path))
+            raise SettingsConflict(current, url=self._url(path))
         self._raise_for_status("PUT", path, resp)
         return self._versioned("PUT", path, self._json("PUT", path, resp), document)
 
@@ -326,7 +328,7 @@ class GatewayClient:
         self._raise_for_status("POST", path, resp)
         ttl = self._accept_token("POST", path, resp)
         _log.info(
-            "logged in to gateway %s as %r (token valid %g s)", self._display, self._username, ttl
+            "logged in to gateway %s as %r (token valid %g s)", self._base, self._username, ttl
         )
 
     async def _refresh(self) -> bool:
@@ -454,8 +456,9 @@ class GatewayClient:
         except ValueError:
             body = None
         if isinstance(body, dict):
-            code = str(body.get("error", ""))[:_MAX_SERVER_TEXT]
-            message = str(body.get("message", ""))[:_MAX_SERVER_TEXT]
+            # Scrubbed before cutting: a cut could leave half a secret unrecognisable.
+            code = self._scrub(str(body.get("error", "")))[:_MAX_SERVER_TEXT]
+            message = self._scrub(str(body.get("message", "")))[:_MAX_SERVER_TEXT]
         detail = f"HTTP {resp.status_code}"
         if code or message:
             detail += f" ({': '.join(part for part in (code, message) if part)})"
@@ -464,13 +467,14 @@ class GatewayClient:
         cls = AuthError if resp.status_code == 401 else GatewayError
         raise self._error(method, path, detail, status=resp.status_code, code=code, cls=cls)
 
-    @staticmethod
-    def _error_code(resp: httpx.Response) -> str:
+    def _error_code(self, resp: httpx.Response) -> str:
         try:
             body = resp.json()
         except ValueError:
             return ""
-        return str(body.get("error", ""))[:_MAX_SERVER_TEXT] if isinstance(body, dict) else ""
+        if not isinstance(body, dict):
+            return ""
+        return self._scrub(str(body.get("error", "")))[:_MAX_SERVER_TEXT]
 
     def _error(
         self,
@@ -482,7 +486,7 @@ class GatewayClient:
         code: str = "",
         cls: type[GatewayError] = GatewayError,
     ) -> GatewayError:
-        url = self._url_shown(path)
+        url = self._url(path)
         return cls(
             self._scrub(f"{method} {url}: {what}"),
             method=method,
@@ -492,7 +496,7 @@ class GatewayClient:
         )
 
     def _scrub(self, text: str) -> str:
-        """Blank out every secret this client knows; ``what`` may quote the server."""
+        """Blank out every secret this client knows: error texts may quote the server."""
         secrets = [self._password, *self._old_tokens]
         if self._token is not None:
             secrets.append(self._token)
@@ -509,9 +513,6 @@ class GatewayClient:
 
     def _url(self, path: str) -> str:
         return self._base + path
-
-    def _url_shown(self, path: str) -> str:
-        return self._display + path
 
     @staticmethod
     def _settings_path(client_id: str) -> str:

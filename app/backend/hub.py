@@ -22,7 +22,11 @@ from urllib.parse import quote
 import httpx
 
 from app import __version__
-from app.backend.gateway import DEFAULT_TIMEOUT, describe_request_error, display_url
+from app.backend.gateway import (
+    DEFAULT_TIMEOUT,
+    checked_base_url,
+    describe_request_error,
+)
 from app.backoff import Backoff, BackoffPolicy
 from app.clock import SYSTEM_CLOCK, Clock
 
@@ -85,8 +89,7 @@ class HubClient:
             raise ValueError("heartbeat_interval must be > 0")
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
-        self._base = base_url.rstrip("/")
-        self._display = display_url(self._base)
+        self._base = checked_base_url(base_url)
         self._service_id = service_id
         self._id_path = quote(service_id, safe="")
         self._registration: dict[str, Any] = {
@@ -107,7 +110,7 @@ class HubClient:
 
     def __repr__(self) -> str:
         return (
-            f"HubClient(base_url={self._display!r}, service_id={self._service_id!r}, "
+            f"HubClient(base_url={self._base!r}, service_id={self._service_id!r}, "
             f"registered={self._state.registered})"
         )
 
@@ -168,7 +171,7 @@ class HubClient:
             _, body = await self._call("POST", "/api/services/register", self._registration)
             if not isinstance(body, dict) or body.get("registered") is not True:
                 raise _ExchangeError(
-                    f"POST {self._display}/api/services/register: "
+                    f"POST {self._base}/api/services/register: "
                     'answer has the wrong shape (no "registered": true)'
                 )
         except _ExchangeError as exc:
@@ -180,7 +183,7 @@ class HubClient:
         _log.info(
             "registered %r with hub %s (heartbeat every %g s)",
             self._service_id,
-            self._display,
+            self._base,
             self._state.heartbeat_interval,
         )
         return self._state.heartbeat_interval
@@ -192,19 +195,19 @@ class HubClient:
             if status == 404:
                 _log.info(
                     "hub %s forgot %r (restarted?); registering again",
-                    self._display,
+                    self._base,
                     self._service_id,
                 )
                 self._state = replace(self._state, registered=False)
                 return 0.0
             if not isinstance(body, dict) or body.get("ok") is not True:
                 raise _ExchangeError(
-                    f'POST {self._display}{path}: answer has the wrong shape (no "ok": true)'
+                    f'POST {self._base}{path}: answer has the wrong shape (no "ok": true)'
                 )
         except _ExchangeError as exc:
             return self._failed(str(exc))
         if self._state.last_error:
-            _log.info("heartbeats to hub %s work again", self._display)
+            _log.info("heartbeats to hub %s work again", self._base)
         self._succeeded()
         return self._state.heartbeat_interval
 
@@ -219,7 +222,7 @@ class HubClient:
     ) -> tuple[int, Any]:
         """Send one request; any answer but a 2xx JSON one (or a tolerated status) fails."""
         timeout = self._timeout if timeout is None else timeout
-        where = f"{method} {self._display}{path}"
+        where = f"{method} {self._base}{path}"
         self._state = replace(self._state, attempts=self._state.attempts + 1)
         try:
             resp = await self._http.request(
@@ -270,5 +273,5 @@ class HubClient:
         except _ExchangeError as exc:
             _log.info("could not deregister from hub: %s", exc)
         else:
-            _log.info("deregistered %r from hub %s", self._service_id, self._display)
+            _log.info("deregistered %r from hub %s", self._service_id, self._base)
         self._state = replace(self._state, registered=False)

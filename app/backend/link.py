@@ -209,6 +209,9 @@ class BridgeLink:
                 self._note_error(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             except codec.ProtocolError as exc:
                 self._note_error(f"bridge broke the protocol ({exc.code}): {exc}")
+            except Exception as exc:  # a bug must not end delivery for the whole run
+                log.exception("bridge link failed unexpectedly")
+                self._note_error(f"internal error: {type(exc).__name__}: {exc}")
             finally:
                 self._ws = None
             self._reconnects += 1
@@ -245,9 +248,15 @@ class BridgeLink:
             self._last_error = ""
             backoff.reset()
             log.info("bridge link up: %s (resuming after seq %d)", self.url, self._acked)
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._send_loop(ws))
-                tg.create_task(self._receive_loop(ws))
+            # The receiver owns the session: when the socket closes, its loop ends (or
+            # raises) and the sender, blocked on the spool or on ``send``, is cancelled.
+            sender = asyncio.create_task(self._send_loop(ws), name="bridge-link-send")
+            try:
+                await self._receive_loop(ws)
+            finally:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, websockets.WebSocketException):
+                    await sender
 
     async def _send_loop(self, ws: ClientConnection) -> None:
         cursor = self._acked

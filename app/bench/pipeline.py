@@ -61,7 +61,12 @@ def _percentiles(ms: npt.NDArray[np.float64]) -> dict[str, float]:
     if not len(ms):
         return {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "samples": 0}
     p50, p99 = np.percentile(ms, [50, 99])
-    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3), "max": round(float(ms.max()), 3), "samples": int(len(ms))}
+    return {
+        "p50": round(float(p50), 3),
+        "p99": round(float(p99), 3),
+        "max": round(float(ms.max()), 3),
+        "samples": len(ms),
+    }
 
 
 async def raw_ceiling(url: str, seconds: float, batch_ticks: int, window: int) -> float:
@@ -148,7 +153,9 @@ async def run_pipeline(
     try:
         deadline = time.monotonic() + 120
         while not (
-            all(w.state == "streaming" for w in rt.pool.health()) and rt.link and rt.link.state.connected
+            all(w.state == "streaming" for w in rt.pool.health())
+            and rt.link
+            and rt.link.state.connected
         ):
             if time.monotonic() > deadline:
                 raise RuntimeError("the pipeline did not come up within 120 s")
@@ -181,10 +188,23 @@ async def bench(seconds: float) -> dict[str, Any]:
         tmpdir = Path(tmp)
         async with server_process("app.bench.sink") as (sink_url,):
             ceiling = await raw_ceiling(sink_url, seconds, 5_000, 64)
-        backend_args = ["app", "backend", "--bridge-port", "0", "--gateway-port", "0", "--hub-port", "0"]
-        async with server_process(*backend_args, "--db", str(tmpdir / "full.sqlite"), lines=1) as out:
+        backend_args = [
+            "app",
+            "backend",
+            "--bridge-port",
+            "0",
+            "--gateway-port",
+            "0",
+            "--hub-port",
+            "0",
+        ]
+        async with server_process(
+            *backend_args, "--db", str(tmpdir / "full.sqlite"), lines=1
+        ) as out:
             full = await run_pipeline(_urls(out[0]), 200_000.0, seconds, tmpdir)
-        async with server_process(*backend_args, "--db", str(tmpdir / "fixed.sqlite"), lines=1) as out:
+        async with server_process(
+            *backend_args, "--db", str(tmpdir / "fixed.sqlite"), lines=1
+        ) as out:
             fixed = await run_pipeline(_urls(out[0]), 2_000.0, seconds, tmpdir)
     ratio = full["acked_ticks_per_s"] / ceiling if ceiling else 0.0
     return {

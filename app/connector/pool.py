@@ -334,6 +334,9 @@ class ConnectorPool:
             log.info("worker %d streaming %s", slot.worker_id, ", ".join(slot.spec.symbols))
         elif msg.state == "connecting":
             slot.state = WorkerState.CONNECTING
+        elif msg.state in ("error", "failed"):
+            # The worker is on its way out; do not show it as streaming meanwhile.
+            slot.state = WorkerState.FAILED if msg.state == "failed" else WorkerState.BACKING_OFF
 
 
 def spread_symbols(symbols: Sequence[str], workers: int) -> list[tuple[str, ...]]:

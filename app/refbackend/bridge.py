@@ -140,7 +140,7 @@ class Bridge:
         self.note_refusal(who, exc.code, str(exc))
         with contextlib.suppress(ConnectionClosed):
             await ws.send(encode_error(exc.code, _short(str(exc))).decode())
-        await ws.close(CloseCode.POLICY_VIOLATION, exc.code)
+        await _close(ws, CloseCode.POLICY_VIOLATION, exc.code)
 
     # ------------------------------------------------------------------ connections
     async def _handle(self, ws: ServerConnection) -> None:
@@ -149,7 +149,7 @@ class Bridge:
             raw = await asyncio.wait_for(ws.recv(decode=False), self._hello_timeout)
         except TimeoutError:
             log.info("bridge: %s sent no hello within %.0f s; closing", who, self._hello_timeout)
-            await ws.close(CloseCode.POLICY_VIOLATION, "no hello")
+            await _close(ws, CloseCode.POLICY_VIOLATION, "no hello")
             return
         except ConnectionClosed as exc:
             if _too_big(exc):
@@ -171,18 +171,19 @@ class Bridge:
         slot.users += 1
         slot.generation += 1
         generation = slot.generation
-        if slot.owner is not None:
+        if slot.users > 1:
             log.warning(
                 "bridge: a newer connection %s takes over session %s/%s; closing the older "
                 "connection %s",
                 _peer(ws),
                 hello.client_id,
                 hello.session,
-                slot.owner.who,
+                slot.owner.who if slot.owner is not None else "(still starting)",
             )
+        if slot.owner is not None:
             slot.owner.kick()
         refusal: ProtocolError | None = None
-        superseded = False
+        superseded = failed = False
         try:
             async with slot.lock:
                 if slot.generation != generation:
@@ -203,24 +204,30 @@ class Bridge:
                         return
                     conn = _Connection(self, ws, who, key, last_seq)
                     slot.owner = conn
+                    if slot.generation != generation:  # overtaken while starting up
+                        conn.kick()
                     try:
                         refusal = await conn.serve()
                     finally:
                         slot.owner = None
-                    superseded = conn.superseded
+                    superseded, failed = conn.superseded, conn.failed
         finally:
             slot.users -= 1
             if slot.users == 0:
                 del self._slots[key]
         # Outside the lock: the newer connection must not wait for this close handshake.
-        if refusal is not None:
+        if failed:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(encode_error("internal_error", "storing failed").decode())
+            await _close(ws, CloseCode.INTERNAL_ERROR, "storing failed")
+        elif refusal is not None:
             await self.refuse(ws, who, refusal)
         elif superseded:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(
                     encode_error("superseded", "a newer connection took over this session").decode()
                 )
-            await ws.close(CloseCode.NORMAL_CLOSURE, "superseded")
+            await _close(ws, CloseCode.NORMAL_CLOSURE, "superseded")
 
 
 class _Connection:
@@ -320,18 +327,38 @@ class _Connection:
                 )
             except Exception:
                 log.exception("bridge: storing seq %d.. for %s failed", group[0][0], self.who)
+                # Stop this connection; the client resends everything unacked elsewhere.
                 self.failed = True
                 self._pending.clear()
                 self._room.set()
-                with contextlib.suppress(ConnectionClosed):
-                    await self.ws.send(encode_error("internal_error", "storing failed").decode())
-                await self.ws.close(CloseCode.INTERNAL_ERROR, "storing failed")
+                if self._reader is not None:
+                    self._reader.cancel()
                 return
             await self._send(encode_ack(self.committed))
 
     async def _send(self, data: bytes) -> None:
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(data.decode())
+
+
+async def _close(ws: ServerConnection, code: CloseCode, reason: str) -> None:
+    """Close, reading and dropping whatever the peer still sends meanwhile.
+
+    Without the reader, frames the peer sent after the refused one fill the receive
+    queue, websockets stops reading the socket, the peer's close frame is never seen and
+    the close waits for its full timeout.
+    """
+
+    async def discard() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.recv(decode=False)
+
+    drain = asyncio.create_task(discard())
+    try:
+        await ws.close(code, reason)
+    finally:
+        drain.cancel()
 
 
 def _only_ws_path(connection: ServerConnection, request: Request) -> Response | None:

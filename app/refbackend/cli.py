@@ -46,9 +46,14 @@ def add_backend_parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--bridge-port", type=_port, default=3001, metavar="PORT")
-    parser.add_argument("--gateway-port", type=_port, default=8000, metavar="PORT")
-    parser.add_argument("--hub-port", type=_port, default=7000, metavar="PORT")
+    for name, default in (("bridge", 3001), ("gateway", 8000), ("hub", 7000)):
+        parser.add_argument(
+            f"--{name}-port",
+            type=_port,
+            default=default,
+            metavar="PORT",
+            help=f"{name} port (default {default}; 0 = any free port)",
+        )
     parser.add_argument(
         "--db", type=Path, default=None, metavar="FILE", help=f"default: {default_db_path()}"
     )

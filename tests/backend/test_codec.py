@@ -79,5 +79,7 @@ def test_hello_must_come_first_and_match_the_version() -> None:
     with pytest.raises(codec.ProtocolError, match="hello first"):
         codec.parse_hello({"type": "ticks"})
     with pytest.raises(codec.ProtocolError, match="version") as info:
-        codec.parse_hello({"type": "hello", "version": 99, "client_id": "a", "session": "b", "resume_from": 0})
+        codec.parse_hello(
+            {"type": "hello", "version": 99, "client_id": "a", "session": "b", "resume_from": 0}
+        )
     assert info.value.code == "bad_version"

@@ -248,7 +248,7 @@ async def test_retries_follow_the_backoff_policy(servers: Servers) -> None:
         ("500", "HTTP 500"),
         ("not-json", "not JSON"),
         ("wrong-shape", "wrong shape"),
-        ("slow", "timed out after 0.5 s"),
+        ("slow", "timed out after 1 s"),
     ],
 )
 async def test_registration_survives_a_misbehaving_hub(
@@ -256,13 +256,16 @@ async def test_registration_survives_a_misbehaving_hub(
 ) -> None:
     caplog.set_level(logging.INFO, logger="app.backend.hub")
     fake = FakeHub()
-    fake.break_route("register", mode, times=3)
+    fake.break_route("register", mode, times=2)
     _, url = await servers.start(fake.app())
-    hub = hub_client(url, timeout=0.5 if mode == "slow" else 5.0)
+    hub = hub_client(url, timeout=1.0 if mode == "slow" else 5.0)
     async with running(hub):
-        await wait_for(lambda: hub.state.registered, "registration after three bad answers")
-        assert hub.state.failures == 3
-        assert hub.state.attempts >= 4
+        await wait_for(lambda: hub.state.registered, "registration after two bad answers")
+        if mode == "slow":  # a loaded machine may time out a good answer too
+            assert hub.state.failures >= 2
+        else:
+            assert hub.state.failures == 2
+        assert hub.state.attempts >= hub.state.failures + 1
         assert hub.state.last_error == ""
     warnings = hub_warnings(caplog)
     assert len(warnings) == 1, warnings
@@ -381,7 +384,9 @@ def test_rejects_nonsense_arguments() -> None:
         lambda: HubClient("http://x", ""),
         lambda: HubClient("http://x", "a", heartbeat_interval=0),
         lambda: HubClient("http://x", "a", timeout=0),
+        lambda: HubClient("http://user:pw@x", "a"),
+        lambda: HubClient("x:1", "a"),
     ]
     for check in checks:
-        with pytest.raises(ValueError):  # noqa: PT011 -- three different messages
+        with pytest.raises(ValueError):  # noqa: PT011 -- each has its own message
             check()

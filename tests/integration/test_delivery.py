@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -20,6 +21,7 @@ from app.backend.link import BridgeLink
 from app.config import ClientConfig
 from app.connector import WorkerState
 from app.refbackend.server import ReferenceBackend
+from app.refbackend.store import TickStore
 from app.runtime import Runtime
 from app.terminal.market import DEFAULT_PROFILES, Market
 from tests.conftest import wait_until
@@ -88,8 +90,6 @@ def assert_stored_equals_history(
     backend_db: Path, rates: dict[str, float], start_msc: int, session: str
 ) -> int:
     """Every stored tick of every symbol equals the terminal's history, once."""
-    from app.refbackend.store import TickStore
-
     store = TickStore(backend_db)
     try:
         market = Market(11, DEFAULT_PROFILES, rates)
@@ -192,7 +192,9 @@ async def test_garbage_from_the_bridge_resets_the_link_and_loses_nothing(
         runtimes.append(rt)
         await rt.start()
         link = link_of(rt)
-        await wait_until(lambda: "not JSON" in link.state.last_error, 30, "the garbage to be reported")
+        await wait_until(
+            lambda: "not JSON" in link.state.last_error, 30, "the garbage to be reported"
+        )
         await wait_until(lambda: link.state.reconnects >= 2, 30, "reconnect attempts")
         assert link.state.ticks_acked == 0
         bad.close()
@@ -223,9 +225,9 @@ async def test_hub_down_at_start_then_up_registers_and_capture_never_stops(
     )
     async with ports.backend(tmp_path / "b.sqlite") as backend:
         await wait_until(lambda: hub.state.registered, 60, "registration once the hub is up")
-        await wait_until(lambda: link_of(rt).state.ticks_acked > 0, 60, "delivery once the bridge is up")
-        import httpx
-
+        await wait_until(
+            lambda: link_of(rt).state.ticks_acked > 0, 60, "delivery once the bridge is up"
+        )
         async with httpx.AsyncClient() as http:
             services = (await http.get(f"{backend.hub_url}/api/services")).json()["services"]
         assert [s["service_id"] for s in services] == ["test-desk"]
@@ -233,23 +235,31 @@ async def test_hub_down_at_start_then_up_registers_and_capture_never_stops(
         runtimes.remove(rt)
 
 
-async def test_embedded_backend_starts_when_nothing_listens(tmp_path: Path, runtimes: list[Runtime]) -> None:
+async def test_embedded_backend_starts_when_nothing_listens(
+    tmp_path: Path, runtimes: list[Runtime]
+) -> None:
     ports = Ports()
     rates = {"EURUSD": 500.0}
-    config = ports.config(tmp_path, rates, embedded="auto", embedded_db=str(tmp_path / "emb.sqlite"))
+    config = ports.config(
+        tmp_path, rates, embedded="auto", embedded_db=str(tmp_path / "emb.sqlite")
+    )
     rt = Runtime(config)
     runtimes.append(rt)
     await rt.start()
     assert rt.embedded is not None
-    await wait_until(lambda: link_of(rt).state.ticks_acked > 500, 60, "acks from the embedded bridge")
+    await wait_until(
+        lambda: link_of(rt).state.ticks_acked > 500, 60, "acks from the embedded bridge"
+    )
     await rt.stop()
     runtimes.remove(rt)
     # Nothing listens any more: the embedded backend went down with the runtime.
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", ports.bridge)
 
 
-async def test_embedded_auto_leaves_a_running_bridge_alone(tmp_path: Path, runtimes: list[Runtime]) -> None:
+async def test_embedded_auto_leaves_a_running_bridge_alone(
+    tmp_path: Path, runtimes: list[Runtime]
+) -> None:
     ports = Ports()
     async with ports.backend(tmp_path / "ext.sqlite"):
         config = ports.config(tmp_path, {"EURUSD": 100.0}, embedded="auto")
@@ -258,5 +268,3 @@ async def test_embedded_auto_leaves_a_running_bridge_alone(tmp_path: Path, runti
         await rt.start()
         assert rt.embedded is None
         await wait_until(lambda: link_of(rt).state.connected, 30, "link to the external bridge")
-
-

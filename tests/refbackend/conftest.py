@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,17 @@ async def wait_closed(
                 got.append(orjson.loads(await ws.recv()))
     except ConnectionClosed as exc:
         return got, exc.rcvd.code if exc.rcvd is not None else None
+
+
+async def poll_until(
+    check: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT, what: str = "condition"
+) -> None:
+    """Ask a server until ``check`` holds (for states only a request can observe)."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def open_ws(url: str) -> Any:

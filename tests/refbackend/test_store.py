@@ -1,0 +1,81 @@
+"""The tick store on its own: one transaction per group, and nothing half-stored."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.refbackend.store import StoreConflictError, TickStore
+from tests.refbackend.conftest import concat, messages
+
+
+def test_groups_are_stored_and_read_back_in_seq_order(tmp_path: Path) -> None:
+    msgs = messages(6)
+    with TickStore(tmp_path / "t.sqlite") as store:
+        assert store.last_seq("c", "s") == 0
+        assert store.store("c", "s", list(enumerate(msgs[:4], start=1))) == 4
+        assert store.store("c", "s", list(enumerate(msgs[4:], start=5))) == 6
+        assert store.commits == 2
+        assert np.array_equal(store.read_ticks("c", "s"), concat(msgs))
+        assert np.array_equal(store.read_ticks(symbol="XAUUSD"), concat(msgs, "XAUUSD"))
+        assert len(store.read_ticks("other")) == 0
+
+
+def test_a_group_that_does_not_continue_last_seq_stores_nothing(tmp_path: Path) -> None:
+    msgs = messages(4)
+    with TickStore(tmp_path / "t.sqlite") as store:
+        store.store("c", "s", [(1, msgs[0])])
+        for bad in ([(3, msgs[2])], [(1, msgs[0])], [(2, msgs[1]), (4, msgs[3])]):
+            with pytest.raises(StoreConflictError):
+                store.store("c", "s", bad)
+        assert store.last_seq("c", "s") == 1
+        assert np.array_equal(store.read_ticks(), concat(msgs[:1]))
+        assert store.stats()["batches_stored"] == 1
+
+
+def test_last_seq_and_counters_survive_reopening(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite"
+    msgs = messages(2)
+    n = len(concat(msgs))
+    with TickStore(db) as store:
+        store.count_received(n)
+        store.store("c", "s", [(1, msgs[0]), (2, msgs[1])])
+        store.count_duplicate()
+        store.count_refused()
+    with TickStore(db) as again:
+        assert again.last_seq("c", "s") == 2
+        assert again.stats() == {
+            "ticks_received": n,
+            "ticks_stored": n,
+            "batches_stored": 2,
+            "duplicate_batches": 1,
+            "refused_messages": 1,
+            "sessions": [{"client_id": "c", "session": "s", "last_seq": 2, "ticks": n}],
+        }
+
+
+def test_the_database_is_in_wal_mode_with_the_documented_tables(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite"
+    TickStore(db).close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(tick_blocks)")]
+        assert columns == [
+            "client_id",
+            "session",
+            "seq",
+            "idx",
+            "symbol",
+            "n",
+            "first_msc",
+            "last_msc",
+            "ticks",
+        ]
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(sessions)")]
+        assert columns == ["client_id", "session", "last_seq", "ticks"]
+    finally:
+        conn.close()
