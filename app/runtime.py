@@ -25,6 +25,7 @@ from app.clock import SYSTEM_CLOCK, Clock
 from app.collector import Collector
 from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
+from app.connector.handoff import Handoff
 from app.refbackend.server import ReferenceBackend
 from app.ticks import TickBatch
 
@@ -98,14 +99,14 @@ class Runtime:
         latency_sink: LatencySink | None = None,
     ) -> None:
         self.config = config
-        self.queue: asyncio.Queue[TickBatch] = asyncio.Queue(maxsize=QUEUE_BATCHES)
+        self.handoff: Handoff[TickBatch] = Handoff(QUEUE_BATCHES)
         self.collector = Collector(
             config.cache.ticks_per_symbol, bar_history=config.cache.bar_history, clock=clock
         )
         pool_cfg = config.pool
         self.pool = ConnectorPool(
             plan_workers(config, passwords),
-            self.queue,
+            self.handoff,
             policy=pool_cfg.backoff.policy(),
             stall_timeout=pool_cfg.stall_timeout_s,
             connect_timeout=pool_cfg.connect_timeout_s,
@@ -125,7 +126,7 @@ class Runtime:
         if self.config.backend.enabled:
             gate = await self._start_backend(self.config.backend)
         self._tasks.append(
-            asyncio.create_task(self.collector.consume(self.queue, gate), name="collector")
+            asyncio.create_task(self.collector.consume(self.handoff, gate), name="collector")
         )
         await self.pool.start()
 
@@ -164,10 +165,12 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop capture, deliver what was captured, then take the backend side down."""
-        await self.pool.stop()
         if self.link is not None:
-            self.link.room.set()  # whatever is queued must reach the collector now
-        await self.queue.join()
+            # Whatever the workers still send must reach the collector, or they could
+            # never finish their last send and stop.
+            self.link.room.set()
+        await self.pool.stop()
+        await self.handoff.join()
         if self.link is not None and not await self.link.drain(DRAIN_TIMEOUT):
             state = self.link.state
             log.error(

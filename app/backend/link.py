@@ -123,7 +123,11 @@ class BridgeLink:
             self._linger_handle = loop.call_later(self.options.linger, self.cut)
         self._pending.append(codec.Block(batch.symbol, batch.ticks))
         self._pending_ticks += len(batch.ticks)
-        if self._pending_ticks >= self.options.batch_max_ticks:
+        # Like Nagle's algorithm: an idle link sends at once (lowest latency at low
+        # rates); while messages are in flight, batches gather until the size or the
+        # linger cuts them (fewest messages at high rates).
+        idle = self._ws is not None and self._acked == self._next_seq - 1
+        if idle or self._pending_ticks >= self.options.batch_max_ticks:
             self.cut()
 
     def cut(self) -> None:
@@ -306,6 +310,8 @@ class BridgeLink:
         self._spool.ack(seq)
         self._acked = seq
         self._update_room()
+        if self._pending and self._acked == self._next_seq - 1:
+            self.cut()  # the link just went idle: what gathered meanwhile goes now
         self._work.set()
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import numpy as np
 
@@ -43,6 +44,14 @@ class _SymbolState:
         self.last_msc = 0
         self.last_bid = 0.0
         self.last_ask = 0.0
+
+
+class BatchSource(Protocol):
+    """Where batches come from: the pool's thread-to-loop hand-off, or a test."""
+
+    async def take(self) -> list[TickBatch]: ...
+
+    def done(self, n: int) -> None: ...
 
 
 class Collector:
@@ -134,33 +143,31 @@ class Collector:
         self._fanout.publish(out)
         return out
 
-    async def consume(
-        self, queue: asyncio.Queue[TickBatch], gate: asyncio.Event | None = None
-    ) -> None:
-        """Ingest from ``queue`` until cancelled.
+    async def consume(self, source: BatchSource, gate: asyncio.Event | None = None) -> None:
+        """Ingest everything ``source`` hands over, until cancelled.
 
-        While ``gate`` is clear nothing is taken: the queue fills and the pool's workers
+        While ``gate`` is clear nothing is taken: the source fills and the pool's workers
         wait, which is how a full bridge spool slows capture down without losing ticks.
 
         A batch that makes ``ingest`` raise (a wrong dtype from a misbehaving source) is
         logged and counted in ``stats.consume_errors``; capture of everything else goes on.
+        Batches taken together are ingested without an ``await`` in between, so a
+        cancellation can never drop half of them.
         """
-        taken = 0
         while True:
             if gate is not None and not gate.is_set():
                 await gate.wait()
-            batch = await queue.get()
-            try:
-                self.ingest(batch)
-            except Exception:
-                self._consume_errors += 1
-                if self._consume_errors % _LOG_EVERY == 1:
-                    _log.exception("collector rejected a batch of %r", batch.symbol)
-            finally:
-                queue.task_done()
-            taken += 1
-            if taken % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+            batches = await source.take()
+            for batch in batches:
+                try:
+                    self.ingest(batch)
+                except Exception:
+                    self._consume_errors += 1
+                    if self._consume_errors % _LOG_EVERY == 1:
+                        _log.exception("collector rejected a batch of %r", batch.symbol)
+            source.done(len(batches))
+            if len(batches) >= _YIELD_EVERY:
+                await asyncio.sleep(0)  # a long backlog must not starve the loop
 
     def _add_symbol(self, symbol: str) -> _SymbolState:
         aggregators = tuple(BarAggregator(tf, self._bar_history) for tf in self._timeframes)

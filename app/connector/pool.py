@@ -3,15 +3,14 @@
 Each worker owns one terminal connection. The supervisor keeps a health state per
 worker, restarts a dead or stalled one after the project's backoff policy, and hands
 every restarted worker the cursor of the last tick that *reached the collector*, so a
-crash costs neither a gap nor a duplicate. Batches flow into one bounded asyncio queue;
-when it is full the reader blocks, the pipe fills, the worker blocks, and the ticks wait
+crash costs neither a gap nor a duplicate. Batches flow into one bounded hand-off to the
+loop; when it is full the reader blocks, the pipe fills, the worker blocks, and the ticks wait
 in the terminal's own history: back-pressure without loss.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import multiprocessing
@@ -25,6 +24,7 @@ from app.backoff import Backoff, BackoffPolicy
 from app.clock import SYSTEM_CLOCK, Clock
 from app.connector import wire
 from app.connector.capture import CaptureCursor
+from app.connector.handoff import Handoff, HandoffClosed
 from app.connector.health import WorkerHealth, WorkerState
 from app.connector.worker import EXIT_FATAL, EXIT_STOPPED, WorkerSpec, worker_main
 from app.ticks import TickBatch
@@ -69,7 +69,7 @@ class ConnectorPool:
     def __init__(
         self,
         specs: Sequence[WorkerSpec],
-        sink: asyncio.Queue[TickBatch],
+        sink: Handoff[TickBatch],
         *,
         policy: BackoffPolicy | None = None,
         stall_timeout: float = 10.0,
@@ -101,6 +101,7 @@ class ConnectorPool:
     # ---------------------------------------------------------------- public API
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._sink.bind(self._loop)
         for slot in self._slots.values():
             slot.task = asyncio.create_task(
                 self._supervise(slot), name=f"supervise-worker-{slot.worker_id}"
@@ -299,7 +300,7 @@ class ConnectorPool:
                         slot.process.kill()
                     return
                 if isinstance(msg, TickBatch):
-                    if not self._hand_over(msg, loop):
+                    if not self._hand_over(msg):
                         return
                     with slot.lock:
                         slot.cursors[msg.symbol].advance(msg.ticks)
@@ -311,18 +312,13 @@ class ConnectorPool:
         finally:
             loop.call_soon_threadsafe(ended.set)
 
-    def _hand_over(self, batch: TickBatch, loop: asyncio.AbstractEventLoop) -> bool:
-        """Put a batch into the sink, waiting for room; False if the loop went away."""
-        fut = asyncio.run_coroutine_threadsafe(self._sink.put(batch), loop)
-        while True:
-            try:
-                fut.result(timeout=1.0)
-                return True
-            except concurrent.futures.TimeoutError:
-                if loop.is_closed():
-                    return False
-            except (concurrent.futures.CancelledError, RuntimeError):
-                return False
+    def _hand_over(self, batch: TickBatch) -> bool:
+        """Give a batch to the collector, waiting for room; False once nobody consumes."""
+        try:
+            self._sink.put(batch)
+        except HandoffClosed:
+            return False
+        return True
 
     def _on_status(self, slot: _Slot, msg: wire.StatusMsg) -> None:
         if msg.error_code or msg.error_text:

@@ -9,6 +9,7 @@ import pytest
 from app.clock import ManualClock
 from app.collector import M1, M5, BarAggregator, Collector, SequencedBatch
 from app.collector.bars import BAR_DTYPE
+from app.connector.handoff import Handoff
 from app.ticks import TickBatch, empty_ticks
 
 from .ticks_factory import START_MSC, batch, make_ticks, split, ticks_at
@@ -176,15 +177,16 @@ async def test_a_slow_async_consumer_never_blocks_ingest() -> None:
     assert got == list(range(493, 501))
 
 
-async def test_consume_ingests_from_a_queue_until_cancelled() -> None:
+async def test_consume_ingests_from_a_handoff_until_cancelled() -> None:
     collector = Collector(cache_capacity_per_symbol=1_000)
-    source: asyncio.Queue[TickBatch] = asyncio.Queue()
+    source: Handoff[TickBatch] = Handoff(maxsize=1_000)
+    source.bind(asyncio.get_running_loop())
     ticks = make_ticks(np.random.default_rng(3), 400)
     for part in np.array_split(ticks, 200):
-        source.put_nowait(batch("EURUSD", part))
-    source.put_nowait(TickBatch("EURUSD", np.zeros(3, dtype=BAR_DTYPE)))  # wrong dtype
-    source.put_nowait(batch("EURUSD", empty_ticks(0)))
-    source.put_nowait(batch("USDJPY", ticks[:5]))
+        source.put(batch("EURUSD", part))
+    source.put(TickBatch("EURUSD", np.zeros(3, dtype=BAR_DTYPE)))  # wrong dtype
+    source.put(batch("EURUSD", empty_ticks(0)))
+    source.put(batch("USDJPY", ticks[:5]))
 
     task = asyncio.create_task(collector.consume(source))
     await asyncio.wait_for(source.join(), timeout=2)
