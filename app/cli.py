@@ -66,6 +66,12 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["pipeline"], help="what to measure")
     bench.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
     bench.add_argument("--json", action="store_true", help="print only the JSON document")
+    bench.add_argument(
+        "--synchronous",
+        choices=["FULL", "NORMAL"],
+        default="FULL",
+        help="durability the reference bridge commits with (see 'backend --help')",
+    )
     return parser
 
 
@@ -177,7 +183,7 @@ def _bench(args: argparse.Namespace) -> int:
             f"measuring: raw ceiling, full speed, 10k ticks/s; {args.seconds:g} s each ...",
             file=sys.stderr,
         )
-    result = asyncio.run(bench(args.seconds))
+    result = asyncio.run(bench(args.seconds, args.synchronous))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return 0
 

@@ -12,7 +12,7 @@ import sys
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
 
-from app.backend.codec import MAX_FRAME_BYTES
+from app.backend.codec import MAX_FRAME_BYTES, decode, parse_ticks
 
 
 async def _handle(ws: ServerConnection) -> None:
@@ -24,8 +24,18 @@ async def _handle(ws: ServerConnection) -> None:
         await ws.send(orjson.dumps({"type": "ack", "seq": count}), text=True)
 
 
+async def _handle_parsing(ws: ServerConnection) -> None:
+    """Like ``_handle``, but validating each message as the bridge does (no storage)."""
+    await ws.recv()
+    await ws.send(orjson.dumps({"type": "welcome", "last_seq": 0}), text=True)
+    async for frame in ws:
+        seq, _ = parse_ticks(decode(frame))
+        await ws.send(orjson.dumps({"type": "ack", "seq": seq}), text=True)
+
+
 async def main() -> None:
-    async with serve(_handle, "127.0.0.1", 0, compression=None, max_size=MAX_FRAME_BYTES) as server:
+    handler = _handle_parsing if "--parse" in sys.argv else _handle
+    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=MAX_FRAME_BYTES) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"ws://127.0.0.1:{port}/ws", flush=True)
         await asyncio.Event().wait()

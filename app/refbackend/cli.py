@@ -57,6 +57,13 @@ def add_backend_parser(
     parser.add_argument(
         "--db", type=Path, default=None, metavar="FILE", help=f"default: {default_db_path()}"
     )
+    parser.add_argument(
+        "--synchronous",
+        choices=["FULL", "NORMAL"],
+        default="FULL",
+        help="SQLite durability of an ack: FULL survives power loss (default); NORMAL "
+        "survives a crash of the backend process and commits faster",
+    )
     actions = parser.add_subparsers(dest="backend_command", metavar="ACTION")
     stats = actions.add_parser("stats", help="print the delivery statistics of a database")
     # SUPPRESS: ``backend --db X stats`` keeps X instead of being reset to the default.
@@ -92,6 +99,7 @@ def run_backend(args: argparse.Namespace) -> int:
             gateway_port=args.gateway_port,
             hub_port=args.hub_port,
             db_path=db,
+            synchronous=args.synchronous,
         )
         asyncio.run(serve_forever(backend, ready=_announce))
     except (OSError, sqlite3.Error) as exc:
