@@ -191,13 +191,17 @@ class Bridge:
                 else:
                     last_seq = await self.call(self.store.last_seq, *key)
                     if hello.resume_from > last_seq:
-                        log.warning(
+                        log.error(
                             "bridge: %s holds acks up to %d but only %d is stored "
-                            "(was the database replaced?)",
+                            "(was the database replaced?); recording %d lost batches "
+                            "and continuing after %d",
                             who,
                             hello.resume_from,
                             last_seq,
+                            hello.resume_from - last_seq,
+                            hello.resume_from,
                         )
+                        last_seq = await self.call(self.store.adopt_resume, *key, hello.resume_from)
                     try:
                         await ws.send(encode_welcome(last_seq).decode())
                     except ConnectionClosed:

@@ -44,6 +44,7 @@ COUNTERS: tuple[str, ...] = (
     "batches_stored",
     "duplicate_batches",
     "refused_messages",
+    "lost_batches",
 )
 
 Item = tuple[int, Sequence[Block]]
@@ -149,6 +150,42 @@ class TickStore:
             self._counts["ticks_stored"] += n_ticks
             self._counts["batches_stored"] += len(items)
         return new_last
+
+    def adopt_resume(self, client_id: str, session: str, resume_from: int) -> int:
+        """Accept a client's word that everything up to ``resume_from`` was acked before.
+
+        Happens only when this database lost what it had acked (replaced, restored from
+        an old backup). The client has already forgotten those batches, so insisting on
+        them would refuse the session forever; instead the gap is recorded in
+        ``lost_batches`` and delivery continues. Returns the session's new ``last_seq``.
+        """
+        with self._write_lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT last_seq FROM sessions WHERE client_id = ? AND session = ?",
+                    (client_id, session),
+                ).fetchone()
+                stored_last = int(row[0]) if row else 0
+                if resume_from <= stored_last:
+                    conn.execute("ROLLBACK")
+                    return stored_last
+                conn.execute(
+                    "INSERT INTO sessions VALUES (?, ?, ?, 0) "
+                    "ON CONFLICT (client_id, session) DO UPDATE SET last_seq = excluded.last_seq",
+                    (client_id, session, resume_from),
+                )
+                with self._count_lock:
+                    self._counts["lost_batches"] += resume_from - stored_last
+                    snapshot = dict(self._counts)
+                self._write_counters(snapshot)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return resume_from
 
     def _write_counters(self, counts: dict[str, int]) -> None:
         self._conn.executemany(

@@ -292,6 +292,28 @@ async def test_last_seq_survives_a_restart_of_the_backend(db_path: Path) -> None
         assert second.store.stats()["batches_stored"] == 6
 
 
+async def test_a_replaced_database_records_the_loss_and_delivery_goes_on(
+    tmp_path: Path,
+) -> None:
+    session = new_session()
+    msgs = messages(5)
+    # The client holds acks up to 3, but this (new) database never saw them.
+    async with (
+        ReferenceBackend(
+            bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "new.sqlite"
+        ) as backend,
+        open_ws(backend.bridge_url) as ws,
+    ):
+        assert await say_hello(ws, "desk-1", session, resume_from=3) == 3
+        for seq in (4, 5):
+            await send_ticks(ws, seq, msgs[seq - 1])
+        await wait_ack(ws, 5)
+        stats = backend.store.stats()
+        assert stats["lost_batches"] == 3
+        assert stats["batches_stored"] == 2
+        assert np.array_equal(backend.store.read_ticks(session=session), concat(msgs[3:]))
+
+
 async def test_a_connection_without_hello_is_closed(tmp_path: Path) -> None:
     with TickStore(tmp_path / "t.sqlite") as store:
         bridge = Bridge(store, hello_timeout=0.2)

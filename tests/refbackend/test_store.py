@@ -53,6 +53,7 @@ def test_last_seq_and_counters_survive_reopening(tmp_path: Path) -> None:
             "batches_stored": 2,
             "duplicate_batches": 1,
             "refused_messages": 1,
+            "lost_batches": 0,
             "sessions": [{"client_id": "c", "session": "s", "last_seq": 2, "ticks": n}],
         }
 
