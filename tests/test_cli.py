@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -113,3 +114,101 @@ def test_workers_exit_when_the_app_is_killed_outright() -> None:
         "orphaned workers to exit",
     )
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _start_backend(ports: list[int], db: Path) -> subprocess.Popen[str]:
+    args = ["backend", "--bridge-port", str(ports[0]), "--gateway-port", str(ports[1])]
+    args += ["--hub-port", str(ports[2]), "--db", str(db)]
+    proc = subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert f"ws://127.0.0.1:{ports[0]}/ws" in line, line + (
+        proc.stderr.read() if proc.stderr else ""
+    )
+    return proc
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_backend_and_run_from_two_terminals_survive_a_killed_backend(tmp_path: Path) -> None:
+    ports = _free_ports(3)
+    db = tmp_path / "bridge.sqlite"
+    config = tmp_path / "client.json"
+    config.write_text(
+        json.dumps(
+            {
+                "terminals": [
+                    {"symbols": ["EURUSD", "GBPUSD"], "rates": {"EURUSD": 2000, "GBPUSD": 2000}}
+                ],
+                "pool": {"size": 2},
+                "backend": {
+                    "bridge_url": f"ws://127.0.0.1:{ports[0]}/ws",
+                    "gateway_url": f"http://127.0.0.1:{ports[1]}",
+                    "hub_url": f"http://127.0.0.1:{ports[2]}",
+                    "embedded": "never",
+                    "client_id": "cli-desk",
+                    "spool_dir": str(tmp_path / "spool"),
+                    "backoff": {"initial_s": 0.1, "maximum_s": 0.5},
+                },
+            }
+        )
+    )
+    backend = _start_backend(ports, db)
+    run = subprocess.Popen(
+        [*CLI, "run", "--config", str(config), "--duration", "14"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stdout is not None
+        lines = []
+        for line in run.stdout:
+            lines.append(line)
+            if "link up, acked" in line and "acked 0," not in line:
+                break
+        os.kill(backend.pid, signal.SIGKILL)
+        backend.wait(timeout=20)
+        for line in run.stdout:
+            lines.append(line)
+            if "link DOWN" in line:
+                break
+        backend = _start_backend(ports, db)
+        out, err = run.communicate(timeout=120)
+        lines.extend(out.splitlines())
+    finally:
+        _stop(run)
+        _stop(backend)
+    assert run.returncode == 0, err
+    text = "".join(lines)
+    assert "link DOWN" in text
+    captured = int(
+        next(ln for ln in lines if ln.startswith("captured ")).split()[1].replace(",", "")
+    )
+    delivered = next(ln for ln in lines if ln.startswith("delivered "))
+    assert int(delivered.split()[1].replace(",", "")) == captured, delivered
+    assert "; 0 unacknowledged" in delivered
+    stats = json.loads(run_cli("backend", "stats", "--db", str(db)).stdout)
+    assert stats["ticks_stored"] == captured
+    assert [s["ticks"] for s in stats["sessions"]] == [captured]
