@@ -257,9 +257,12 @@ async def test_authorization_failure_fails_the_worker_with_the_mt5_code_and_no_r
         size=1,
     )
     rt, _ = await start(started, config, now_msc())
-    await wait_until(
-        lambda: rt.pool.health()[0].state is WorkerState.FAILED, 60, "the failed state"
-    )
+
+    def failed_and_gone() -> bool:
+        w = rt.pool.health()[0]
+        return w.state is WorkerState.FAILED and w.pid is None and w.reconnects >= 1
+
+    await wait_until(failed_and_gone, 60, "the failed state, with the worker process gone")
     w = rt.pool.health()[0]
     assert w.last_error_code == -6
     assert "Authorization failed" in w.last_error_text
