@@ -59,6 +59,8 @@ async def run_pool(rate: float, seconds: float, workers: int, cache: int) -> dic
             "terminals": [{"symbols": SYMBOLS, "rates": dict.fromkeys(SYMBOLS, rate)}],
             "pool": {"size": workers},
             "cache": {"ticks_per_symbol": cache},
+            # The pool and collector alone: the link has its own benchmark (bench pipeline).
+            "backend": {"enabled": False},
         }
     )
     rt = Runtime(config)
