@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import wait_until_sync
+from tests.conftest import free_ports, wait_until_sync
 
 CLI = [sys.executable, "-m", "app"]
 
@@ -116,16 +115,6 @@ def test_workers_exit_when_the_app_is_killed_outright() -> None:
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _start_backend(ports: list[int], db: Path) -> subprocess.Popen[str]:
     args = ["backend", "--bridge-port", str(ports[0]), "--gateway-port", str(ports[1])]
     args += ["--hub-port", str(ports[2]), "--db", str(db)]
@@ -152,7 +141,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 @pytest.mark.slow
 def test_backend_and_run_from_two_terminals_survive_a_killed_backend(tmp_path: Path) -> None:
-    ports = _free_ports(3)
+    ports = free_ports(3)
     db = tmp_path / "bridge.sqlite"
     config = tmp_path / "client.json"
     config.write_text(

@@ -7,7 +7,6 @@ for the same span, per symbol: every tick, once.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,21 +23,11 @@ from app.refbackend.server import ReferenceBackend
 from app.refbackend.store import TickStore
 from app.runtime import Runtime
 from app.terminal.market import DEFAULT_PROFILES, Market
-from tests.conftest import wait_until
+from tests.conftest import free_ports, wait_until
 
 pytestmark = pytest.mark.slow
 
 SYMBOLS = ["EURUSD", "GBPUSD", "XAUUSD"]
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Ports:
