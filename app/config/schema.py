@@ -159,6 +159,11 @@ class BackendConfig(_Section):
     bridge_url: str = Field("ws://localhost:3001/ws", description="Data bridge WebSocket endpoint.")
     gateway_url: str = Field("http://localhost:8000", description="API gateway base URL.")
     hub_url: str = Field("http://localhost:7000", description="Central hub base URL.")
+    gateway_username: str | None = Field(
+        None,
+        description="API gateway login; its password lives in the credential vault "
+        "(trading-client credentials set gateway/<username>).",
+    )
     client_id: str | None = Field(
         None, description="This installation's id at the backend; empty uses 'desk-<hostname>'."
     )
@@ -206,6 +211,35 @@ class BackendConfig(_Section):
     )
 
 
+class TlsConfig(_Section):
+    min_version: Literal["1.2", "1.3"] = Field(
+        "1.2", description="Lowest TLS version accepted for https/wss (1.3 is always preferred)."
+    )
+    ca_bundle: Path | None = Field(
+        None, description="PEM file of trusted CAs; empty uses the system trust store."
+    )
+    pins: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Host (or host:port) → allowed SHA-256 fingerprints of the server's public "
+        "key (base64 or hex); a mismatch refuses the connection.",
+    )
+
+
+class SecurityConfig(_Section):
+    tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS for https/wss.")
+    vault: Literal["auto", "keyring", "file"] = Field(
+        "auto",
+        description="Where credentials live: the OS keyring when usable ('auto'), or an "
+        "encrypted file protected by a master password.",
+    )
+    vault_file: Path | None = Field(
+        None, description="Encrypted credential file; empty uses the user data folder."
+    )
+    audit_log: Path | None = Field(
+        None, description="Audit log (JSON lines); empty uses the user log folder."
+    )
+
+
 class ClientConfig(_Section):
     terminals: list[TerminalConfig] = Field(
         default_factory=lambda: [TerminalConfig()],
@@ -214,6 +248,9 @@ class ClientConfig(_Section):
     )
     pool: PoolConfig = Field(default_factory=PoolConfig, description="Connection pool.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="In-memory tick cache.")
+    security: SecurityConfig = Field(
+        default_factory=SecurityConfig, description="Credentials, TLS and audit."
+    )
     backend: BackendConfig = Field(default_factory=BackendConfig, description="Backend endpoints.")
 
     @model_validator(mode="after")
