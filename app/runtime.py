@@ -10,10 +10,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Mapping
+import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import platformdirs
 
 from app import __version__
@@ -24,12 +27,20 @@ from app.backend.spool import Spool
 from app.clock import SYSTEM_CLOCK, Clock
 from app.collector import Collector
 from app.config import BackendConfig, ClientConfig
+from app.config.schema import SecurityConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
 from app.connector.handoff import Handoff
 from app.refbackend.server import ReferenceBackend
+from app.security.tls import (
+    TlsSettings,
+    check_plaintext_url,
+    make_client_context,
+)
 from app.ticks import TickBatch
 
 log = logging.getLogger(__name__)
+
+PinFailureHook = Callable[[str, str, str], None]
 
 #: Batches that may wait between the pool and the collector before workers are held back.
 QUEUE_BATCHES = 512
@@ -68,7 +79,28 @@ def client_id_of(config: BackendConfig) -> str:
     return config.client_id or f"desk-{socket.gethostname()}"
 
 
-def link_options(config: BackendConfig) -> LinkOptions:
+def tls_settings(config: SecurityConfig) -> TlsSettings:
+    tls = config.tls
+    return TlsSettings(
+        min_version=tls.min_version,
+        ca_bundle=tls.ca_bundle,
+        pins={host: tuple(pins) for host, pins in tls.pins.items()},
+    )
+
+
+def tls_context_for(
+    url: str, settings: TlsSettings, on_pin_failure: PinFailureHook | None = None
+) -> ssl.SSLContext | None:
+    """The one TLS context factory, per endpoint (``host:port`` pins need the port)."""
+    if urlsplit(url).scheme not in ("https", "wss"):
+        warning = check_plaintext_url(url)
+        if warning:
+            log.warning("%s", warning)
+        return None
+    return make_client_context(settings, url, on_pin_failure=on_pin_failure)
+
+
+def link_options(config: BackendConfig, ssl_context: ssl.SSLContext | None = None) -> LinkOptions:
     return LinkOptions(
         batch_max_ticks=config.batch_max_ticks,
         linger=config.linger_ms / 1000,
@@ -77,6 +109,7 @@ def link_options(config: BackendConfig) -> LinkOptions:
         ping_interval=config.ping_interval_s,
         ping_timeout=config.ping_timeout_s,
         policy=config.backoff.policy(),
+        ssl_context=ssl_context,
     )
 
 
@@ -117,6 +150,7 @@ class Runtime:
         self.link: BridgeLink | None = None
         self.hub: HubClient | None = None
         self._spool: Spool | None = None
+        self._http: httpx.AsyncClient | None = None
         self._latency_sink = latency_sink
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -143,15 +177,19 @@ class Runtime:
         self._spool = Spool(
             cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20, link_session_dir
         )
+        tls = tls_settings(self.config.security)
+        link_tls = tls_context_for(cfg.bridge_url, tls, self._on_pin_failure)
         self.link = BridgeLink(
             cfg.bridge_url,
             client_id,
             self._spool,
-            link_options(cfg),
+            link_options(cfg, link_tls),
             latency_sink=self._latency_sink,
         )
         self.collector.subscribe(self.link.offer, name="bridge-link")
         self._tasks.append(asyncio.create_task(self.link.run(), name="bridge-link"))
+        hub_tls = tls_context_for(cfg.hub_url, tls, self._on_pin_failure)
+        self._http = httpx.AsyncClient(verify=hub_tls if hub_tls is not None else True)
         self.hub = HubClient(
             cfg.hub_url,
             client_id,
@@ -159,6 +197,7 @@ class Runtime:
             capabilities=("ticks", "bars"),
             heartbeat_interval=cfg.hub_heartbeat_s,
             policy=cfg.backoff.policy(),
+            http=self._http,
         )
         self._tasks.append(asyncio.create_task(self.hub.run(), name="hub-client"))
         return self.link.room
@@ -187,10 +226,15 @@ class Runtime:
         if self.hub is not None:
             with contextlib.suppress(Exception):
                 await self.hub.stop()
+        if self._http is not None:
+            await self._http.aclose()
         if self.embedded is not None:
             await self.embedded.stop()
         if self._spool is not None:
             self._spool.close()
+
+    def _on_pin_failure(self, host: str, expected: str, actual: str) -> None:
+        log.error("TLS pin mismatch for %s: expected %s, got %s", host, expected, actual)
 
     def status(self) -> RuntimeStatus:
         stats = self.collector.stats

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -105,8 +106,9 @@ class Bridge:
         self.port = 0
 
     # ------------------------------------------------------------------ lifetime
-    async def start(self, host: str, port: int) -> int:
-        """Listen; returns the actual port (``port=0`` picks a free one)."""
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+        """Listen (over TLS when given a context); returns the actual port (``port=0``
+        picks a free one)."""
         self._server = await serve(
             self._handle,
             host,
@@ -114,6 +116,7 @@ class Bridge:
             process_request=_only_ws_path,
             max_size=MAX_FRAME_BYTES,
             compression=self._compression,
+            ssl=ssl_context,
         )
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
         return self.port

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -38,11 +39,13 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def _serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def _serve_app(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None
+) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     except BaseException:
         await runner.cleanup()
         raise
@@ -63,6 +66,7 @@ class ReferenceBackend:
         compression: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         synchronous: str = "FULL",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
@@ -72,6 +76,8 @@ class ReferenceBackend:
         self._compression = compression
         self._clock = clock
         self._synchronous = synchronous
+        #: Serve wss/https with this server context (tests of TLS and pinning).
+        self._ssl = ssl_context
         self._store: TickStore | None = None
         self._settings: SettingsStore | None = None
         self._bridge: Bridge | None = None
@@ -91,7 +97,9 @@ class ReferenceBackend:
             )
             self._settings = await asyncio.to_thread(SettingsStore, self.db_path)
             self._bridge = Bridge(store, compression=self._compression)
-            self._ports["bridge"] = await self._bridge.start(self.host, self._ports["bridge"])
+            self._ports["bridge"] = await self._bridge.start(
+                self.host, self._ports["bridge"], self._ssl
+            )
             gateway = Gateway(
                 store,
                 self._settings,
@@ -100,7 +108,9 @@ class ReferenceBackend:
                 clock=self._clock,
             )
             for name, app in (("gateway", gateway.app()), ("hub", Hub(clock=self._clock).app())):
-                runner, self._ports[name] = await _serve_app(app, self.host, self._ports[name])
+                runner, self._ports[name] = await _serve_app(
+                    app, self.host, self._ports[name], self._ssl
+                )
                 self._runners.append(runner)
         except BaseException:
             await self.stop()
@@ -161,15 +171,16 @@ class ReferenceBackend:
 
     @property
     def bridge_url(self) -> str:
-        return f"ws://{_url_host(self.host)}:{self.bridge_port}{PATH}"
+        scheme = "wss" if self._ssl else "ws"
+        return f"{scheme}://{_url_host(self.host)}:{self.bridge_port}{PATH}"
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{_url_host(self.host)}:{self.gateway_port}"
+        return f"{'https' if self._ssl else 'http'}://{_url_host(self.host)}:{self.gateway_port}"
 
     @property
     def hub_url(self) -> str:
-        return f"http://{_url_host(self.host)}:{self.hub_port}"
+        return f"{'https' if self._ssl else 'http'}://{_url_host(self.host)}:{self.hub_port}"
 
 
 async def serve_forever(
