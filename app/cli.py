@@ -11,15 +11,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import orjson
 
 from app import __version__
 from app.backend.link import LinkState
 from app.config import ClientConfig, ConfigError, load_config
+from app.config.cli import add_config_parser, run_config
 from app.connector import WorkerState
 from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
+from app.security.cli import SecretSafeArgumentParser, add_credentials_parser, run_credentials
+from app.security.redact import install_redaction
 
 log = logging.getLogger("trading_client")
 
@@ -40,7 +44,8 @@ EXAMPLES_RUN = """examples:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Error messages must not echo what was typed: a mistyped line may hold a password.
+    parser = SecretSafeArgumentParser(
         prog="trading-client",
         description="Capture every MetaTrader 5 tick, aggregate, cache and stream it.",
     )
@@ -48,7 +53,12 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Sub-commands are built by their own modules against the plain ArgumentParser type;
+    # they are SecretSafeArgumentParser instances all the same (argparse uses our class).
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND"),
+    )
     run = sub.add_parser(
         "run",
         help="capture headless, printing a status line each second",
@@ -57,6 +67,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_run_arguments(run)
     add_backend_parser(sub)
+    add_config_parser(sub)
+    add_credentials_parser(sub)
     bench = sub.add_parser(
         "bench",
         help="measure throughput and latency, printing JSON",
@@ -193,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_redaction()
     command = args.command or "run"
     if args.command is None:
         # Until the desktop window exists, a bare ``trading-client`` runs headless.
@@ -203,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(config, args.duration, args.quiet))
         if command == "backend":
             return run_backend(args)
+        if command == "config":
+            return run_config(args)
+        if command == "credentials":
+            return run_credentials(args)
         if command == "bench":
             return _bench(args)
     except ConfigError as exc:
