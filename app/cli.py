@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
+import os
 import signal
 import sys
 import time
@@ -22,8 +24,22 @@ from app.config.cli import add_config_parser, run_config
 from app.connector import WorkerState
 from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
-from app.security.cli import SecretSafeArgumentParser, add_credentials_parser, run_credentials
+from app.security.audit import AuditLog
+from app.security.cli import (
+    ENV_MASTER_PASSWORD,
+    SecretSafeArgumentParser,
+    add_credentials_parser,
+    run_credentials,
+)
+from app.security.logins import (
+    MissingCredentialError,
+    needs_vault,
+    open_configured_vault,
+    terminal_passwords,
+)
 from app.security.redact import install_redaction
+from app.security.secret import Secret
+from app.security.vault import VaultError, VaultUnavailable
 
 log = logging.getLogger("trading_client")
 
@@ -154,8 +170,29 @@ def _summary(status: RuntimeStatus, elapsed: float) -> str:
     return "\n".join(lines)
 
 
+def _master_password() -> Secret:
+    """For the file vault: the environment (automation) or a hidden prompt, never argv."""
+    from_env = os.environ.get(ENV_MASTER_PASSWORD)
+    if from_env:
+        return Secret(from_env)
+    if not sys.stdin.isatty():
+        raise VaultUnavailable(
+            f"the credential vault needs its master password: set {ENV_MASTER_PASSWORD} "
+            "or run from a terminal"
+        )
+    return Secret(getpass.getpass("Master password of the credential vault: "))
+
+
+def _passwords(config: ClientConfig) -> dict[str, str]:
+    if not needs_vault(config):
+        return {}
+    audit = AuditLog(config.security.audit_log)
+    vault = open_configured_vault(config.security, _master_password, audit)
+    return terminal_passwords(config, vault)
+
+
 async def _run(config: ClientConfig, duration: float | None, quiet: bool) -> int:
-    runtime = Runtime(config)
+    runtime = Runtime(config, passwords=_passwords(config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -222,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_credentials(args)
         if command == "bench":
             return _bench(args)
-    except ConfigError as exc:
+    except (ConfigError, MissingCredentialError, VaultError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -201,3 +201,63 @@ def test_backend_and_run_from_two_terminals_survive_a_killed_backend(tmp_path: P
     stats = json.loads(run_cli("backend", "stats", "--db", str(db)).stdout)
     assert stats["ticks_stored"] == captured
     assert [s["ticks"] for s in stats["sessions"]] == [captured]
+
+
+def test_a_real_terminal_without_a_stored_password_names_the_fix(tmp_path: Path) -> None:
+    config = tmp_path / "mt5.json"
+    config.write_text(
+        json.dumps(
+            {
+                "terminals": [
+                    {"name": "broker", "kind": "mt5", "login": 5001, "symbols": ["EURUSD"]}
+                ],
+                "security": {"vault": "file", "vault_file": str(tmp_path / "vault.bin")},
+                "backend": {"enabled": False},
+            }
+        )
+    )
+    env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": "correct horse battery"}
+    result = subprocess.run(
+        [*CLI, "run", "--config", str(config), "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "trading-client credentials set mt5/broker" in result.stderr
+    # With the password stored, the run gets as far as the terminal itself: on this
+    # machine the MetaTrader5 package is missing, which the worker reports in one line.
+    stored = subprocess.run(
+        [
+            *CLI,
+            "credentials",
+            "--vault-file",
+            str(tmp_path / "vault.bin"),
+            "--no-keyring",
+            "set",
+            "mt5/broker",
+        ],
+        input="broker-password-123\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert stored.returncode == 0, stored.stderr
+    result = subprocess.run(
+        [*CLI, "run", "--config", str(config), "--duration", "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "MetaTrader5" in result.stderr
+    assert "broker-password-123" not in result.stdout + result.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"broker-password-123" not in path.read_bytes(), path

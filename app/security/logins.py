@@ -1,0 +1,66 @@
+"""From settings to the passwords the workers need, through the vault.
+
+Settings name the terminals and their logins; the passwords live only in the vault, under
+``mt5/<terminal name>``. Nothing is asked for when no terminal has a login, so the
+embedded default never prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.config import ClientConfig
+from app.config.schema import SecurityConfig
+from app.security.audit import AuditLog
+from app.security.secret import Secret
+from app.security.vault import KeyringVault, Vault, open_vault
+
+
+class MissingCredentialError(LookupError):
+    """A real terminal has a login but the vault holds no password for it."""
+
+
+def terminal_credential_name(terminal_name: str) -> str:
+    return f"mt5/{terminal_name}"
+
+
+def needs_vault(config: ClientConfig) -> bool:
+    return any(t.login is not None for t in config.terminals)
+
+
+def open_configured_vault(
+    security: SecurityConfig,
+    master_password: Callable[[], Secret] | None,
+    audit: AuditLog | None = None,
+) -> Vault:
+    """The vault the settings ask for (``auto`` prefers the OS keyring)."""
+    if security.vault == "keyring":
+        return KeyringVault(audit=audit)
+    return open_vault(
+        prefer_keyring=security.vault == "auto",
+        file_path=security.vault_file,
+        master_password_provider=master_password,
+        audit=audit,
+    )
+
+
+def terminal_passwords(config: ClientConfig, vault: Vault) -> dict[str, str]:
+    """Terminal name → password for every terminal with a login.
+
+    A real (``mt5``) terminal without a stored password is an error naming the command
+    that fixes it; a simulated one simply logs in without a password.
+    """
+    out: dict[str, str] = {}
+    for term in config.terminals:
+        if term.login is None:
+            continue
+        name = terminal_credential_name(term.name)
+        secret = vault.get(name)
+        if secret is not None:
+            out[term.name] = secret.reveal()
+        elif term.kind == "mt5":
+            raise MissingCredentialError(
+                f"no password stored for terminal {term.name!r} (login {term.login}): "
+                f"run 'trading-client credentials set {name}'"
+            )
+    return out
