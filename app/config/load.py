@@ -38,9 +38,21 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{loc}: {value!r} {rule}"
 
 
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\n``, ``\\x1b``, ...).
+
+    Problem texts quote the file (unknown keys, symbol and terminal names); a newline
+    there would split one problem over two lines, an escape sequence would play tricks
+    with the terminal it is printed on.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def describe_validation_error(exc: ValidationError) -> list[str]:
     """One line per problem, e.g. ``pool.size: 0 is below the minimum 1``."""
-    return [_describe(dict(e)) for e in exc.errors()]
+    return [one_line(_describe(dict(e))) for e in exc.errors()]
 
 
 def parse_config(data: bytes | str, source: str = "<config>") -> ClientConfig:
