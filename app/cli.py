@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import logging
-import os
 import signal
 import sys
 import time
@@ -26,7 +24,6 @@ from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
 from app.security.audit import AuditLog
 from app.security.cli import (
-    ENV_MASTER_PASSWORD,
     SecretSafeArgumentParser,
     add_credentials_parser,
     run_credentials,
@@ -35,11 +32,11 @@ from app.security.logins import (
     MissingCredentialError,
     needs_vault,
     open_configured_vault,
+    prompt_master_password,
     terminal_passwords,
 )
 from app.security.redact import install_redaction
-from app.security.secret import Secret
-from app.security.vault import VaultError, VaultUnavailable
+from app.security.vault import VaultError
 
 log = logging.getLogger("trading_client")
 
@@ -170,24 +167,11 @@ def _summary(status: RuntimeStatus, elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def _master_password() -> Secret:
-    """For the file vault: the environment (automation) or a hidden prompt, never argv."""
-    from_env = os.environ.get(ENV_MASTER_PASSWORD)
-    if from_env:
-        return Secret(from_env)
-    if not sys.stdin.isatty():
-        raise VaultUnavailable(
-            f"the credential vault needs its master password: set {ENV_MASTER_PASSWORD} "
-            "or run from a terminal"
-        )
-    return Secret(getpass.getpass("Master password of the credential vault: "))
-
-
 def _passwords(config: ClientConfig) -> dict[str, str]:
     if not needs_vault(config):
         return {}
     audit = AuditLog(config.security.audit_log)
-    vault = open_configured_vault(config.security, _master_password, audit)
+    vault = open_configured_vault(config.security, prompt_master_password, audit)
     return terminal_passwords(config, vault)
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import platformdirs
@@ -27,20 +25,13 @@ from app.backend.spool import Spool
 from app.clock import SYSTEM_CLOCK, Clock
 from app.collector import Collector
 from app.config import BackendConfig, ClientConfig
-from app.config.schema import SecurityConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
 from app.connector.handoff import Handoff
 from app.refbackend.server import ReferenceBackend
-from app.security.tls import (
-    TlsSettings,
-    check_plaintext_url,
-    make_client_context,
-)
+from app.security.connections import tls_context_for, tls_settings
 from app.ticks import TickBatch
 
 log = logging.getLogger(__name__)
-
-PinFailureHook = Callable[[str, str, str], None]
 
 #: Batches that may wait between the pool and the collector before workers are held back.
 QUEUE_BATCHES = 512
@@ -73,31 +64,6 @@ def plan_workers(
                 )
             )
     return specs
-
-
-def client_id_of(config: BackendConfig) -> str:
-    return config.client_id or f"desk-{socket.gethostname()}"
-
-
-def tls_settings(config: SecurityConfig) -> TlsSettings:
-    tls = config.tls
-    return TlsSettings(
-        min_version=tls.min_version,
-        ca_bundle=tls.ca_bundle,
-        pins={host: tuple(pins) for host, pins in tls.pins.items()},
-    )
-
-
-def tls_context_for(
-    url: str, settings: TlsSettings, on_pin_failure: PinFailureHook | None = None
-) -> ssl.SSLContext | None:
-    """The one TLS context factory, per endpoint (``host:port`` pins need the port)."""
-    if urlsplit(url).scheme not in ("https", "wss"):
-        warning = check_plaintext_url(url)
-        if warning:
-            log.warning("%s", warning)
-        return None
-    return make_client_context(settings, url, on_pin_failure=on_pin_failure)
 
 
 def link_options(config: BackendConfig, ssl_context: ssl.SSLContext | None = None) -> LinkOptions:
@@ -169,7 +135,7 @@ class Runtime:
             self.embedded = await start_embedded(cfg)
         except EmbeddedBackendError as exc:
             log.error("%s", exc)
-        client_id = client_id_of(cfg)
+        client_id = cfg.effective_client_id()
         spool_dir = cfg.spool_dir or platformdirs.user_cache_path("trading-client") / "spool"
         link_session_dir: Path | None = None
         if cfg.spool_disk_mb > 0:

@@ -9,9 +9,11 @@ Exit codes: 0 done, 2 the settings (or a backup asked for) cannot be used.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from app.config.load import ConfigError
 from app.config.store import (
@@ -65,6 +67,14 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
         "rollback", parents=[common], help="restore backup N (0 = newest, see 'backups')"
     )
     rollback.add_argument("n", type=int, metavar="N", help="index from 'backups'")
+    sync = actions.add_parser(
+        "sync",
+        parents=[common],
+        help="pull or push the settings with the API gateway; a conflict shows both sides",
+    )
+    sync.add_argument(
+        "--take", choices=["local", "remote"], help="settle a conflict with this side"
+    )
     schema = actions.add_parser(
         "schema", parents=[common], help="write the JSON Schema of the settings"
     )
@@ -105,11 +115,29 @@ def run_config(args: argparse.Namespace) -> int:
                 return _rollback(store, args.n)
             case "schema":
                 return _schema(args.file)
+            case "sync":
+                return _sync(store, args.take)
             case other:
                 raise ValueError(f"unknown config action {other!r}")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _sync(store: ConfigStore, take: Literal["local", "remote"] | None) -> int:
+    # Imported here: the other actions must not pay for httpx and the vault.
+    from app.config.gateway_sync import describe, exit_code, sync_with_gateway  # noqa: PLC0415
+    from app.security.logins import MissingCredentialError  # noqa: PLC0415
+    from app.security.vault import VaultError  # noqa: PLC0415
+
+    try:
+        result = asyncio.run(sync_with_gateway(store, take))
+    except (MissingCredentialError, VaultError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in describe(result):
+        print(line)
+    return exit_code(result)
 
 
 def _show(store: ConfigStore) -> int:

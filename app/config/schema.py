@@ -7,6 +7,7 @@ reads as a tooltip.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -210,6 +211,10 @@ class BackendConfig(_Section):
         default_factory=BackoffConfig, description="Reconnect delays to the backend."
     )
 
+    def effective_client_id(self) -> str:
+        """``client_id``, or one derived from this machine's name."""
+        return self.client_id or f"desk-{_hostname()}"
+
 
 class TlsConfig(_Section):
     min_version: Literal["1.2", "1.3"] = Field(
@@ -238,6 +243,10 @@ class SecurityConfig(_Section):
     audit_log: Path | None = Field(
         None, description="Audit log (JSON lines); empty uses the user log folder."
     )
+
+
+def _hostname() -> str:
+    return socket.gethostname()
 
 
 class ClientConfig(_Section):

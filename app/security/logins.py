@@ -7,17 +7,54 @@ embedded default never prompts.
 
 from __future__ import annotations
 
+import getpass
+import os
+import sys
 from collections.abc import Callable
 
 from app.config import ClientConfig
 from app.config.schema import SecurityConfig
 from app.security.audit import AuditLog
+from app.security.cli import ENV_MASTER_PASSWORD
 from app.security.secret import Secret
-from app.security.vault import KeyringVault, Vault, open_vault
+from app.security.vault import KeyringVault, Vault, VaultUnavailable, open_vault
 
 
 class MissingCredentialError(LookupError):
     """A real terminal has a login but the vault holds no password for it."""
+
+
+def prompt_master_password() -> Secret:
+    """For the file vault: the environment (automation) or a hidden prompt, never argv."""
+    from_env = os.environ.get(ENV_MASTER_PASSWORD)
+    if from_env:
+        return Secret(from_env)
+    if not sys.stdin.isatty():
+        raise VaultUnavailable(
+            f"the credential vault needs its master password: set {ENV_MASTER_PASSWORD} "
+            "or run from a terminal"
+        )
+    return Secret(getpass.getpass("Master password of the credential vault: "))
+
+
+def gateway_credential_name(username: str) -> str:
+    return f"gateway/{username}"
+
+
+def gateway_login(config: ClientConfig, vault: Vault) -> tuple[str, Secret]:
+    """The API gateway username from the settings and its password from the vault."""
+    user = config.backend.gateway_username
+    if not user:
+        raise MissingCredentialError(
+            "no API gateway login configured: set backend.gateway_username in the settings"
+        )
+    secret = vault.get(gateway_credential_name(user))
+    if secret is None:
+        raise MissingCredentialError(
+            f"no password stored for gateway user {user!r}: "
+            f"run 'trading-client credentials set {gateway_credential_name(user)}'"
+        )
+    return user, secret
 
 
 def terminal_credential_name(terminal_name: str) -> str:

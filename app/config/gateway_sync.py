@@ -1,0 +1,88 @@
+"""``trading-client config sync`` and the pull at start: the settings store meets the
+API gateway, with the login from the vault and TLS from the settings.
+
+The two sides of a conflict are printed key by key, so the user sees exactly what differs
+before choosing ``--take local`` or ``--take remote``; nothing is overwritten silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import httpx
+
+from app.backend.gateway import GatewayClient
+from app.config.store import ConfigStore
+from app.config.sync import SettingsSync, SyncResult
+from app.security.audit import AuditLog
+from app.security.connections import tls_context_for, tls_settings
+from app.security.logins import gateway_login, open_configured_vault, prompt_master_password
+
+log = logging.getLogger(__name__)
+
+#: Exit codes of ``config sync``.
+EXIT_OK, EXIT_FAILED, EXIT_CONFLICT = 0, 1, 3
+
+
+async def sync_with_gateway(
+    store: ConfigStore,
+    take: Literal["local", "remote"] | None = None,
+    *,
+    only_pull: bool = False,
+) -> SyncResult:
+    """One sync step against the configured gateway (``only_pull`` at start-up)."""
+    config = store.load().config
+    audit = AuditLog(config.security.audit_log)
+    vault = open_configured_vault(config.security, prompt_master_password, audit)
+    user, password = gateway_login(config, vault)
+    url = config.backend.gateway_url
+    tls = tls_context_for(url, tls_settings(config.security), audit.tls_pin_failure_hook())
+    async with (
+        httpx.AsyncClient(verify=tls if tls is not None else True) as http,
+        GatewayClient(url, user, password.reveal(), http=http) as gateway,
+    ):
+        syncer = SettingsSync(store, gateway, config.backend.effective_client_id())
+        result = await (syncer.pull() if only_pull else syncer.sync())
+        if result.status == "conflict" and take is not None:
+            result = await syncer.resolve(take)
+    if result.status in ("pulled", "pushed"):
+        audit.record("config.change", str(store.path), "success", via=f"gateway {result.status}")
+    return result
+
+
+def _flatten(doc: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(doc, dict) and doc:
+        for key, value in doc.items():
+            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, doc
+
+
+def describe(result: SyncResult) -> list[str]:
+    """Lines for the terminal: the outcome, and on a conflict both sides of every change."""
+    lines = [f"{result.status}: {result.message}"]
+    if result.status == "conflict" and result.local is not None:
+        local = dict(_flatten(result.local.model_dump(mode="json")))
+        remote_doc = (
+            result.remote.model_dump(mode="json")
+            if result.remote is not None
+            else result.remote_settings or {}
+        )
+        remote = dict(_flatten(remote_doc))
+        width = max((len(k) for k in local.keys() | remote.keys()), default=10)
+        lines.append(
+            f"{'setting':<{width}}  {'this machine':<30}  gateway (v{result.remote_version})"
+        )
+        for key in sorted(local.keys() | remote.keys()):
+            if local.get(key) != remote.get(key):
+                lines.append(f"{key:<{width}}  {local.get(key)!s:<30}  {remote.get(key)!s}")
+        lines.append("choose with: trading-client config sync --take local | --take remote")
+    return lines
+
+
+def exit_code(result: SyncResult) -> int:
+    if result.status == "conflict":
+        return EXIT_CONFLICT
+    return EXIT_OK if result.ok else EXIT_FAILED
