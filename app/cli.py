@@ -19,6 +19,9 @@ from app import __version__
 from app.backend.link import LinkState
 from app.config import ClientConfig, ConfigError, load_config
 from app.config.cli import add_config_parser, run_config
+from app.config.gateway_sync import sync_with_gateway
+from app.config.store import ConfigStore, default_config_path
+from app.config.sync import SyncResult
 from app.connector import WorkerState
 from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
@@ -167,6 +170,37 @@ def _summary(status: RuntimeStatus, elapsed: float) -> str:
     return "\n".join(lines)
 
 
+def _startup_config(path: Path | None) -> ClientConfig:
+    """The settings to run with.
+
+    A file named on the command line must be valid (exit 2 otherwise: the user is right
+    there to fix it). The default file goes through the store: written on first run, and
+    a corrupt one is set aside untouched while the newest valid backup is used. With a
+    gateway login configured, the gateway's settings are pulled first.
+    """
+    if path is not None:
+        return load_config(path)
+    store = ConfigStore(default_config_path())
+    loaded = store.load()
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if loaded.config.backend.gateway_username:
+        result = asyncio.run(_pull(store))
+        if result is not None:
+            print(f"settings: {result.status}: {result.message}", file=sys.stderr)
+            if result.config is not None:
+                return result.config
+    return loaded.config
+
+
+async def _pull(store: ConfigStore) -> SyncResult | None:
+    try:
+        return await asyncio.wait_for(sync_with_gateway(store, only_pull=True), 10)
+    except (TimeoutError, MissingCredentialError, VaultError) as exc:
+        print(f"warning: settings not pulled from the gateway: {exc}", file=sys.stderr)
+        return None
+
+
 def _passwords(config: ClientConfig) -> dict[str, str]:
     if not needs_vault(config):
         return {}
@@ -233,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _build_parser().parse_args([*(argv or sys.argv[1:]), "run"])
     try:
         if command == "run":
-            config = _apply_overrides(load_config(args.config), args)
+            config = _apply_overrides(_startup_config(args.config), args)
             return asyncio.run(_run(config, args.duration, args.quiet))
         if command == "backend":
             return run_backend(args)

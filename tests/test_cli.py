@@ -261,3 +261,18 @@ def test_a_real_terminal_without_a_stored_password_names_the_fix(tmp_path: Path)
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert b"broker-password-123" not in path.read_bytes(), path
+
+
+def test_a_corrupt_default_settings_file_is_kept_aside_and_the_run_goes_on() -> None:
+    folder = Path(os.environ["XDG_CONFIG_HOME"]) / "trading-client"
+    folder.mkdir(parents=True, exist_ok=True)
+    bad = folder / "client-config.json"
+    bad.write_bytes(b'{"pool": {"size": 0}')  # truncated JSON
+    result = run_cli("run", "--duration", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr
+    assert str(bad) in result.stderr
+    kept = list(folder.glob("client-config.json.bad-*"))
+    assert len(kept) == 1
+    assert kept[0].read_bytes() == b'{"pool": {"size": 0}'
+    assert "captured " in result.stdout
