@@ -28,6 +28,7 @@ from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
 from app.connector.handoff import Handoff
 from app.refbackend.server import ReferenceBackend
+from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
 from app.ticks import TickBatch
 
@@ -201,6 +202,7 @@ class Runtime:
 
     def _on_pin_failure(self, host: str, expected: str, actual: str) -> None:
         log.error("TLS pin mismatch for %s: expected %s, got %s", host, expected, actual)
+        AuditLog(self.config.security.audit_log).tls_pin_failure_hook()(host, expected, actual)
 
     def status(self) -> RuntimeStatus:
         stats = self.collector.stats

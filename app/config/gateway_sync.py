@@ -45,6 +45,9 @@ async def sync_with_gateway(
     ):
         syncer = SettingsSync(store, gateway, config.backend.effective_client_id())
         result = await (syncer.pull() if only_pull else syncer.sync())
+        if result.status != "offline":  # offline: no login was even attempted
+            outcome = "success" if gateway.logged_in else "failure"
+            audit.record("login", f"{user} at {url}", outcome)
         if result.status == "conflict" and take is not None:
             result = await syncer.resolve(take)
     if result.status in ("pulled", "pushed"):

@@ -4,6 +4,7 @@ conflict shown side by side, and a resolution — all through the real command l
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -91,6 +92,18 @@ async def test_config_sync_pushes_then_shows_a_conflict_and_takes_the_remote(
         )
         assert code == 0, out
         assert ConfigStore(path).load().config.pool.size == 4
-    for file in tmp_path.rglob("*"):
+    state = Path(os.environ["XDG_STATE_HOME"])
+    audit = [
+        json.loads(line) for f in state.rglob("audit.jsonl") for line in f.read_text().splitlines()
+    ]
+    actions = {(a["action"], a["outcome"]) for a in audit}
+    assert {
+        ("login", "success"),
+        ("config.change", "success"),
+        ("credential.write", "success"),
+    } <= actions
+    assert "master-pass-123" not in json.dumps(audit)
+    assert all("trader\n" not in json.dumps(a) for a in audit)
+    for file in [*tmp_path.rglob("*"), *state.rglob("*")]:
         if file.is_file() and file.suffix != ".sqlite":
             assert b"master-pass-123" not in file.read_bytes(), file
