@@ -19,14 +19,23 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, NoReturn, Self
+from typing import Any, Final, Self
 from urllib.parse import quote
 
 import httpx
 
 from app.clock import SYSTEM_CLOCK, Clock
+from app.security.redact import register_secret
+from app.security.secret import Secret
 
 _log = logging.getLogger(__name__)
+
+
+def _remember(secret: Secret) -> Secret:
+    """Every password and token the client holds is also redacted from all log output."""
+    register_secret(secret)
+    return secret
+
 
 #: Seconds allowed for each phase (connect, write, read, pool) of every request.
 DEFAULT_TIMEOUT: Final = 5.0
@@ -127,26 +136,6 @@ def checked_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-class _Secret:
-    """A string that shows up as ``***`` wherever an object graph gets printed."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return _REDACTED
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a secret cannot be pickled")
-
-
 # ---------------------------------------------------------------------------- client
 class GatewayClient:
     """Talks to one API gateway as one user.
@@ -177,7 +166,7 @@ class GatewayClient:
             raise ValueError("refresh_margin must be >= 0")
         self._base = checked_base_url(base_url)
         self._username = username
-        self._password = _Secret(password)
+        self._password = _remember(Secret(password))
         self._clock = clock
         self._refresh_margin = refresh_margin
         self._timeout = timeout
@@ -185,13 +174,13 @@ class GatewayClient:
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self._closed = False
         self._auth_lock = asyncio.Lock()
-        self._token: _Secret | None = None
+        self._token: Secret | None = None
         #: Bumped on every new token, so that requests refused with an older token
         #: know somebody already renewed it.
         self._generation = 0
         self._expires_at = 0.0
         self._renew_at = 0.0
-        self._old_tokens: list[_Secret] = []
+        self._old_tokens: list[Secret] = []
 
     def __repr__(self) -> str:
         return (
@@ -359,7 +348,7 @@ class GatewayClient:
         self._forget_token()
         ttl = float(ttl)
         now = self._clock.monotonic()
-        self._token = _Secret(token)
+        self._token = _remember(Secret(token))
         self._generation += 1
         self._expires_at = now + ttl
         self._renew_at = self._expires_at - min(self._refresh_margin, ttl / 2)
