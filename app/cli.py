@@ -23,6 +23,7 @@ from app.config.gateway_sync import sync_with_gateway
 from app.config.store import ConfigStore, default_config_path
 from app.config.sync import SyncResult
 from app.connector import WorkerState
+from app.monitor.alerts import AlertEvent
 from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
 from app.security.audit import AuditLog
@@ -104,7 +105,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="settings file (JSON); default: built-in defaults")
+    p.add_argument(
+        "--config", type=Path, help="settings file (JSON); default: the user's settings file"
+    )
+    p.add_argument(
+        "--stats",
+        type=Path,
+        metavar="FILE",
+        help="write a JSON summary at the end (totals, rates, latency percentiles, peaks, alerts)",
+    )
     p.add_argument(
         "--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)"
     )
@@ -139,6 +148,15 @@ def _link_text(link: LinkState | None) -> str:
     return f"  link DOWN, backlog {link.backlog_ticks:,}" + (
         f" ({link.last_error})" if link.last_error else ""
     )
+
+
+def _latency_text(runtime: Runtime) -> str:
+    if runtime.monitor is None:
+        return ""
+    p99 = runtime.monitor.metrics.get("latency.tick_to_collector.p99")
+    alerts = runtime.monitor.alerts.unacknowledged_count()
+    text = f"  p99 {p99 * 1000:.1f} ms" if isinstance(p99, float) else ""
+    return text + (f"  alerts {alerts}" if alerts else "")
 
 
 def _status_line(status: RuntimeStatus, tps: float) -> str:
@@ -209,8 +227,50 @@ def _passwords(config: ClientConfig) -> dict[str, str]:
     return terminal_passwords(config, vault)
 
 
-async def _run(config: ClientConfig, duration: float | None, quiet: bool) -> int:
+def _print_alert(event: AlertEvent) -> None:
+    alert = event.alert
+    print(
+        f"{time.strftime('%H:%M:%S')}  ALERT {event.kind.value.upper()} "
+        f"[{alert.severity.value}] {alert.message}",
+        flush=True,
+    )
+
+
+def _write_stats(path: Path, runtime: Runtime, elapsed: float) -> None:
+    status = runtime.status()
+    doc: dict[str, object] = {
+        "elapsed_s": elapsed,
+        "ticks_captured": status.ticks,
+        "batches": status.batches,
+        "workers": [
+            {
+                "worker_id": w.worker_id,
+                "symbols": list(w.symbols),
+                "state": w.state.value,
+                "ticks": w.ticks,
+                "reconnects": w.reconnects,
+                "last_error": w.last_error,
+            }
+            for w in status.workers
+        ],
+    }
+    if status.link is not None:
+        doc["link"] = {
+            "ticks_acked": status.link.ticks_acked,
+            "backlog_ticks": status.link.backlog_ticks,
+            "reconnects": status.link.reconnects,
+        }
+    if runtime.monitor is not None:
+        doc["monitor"] = runtime.monitor.summary()
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+async def _run(
+    config: ClientConfig, duration: float | None, quiet: bool, stats: Path | None = None
+) -> int:
     runtime = Runtime(config, passwords=_passwords(config))
+    if runtime.monitor is not None:
+        runtime.monitor.alerts.subscribe(_print_alert)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -227,7 +287,7 @@ async def _run(config: ClientConfig, duration: float | None, quiet: bool) -> int
             status = runtime.status()
             if not quiet:
                 tps = (status.ticks - last_ticks) / max(now - last_t, 1e-9)
-                print(_status_line(status, tps), flush=True)
+                print(_status_line(status, tps) + _latency_text(runtime), flush=True)
             last_ticks, last_t = status.ticks, now
             if duration is not None and now - started >= duration:
                 break
@@ -238,6 +298,8 @@ async def _run(config: ClientConfig, duration: float | None, quiet: bool) -> int
                 return 1
     finally:
         await runtime.stop()
+        if stats is not None:
+            _write_stats(stats, runtime, time.monotonic() - started)
     print(_summary(runtime.status(), time.monotonic() - started), flush=True)
     return 0
 
@@ -268,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "run":
             config = _apply_overrides(_startup_config(args.config), args)
-            return asyncio.run(_run(config, args.duration, args.quiet))
+            return asyncio.run(_run(config, args.duration, args.quiet, args.stats))
         if command == "backend":
             return run_backend(args)
         if command == "config":

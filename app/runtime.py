@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 import platformdirs
 
 from app import __version__
@@ -27,6 +29,9 @@ from app.collector import Collector
 from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
 from app.connector.handoff import Handoff
+from app.monitor.alerts import rule_from_dict
+from app.monitor.monitor import Inputs, Monitor
+from app.monitor.system import SystemSample, SystemSampler
 from app.refbackend.server import ReferenceBackend
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
@@ -80,6 +85,17 @@ def link_options(config: BackendConfig, ssl_context: ssl.SSLContext | None = Non
     )
 
 
+def _fan_sinks(sinks: list[LatencySink]) -> LatencySink:
+    if len(sinks) == 1:
+        return sinks[0]
+
+    def fan(ack_time: float, captured_at: float, times: npt.NDArray[np.int64]) -> None:
+        for sink in sinks:
+            sink(ack_time, captured_at, times)
+
+    return fan
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeStatus:
     ticks: int
@@ -118,7 +134,18 @@ class Runtime:
         self.hub: HubClient | None = None
         self._spool: Spool | None = None
         self._http: httpx.AsyncClient | None = None
-        self._latency_sink = latency_sink
+        self.monitor: Monitor | None = None
+        if config.monitor.enabled:
+            rules = config.monitor.rules
+            self.monitor = Monitor(
+                None if rules is None else [rule_from_dict(r) for r in rules],
+                clock=clock,
+                reraise_after=config.monitor.reraise_after_s,
+            )
+            self.collector.subscribe(self.monitor.on_batch, name="monitor")
+        sinks = [s for s in (latency_sink, self.monitor and self.monitor.on_ack) if s]
+        self._latency_sink: LatencySink | None = _fan_sinks(sinks) if sinks else None
+        self._sampler = SystemSampler(clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -130,6 +157,33 @@ class Runtime:
             asyncio.create_task(self.collector.consume(self.handoff, gate), name="collector")
         )
         await self.pool.start()
+        if self.monitor is not None:
+            self._tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
+
+    async def _monitor_loop(self) -> None:
+        """Once per interval: a system sample, then the monitor's metrics and alerts."""
+        assert self.monitor is not None
+        interval = self.config.monitor.interval_s
+        next_at = asyncio.get_running_loop().time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, next_at - asyncio.get_running_loop().time()))
+            next_at += interval
+            try:
+                pids = {w.worker_id: w.pid for w in self.pool.health()}
+                sample = await asyncio.to_thread(self._sampler.sample, pids)
+                self.monitor.tick(self._monitor_inputs(sample))
+            except Exception:
+                log.exception("monitor tick failed")
+
+    def _monitor_inputs(self, sample: SystemSample | None) -> Inputs:
+        stats = self.collector.stats
+        return Inputs(
+            workers=self.pool.health(),
+            link=self.link.state if self.link is not None else None,
+            queue_depth=self.handoff.pending(),
+            last_tick_msc={sym: s.last_time_msc for sym, s in stats.symbols.items()},
+            system=sample,
+        )
 
     async def _start_backend(self, cfg: BackendConfig) -> asyncio.Event:
         try:
@@ -188,6 +242,9 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.monitor is not None:
+            # Fold the last partial interval in, so the summary counts every tick.
+            self.monitor.tick(self._monitor_inputs(None))
         if self.link is not None:
             await self.link.close()
         if self.hub is not None:

@@ -60,3 +60,12 @@ def _private_user_dirs(
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redaction_registry() -> None:
+    """Secrets registered for redaction by one test (gateway passwords, tokens) must not
+    blank words out of another test's expected text."""
+    from app.security.redact import REGISTRY  # noqa: PLC0415 - only for this fixture
+
+    REGISTRY.clear()

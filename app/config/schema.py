@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -249,6 +249,42 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
+class MonitorConfig(_Section):
+    enabled: bool = Field(True, description="Measure throughput, latency and system usage.")
+    interval_s: float = Field(
+        1.0, ge=0.1, le=60, description="How often metrics are computed and alert rules run, s."
+    )
+    rules: list[dict[str, Any]] | None = Field(
+        None,
+        description="Alert rules (threshold or state rules); empty uses the built-in set "
+        "(TPS, p99 latency, worker failed, link down, spool, memory, no ticks).",
+    )
+    reraise_after_s: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="A condition back within this long reopens its alert instead of a new one.",
+    )
+
+    @field_validator("rules")
+    @classmethod
+    def _valid_rules(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if v is None:
+            return v
+        from app.monitor.alerts import rule_from_dict  # noqa: PLC0415 - avoids an import cycle
+
+        names = set()
+        for i, raw in enumerate(v):
+            try:
+                rule = rule_from_dict(raw)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"rule {i}: {exc}") from None
+            if rule.name in names:
+                raise ValueError(f"rule {i}: the name {rule.name!r} is used twice")
+            names.add(rule.name)
+        return v
+
+
 class ClientConfig(_Section):
     terminals: list[TerminalConfig] = Field(
         default_factory=lambda: [TerminalConfig()],
@@ -257,6 +293,9 @@ class ClientConfig(_Section):
     )
     pool: PoolConfig = Field(default_factory=PoolConfig, description="Connection pool.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="In-memory tick cache.")
+    monitor: MonitorConfig = Field(
+        default_factory=MonitorConfig, description="Metrics and alert rules."
+    )
     security: SecurityConfig = Field(
         default_factory=SecurityConfig, description="Credentials, TLS and audit."
     )

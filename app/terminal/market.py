@@ -115,18 +115,18 @@ def _fx(
 #: ranges of recent years scaled to one second (EURUSD ~0.5 %/day -> 1.7e-5/sqrt(s)).
 #: BTCUSD is a CFD at such brokers: quotes only, no exchange ``last``/volume.
 DEFAULT_PROFILES: dict[str, SymbolProfile] = {
-    "EURUSD": _fx("EURUSD", 5, 1.08500, spread=8, vol=1.7e-5, rate=10.0, desc="Euro vs US Dollar"),
+    "EURUSD": _fx("EURUSD", 5, 1.08500, spread=8, vol=1.7e-5, rate=20.0, desc="Euro vs US Dollar"),
     "GBPUSD": _fx(
         "GBPUSD",
         5,
         1.27000,
         spread=12,
         vol=2.0e-5,
-        rate=8.0,
+        rate=16.0,
         desc="Great Britain Pound vs US Dollar",
     ),
     "USDJPY": _fx(
-        "USDJPY", 3, 150.000, spread=12, vol=2.0e-5, rate=8.0, desc="US Dollar vs Japanese Yen"
+        "USDJPY", 3, 150.000, spread=12, vol=2.0e-5, rate=16.0, desc="US Dollar vs Japanese Yen"
     ),
     "XAUUSD": SymbolProfile(
         name="XAUUSD",
@@ -135,7 +135,7 @@ DEFAULT_PROFILES: dict[str, SymbolProfile] = {
         base_price=2000.00,
         spread_points=25,
         volatility=3.4e-5,
-        tick_rate=6.0,
+        tick_rate=12.0,
         description="Gold vs US Dollar",
         currency_base="XAU",
         currency_profit="USD",
@@ -149,7 +149,7 @@ DEFAULT_PROFILES: dict[str, SymbolProfile] = {
         base_price=60_000.00,
         spread_points=1800,
         volatility=1.0e-4,
-        tick_rate=4.0,
+        tick_rate=8.0,
         description="Bitcoin vs US Dollar",
         currency_base="BTC",
         currency_profit="USD",

@@ -1,0 +1,1 @@
+"""Watching the client itself: system usage, alerts and their history."""
