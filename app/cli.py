@@ -115,6 +115,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="write a JSON summary at the end (totals, rates, latency percentiles, peaks, alerts)",
     )
     p.add_argument(
+        "--history",
+        type=Path,
+        metavar="FILE",
+        help="write the per-second metrics history at the end (.csv, or .json)",
+    )
+    p.add_argument(
         "--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)"
     )
     p.add_argument("--symbols", nargs="+", metavar="SYMBOL", help="capture these symbols instead")
@@ -266,7 +272,11 @@ def _write_stats(path: Path, runtime: Runtime, elapsed: float) -> None:
 
 
 async def _run(
-    config: ClientConfig, duration: float | None, quiet: bool, stats: Path | None = None
+    config: ClientConfig,
+    duration: float | None,
+    quiet: bool,
+    stats: Path | None = None,
+    history: Path | None = None,
 ) -> int:
     runtime = Runtime(config, passwords=_passwords(config))
     if runtime.monitor is not None:
@@ -300,6 +310,11 @@ async def _run(
         await runtime.stop()
         if stats is not None:
             _write_stats(stats, runtime, time.monotonic() - started)
+        if history is not None and runtime.monitor is not None:
+            if history.suffix.lower() == ".json":
+                runtime.monitor.history.to_json(history)
+            else:
+                runtime.monitor.history.to_csv(history)
     print(_summary(runtime.status(), time.monotonic() - started), flush=True)
     return 0
 
@@ -330,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "run":
             config = _apply_overrides(_startup_config(args.config), args)
-            return asyncio.run(_run(config, args.duration, args.quiet, args.stats))
+            return asyncio.run(_run(config, args.duration, args.quiet, args.stats, args.history))
         if command == "backend":
             return run_backend(args)
         if command == "config":

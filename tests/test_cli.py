@@ -276,3 +276,26 @@ def test_a_corrupt_default_settings_file_is_kept_aside_and_the_run_goes_on() -> 
     assert len(kept) == 1
     assert kept[0].read_bytes() == b'{"pool": {"size": 0}'
     assert "captured " in result.stdout
+
+
+@pytest.mark.slow
+def test_run_writes_stats_and_history(tmp_path: Path) -> None:
+    stats, history = tmp_path / "stats.json", tmp_path / "history.csv"
+    result = run_cli(
+        "run", "--duration", "4", "--quiet", "--stats", str(stats), "--history", str(history)
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(stats.read_text())
+    assert doc["ticks_captured"] == doc["monitor"]["ticks_total"] > 0
+    assert set(doc["monitor"]["ticks_per_symbol"]) == {
+        "EURUSD",
+        "GBPUSD",
+        "USDJPY",
+        "XAUUSD",
+        "BTCUSD",
+    }
+    assert doc["monitor"]["latency"]["tick_to_collector"]["p99_ms"] > 0
+    assert doc["monitor"]["peaks"]["system.rss_bytes"] > 10 * 2**20
+    header = history.read_text().splitlines()[0].split(",")
+    assert "tps.total" in header
+    assert "system.cpu_percent" in header

@@ -9,6 +9,8 @@ Three measurements in one run, each against a server in *another* process over l
 * **full speed** — the whole pipeline (simulated terminal → worker processes →
   collector → bridge link → reference bridge parsing and storing in SQLite → ack) under
   an offered rate above what it can take: acked ticks/s, and its ratio to the ceiling;
+* **monitoring on vs off** — full speed again, alternating off/on/off/on, and the cost of
+  the monitor's per-batch hot path against an empty call;
 * **fixed rate** — the pipeline at 10,000 ticks/s: tick→ack latency percentiles. It runs
   before full speed, so that its RSS is not inflated by the full-speed backlog.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import sys
 import tempfile
 import time
@@ -30,9 +33,13 @@ import psutil
 from websockets.asyncio.client import connect
 
 from app.backend import codec
+from app.clock import SYSTEM_CLOCK
+from app.collector import SequencedBatch
 from app.config import DEFAULT_SYMBOLS, ClientConfig
+from app.monitor.monitor import Monitor
 from app.runtime import Runtime
 from app.terminal.market import DEFAULT_PROFILES, Market
+from app.ticks import TickBatch
 
 
 @contextlib.asynccontextmanager
@@ -134,7 +141,12 @@ def _cat(parts: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
 
 
 async def run_pipeline(
-    urls: list[str], rate_per_symbol: float, seconds: float, spool_dir: Path
+    urls: list[str],
+    rate_per_symbol: float,
+    seconds: float,
+    spool_dir: Path,
+    *,
+    monitoring: bool = True,
 ) -> dict[str, Any]:
     bridge, gateway, hub = urls
     config = ClientConfig.model_validate(
@@ -148,6 +160,7 @@ async def run_pipeline(
                 "client_id": "bench",
                 "spool_dir": str(spool_dir),
             },
+            "monitor": {"enabled": monitoring},
         }
     )
     lat = _Latencies()
@@ -213,7 +226,15 @@ async def bench(seconds: float, synchronous: str = "FULL") -> dict[str, Any]:
             *backend_args, "--db", str(tmpdir / "full.sqlite"), lines=1
         ) as out:
             full = await run_pipeline(_urls(out[0]), 200_000.0, seconds, tmpdir)
+            # Monitoring on vs off, alternated so that drift of a busy machine hits both.
+            by_mode: dict[bool, list[int]] = {True: [], False: []}
+            for monitoring in (False, True, False, True):
+                run = await run_pipeline(
+                    _urls(out[0]), 200_000.0, seconds, tmpdir, monitoring=monitoring
+                )
+                by_mode[monitoring].append(run["acked_ticks_per_s"])
     ratio = full["acked_ticks_per_s"] / ceiling if ceiling else 0.0
+    on, off = (statistics.mean(by_mode[m]) for m in (True, False))
     return {
         "benchmark": "pipeline",
         "cpus": psutil.cpu_count(),
@@ -227,12 +248,37 @@ async def bench(seconds: float, synchronous: str = "FULL") -> dict[str, Any]:
             "ratio_to_ceiling_with_parsing": round(full["acked_ticks_per_s"] / parsed_ceiling, 3),
         },
         "fixed_rate": fixed,
+        "monitoring": {
+            "record_ns_per_batch": monitor_record_cost(),
+            "acked_ticks_per_s_off": by_mode[False],
+            "acked_ticks_per_s_on": by_mode[True],
+            "on_vs_off": round(on / off, 3) if off else None,
+        },
         "targets": {
             "full_speed_ge_500k": full["acked_ticks_per_s"] >= 500_000,
             "ratio_ge_0_4": ratio >= 0.4,
             "p99_tick_to_ack_le_5ms_at_10k": fixed["tick_time_to_ack_ms"]["p99"] <= 5.0,
+            "monitoring_within_5_percent": off > 0 and on / off >= 0.95,
         },
     }
+
+
+def monitor_record_cost(calls: int = 200_000) -> dict[str, float]:
+    """ns per ``Monitor.on_batch`` call (the per-batch hot path), against an empty call."""
+    monitor = Monitor(clock=SYSTEM_CLOCK)
+    ticks = Market(42, DEFAULT_PROFILES).ticks_range("EURUSD", 1_700_000_000_000, 1_700_000_060_000)
+    item = SequencedBatch(1, TickBatch("EURUSD", ticks[:100], 1, time.time()), time.time())
+
+    def empty(_: SequencedBatch) -> None:
+        return None
+
+    timings = {}
+    for name, fn in (("baseline_empty_call", empty), ("on_batch", monitor.on_batch)):
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            fn(item)
+        timings[name] = (time.perf_counter_ns() - t0) / calls
+    return {k: round(v, 1) for k, v in timings.items()}
 
 
 def _urls(line: str) -> list[str]:
