@@ -8,6 +8,8 @@ without "database is locked" errors and lets readers run beside the writer.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: How long a writer waits for another connection's transaction before giving up.
@@ -32,3 +34,21 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
         raise ValueError(f"unknown synchronous level {synchronous!r}")
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception.
+
+    IMMEDIATE takes the write lock up front, so a transaction that reads before it writes
+    (every one here: check the stored seq or version, then write) cannot be overtaken.
+    Leaving the block normally commits, also when nothing was written.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

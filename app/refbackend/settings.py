@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from app.refbackend.db import connect
+from app.refbackend.db import connect, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (client_id TEXT PRIMARY KEY, version INTEGER NOT NULL,
@@ -59,11 +59,9 @@ class SettingsStore:
         when ``expected_version`` is not the stored version."""
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 current = self._get(client_id)
                 if current.version != expected_version:
-                    conn.execute("ROLLBACK")
                     return False, current
                 new = SettingsDoc(current.version + 1, settings)
                 conn.execute(
@@ -71,11 +69,6 @@ class SettingsStore:
                     "SET version = excluded.version, document = excluded.document",
                     (client_id, new.version, orjson.dumps(settings).decode()),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
             return True, new
 
     def close(self) -> None:

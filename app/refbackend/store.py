@@ -24,7 +24,7 @@ from typing import Any, Self
 import numpy as np
 
 from app.backend.codec import Block
-from app.refbackend.db import connect
+from app.refbackend.db import connect, transaction
 from app.ticks import TICK_DTYPE, TickArray, empty_ticks
 
 SCHEMA = """
@@ -116,8 +116,7 @@ class TickStore:
             raise StoreConflictError(f"{client_id}/{session}: seqs of a group must be consecutive")
         with self._write_lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 row = conn.execute(
                     "SELECT last_seq FROM sessions WHERE client_id = ? AND session = ?",
                     (client_id, session),
@@ -140,11 +139,6 @@ class TickStore:
                 snapshot["ticks_stored"] += n_ticks
                 snapshot["batches_stored"] += len(items)
                 self._write_counters(snapshot)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
             self._commits += 1
         with self._count_lock:
             self._counts["ticks_stored"] += n_ticks
@@ -161,15 +155,13 @@ class TickStore:
         """
         with self._write_lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 row = conn.execute(
                     "SELECT last_seq FROM sessions WHERE client_id = ? AND session = ?",
                     (client_id, session),
                 ).fetchone()
                 stored_last = int(row[0]) if row else 0
                 if resume_from <= stored_last:
-                    conn.execute("ROLLBACK")
                     return stored_last
                 conn.execute(
                     "INSERT INTO sessions VALUES (?, ?, ?, 0) "
@@ -180,11 +172,6 @@ class TickStore:
                     self._counts["lost_batches"] += resume_from - stored_last
                     snapshot = dict(self._counts)
                 self._write_counters(snapshot)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         return resume_from
 
     def _write_counters(self, counts: dict[str, int]) -> None:
@@ -202,15 +189,8 @@ class TickStore:
                 return
             snapshot = dict(self._counts)
             self._dirty = False
-        with self._write_lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._write_counters(snapshot)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+        with self._write_lock, transaction(self._conn):
+            self._write_counters(snapshot)
 
     # ------------------------------------------------------------------ counters
     def _bump(self, name: str, by: int = 1) -> None:
