@@ -271,7 +271,7 @@ class MonitorConfig(_Section):
     def _valid_rules(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
         if v is None:
             return v
-        from app.monitor.alerts import rule_from_dict  # noqa: PLC0415 - avoids an import cycle
+        from app.monitor.rules import rule_from_dict  # noqa: PLC0415 - avoids an import cycle
 
         names = set()
         for i, raw in enumerate(v):
