@@ -18,9 +18,17 @@ from tests.conftest import free_ports, wait_until_sync
 CLI = [sys.executable, "-m", "app"]
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        input=stdin,
+        check=False,
     )
 
 
@@ -217,44 +225,24 @@ def test_a_real_terminal_without_a_stored_password_names_the_fix(tmp_path: Path)
         )
     )
     env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": "correct horse battery"}
-    result = subprocess.run(
-        [*CLI, "run", "--config", str(config), "--duration", "1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    result = run_cli("run", "--config", str(config), "--duration", "1", env=env)
     assert result.returncode == 2
     assert "trading-client credentials set mt5/broker" in result.stderr
     # With the password stored, the run gets as far as the terminal itself: on this
     # machine the MetaTrader5 package is missing, which the worker reports in one line.
-    stored = subprocess.run(
-        [
-            *CLI,
-            "credentials",
-            "--vault-file",
-            str(tmp_path / "vault.bin"),
-            "--no-keyring",
-            "set",
-            "mt5/broker",
-        ],
-        input="broker-password-123\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
+    vault = str(tmp_path / "vault.bin")
+    stored = run_cli(
+        "credentials",
+        "--vault-file",
+        vault,
+        "--no-keyring",
+        "set",
+        "mt5/broker",
         env=env,
-        check=False,
+        stdin="broker-password-123\n",
     )
     assert stored.returncode == 0, stored.stderr
-    result = subprocess.run(
-        [*CLI, "run", "--config", str(config), "--duration", "30"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    result = run_cli("run", "--config", str(config), "--duration", "30", env=env)
     assert result.returncode == 1
     assert "MetaTrader5" in result.stderr
     assert "broker-password-123" not in result.stdout + result.stderr
