@@ -287,3 +287,29 @@ def test_run_writes_stats_and_history(tmp_path: Path) -> None:
     header = history.read_text().splitlines()[0].split(",")
     assert "tps.total" in header
     assert "system.cpu_percent" in header
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_stops_everything_cleanly() -> None:
+    """A terminal's Ctrl-C reaches the whole process group, workers included."""
+    proc = subprocess.Popen(
+        [*CLI, "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "workers 5/5 streaming" in line:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "last error" not in out
+    assert "0 unacknowledged" in out

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -165,6 +166,9 @@ class _Worker:
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Process entry point (must stay a module-level function for ``spawn``)."""
+    # Ctrl-C in a terminal reaches the whole process group; the supervisor decides when a
+    # worker stops (it asks over the pipe), so the worker must not die on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
     api: MT5Api | None = None
     exit_code = EXIT_STOPPED
