@@ -8,7 +8,7 @@ before choosing ``--take local`` or ``--take remote``; nothing is overwritten si
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import httpx
@@ -19,6 +19,7 @@ from app.config.sync import SettingsSync, SyncResult
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
 from app.security.logins import gateway_login, open_configured_vault, prompt_master_password
+from app.security.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,16 @@ async def sync_with_gateway(
     take: Literal["local", "remote"] | None = None,
     *,
     only_pull: bool = False,
+    master_password: Callable[[], Secret] = prompt_master_password,
 ) -> SyncResult:
-    """One sync step against the configured gateway (``only_pull`` at start-up)."""
+    """One sync step against the configured gateway (``only_pull`` at start-up).
+
+    ``master_password`` is asked only when the vault is a file: a terminal prompt for the
+    command line, a dialog for the window.
+    """
     config = store.load().config
     audit = AuditLog(config.security.audit_log)
-    vault = open_configured_vault(config.security, prompt_master_password, audit)
+    vault = open_configured_vault(config.security, master_password, audit)
     user, password = gateway_login(config, vault)
     url = config.backend.gateway_url
     tls = tls_context_for(url, tls_settings(config.security), audit.tls_pin_failure_hook())

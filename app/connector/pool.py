@@ -310,7 +310,9 @@ class ConnectorPool:
                 elif isinstance(msg, wire.StatusMsg):
                     loop.call_soon_threadsafe(self._on_status, slot, msg)
         finally:
-            loop.call_soon_threadsafe(ended.set)
+            # A loop that is already closed has nobody left waiting for this.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(ended.set)
 
     def _hand_over(self, batch: TickBatch) -> bool:
         """Give a batch to the collector, waiting for room; False once nobody consumes."""

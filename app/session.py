@@ -1,0 +1,323 @@
+"""Everything the desktop window may ask of the core, in one object.
+
+The window (``ui/``) renders state and sends intent; it never opens a file, a socket or
+the vault itself. :class:`DesktopSession` is the other side of that line: it owns the
+settings store, the running :class:`~app.runtime.Runtime`, the credential vault and the
+in-memory journal, and turns each user intent (restart a worker, apply settings, store a
+password, sync with the gateway) into core calls. Anything slow or blocking (scrypt,
+file writes, a terminal login) runs in a worker thread, so the loop the window shares
+never stalls.
+
+Being plain asyncio, the session is driven the same way by the window and by tests that
+have no Qt at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import httpx
+
+from app.backend.gateway import GatewayClient, GatewayError
+from app.config import ClientConfig
+from app.config.gateway_sync import sync_with_gateway
+from app.config.store import ConfigStore, LoadResult, validate_document
+from app.config.sync import SyncResult
+from app.journal import Journal
+from app.runtime import Runtime
+from app.security.audit import AuditLog
+from app.security.connections import tls_context_for, tls_settings
+from app.security.logins import (
+    needs_vault,
+    open_configured_vault,
+    terminal_credential_name,
+    terminal_passwords,
+)
+from app.security.secret import Secret
+from app.security.vault import Vault, VaultLocked, keyring_status
+from app.terminal.loader import TerminalUnavailable, open_terminal
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class SessionState(enum.StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+class MasterPasswordRequired(Exception):  # noqa: N818 -- a state the window reacts to
+    """The vault is a file and the session has no master password for it yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTest:
+    ok: bool
+    message: str
+
+
+RuntimeFactory = Callable[[ClientConfig, dict[str, str]], Runtime]
+
+
+def _default_runtime(config: ClientConfig, passwords: dict[str, str]) -> Runtime:
+    return Runtime(config, passwords=passwords)
+
+
+class DesktopSession:
+    """The core behind one window: settings, runtime, vault, journal."""
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        *,
+        journal: Journal | None = None,
+        runtime_factory: RuntimeFactory = _default_runtime,
+    ) -> None:
+        self.store = store
+        self.journal = journal if journal is not None else Journal()
+        self._runtime_factory = runtime_factory
+        loaded: LoadResult = store.load()
+        self.config: ClientConfig = loaded.config
+        #: What the user must be told about how the settings were found (corrupt file...).
+        self.load_warnings: list[str] = list(loaded.warnings)
+        self.first_run = loaded.source == "defaults" and not loaded.warnings
+        self.runtime: Runtime | None = None
+        self.state = SessionState.STOPPED
+        self.error = ""
+        self._master: Secret | None = None
+        self._lock = asyncio.Lock()
+        self._keyring_usable: bool | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start capture with the current settings.
+
+        Raises :class:`MasterPasswordRequired` before anything starts when terminal
+        passwords live in a file vault the session cannot open yet.
+        """
+        async with self._lock:
+            await self._start_locked()
+
+    async def _start_locked(self) -> None:
+        if self.runtime is not None:
+            return
+        self.state, self.error = SessionState.STARTING, ""
+        try:
+            passwords = await self._passwords(self.config)
+            runtime = self._runtime_factory(self.config, passwords)
+            await runtime.start()
+        except MasterPasswordRequired:
+            self.state = SessionState.STOPPED
+            raise
+        except Exception as exc:
+            self.state, self.error = SessionState.FAILED, f"{type(exc).__name__}: {exc}"
+            log.error("capture did not start: %s", self.error)
+            raise
+        self.runtime = runtime
+        self.state = SessionState.RUNNING
+        log.info(
+            "capture started: %d workers, %s",
+            len(runtime.pool.health()),
+            "backend " + self.config.backend.bridge_url
+            if self.config.backend.enabled
+            else "no backend",
+        )
+
+    async def stop(self) -> None:
+        async with self._lock:
+            await self._stop_locked()
+
+    async def _stop_locked(self) -> None:
+        runtime, self.runtime = self.runtime, None
+        if runtime is None:
+            return
+        self.state = SessionState.STOPPING
+        try:
+            await runtime.stop()
+        finally:
+            self.state = SessionState.STOPPED
+            log.info("capture stopped")
+
+    async def restart(self) -> None:
+        async with self._lock:
+            await self._stop_locked()
+            await self._start_locked()
+
+    # ------------------------------------------------------------------ intents
+    def restart_worker(self, worker_id: int) -> None:
+        if self.runtime is not None:
+            log.info("worker %d: reconnect requested", worker_id)
+            self.runtime.pool.restart(worker_id)
+
+    def disable_worker(self, worker_id: int) -> None:
+        if self.runtime is not None:
+            log.info("worker %d: disabled by the user", worker_id)
+            self.runtime.pool.disable(worker_id)
+
+    def enable_worker(self, worker_id: int) -> None:
+        if self.runtime is not None:
+            log.info("worker %d: enabled by the user", worker_id)
+            self.runtime.pool.enable(worker_id)
+
+    def acknowledge_alert(self, alert_id: str) -> None:
+        if self.runtime is not None and self.runtime.monitor is not None:
+            self.runtime.monitor.alerts.acknowledge(alert_id)
+
+    # ------------------------------------------------------------------ settings
+    def validate(self, document: dict[str, Any]) -> ClientConfig:
+        """The settings ``document`` describes, or ``InvalidConfig`` listing each problem
+        as ``field: value: rule`` (what the settings dialog shows next to the field)."""
+        return validate_document(document, "settings")
+
+    async def apply_settings(self, config: ClientConfig) -> bool:
+        """Save ``config`` (atomically, with a backup) and restart capture with it.
+
+        Returns False when nothing changed (then nothing is written or restarted).
+        """
+        async with self._lock:
+            if config == self.config:
+                return False
+            await asyncio.to_thread(self.store.save, config)
+            previous, self.config = self.config, config
+            log.info("settings applied and saved to %s", self.store.path)
+            AuditLog(config.security.audit_log).record(
+                "config.change", str(self.store.path), "success", via="settings dialog"
+            )
+            if self.runtime is not None:
+                await self._stop_locked()
+                try:
+                    await self._start_locked()
+                except MasterPasswordRequired:
+                    self.config = previous
+                    raise
+            return True
+
+    async def sync_settings(self, take: Literal["local", "remote"] | None = None) -> SyncResult:
+        """One sync step with the API gateway; a conflict is returned, never settled
+        without ``take``. Pulled settings become the session's settings (and restart
+        capture)."""
+        result = await sync_with_gateway(self.store, take, master_password=self._master_secret)
+        if result.config is not None and result.config != self.config:
+            async with self._lock:
+                self.config = result.config
+                if self.runtime is not None:
+                    await self._stop_locked()
+                    await self._start_locked()
+        return result
+
+    # ------------------------------------------------------------------ vault
+    def vault_is_file(self) -> bool:
+        mode = self.config.security.vault
+        if mode == "file":
+            return True
+        if mode == "keyring":
+            return False
+        if self._keyring_usable is None:
+            self._keyring_usable = keyring_status().usable
+        return not self._keyring_usable
+
+    def needs_master_password(self) -> bool:
+        return self.vault_is_file() and self._master is None
+
+    def set_master_password(self, secret: Secret | None) -> None:
+        self._master = secret
+
+    def _master_secret(self) -> Secret:
+        if self._master is None:
+            raise MasterPasswordRequired("the credential vault needs its master password")
+        return self._master
+
+    def _vault(self) -> Vault:
+        audit = AuditLog(self.config.security.audit_log)
+        return open_configured_vault(self.config.security, self._master_secret, audit)
+
+    async def _in_vault(self, action: Callable[[Vault], _T]) -> _T:
+        """Run ``action`` on the vault in a thread (scrypt takes a noticeable moment);
+        a wrong master password is forgotten so the next attempt asks again."""
+        if self.needs_master_password():
+            raise MasterPasswordRequired("the credential vault needs its master password")
+        try:
+            return await asyncio.to_thread(lambda: action(self._vault()))
+        except VaultLocked:
+            self._master = None
+            raise
+
+    async def _passwords(self, config: ClientConfig) -> dict[str, str]:
+        if not needs_vault(config):
+            return {}
+        return await self._in_vault(lambda vault: terminal_passwords(config, vault))
+
+    async def credential_names(self) -> list[str]:
+        return await self._in_vault(lambda vault: sorted(vault.names()))
+
+    async def store_credential(self, name: str, secret: Secret) -> None:
+        await self._in_vault(lambda vault: vault.set(name, secret))
+        log.info("credential %s stored in the vault", name)
+
+    async def delete_credential(self, name: str) -> None:
+        await self._in_vault(lambda vault: vault.delete(name))
+        log.info("credential %s deleted from the vault", name)
+
+    # ------------------------------------------------------------------ connection tests
+    async def test_terminal(self, terminal_name: str, password: Secret | None) -> ConnectionTest:
+        """Log in to the named terminal once, off the loop, and report the MT5 result."""
+        term = next((t for t in self.config.terminals if t.name == terminal_name), None)
+        if term is None:
+            return ConnectionTest(False, f"no terminal named {terminal_name!r} in the settings")
+        spec = term.to_spec(password.reveal() if password is not None else None)
+
+        def attempt() -> ConnectionTest:
+            try:
+                api = open_terminal(spec)
+            except TerminalUnavailable as exc:
+                return ConnectionTest(False, str(exc))
+            try:
+                ok = api.initialize(
+                    spec.path,
+                    login=spec.login,
+                    password=spec.password,
+                    server=spec.server,
+                    timeout=min(spec.timeout_ms, 15_000),
+                )
+                if not ok:
+                    code, text = api.last_error()
+                    return ConnectionTest(False, f"MT5 error {code}: {text}")
+                info = api.account_info()
+                who = f"account {info.login} on {info.server}" if info else "connected"
+                return ConnectionTest(True, f"{terminal_name}: {who}")
+            finally:
+                api.shutdown()
+
+        return await asyncio.to_thread(attempt)
+
+    async def test_gateway(self, username: str, password: Secret) -> ConnectionTest:
+        url = self.config.backend.gateway_url
+        tls = tls_context_for(url, tls_settings(self.config.security))
+        try:
+            async with (
+                httpx.AsyncClient(verify=tls if tls is not None else True, timeout=10) as http,
+                GatewayClient(url, username, password.reveal(), http=http) as gateway,
+            ):
+                await gateway.login()
+        except GatewayError as exc:
+            return ConnectionTest(False, str(exc))
+        except httpx.HTTPError as exc:
+            return ConnectionTest(False, f"{url}: {type(exc).__name__}: {exc}")
+        return ConnectionTest(True, f"logged in to {url} as {username}")
+
+
+__all__ = [
+    "ConnectionTest",
+    "DesktopSession",
+    "MasterPasswordRequired",
+    "SessionState",
+    "terminal_credential_name",
+]

@@ -1,0 +1,50 @@
+"""What every dock panel is: a widget that renders the session's state when asked.
+
+The window owns one render timer (display rate, see :data:`ui.window.RENDER_HZ`) and
+calls :meth:`Panel.refresh` on each visible panel; panels never subscribe to per-tick
+events. A refresh reads the latest state (collector stats, pool health, monitor
+metrics...) and updates the widgets only where something changed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QWidget
+
+from app.session import DesktopSession
+from ui.tasks import TaskRunner
+from ui.theme import DARK, Theme
+
+
+class Panel(QWidget):
+    #: Title of the dock (and of its View-menu entry).
+    title: ClassVar[str] = ""
+    #: Stable ``objectName`` of the dock: the saved layout refers to docks by it.
+    object_name: ClassVar[str] = ""
+    #: Shortcut that shows and focuses the panel, e.g. ``"Alt+1"``.
+    shortcut: ClassVar[str] = ""
+    default_area: ClassVar[Qt.DockWidgetArea] = Qt.DockWidgetArea.LeftDockWidgetArea
+
+    #: The dock title changed (e.g. the Alerts panel shows its unacknowledged count).
+    title_changed = Signal(str)
+
+    def __init__(
+        self, session: DesktopSession, tasks: TaskRunner, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.tasks = tasks
+        self.theme: Theme = DARK
+        self.setObjectName(f"{self.object_name}Panel")
+
+    def refresh(self) -> None:
+        """Render the latest state; called at display rate while the panel is visible."""
+
+    def apply_theme(self, theme: Theme) -> None:
+        """Switch colours; panels that draw with theme colours override this."""
+        self.theme = theme
+
+    def dock_title(self) -> str:
+        return self.title
