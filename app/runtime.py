@@ -35,6 +35,7 @@ from app.monitor.system import SystemSample, SystemSampler
 from app.refbackend.server import ReferenceBackend
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
+from app.terminal.replay import plan_of_spec
 from app.ticks import TickBatch
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,15 @@ def plan_workers(
     for term in config.terminals:
         share = max(1, round(config.pool.size * len(term.symbols) / total))
         spec = term.to_spec(passwords.get(term.name))
+        # A replay is captured from its first tick, not from "now".
+        start = plan_of_spec(spec).start_ms if spec.kind == "replay" else None
         for group in spread_symbols(term.symbols, share):
             specs.append(
                 WorkerSpec(
                     worker_id=len(specs) + 1,
                     terminal=spec,
                     symbols=group,
+                    cursors={} if start is None else dict.fromkeys(group, (start, 0)),
                     poll_interval=config.pool.poll_interval_ms / 1000,
                     max_batch=config.pool.max_batch,
                 )

@@ -151,6 +151,38 @@ class BarAggregator:
             return closed
         return np.concatenate((closed, self._open.to_array()))
 
+    def prepend(self, older: BarAggregator) -> None:
+        """Put the bars of ``older`` (all of them before this aggregator's first tick) in
+        front of this one's, for history fetched after live capture began.
+
+        A bar both hold (the seam) is merged: open from the older, close from this one,
+        extremes and counts combined exactly; its ``spread_sum`` is the sum of the two
+        partial sums. The history keeps the newest ``history`` bars.
+        """
+        if older.timeframe_ms != self._tf:
+            raise ValueError(f"cannot join {older.timeframe_ms} ms bars to {self._tf} ms bars")
+        old = older.all()
+        if not len(old):
+            return
+        mine = self.all()
+        if len(mine) and int(old[-1]["time_msc"]) == int(mine[0]["time_msc"]):
+            seam = old[-1:].copy()
+            first = mine[0]
+            seam["high"] = max(float(seam["high"][0]), float(first["high"]))
+            seam["low"] = min(float(seam["low"][0]), float(first["low"]))
+            seam["close"] = first["close"]
+            seam["tick_count"] += first["tick_count"]
+            seam["spread_min"] = min(float(seam["spread_min"][0]), float(first["spread_min"]))
+            seam["spread_max"] = max(float(seam["spread_max"][0]), float(first["spread_max"]))
+            seam["spread_sum"] += first["spread_sum"]
+            bars = np.concatenate((old[:-1], seam, mine[1:]))
+        else:
+            bars = np.concatenate((old, mine))
+        self._closed = StructRing(BAR_DTYPE, self._closed.capacity)
+        self._closed.append(bars[:-1])
+        self._open = _OpenBar.from_record(bars[-1])
+        self._late += older.late_dropped
+
     def update(self, ticks: TickArray) -> BarArray:
         """Merge a batch; return the bars it closed (oldest first, possibly empty).
 

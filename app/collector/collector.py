@@ -34,7 +34,16 @@ _LOG_EVERY = 1000
 class _SymbolState:
     """Per-symbol mutable state, kept together so ingest does one dict lookup."""
 
-    __slots__ = ("aggregators", "last_ask", "last_bid", "last_msc", "ring", "stale", "ticks")
+    __slots__ = (
+        "aggregators",
+        "history",
+        "last_ask",
+        "last_bid",
+        "last_msc",
+        "ring",
+        "stale",
+        "ticks",
+    )
 
     def __init__(self, ring: TickRing, aggregators: tuple[BarAggregator, ...]) -> None:
         self.ring = ring
@@ -44,6 +53,20 @@ class _SymbolState:
         self.last_msc = 0
         self.last_bid = 0.0
         self.last_ask = 0.0
+        self.history: _History | None = None
+
+
+class _History:
+    """Backfilled ticks of one symbol, staged until the backfill ends (see
+    :meth:`Collector.finish_history`): a ring and bars of their own, so the live ones
+    are never rewritten while the GUI reads them."""
+
+    __slots__ = ("aggregators", "last_msc", "ring")
+
+    def __init__(self, capacity: int, timeframes: tuple[int, ...], bar_history: int) -> None:
+        self.ring = TickRing(capacity)
+        self.aggregators = tuple(BarAggregator(tf, bar_history) for tf in timeframes)
+        self.last_msc: int | None = None
 
 
 class BatchSource(Protocol):
@@ -90,6 +113,7 @@ class Collector:
         self._ticks = 0
         self._stale = 0
         self._consume_errors = 0
+        self._history_ticks = 0
 
     # -- ingest -----------------------------------------------------------------------
 
@@ -142,6 +166,99 @@ class Collector:
         )
         self._fanout.publish(out)
         return out
+
+    # -- history (backfill) -------------------------------------------------------------
+
+    def ingest_history(self, batch: TickBatch) -> SequencedBatch | None:
+        """Take in ticks fetched from the terminal's history for a span the live capture
+        never saw: older than the first live tick of the symbol, oldest chunk first.
+
+        They are numbered and fanned out at once (so the bridge stores them), flagged
+        ``history``. The cache and bars shown live are not touched until
+        :meth:`finish_history`, which puts the staged history in front of them. Ticks
+        older than the history already taken are dropped as stale.
+        """
+        ticks = batch.ticks
+        if ticks.dtype != TICK_DTYPE:
+            raise TypeError(f"expected tick dtype {TICK_DTYPE}, got {ticks.dtype}")
+        self._batches += 1
+        if len(ticks) == 0:
+            self._skipped += 1
+            return None
+        state = self._symbols.get(batch.symbol)
+        if state is None:
+            state = self._add_symbol(batch.symbol)
+        hist = state.history
+        if hist is None:
+            hist = state.history = _History(
+                self._cache.capacity_per_symbol, self._timeframes, self._bar_history
+            )
+        time_msc = ticks["time_msc"]
+        newest_before = np.maximum.accumulate(time_msc)
+        if hist.last_msc is not None:
+            np.maximum(newest_before, hist.last_msc, out=newest_before)
+        keep = time_msc >= newest_before
+        if not keep.all():
+            dropped = len(ticks) - int(np.count_nonzero(keep))
+            state.stale += dropped
+            self._stale += dropped
+            ticks = ticks[keep]
+            if not len(ticks):
+                self._skipped += 1
+                return None
+        shared = ticks.view()
+        shared.flags.writeable = False
+        self._seq += 1
+        hist.ring.append(shared)
+        for aggregator in hist.aggregators:
+            aggregator.update(shared)
+        hist.last_msc = int(shared["time_msc"][-1])
+        state.ticks += len(shared)
+        self._ticks += len(shared)
+        self._history_ticks += len(shared)
+        out = SequencedBatch(
+            self._seq,
+            TickBatch(batch.symbol, shared, batch.worker_id, batch.captured_at),
+            self._clock.time(),
+            history=True,
+        )
+        self._fanout.publish(out)
+        return out
+
+    def finish_history(self, symbol: str) -> None:
+        """Put the staged history of ``symbol`` in front of its live cache and bars.
+
+        Exact when the live ring still holds every live tick (the common case: the
+        backfill ends long before the ring wraps): the history's aggregators are fed the
+        live ticks and replace the live ones, which gives the very bars one in-order pass
+        would have. When the ring has wrapped, the live ticks in it no longer reach back
+        to the history, so the cache keeps only live ticks, and the bars are joined bar
+        by bar (the bar at the seam merges exactly, except its spread sum, which adds
+        two partial sums).
+        """
+        state = self._symbols.get(symbol)
+        if state is None or state.history is None:
+            return
+        hist, state.history = state.history, None
+        live = state.ring.snapshot()
+        complete = state.ring.total_appended == len(live)
+        if complete:
+            hist_ticks = hist.ring.snapshot()
+            state.ring.clear()
+            state.ring.append(hist_ticks)
+            state.ring.append(live)
+            for aggregator in hist.aggregators:
+                aggregator.update(live)
+            state.aggregators = hist.aggregators
+        else:
+            for older, newer in zip(hist.aggregators, state.aggregators, strict=True):
+                newer.prepend(older)
+        if not len(live) and hist.last_msc is not None and hist.last_msc > state.last_msc:
+            # No live tick yet: the history is the newest this symbol has seen.
+            newest = hist.ring.snapshot(1)
+            state.last_msc = hist.last_msc
+            state.last_bid = float(newest["bid"][-1])
+            state.last_ask = float(newest["ask"][-1])
 
     async def consume(self, source: BatchSource, gate: asyncio.Event | None = None) -> None:
         """Ingest everything ``source`` hands over, until cancelled.
@@ -198,6 +315,7 @@ class Collector:
             stale_dropped=self._stale,
             subscriber_errors=self._fanout.errors,
             consume_errors=self._consume_errors,
+            history_ticks=self._history_ticks,
             symbols={
                 name: SymbolStats(s.ticks, s.stale, s.last_msc, s.last_bid, s.last_ask)
                 for name, s in self._symbols.items()

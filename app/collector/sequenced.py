@@ -16,11 +16,16 @@ class SequencedBatch:
     holds only the ticks that were kept (stale ones removed) and its tick array is a
     read-only view shared by all subscribers. ``received_at`` is the collector clock's
     wall time at ingest, to be compared with ``batch.captured_at`` for latency.
+
+    ``history`` marks ticks fetched after the fact by the backfill (older than the live
+    stream of their symbol): deliver them like any other, but do not read their age as
+    a latency.
     """
 
     seq: int
     batch: TickBatch
     received_at: float
+    history: bool = False
 
     @property
     def symbol(self) -> str:

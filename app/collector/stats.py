@@ -30,6 +30,8 @@ class CollectorStats:
     subscriber_errors: int
     consume_errors: int
     symbols: Mapping[str, SymbolStats]
+    #: Of ``ticks_total``, those that came from the history backfill.
+    history_ticks: int = 0
 
     @property
     def ticks_per_symbol(self) -> dict[str, int]:

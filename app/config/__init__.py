@@ -4,6 +4,7 @@ from app.config.load import ConfigError, describe_validation_error, load_config,
 from app.config.schema import (
     DEFAULT_SYMBOLS,
     BackendConfig,
+    BackfillConfig,
     CacheConfig,
     ClientConfig,
     PoolConfig,
@@ -13,6 +14,7 @@ from app.config.schema import (
 __all__ = [
     "DEFAULT_SYMBOLS",
     "BackendConfig",
+    "BackfillConfig",
     "CacheConfig",
     "ClientConfig",
     "ConfigError",

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.backoff import BackoffPolicy
+from app.clock import now_msc
 from app.terminal.spec import TerminalSpec
 
 DEFAULT_SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD"]
@@ -27,10 +28,10 @@ class TerminalConfig(_Section):
     name: str = Field(
         "simulated", min_length=1, description="A name for this terminal, shown in the pool panel."
     )
-    kind: Literal["simulated", "mt5"] = Field(
+    kind: Literal["simulated", "mt5", "replay"] = Field(
         "simulated",
         description="'mt5' attaches to a real MetaTrader 5 terminal (Windows, 'mt5' extra); "
-        "'simulated' uses the built-in terminal.",
+        "'simulated' uses the built-in terminal; 'replay' serves MT5 tick export files.",
     )
     path: str | None = Field(
         None, description="Path to terminal64.exe; empty attaches to the running terminal."
@@ -56,7 +57,31 @@ class TerminalConfig(_Section):
         description="Simulated terminal only: ticks per second per symbol (1 to 1,000,000).",
     )
     control_file: Path | None = Field(
-        None, description="Simulated terminal only: a JSON file that injects faults (tests, demos)."
+        None,
+        description="Simulated and replay terminals: a JSON file that injects faults "
+        "(tests, demos).",
+    )
+    replay_files: dict[str, list[Path]] = Field(
+        default_factory=dict,
+        description="Replay terminal only: symbol → MT5 tick export files (Symbols → Ticks → "
+        "Export), replayed in time order; every symbol captured needs files.",
+    )
+    replay_speed: float = Field(
+        1.0,
+        ge=0,
+        le=1_000_000,
+        description="Replay terminal only: 1 replays in real time, 10 ten times faster, "
+        "0 as fast as possible.",
+    )
+    replay_shift_to_now: bool = Field(
+        False,
+        description="Replay terminal only: stamp the first tick with the start time and move "
+        "all others by the same amount, so replayed ticks look live.",
+    )
+    replay_skip_bad_rows: bool = Field(
+        False,
+        description="Replay terminal only: skip unreadable rows of a file (and log how many) "
+        "instead of refusing the file.",
     )
 
     @field_validator("symbols")
@@ -79,7 +104,27 @@ class TerminalConfig(_Section):
                 raise ValueError(f"{sym}: {r:g} ticks/s is outside 1..1000000")
         return v
 
-    def to_spec(self, password: str | None = None) -> TerminalSpec:
+    @model_validator(mode="after")
+    def _replay_has_files(self) -> TerminalConfig:
+        if self.kind != "replay":
+            return self
+        empty = [sym for sym, files in self.replay_files.items() if not files]
+        if empty:
+            raise ValueError(f"replay_files: no files listed for {', '.join(empty)}")
+        missing = [sym for sym in self.symbols if sym not in self.replay_files]
+        if missing:
+            raise ValueError(
+                f"replay_files: no files for {', '.join(missing)} (a replay terminal can "
+                "only capture symbols it has files for)"
+            )
+        return self
+
+    def to_spec(self, password: str | None = None, *, anchor_ms: int | None = None) -> TerminalSpec:
+        """The worker's view of this terminal. A replay is anchored now (or at
+        ``anchor_ms``): every worker made from this spec shares that replay clock."""
+        replay = self.kind == "replay"
+        if replay and anchor_ms is None:
+            anchor_ms = now_msc()
         return TerminalSpec(
             name=self.name,
             kind=self.kind,
@@ -92,6 +137,17 @@ class TerminalConfig(_Section):
             seed=self.seed,
             rates=tuple(sorted(self.rates.items())),
             control_file=self.control_file,
+            replay_files=tuple(
+                (sym, tuple(files))
+                for sym, files in self.replay_files.items()
+                if sym in self.symbols
+            )
+            if replay
+            else (),
+            replay_speed=self.replay_speed,
+            replay_shift_to_now=self.replay_shift_to_now,
+            replay_anchor_ms=anchor_ms if replay else None,
+            replay_skip_bad_rows=self.replay_skip_bad_rows,
         )
 
 
@@ -139,6 +195,35 @@ class PoolConfig(_Section):
         description="How long a worker may take to connect before it counts as stalled.",
     )
     backoff: BackoffConfig = Field(default_factory=BackoffConfig, description="Reconnect delays.")
+
+
+class BackfillConfig(_Section):
+    enabled: bool = Field(
+        True,
+        description="At start, fetch the ticks missed since the previous run from each "
+        "terminal's history and deliver them like live ones (replay terminals excepted).",
+    )
+    max_span_h: float = Field(
+        24.0,
+        gt=0,
+        le=2_160,
+        description="Look back at most this many hours; an older part of a gap stays a gap.",
+    )
+    chunk_minutes: int = Field(
+        10,
+        ge=1,
+        le=1_440,
+        description="History asked for in one request, minutes (smaller: smoother progress, "
+        "more requests).",
+    )
+    state_file: Path | None = Field(
+        None,
+        description="Where the captured time spans are remembered between runs; empty uses "
+        "the user data folder.",
+    )
+    save_interval_s: float = Field(
+        5.0, ge=0.5, le=600, description="How often the captured spans are saved, s."
+    )
 
 
 class CacheConfig(_Section):
@@ -293,6 +378,9 @@ class ClientConfig(_Section):
     )
     pool: PoolConfig = Field(default_factory=PoolConfig, description="Connection pool.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="In-memory tick cache.")
+    backfill: BackfillConfig = Field(
+        default_factory=BackfillConfig, description="History catch-up after a restart."
+    )
     monitor: MonitorConfig = Field(
         default_factory=MonitorConfig, description="Metrics and alert rules."
     )

@@ -79,6 +79,8 @@ class Monitor:
         sc[batch.symbol] = sc.get(batch.symbol, 0) + n
         wc = self._worker_counts
         wc[batch.worker_id] = wc.get(batch.worker_id, 0) + n
+        if item.history:
+            return  # backfilled ticks are old by design: their age is no latency
         self._interval["tick_to_collector"].record(
             item.received_at - int(batch.ticks["time_msc"][0]) / 1000
         )

@@ -12,6 +12,8 @@ from types import ModuleType
 from typing import cast
 
 from app.terminal.api import MT5Api
+from app.terminal.export_files import ExportFormatError
+from app.terminal.replay import ReplayTerminal
 from app.terminal.simulated import SimulatedTerminal
 from app.terminal.spec import TerminalSpec
 
@@ -49,4 +51,9 @@ def open_terminal(spec: TerminalSpec) -> MT5Api:
         return cast(MT5Api, load_metatrader5())
     if spec.kind == "simulated":
         return SimulatedTerminal.from_spec(spec)
+    if spec.kind == "replay":
+        try:
+            return ReplayTerminal.from_spec(spec)
+        except (OSError, ValueError, ExportFormatError) as exc:
+            raise TerminalUnavailable(f"cannot replay: {exc}") from exc
     raise ValueError(f"unknown terminal kind {spec.kind!r}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-TerminalKind = Literal["simulated", "mt5"]
+TerminalKind = Literal["simulated", "mt5", "replay"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +15,9 @@ class TerminalSpec:
 
     ``kind="mt5"`` uses the real ``MetaTrader5`` module (Windows only);
     ``kind="simulated"`` uses :class:`~app.terminal.simulated.SimulatedTerminal`, whose
-    market is a pure function of ``seed``, the symbol and the time.
+    market is a pure function of ``seed``, the symbol and the time;
+    ``kind="replay"`` uses :class:`~app.terminal.replay.ReplayTerminal`, which serves
+    MT5 tick export files (``replay_*`` fields).
     """
 
     name: str = "simulated"
@@ -33,3 +35,15 @@ class TerminalSpec:
     rates: tuple[tuple[str, float], ...] = ()
     #: JSON file a test (or a user) writes to inject faults into a running simulated terminal.
     control_file: Path | None = None
+    # --- replay terminal only ---
+    #: (symbol, (file, ...)) pairs: the MT5 tick exports each symbol is replayed from.
+    replay_files: tuple[tuple[str, tuple[Path, ...]], ...] = ()
+    #: 1 = real time, 10 = ten times faster, 0 = as fast as possible.
+    replay_speed: float = 1.0
+    #: Move tick times so that the first tick is stamped with the replay's start.
+    replay_shift_to_now: bool = False
+    #: Wall-clock ms at which the replay starts; shared by every worker (and restart) of
+    #: a run so that all of them see one replay clock.
+    replay_anchor_ms: int | None = None
+    #: Skip (and log) unreadable rows instead of refusing the file.
+    replay_skip_bad_rows: bool = False

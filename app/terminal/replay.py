@@ -1,0 +1,397 @@
+"""A terminal that replays MT5 tick exports through the ``MetaTrader5`` API.
+
+It is a :class:`~app.terminal.simulated.SimulatedTerminal` whose market is a set of
+files instead of a generator, so the connection handling the capture code depends on
+(``initialize``/``login``/``shutdown``, ``last_error`` conventions, fault injection
+through the control file, symbol selection, ``COPY_TICKS_*`` masks, whole-second
+``date_from``) is literally the same code; only the data calls are replaced.
+
+Time. A replay has an *anchor*: the wall-clock moment (epoch ms) at which it starts,
+shared by every worker process through :class:`~app.terminal.spec.TerminalSpec` so that
+they all see the same replay clock, also after a restart. With ``speed`` ``s`` (> 0),
+the tick stamped ``origin + d`` (``origin`` = the first tick of all the files) becomes
+visible ``d / s`` after the anchor; ``speed = 0`` makes every tick visible at once. With
+``shift_to_now``, every tick time is moved by ``anchor - origin``: the first tick is
+stamped with the start time, and at speed 1 replayed ticks carry wall-clock times, as
+if the market were live. Without it, ticks keep the times in the file (server time).
+
+Files. One or more tick exports per symbol, read with the vectorised reader
+(:mod:`app.terminal.export_files`) when the symbol is first selected, then held in
+memory (60 bytes per tick). Files of one symbol are ordered by their first tick; where
+two overlap, the overlap is taken once (the later file continues from where the earlier
+one ended, as a capture cursor would). Bar exports cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app.clock import SYSTEM_CLOCK, Clock, now_msc
+from app.terminal import constants as c
+from app.terminal.export_files import ExportFormatError, ExportReader, read_time_span
+from app.terminal.market import SymbolProfile
+from app.terminal.simulated import (
+    _MASKS,
+    _SYMBOL_INFO_ZERO,
+    MAX_TICKS_PER_CALL,
+    SimulatedTerminal,
+    _epoch_seconds,
+)
+from app.terminal.types import SymbolInfo, Tick
+from app.ticks import TICK_DTYPE, TickArray, empty_ticks
+
+if TYPE_CHECKING:
+    from app.terminal.api import DateLike
+    from app.terminal.spec import TerminalSpec
+
+__all__ = ["ReplayPlan", "ReplayTerminal", "replay_plan", "symbol_from_file_name"]
+
+log = logging.getLogger(__name__)
+
+_NEVER = np.iinfo(np.int64).max
+
+
+def symbol_from_file_name(path: Path | str) -> str:
+    """The symbol a file is named after: the name up to the first ``_``.
+
+    The terminal proposes names like ``EURUSD_202401020000_202401022359.csv`` (ticks)
+    or ``EURUSD_M1_202401020000_202401312359.csv`` (bars); a name without ``_`` is
+    taken whole (``XAUUSD.csv`` → ``XAUUSD``). Symbols with ``_`` in their name need
+    an explicit symbol.
+    """
+    stem = Path(path).name.split(".csv")[0].split(".txt")[0]
+    name = stem.split("_", 1)[0]
+    if not name:
+        raise ValueError(f"cannot tell the symbol from the file name {Path(path).name!r}")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPlan:
+    """Where a replay starts and ends, in the times it serves (epoch ms).
+
+    Computed from the first and last row of each file only, so planning a replay of
+    hundreds of MB costs two small reads per file.
+    """
+
+    #: Time of the first tick in the files (server time, before any shift).
+    origin_ms: int
+    #: Added to every tick time (``anchor - origin`` with ``shift_to_now``, else 0).
+    shift_ms: int
+    #: Wall-clock ms at which the replay starts.
+    anchor_ms: int
+    speed: float
+    #: Served time of each symbol's last tick.
+    end_ms: Mapping[str, int]
+
+    @property
+    def start_ms(self) -> int:
+        """The served time of the first tick: where capture must start."""
+        return self.origin_ms + self.shift_ms
+
+    def served_until(self, wall_ms: int) -> int:
+        """Ticks with a served time ``<=`` this are visible at ``wall_ms``."""
+        if self.speed <= 0:
+            return _NEVER
+        return self.start_ms + math.floor((wall_ms - self.anchor_ms) * self.speed)
+
+    def finished_at(self) -> float | None:
+        """Wall-clock ms at which every tick is visible (None when speed is 0: at once)."""
+        if self.speed <= 0 or not self.end_ms:
+            return None
+        return self.anchor_ms + (max(self.end_ms.values()) - self.start_ms) / self.speed
+
+
+def replay_plan(
+    files: Mapping[str, Sequence[Path]],
+    *,
+    speed: float,
+    shift_to_now: bool,
+    anchor_ms: int,
+) -> ReplayPlan:
+    """The plan of a replay of ``files`` (symbol → export files)."""
+    if not files:
+        raise ValueError("a replay needs at least one file")
+    spans: dict[str, tuple[int, int]] = {}
+    for symbol, paths in files.items():
+        if not paths:
+            raise ValueError(f"{symbol}: no replay files")
+        firsts, lasts = zip(*(read_time_span(p) for p in paths), strict=True)
+        spans[symbol] = (min(firsts), max(lasts))
+    origin = min(first for first, _ in spans.values())
+    shift = anchor_ms - origin if shift_to_now else 0
+    return ReplayPlan(
+        origin_ms=origin,
+        shift_ms=shift,
+        anchor_ms=anchor_ms,
+        speed=max(0.0, float(speed)),
+        end_ms={sym: last + shift for sym, (_, last) in spans.items()},
+    )
+
+
+def plan_of_spec(spec: TerminalSpec) -> ReplayPlan:
+    """The plan of a ``kind="replay"`` spec (its anchor must be set)."""
+    if spec.replay_anchor_ms is None:
+        raise ValueError("a replay spec needs its anchor (TerminalConfig.to_spec sets it)")
+    return replay_plan(
+        {sym: list(paths) for sym, paths in spec.replay_files},
+        speed=spec.replay_speed,
+        shift_to_now=spec.replay_shift_to_now,
+        anchor_ms=spec.replay_anchor_ms,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    ticks: TickArray
+    time_msc: np.ndarray[tuple[int], np.dtype[np.int64]]
+    digits: int
+
+
+def load_series(paths: Sequence[Path], *, skip_bad_rows: bool = False) -> tuple[TickArray, int]:
+    """The ticks of one symbol's files, in time order, overlaps taken once; and digits."""
+    parts: list[tuple[int, TickArray]] = []
+    digits = 0
+    for path in paths:
+        reader = ExportReader(path, skip_bad_rows=skip_bad_rows)
+        if reader.kind != "ticks":
+            raise ExportFormatError(str(path), 1, "header", "a bar export cannot be replayed")
+        chunks = list(reader)
+        ticks = np.concatenate(chunks) if chunks else empty_ticks()
+        if reader.report.bad_rows:
+            log.warning("%s", reader.report.summary())
+        digits = max(digits, reader.report.digits)
+        if len(ticks):
+            parts.append((int(ticks["time_msc"][0]), ticks))
+    parts.sort(key=lambda p: p[0])
+    if not parts:
+        return empty_ticks(), digits
+    out = [parts[0][1]]
+    for _, ticks in parts[1:]:
+        # Continue after the newest tick so far, and after as many ticks at its very
+        # millisecond as were taken already (the capture cursor's rule).
+        tm = out[-1]["time_msc"]
+        newest = int(tm[-1])
+        seen = len(tm) - int(np.searchsorted(tm, newest, side="left"))
+        first_at = int(np.searchsorted(ticks["time_msc"], newest, side="left"))
+        after = int(np.searchsorted(ticks["time_msc"], newest, side="right"))
+        new = ticks[first_at + min(after - first_at, seen) :]
+        if len(new):
+            out.append(new)
+    return (out[0] if len(out) == 1 else np.concatenate(out)), digits
+
+
+class ReplayTerminal(SimulatedTerminal):
+    """The ``MetaTrader5`` API over tick export files; see the module doc."""
+
+    def __init__(
+        self,
+        files: Mapping[str, Sequence[Path | str]],
+        *,
+        speed: float = 1.0,
+        shift_to_now: bool = False,
+        anchor_ms: int | None = None,
+        skip_bad_rows: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
+        accounts: Mapping[int, str] | None = None,
+        control_file: Path | str | None = None,
+    ) -> None:
+        if not math.isfinite(speed) or speed < 0:
+            raise ValueError(f"replay speed must be a finite number >= 0, got {speed}")
+        self.files = {sym: [Path(p) for p in paths] for sym, paths in files.items()}
+        for sym, paths in self.files.items():
+            for p in paths:
+                if not p.is_file():
+                    raise FileNotFoundError(f"{sym}: replay file {p} does not exist")
+                ExportReader(p)  # the header, now: a wrong file fails before any worker runs
+        anchor = anchor_ms if anchor_ms is not None else now_msc(clock)
+        self.plan = replay_plan(
+            self.files, speed=speed, shift_to_now=shift_to_now, anchor_ms=anchor
+        )
+        self._skip_bad_rows = skip_bad_rows
+        self._series: dict[str, _Series] = {}
+        # The simulated market underneath only holds the symbol names: rate 0 never
+        # generates a tick; every data call is answered from the files below.
+        profiles = {
+            sym: SymbolProfile(
+                name=sym,
+                digits=5,
+                point=1e-5,
+                base_price=1.0,
+                spread_points=0,
+                volatility=0.0,
+                tick_rate=0.0,
+                path=f"Replay\\{sym}",
+            )
+            for sym in self.files
+        }
+        super().__init__(
+            0, profiles=profiles, clock=clock, accounts=accounts, control_file=control_file
+        )
+        self._path = "replay"
+
+    @classmethod
+    def from_spec(cls, spec: TerminalSpec, *, clock: Clock = SYSTEM_CLOCK) -> ReplayTerminal:
+        return cls(
+            {sym: list(paths) for sym, paths in spec.replay_files},
+            speed=spec.replay_speed,
+            shift_to_now=spec.replay_shift_to_now,
+            anchor_ms=spec.replay_anchor_ms,
+            skip_bad_rows=spec.replay_skip_bad_rows,
+            clock=clock,
+            control_file=spec.control_file,
+        )
+
+    # --- data --------------------------------------------------------------------------
+
+    def _load(self, symbol: str) -> _Series | None:
+        """The symbol's ticks (served times), read on first use; None after a failure,
+        with ``last_error`` saying which file and line."""
+        series = self._series.get(symbol)
+        if series is not None:
+            return series
+        try:
+            ticks, digits = load_series(self.files[symbol], skip_bad_rows=self._skip_bad_rows)
+        except (OSError, ExportFormatError) as exc:
+            self._error = (c.RES_E_FAIL, f"replay file: {exc}")
+            return None
+        shift = self.plan.shift_ms
+        if shift:
+            ticks["time_msc"] += shift
+            ticks["time"] = ticks["time_msc"] // 1000
+        ticks.flags.writeable = False
+        series = _Series(ticks, ticks["time_msc"], digits)
+        self._series[symbol] = series
+        return series
+
+    def _until(self) -> int:
+        """Exclusive bound of the served times visible now."""
+        limit = self.plan.served_until(now_msc(self._clock))
+        return limit if limit == _NEVER else limit + 1
+
+    def _visible(self, series: _Series, from_msc: int, until: int) -> tuple[int, int]:
+        tm = series.time_msc
+        lo = int(np.searchsorted(tm, from_msc, side="left"))
+        hi = int(np.searchsorted(tm, until, side="left"))
+        return lo, max(lo, hi)
+
+    def _copy(
+        self, symbol: str, from_msc: int, until: int, count: int, flags: int
+    ) -> TickArray | None:
+        series = self._load(symbol)
+        if series is None:
+            return None
+        lo, hi = self._visible(series, from_msc, until)
+        mask = _MASKS[flags]
+        if mask:
+            part = series.ticks[lo:hi]
+            out = part[(part["flags"] & np.uint32(mask)) != 0][:count]
+        else:
+            out = series.ticks[lo : min(hi, lo + count)]
+        self._ok()
+        return np.array(out, dtype=TICK_DTYPE)  # a fresh, writable copy, as the module's
+
+    def copy_ticks_from(
+        self, symbol: str, date_from: DateLike, count: int, flags: int
+    ) -> TickArray | None:
+        if not self._ready():
+            return None
+        start = _epoch_seconds(date_from)
+        valid_count = isinstance(count, int | np.integer) and not isinstance(count, bool)
+        if symbol not in self._selected or start is None or flags not in _MASKS:
+            self._fail(c.RES_E_INVALID_PARAMS)
+            return None
+        if not valid_count or count <= 0:
+            self._fail(c.RES_E_INVALID_PARAMS)
+            return None
+        limit = min(int(count), MAX_TICKS_PER_CALL)
+        return self._copy(symbol, start * 1000, self._until(), limit, flags)
+
+    def copy_ticks_range(
+        self, symbol: str, date_from: DateLike, date_to: DateLike, flags: int
+    ) -> TickArray | None:
+        """Ticks with ``date_from <= time_msc / 1000 <= date_to`` that are visible now."""
+        if not self._ready():
+            return None
+        start, end = _epoch_seconds(date_from), _epoch_seconds(date_to)
+        if symbol not in self._selected or start is None or end is None or flags not in _MASKS:
+            self._fail(c.RES_E_INVALID_PARAMS)
+            return None
+        until = min(end * 1000 + 1, self._until())
+        return self._copy(symbol, start * 1000, until, MAX_TICKS_PER_CALL, flags)
+
+    def _last(self, symbol: str) -> np.void | None:
+        series = self._load(symbol)
+        if series is None:
+            return None
+        i = int(np.searchsorted(series.time_msc, self._until(), side="left")) - 1
+        return series.ticks[i] if i >= 0 else None
+
+    def symbol_info_tick(self, symbol: str) -> Tick | None:
+        if not self._ready():
+            return None
+        if symbol not in self._selected:
+            self._fail(c.RES_E_NOT_FOUND)
+            return None
+        if not self._selected[symbol]:
+            self._fail(c.RES_E_FAIL)
+            return None
+        tick = self._last(symbol)
+        if tick is None:
+            if symbol not in self._series:
+                return None  # the file failed to load; last_error says why
+            self._fail(c.RES_E_NOT_FOUND)
+            return None
+        self._ok()
+        return Tick(*tick.tolist())
+
+    def symbol_select(self, symbol: str, enable: bool = True) -> bool:
+        """Selecting a symbol reads its files (so a bad file fails the connect, clearly)."""
+        if not super().symbol_select(symbol, enable):
+            return False
+        return not (enable and self._load(symbol) is None)
+
+    def _symbol_info(self, symbol: str, at_msc: int) -> SymbolInfo:
+        series = self._series.get(symbol)
+        digits = series.digits if series is not None else 5
+        point = 10.0**-digits
+        tick = self._last(symbol) if series is not None else None
+        bid = float(tick["bid"]) if tick is not None else 0.0
+        ask = float(tick["ask"]) if tick is not None else 0.0
+        last = float(tick["last"]) if tick is not None else 0.0
+        fields = dict(_SYMBOL_INFO_ZERO)
+        fields.update(
+            select=self._selected[symbol],
+            visible=self._selected[symbol],
+            time=int(tick["time"]) if tick is not None else 0,
+            digits=digits,
+            spread=round((ask - bid) / point) if tick is not None else 0,
+            spread_float=True,
+            trade_mode=4,
+            bid=bid,
+            bidhigh=bid,
+            bidlow=bid,
+            ask=ask,
+            askhigh=ask,
+            asklow=ask,
+            last=last,
+            lasthigh=last,
+            lastlow=last,
+            point=point,
+            trade_tick_size=point,
+            trade_contract_size=100_000.0,
+            volume_min=0.01,
+            volume_max=100.0,
+            volume_step=0.01,
+            description=f"Replay of {len(self.files[symbol])} file(s)",
+            name=symbol,
+            path=f"Replay\\{symbol}",
+        )
+        return SymbolInfo(**fields)
