@@ -83,6 +83,13 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_run_arguments(run)
+    gui = sub.add_parser(
+        "gui",
+        help="open the desktop window (the default when no command is given)",
+        epilog=EXAMPLES_GUI,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_gui_arguments(gui)
     add_backend_parser(sub)
     add_config_parser(sub)
     add_credentials_parser(sub)
@@ -102,6 +109,38 @@ def _build_parser() -> argparse.ArgumentParser:
         help="durability the reference bridge commits with (see 'backend --help')",
     )
     return parser
+
+
+EXAMPLES_GUI = """examples:
+  trading-client
+  trading-client gui --theme light
+  QT_QPA_PLATFORM=offscreen trading-client gui --screenshot window.png --quit-after 5
+"""
+
+
+def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", type=Path, help="settings file (JSON); default: the user's settings file"
+    )
+    p.add_argument(
+        "--screenshot", type=Path, metavar="FILE", help="save a PNG of the window before quitting"
+    )
+    p.add_argument(
+        "--quit-after", type=float, metavar="S", help="close the window after S seconds"
+    )
+    p.add_argument("--theme", choices=["dark", "light"], help="colour theme (default: last used)")
+
+
+def _gui(args: argparse.Namespace) -> int:
+    # The window (PySide6, pyqtgraph) loads only for this command: the headless commands
+    # and the core never import Qt.
+    from ui.main import GuiOptions, run_gui  # noqa: PLC0415
+
+    if args.screenshot is not None and args.quit_after is None:
+        print("error: --screenshot needs --quit-after S", file=sys.stderr)
+        return 2
+    path = args.config if args.config is not None else default_config_path()
+    return run_gui(GuiOptions(path, args.screenshot, args.quit_after, args.theme))
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -338,11 +377,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     install_redaction()
-    command = args.command or "run"
+    command = args.command or "gui"
     if args.command is None:
-        # Until the desktop window exists, a bare ``trading-client`` runs headless.
-        args = _build_parser().parse_args([*(argv or sys.argv[1:]), "run"])
+        args = _build_parser().parse_args([*(argv or sys.argv[1:]), "gui"])
     try:
+        if command == "gui":
+            return _gui(args)
         if command == "run":
             config = _apply_overrides(_startup_config(args.config), args)
             return asyncio.run(_run(config, args.duration, args.quiet, args.stats, args.history))

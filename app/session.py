@@ -19,6 +19,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -39,7 +40,7 @@ from app.security.logins import (
     terminal_passwords,
 )
 from app.security.secret import Secret
-from app.security.vault import Vault, VaultLocked, keyring_status
+from app.security.vault import Vault, VaultLocked, default_vault_path, keyring_status
 from app.terminal.loader import TerminalUnavailable, open_terminal
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,11 @@ class DesktopSession:
         self._master: Secret | None = None
         self._lock = asyncio.Lock()
         self._keyring_usable: bool | None = None
+
+    @property
+    def layout_path(self) -> Path:
+        """Where the window keeps its layout: next to the settings it belongs with."""
+        return self.store.path.parent / "window-layout.ini"
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -223,6 +229,11 @@ class DesktopSession:
         if self._keyring_usable is None:
             self._keyring_usable = keyring_status().usable
         return not self._keyring_usable
+
+    def vault_file_exists(self) -> bool:
+        """Whether the vault file is there yet: a new one has its master password chosen
+        (typed twice, minimum length), an existing one only has it entered."""
+        return (self.config.security.vault_file or default_vault_path()).exists()
 
     def needs_master_password(self) -> bool:
         return self.vault_is_file() and self._master is None

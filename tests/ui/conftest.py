@@ -17,19 +17,18 @@ from typing import Any
 
 import pytest
 
-import ui  # noqa: F401 - PySide6 first, then qasync
-import qasync
 from PySide6.QtWidgets import QApplication
 
 from app.config import ClientConfig
 from app.config.store import ConfigStore
 from app.session import DesktopSession
 from tests.conftest import free_ports, wait_until_sync
+from ui.loop import GuiEventLoop
 
 
 def _qasync_loop() -> asyncio.AbstractEventLoop:
     app = QApplication.instance() or QApplication([])
-    return qasync.QEventLoop(app, already_running=False)
+    return GuiEventLoop(app)
 
 
 def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Any]:

@@ -1,0 +1,393 @@
+"""The main window: dock panels around nothing, one render timer, menus and a status bar.
+
+Every panel is a :class:`QDockWidget` (movable, closable, re-openable from View). The
+window holds no state of its own beyond the layout: panels read the session's state when
+the render timer fires (:data:`RENDER_HZ`), so the cost of drawing is bounded by the
+display rate however fast ticks arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QWidget,
+)
+
+from app import __version__
+from app.connector import WorkerState
+from app.session import DesktopSession, SessionState
+from ui.panels.base import Panel
+from ui.tasks import TaskRunner
+from ui.theme import THEMES, Theme, apply_theme
+
+log = logging.getLogger(__name__)
+
+#: Views are redrawn at most this often (frames per second).
+RENDER_HZ = 30
+#: Bumped when the set of docks changes, so an old saved layout is not forced on new docks.
+LAYOUT_VERSION = 1
+
+
+def default_panels() -> list[type[Panel]]:
+    """The panels in their default order (imported here: each module is heavy-ish)."""
+    from ui.panels.alerts import AlertsPanel  # noqa: PLC0415
+    from ui.panels.journal import JournalPanel  # noqa: PLC0415
+    from ui.panels.market_watch import MarketWatch  # noqa: PLC0415
+    from ui.panels.pool import PoolPanel  # noqa: PLC0415
+    from ui.panels.throughput import ThroughputPanel  # noqa: PLC0415
+    from ui.panels.tick_chart import TickChart  # noqa: PLC0415
+
+    return [MarketWatch, TickChart, ThroughputPanel, PoolPanel, AlertsPanel, JournalPanel]
+
+
+class StatusBar:
+    """Permanent labels: capture state, link, pool health, TPS, p99, alerts."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        bar = window.statusBar()
+        self.labels: dict[str, QLabel] = {}
+        tips = {
+            "session": "Capture state",
+            "link": "Data bridge connection: acknowledged ticks and unacknowledged backlog",
+            "pool": "Terminal connections streaming / total",
+            "tps": "Ticks captured per second (last second)",
+            "p99": "99th percentile latency from tick time to the collector (last second)",
+            "alerts": "Unacknowledged alerts (Alt+5 shows the Alerts panel)",
+        }
+        for key, tip in tips.items():
+            label = QLabel(parent=bar)
+            label.setObjectName(f"status_{key}")
+            label.setToolTip(tip)
+            label.setContentsMargins(6, 0, 6, 0)
+            bar.addPermanentWidget(label)
+            self.labels[key] = label
+        self._texts: dict[str, str] = {}
+
+    def set(self, key: str, text: str, color: str | None = None) -> None:
+        value = f"{text}|{color}"
+        if self._texts.get(key) == value:
+            return
+        self._texts[key] = value
+        label = self.labels[key]
+        label.setText(text)
+        label.setStyleSheet(f"color: {color};" if color else "")
+
+    def text(self, key: str) -> str:
+        return self.labels[key].text()
+
+
+class MainWindow(QMainWindow):
+    #: Emitted when the user asked to quit and the layout is saved; the application then
+    #: stops capture (which may take a moment: ticks still in flight are delivered).
+    closing = Signal()
+
+    def __init__(
+        self,
+        session: DesktopSession,
+        *,
+        layout_file: Path,
+        panels: Sequence[type[Panel]] | None = None,
+        theme: str | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.setObjectName("MainWindow")
+        self.setWindowTitle(f"Trading Client {__version__} — MetaTrader 5 tick capture")
+        self.setDockNestingEnabled(True)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+        )
+        self.tasks = TaskRunner(self)
+        self.tasks.failed.connect(self._task_failed)
+        self._layout = QSettings(str(layout_file), QSettings.Format.IniFormat)
+        self.panels: dict[str, Panel] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self._build_docks(panels if panels is not None else default_panels())
+        self._build_menus()
+        self.status = StatusBar(self)
+        saved_theme = self._layout.value("theme", "dark")
+        self.theme: Theme = THEMES.get(theme or str(saved_theme), THEMES["dark"])
+        self._apply_theme(self.theme)
+        self.resize(1400, 860)
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        self._restore_layout()
+        #: Frames drawn and the time the last one took (read by ``bench gui``).
+        self.frames = 0
+        self.last_frame_s = 0.0
+        self._render_timer = QTimer(self)
+        self._render_timer.setObjectName("renderTimer")
+        self._render_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._render_timer.timeout.connect(self.render)
+        self._render_timer.start(1000 // RENDER_HZ)
+        self._closed = False
+
+    # ------------------------------------------------------------------ building
+    def _build_docks(self, panel_types: Sequence[type[Panel]]) -> None:
+        previous: dict[Qt.DockWidgetArea, QDockWidget] = {}
+        for cls in panel_types:
+            panel = cls(self.session, self.tasks)
+            dock = QDockWidget(panel.dock_title(), self)
+            dock.setObjectName(cls.object_name)
+            dock.setWidget(panel)
+            dock.setFeatures(
+                QDockWidget.DockWidgetFeature.DockWidgetClosable
+                | QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            )
+            panel.title_changed.connect(dock.setWindowTitle)
+            area = cls.default_area
+            if area in previous:
+                self.tabifyDockWidget(previous[area], dock)
+            else:
+                self.addDockWidget(area, dock)
+            previous.setdefault(area, dock)
+            self.panels[cls.object_name] = panel
+            self.docks[cls.object_name] = dock
+        for first in previous.values():
+            first.raise_()
+        self._connect_panels()
+
+    def _connect_panels(self) -> None:
+        watch, chart = self.panels.get("marketWatch"), self.panels.get("tickChart")
+        if watch is not None and chart is not None:
+            watch.symbol_selected.connect(chart.set_symbol)  # type: ignore[attr-defined]
+        alerts = self.panels.get("alerts")
+        if alerts is not None and hasattr(alerts, "notify"):
+            alerts.notify.connect(self._notify)
+
+    def _action(
+        self,
+        text: str,
+        slot: Callable[[], object],
+        shortcut: str | QKeySequence.StandardKey | None = None,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.settings_action = self._action(
+            "&Settings…", self.open_settings, "Ctrl+,", "Edit the settings (synced with the gateway)"
+        )
+        self.credentials_action = self._action(
+            "&Credentials…",
+            self.open_credentials,
+            "Ctrl+Shift+K",
+            "Store broker and gateway passwords in the encrypted vault",
+        )
+        file_menu.addAction(self.settings_action)
+        file_menu.addAction(self.credentials_action)
+        file_menu.addSeparator()
+        file_menu.addAction(
+            self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Stop capture and quit")
+        )
+
+        capture = bar.addMenu("&Capture")
+        self.restart_action = self._action(
+            "&Restart capture",
+            self.restart_capture,
+            "Ctrl+R",
+            "Stop every terminal connection and start again with the current settings",
+        )
+        capture.addAction(self.restart_action)
+
+        view = bar.addMenu("&View")
+        self.view_menu = view
+        for name, dock in self.docks.items():
+            toggle = dock.toggleViewAction()
+            shortcut = type(self.panels[name]).shortcut
+            if shortcut:
+                toggle.setShortcut(QKeySequence(shortcut))
+            toggle.setToolTip(f"Show or hide the {self.panels[name].title} panel")
+            view.addAction(toggle)
+        view.addSeparator()
+        view.addAction(
+            self._action(
+                "Reset &layout", self.reset_layout, "Ctrl+Shift+L", "Put every panel back"
+            )
+        )
+        self.theme_action = self._action(
+            "&Dark theme", self._toggle_theme, "Ctrl+Shift+T", "Switch between dark and light"
+        )
+        self.theme_action.setCheckable(True)
+        view.addAction(self.theme_action)
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(
+            self._action("&Keyboard shortcuts", self.show_shortcuts, "F1", "List the shortcuts")
+        )
+        help_menu.addAction(self._action("&About", self.show_about))
+
+    # ------------------------------------------------------------------ layout
+    def _restore_layout(self) -> None:
+        geometry = self._layout.value("geometry")
+        state = self._layout.value("state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray) and not self.restoreState(state, LAYOUT_VERSION):
+            log.warning("the saved window layout does not fit this version; using the default")
+
+    def save_layout(self) -> None:
+        self._layout.setValue("geometry", self.saveGeometry())
+        self._layout.setValue("state", self.saveState(LAYOUT_VERSION))
+        self._layout.setValue("theme", self.theme.name)
+        self._layout.sync()
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        for dock in self.docks.values():
+            dock.show()
+
+    # ------------------------------------------------------------------ theme
+    def _apply_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, theme)
+        for panel in self.panels.values():
+            panel.apply_theme(theme)
+        if hasattr(self, "theme_action"):
+            self.theme_action.setChecked(theme.name == "dark")
+
+    def _toggle_theme(self) -> None:
+        self._apply_theme(THEMES["light" if self.theme.name == "dark" else "dark"])
+
+    # ------------------------------------------------------------------ rendering
+    def render(self) -> None:  # type: ignore[override]  # QWidget.render is unrelated
+        """One frame: every visible panel, then the status bar."""
+        started = time.perf_counter()
+        for name, panel in self.panels.items():
+            if not self.docks[name].isHidden() and panel.isVisible():
+                try:
+                    panel.refresh()
+                except Exception:
+                    # One broken panel must not take the window (or the timer) down.
+                    log.exception("the %s panel failed to refresh", panel.title)
+        self._refresh_status()
+        self.frames += 1
+        self.last_frame_s = time.perf_counter() - started
+
+    def _refresh_status(self) -> None:
+        s, t, runtime = self.status, self.theme, self.session.runtime
+        state = self.session.state
+        if state is SessionState.FAILED:
+            s.set("session", f"capture failed: {self.session.error}", t.bad)
+        elif state is not SessionState.RUNNING:
+            s.set("session", f"capture {state.value}…", t.warn)
+        else:
+            s.set("session", "capturing", t.ok)
+        if runtime is None:
+            for key in ("link", "pool", "tps", "p99"):
+                s.set(key, "")
+            s.set("alerts", "")
+            return
+        link = runtime.link.state if runtime.link is not None else None
+        if link is None:
+            s.set("link", "no backend", t.muted)
+        elif link.connected:
+            s.set("link", f"link up · backlog {link.backlog_ticks:,}", t.ok)
+        else:
+            s.set("link", f"link DOWN · backlog {link.backlog_ticks:,}", t.bad)
+        workers = runtime.pool.health()
+        streaming = sum(w.state is WorkerState.STREAMING for w in workers)
+        failed = sum(w.state is WorkerState.FAILED for w in workers)
+        color = t.ok if streaming == len(workers) else t.bad if failed else t.warn
+        s.set("pool", f"pool {streaming}/{len(workers)} streaming", color)
+        monitor = runtime.monitor
+        if monitor is None:
+            return
+        tps = monitor.metrics.get("tps.total.1s")
+        s.set("tps", f"{tps:,.0f} ticks/s" if isinstance(tps, float) else "– ticks/s")
+        p99 = monitor.metrics.get("latency.tick_to_collector.p99")
+        s.set("p99", f"p99 {p99 * 1000:.1f} ms" if isinstance(p99, float) else "p99 –")
+        unacked = monitor.alerts.unacknowledged_count()
+        s.set("alerts", f"⚠ {unacked} alerts" if unacked else "no alerts", t.bad if unacked else t.muted)
+
+    # ------------------------------------------------------------------ intents
+    def open_settings(self) -> None:
+        from ui.dialogs.settings import SettingsDialog  # noqa: PLC0415
+
+        dialog = SettingsDialog(self.session, self.tasks, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def open_credentials(self) -> None:
+        from ui.dialogs.credentials import CredentialsDialog  # noqa: PLC0415
+
+        dialog = CredentialsDialog(self.session, self.tasks, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def restart_capture(self) -> None:
+        self.statusBar().showMessage("restarting capture…", 3000)
+        self.tasks.run(self.session.restart(), "restart capture")
+
+    def show_panel(self, name: str) -> None:
+        dock = self.docks[name]
+        dock.show()
+        dock.raise_()
+        self.panels[name].setFocus()
+
+    def shortcut_lines(self) -> list[tuple[str, str]]:
+        lines: list[tuple[str, str]] = []
+        for action in self.findChildren(QAction):
+            seq = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if seq and action.text():
+                lines.append((action.text().replace("&", ""), seq))
+        return sorted(set(lines))
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td>{t}</td><td><b>{k}</b></td></tr>" for t, k in self.shortcut_lines())
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setText(f"<table cellspacing=6>{rows}</table>")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def show_about(self) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("About Trading Client")
+        box.setText(
+            f"<b>Trading Client {__version__}</b><br>Captures every MetaTrader 5 tick, "
+            "aggregates and caches it, and streams it to the backend.<br><br>"
+            f"Settings: {self.session.store.path}"
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def _notify(self, severity: str, title: str, message: str) -> None:
+        self.statusBar().showMessage(f"{severity.upper()}: {message}", 10_000)
+
+    def _task_failed(self, what: str, message: str) -> None:
+        self.statusBar().showMessage(f"{what} failed: {message}", 15_000)
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self._closed:
+            self._closed = True
+            self._render_timer.stop()
+            self.save_layout()
+            self.closing.emit()
+        event.accept()
