@@ -28,6 +28,7 @@ from app.clock import SYSTEM_CLOCK, Clock
 from app.collector import Collector
 from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
+from app.connector.backfill import Backfill, BackfillTarget
 from app.connector.handoff import Handoff
 from app.monitor.alerts import rule_from_dict
 from app.monitor.monitor import Inputs, Monitor
@@ -124,15 +125,24 @@ class Runtime:
             config.cache.ticks_per_symbol, bar_history=config.cache.bar_history, clock=clock
         )
         pool_cfg = config.pool
+        start = start_msc if start_msc is not None else int(clock.time() * 1000)
+        workers = plan_workers(config, passwords)
         self.pool = ConnectorPool(
-            plan_workers(config, passwords),
+            workers,
             self.handoff,
             policy=pool_cfg.backoff.policy(),
             stall_timeout=pool_cfg.stall_timeout_s,
             connect_timeout=pool_cfg.connect_timeout_s,
-            start_msc=start_msc,
+            start_msc=start,
             clock=clock,
         )
+        #: History catch-up since the previous run: ``backfill.progress()`` / ``.cancel()``.
+        self.backfill = Backfill(config.backfill, self.collector, clock=clock)
+        self._backfill_targets = [
+            BackfillTarget(w.terminal, sym, w.cursors.get(sym, (start, 0)))
+            for w in workers
+            for sym in w.symbols
+        ]
         self.embedded: ReferenceBackend | None = None
         self.link: BridgeLink | None = None
         self.hub: HubClient | None = None
@@ -161,6 +171,7 @@ class Runtime:
             asyncio.create_task(self.collector.consume(self.handoff, gate), name="collector")
         )
         await self.pool.start()
+        await self.backfill.start(self._backfill_targets, self.pool.cursors)
         if self.monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
 
@@ -235,6 +246,7 @@ class Runtime:
             self.link.room.set()
         await self.pool.stop()
         await self.handoff.join()
+        await self.backfill.stop()
         if self.link is not None and not await self.link.drain(DRAIN_TIMEOUT):
             state = self.link.state
             log.error(

@@ -64,7 +64,22 @@ def _terminal_error(api: MT5Api, what: str, exit_code: int = EXIT_TERMINAL_ERROR
     return _FatalError(code, f"{what}: {text}", exit_code)
 
 
-def _watch_parent() -> None:
+def initialize_terminal(api: MT5Api, t: TerminalSpec) -> bool:
+    """``initialize`` as the spec says (with a login only when one is configured)."""
+    if t.login is None:
+        return api.initialize(t.path, timeout=t.timeout_ms, portable=t.portable)
+    return api.initialize(
+        t.path,
+        login=t.login,
+        # Empty means "the password the terminal has saved for this login".
+        password=t.password or "",
+        server=t.server or "",
+        timeout=t.timeout_ms,
+        portable=t.portable,
+    )
+
+
+def watch_parent() -> None:
     """Exit when the supervisor is gone, even if the terminal call we are in hangs.
 
     Without this a worker stuck in a stalled terminal would outlive a crashed app.
@@ -94,19 +109,7 @@ class _Worker:
 
     def connect(self) -> None:
         t = self.spec.terminal
-        if t.login is None:
-            ok = self.api.initialize(t.path, timeout=t.timeout_ms, portable=t.portable)
-        else:
-            ok = self.api.initialize(
-                t.path,
-                login=t.login,
-                # Empty means "the password the terminal has saved for this login".
-                password=t.password or "",
-                server=t.server or "",
-                timeout=t.timeout_ms,
-                portable=t.portable,
-            )
-        if not ok:
+        if not initialize_terminal(self.api, t):
             raise _terminal_error(self.api, f"initialize {t.name}")
         for symbol in self.spec.symbols:
             if not self.api.symbol_select(symbol, True):
@@ -169,7 +172,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the supervisor decides when a
     # worker stops (it asks over the pipe), so the worker must not die on its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
     api: MT5Api | None = None
     exit_code = EXIT_STOPPED
     try:
