@@ -23,6 +23,14 @@ from app.config.gateway_sync import sync_with_gateway
 from app.config.store import ConfigStore, default_config_path
 from app.config.sync import SyncResult
 from app.connector import WorkerState
+from app.connector.backfill import format_progress
+from app.export.cli import (
+    ReplayEndWatch,
+    add_export_parser,
+    add_replay_arguments,
+    apply_replay_source,
+    run_export,
+)
 from app.monitor.alerts import AlertEvent
 from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
@@ -93,13 +101,21 @@ def _build_parser() -> argparse.ArgumentParser:
     add_backend_parser(sub)
     add_config_parser(sub)
     add_credentials_parser(sub)
+    add_export_parser(sub)
     bench = sub.add_parser(
         "bench",
         help="measure throughput and latency, printing JSON",
-        epilog="examples:\n  trading-client bench pipeline --seconds 5 --json\n",
+        epilog=(
+            "examples:\n  trading-client bench pipeline --seconds 5 --json\n"
+            "  trading-client bench gui --seconds 10\n"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bench.add_argument("what", choices=["pipeline"], help="what to measure")
+    bench.add_argument(
+        "what",
+        choices=["pipeline", "gui"],
+        help="pipeline: capture to backend; gui: the window at 10k and 100k ticks/s",
+    )
     bench.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
     bench.add_argument("--json", action="store_true", help="print only the JSON document")
     bench.add_argument(
@@ -125,9 +141,7 @@ def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--screenshot", type=Path, metavar="FILE", help="save a PNG of the window before quitting"
     )
-    p.add_argument(
-        "--quit-after", type=float, metavar="S", help="close the window after S seconds"
-    )
+    p.add_argument("--quit-after", type=float, metavar="S", help="close the window after S seconds")
     p.add_argument("--theme", choices=["dark", "light"], help="colour theme (default: last used)")
 
 
@@ -140,7 +154,8 @@ def _gui(args: argparse.Namespace) -> int:
         print("error: --screenshot needs --quit-after S", file=sys.stderr)
         return 2
     path = args.config if args.config is not None else default_config_path()
-    return run_gui(GuiOptions(path, args.screenshot, args.quit_after, args.theme))
+    code: int = run_gui(GuiOptions(path, args.screenshot, args.quit_after, args.theme))
+    return code
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -166,6 +181,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, help="simulated terminal: ticks per second per symbol")
     p.add_argument("--workers", type=int, help="number of terminal connections (pool size)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    add_replay_arguments(p)
 
 
 def _apply_overrides(config: ClientConfig, args: argparse.Namespace) -> ClientConfig:
@@ -328,6 +344,7 @@ async def _run(
     started = time.monotonic()
     await runtime.start()
     last_ticks, last_t = 0, started
+    replay = ReplayEndWatch(runtime)
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -337,7 +354,12 @@ async def _run(
             if not quiet:
                 tps = (status.ticks - last_ticks) / max(now - last_t, 1e-9)
                 print(_status_line(status, tps) + _latency_text(runtime), flush=True)
+                backfill = format_progress(runtime.backfill.progress())
+                if backfill:
+                    print(backfill, flush=True)
             last_ticks, last_t = status.ticks, now
+            if replay.finished():
+                break
             if duration is not None and now - started >= duration:
                 break
             if status.workers and all(w.state is WorkerState.FAILED for w in status.workers):
@@ -359,6 +381,17 @@ async def _run(
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.what == "gui":
+        from ui.bench import run_bench_gui  # noqa: PLC0415 - Qt only for this command
+
+        if not args.json:
+            print(
+                f"measuring the window: idle, 10k, 100k ticks/s; {args.seconds:g} s each ...",
+                file=sys.stderr,
+            )
+        gui_result: dict[str, object] = run_bench_gui(args.seconds)
+        print(orjson.dumps(gui_result, option=orjson.OPT_INDENT_2).decode())
+        return 0
     from app.bench.pipeline import bench  # noqa: PLC0415 - heavy, only for this command
 
     if not args.json:
@@ -384,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "gui":
             return _gui(args)
         if command == "run":
-            config = _apply_overrides(_startup_config(args.config), args)
+            config = _apply_overrides(apply_replay_source(_startup_config(args.config), args), args)
             return asyncio.run(_run(config, args.duration, args.quiet, args.stats, args.history))
         if command == "backend":
             return run_backend(args)
@@ -394,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_credentials(args)
         if command == "bench":
             return _bench(args)
+        if command == "export":
+            return run_export(args)
     except (ConfigError, MissingCredentialError, VaultError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

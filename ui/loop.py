@@ -1,33 +1,37 @@
 """The one event loop: qasync's Qt-driven asyncio loop, with one gap closed.
 
-``qasync.QEventLoop.run_until_complete`` processes Qt's pending events once more after
-the future is done, *after* it has unset the running loop. Timers and thread callbacks
-delivered in that last pass run asyncio code (``asyncio.sleep``, ``get_running_loop``)
-that then finds no running loop and fails. It shows whenever a loop is run more than
-once (pytest-asyncio runs fixture set-up, the test and tear-down as separate
-``run_until_complete`` calls) and at the application's last pass. This subclass keeps
-the loop marked as running through that pass.
+qasync runs asyncio callbacks (task steps, timers, socket readiness) from Qt timer
+events. Qt delivers those whenever *anyone* pumps events — including while the asyncio
+loop is not "running": the last ``processEvents`` pass of ``run_until_complete``, a
+``QApplication.processEvents()`` between two ``run_until_complete`` calls (pytest-qt
+does that between a test and its fixtures' tear-down), a modal dialog. Code in such a
+callback that asks for the running loop (``asyncio.sleep``, ``get_running_loop``) then
+fails with "no running event loop". This subclass marks the loop as running for the
+duration of every callback it runs outside ``run_forever``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
-import ui  # noqa: F401 - PySide6 before qasync
 import qasync
 
 
 class GuiEventLoop(qasync.QEventLoop):  # type: ignore[misc]  # qasync is untyped
-    def run_forever(self) -> Any:
-        try:
-            return super().run_forever()
-        finally:
-            # Still "running" for run_until_complete's final processEvents pass.
-            asyncio.events._set_running_loop(self)
+    def _add_callback(self, handle: asyncio.Handle, delay: float = 0) -> Any:
+        handle._callback = self._as_running(handle._callback)  # type: ignore[attr-defined]
+        return super()._add_callback(handle, delay)
 
-    def run_until_complete(self, future: Any) -> Any:
-        try:
-            return super().run_until_complete(future)
-        finally:
-            asyncio.events._set_running_loop(None)
+    def _as_running(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            if asyncio.events._get_running_loop() is not None:
+                return callback(*args)
+            asyncio.events._set_running_loop(self)
+            try:
+                return callback(*args)
+            finally:
+                asyncio.events._set_running_loop(None)
+
+        return run

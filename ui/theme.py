@@ -109,7 +109,11 @@ def apply_theme(app: QApplication, theme: Theme) -> None:
     }
     for role, color in roles.items():
         p.setColor(role, QColor(color))
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.WindowText,
+        QPalette.ColorRole.ButtonText,
+    ):
         p.setColor(QPalette.ColorGroup.Disabled, role, QColor(theme.muted))
     app.setPalette(p)
     pg.setConfigOptions(background=theme.chart_bg, foreground=theme.chart_fg, antialias=False)

@@ -1,6 +1,6 @@
 """What every dock panel is: a widget that renders the session's state when asked.
 
-The window owns one render timer (display rate, see :data:`ui.window.RENDER_HZ`) and
+The window owns one render timer (display rate, see :data:`ui.window.RENDER_INTERVAL_MS`) and
 calls :meth:`Panel.refresh` on each visible panel; panels never subscribe to per-tick
 events. A refresh reads the latest state (collector stats, pool health, monitor
 metrics...) and updates the widgets only where something changed.

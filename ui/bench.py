@@ -1,0 +1,151 @@
+"""``trading-client bench gui``: how the window holds up while ticks pour in.
+
+Three phases, each with the real window (offscreen when there is no display) on the one
+qasync loop: a baseline with the window up and capture stopped, then the simulated
+terminal at 10k and at 100k ticks/s with the embedded backend. Each phase measures
+
+* event-loop lag: how late a 5 ms ``asyncio.sleep`` wakes up (p50, p99, max) — what a
+  click or a chart redraw waits for;
+* the views' refresh rate: window frames per second and tick-chart updates per second;
+* the GUI process's CPU (the workers are separate processes and not counted).
+
+The baseline is measured in the same run, so the figures compare like with like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from PySide6.QtWidgets import QApplication
+
+from app.config import ClientConfig
+from app.config.store import ConfigStore
+from app.session import DesktopSession
+from ui.loop import GuiEventLoop
+from ui.window import MainWindow
+
+SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD")
+WARMUP_S = 2.0
+SLEEP_S = 0.005
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _config(folder: Path, total_rate: float) -> ClientConfig:
+    bridge, gateway, hub = _free_ports(3)
+    per_symbol = total_rate / len(SYMBOLS)
+    return ClientConfig.model_validate(
+        {
+            "terminals": [{"symbols": list(SYMBOLS), "rates": dict.fromkeys(SYMBOLS, per_symbol)}],
+            "pool": {"size": len(SYMBOLS)},
+            "monitor": {"rules": []},
+            "backend": {
+                "bridge_url": f"ws://127.0.0.1:{bridge}/ws",
+                "gateway_url": f"http://127.0.0.1:{gateway}",
+                "hub_url": f"http://127.0.0.1:{hub}",
+                "embedded": "always",
+                "embedded_db": str(folder / "backend.sqlite"),
+                "spool_dir": str(folder / "spool"),
+            },
+        }
+    )
+
+
+async def _phase(name: str, folder: Path, rate: float | None, seconds: float) -> dict[str, Any]:
+    folder.mkdir(parents=True)
+    store = ConfigStore(folder / "client-config.json")
+    store.save(_config(folder, rate or 1.0))
+    session = DesktopSession(store)
+    window = MainWindow(session, layout_file=folder / "layout.ini")
+    window.show()
+    try:
+        if rate is not None:
+            await session.start()
+        await asyncio.sleep(WARMUP_S)
+        chart = window.panels.get("tickChart")
+        proc = psutil.Process()
+        cpu0 = sum(proc.cpu_times()[:2])
+        frames0, chart0 = window.frames, getattr(chart, "frames", 0)
+        ticks0 = session.runtime.collector.stats.ticks_total if session.runtime else 0
+        lags: list[float] = []
+        started = time.perf_counter()
+        while (now := time.perf_counter()) - started < seconds:
+            await asyncio.sleep(SLEEP_S)
+            lags.append(time.perf_counter() - now - SLEEP_S)
+        elapsed = time.perf_counter() - started
+        cpu = sum(proc.cpu_times()[:2]) - cpu0
+        ticks = (session.runtime.collector.stats.ticks_total if session.runtime else 0) - ticks0
+        lag_ms = np.maximum(np.asarray(lags), 0.0) * 1000
+        return {
+            "phase": name,
+            "offered_ticks_per_s": rate or 0,
+            "captured_ticks_per_s": round(ticks / elapsed),
+            "loop_lag_ms": {
+                "p50": round(float(np.percentile(lag_ms, 50)), 2),
+                "p99": round(float(np.percentile(lag_ms, 99)), 2),
+                "max": round(float(lag_ms.max()), 2),
+                "samples": len(lags),
+            },
+            "window_fps": round((window.frames - frames0) / elapsed, 1),
+            "chart_fps": round((getattr(chart, "frames", 0) - chart0) / elapsed, 1),
+            "last_frame_ms": round(window.last_frame_s * 1000, 2),
+            "gui_cpu_percent": round(100 * cpu / elapsed, 1),
+        }
+    finally:
+        window.close()
+        await session.stop()
+        window.deleteLater()
+
+
+async def bench_gui(seconds: float) -> dict[str, Any]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-gui-") as tmp:
+        for name, rate in (("baseline_idle", None), ("10k", 10_000.0), ("100k", 100_000.0)):
+            results.append(await _phase(name, Path(tmp) / name, rate, seconds))
+    by = {r["phase"]: r for r in results}
+    targets = {
+        "lag_p99_10k_le_16ms": by["10k"]["loop_lag_ms"]["p99"] <= 16,
+        "lag_p99_100k_le_50ms": by["100k"]["loop_lag_ms"]["p99"] <= 50,
+        "chart_fps_ge_30": min(by["10k"]["chart_fps"], by["100k"]["chart_fps"]) >= 30,
+    }
+    return {
+        "benchmark": "gui",
+        "platform": os.environ.get("QT_QPA_PLATFORM", "native"),
+        "cpus": os.cpu_count(),
+        "seconds_per_phase": seconds,
+        "phases": results,
+        "targets_met": targets,
+    }
+
+
+def run_bench_gui(seconds: float) -> dict[str, Any]:
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    loop = GuiEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        with loop:
+            result: dict[str, Any] = loop.run_until_complete(bench_gui(seconds))
+            return result
+    finally:
+        asyncio.set_event_loop(None)
