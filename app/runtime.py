@@ -127,6 +127,8 @@ class Runtime:
         pool_cfg = config.pool
         start = start_msc if start_msc is not None else int(clock.time() * 1000)
         workers = plan_workers(config, passwords)
+        #: What each connection was planned with (terminal spec, symbols, start cursors).
+        self.planned_workers: list[WorkerSpec] = workers
         self.pool = ConnectorPool(
             workers,
             self.handoff,
