@@ -407,21 +407,20 @@ def _carry(
 
     A row that could not be read (``bad_before``) may have changed the column, so it
     *taints* it: rows after it that leave the field empty are bad until a readable row
-    sets it again. It taints only if its field there was non-empty, or, when its fields
-    cannot even be told apart, if the column ever had a value in this file (the
-    ``<LAST>`` column of a currency pair is empty throughout; one bad row must not make
-    every later row unreadable). Rows failed *here* still set the column from their
-    own, readable value, so skipping cascades no further than it has to.
+    sets it again. It taints if its field there was non-empty, or, when its fields
+    cannot even be told apart (wrong number of tabs), if the file uses the column at
+    all: some readable row so far or anywhere in this block (a few MB) has a value
+    there. The ``<LAST>`` column of a currency pair is empty throughout, and one bad
+    row must not make every later row unreadable. Rows failed *here* still set the
+    column from their own, readable value, so skipping cascades no further than needed.
     """
     n = len(values)
     if n == 0:
         return values
     present_ok = present & ~bad_before
     ever = np.maximum.accumulate(present_ok)
-    ever_before = np.empty(n, dtype=np.bool_)
-    ever_before[0] = state.ever_present
-    ever_before[1:] = ever[:-1] | state.ever_present
-    taints = bad_before & np.where(rows.count_ok, present, ever_before)
+    used = state.ever_present or bool(ever[-1])
+    taints = bad_before & np.where(rows.count_ok, present, used)
     events = present_ok | taints
     last = np.maximum.accumulate(np.where(events, np.arange(n), -1))
     needs = ~present_ok & ~bad_before
