@@ -1,0 +1,179 @@
+"""The main window as a user meets it: docks, menus, shortcuts, status bar, layout, theme,
+and the ``gui`` command itself in a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
+from pytestqt.qtbot import QtBot
+
+from app.config import ClientConfig
+from app.config.store import ConfigStore
+from app.session import DesktopSession
+from tests.conftest import wait_until
+from tests.ui.conftest import ui_config_document
+from ui.window import MainWindow
+
+SHOTS = Path("/tmp/ui-shots")
+PANELS = ("marketWatch", "tickChart", "throughput", "pool", "alerts", "journal")
+
+
+def _open(session: DesktopSession, qtbot: QtBot, layout: Path) -> MainWindow:
+    window = MainWindow(session, layout_file=layout)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _shot(window: MainWindow, tmp_path: Path, name: str) -> None:
+    for folder in (tmp_path, SHOTS):
+        folder.mkdir(parents=True, exist_ok=True)
+        assert window.grab().save(str(folder / f"{name}.png"))
+
+
+async def test_window_runs_the_embedded_default(
+    session: DesktopSession, qtbot: QtBot, tmp_path: Path
+) -> None:
+    window = _open(session, qtbot, tmp_path / "layout.ini")
+    assert set(window.docks) == set(PANELS)
+    for name, dock in window.docks.items():
+        assert isinstance(dock, QDockWidget)
+        assert dock.objectName() == name
+        assert dock.toggleViewAction().shortcut().toString(), f"{name} has no shortcut"
+
+    await wait_until(lambda: window.status.text("session") == "capturing", 30, "capturing")
+    await wait_until(lambda: "5/5 streaming" in window.status.text("pool"), 60, "5/5 streaming")
+    await wait_until(lambda: "link up" in window.status.text("link"), 30, "the bridge link")
+
+    def tps_shown() -> bool:
+        return window.status.text("tps").replace(",", "").split()[0].isdigit()
+
+    await wait_until(tps_shown, 30, "ticks/s in the status bar")
+    frames = window.frames
+    await wait_until(lambda: window.frames >= frames + 10, 10, "the render timer")
+    _shot(window, tmp_path, "window-dark")
+
+
+async def test_view_menu_shortcuts_hide_and_show_panels(
+    session: DesktopSession, qtbot: QtBot, tmp_path: Path
+) -> None:
+    window = _open(session, qtbot, tmp_path / "layout.ini")
+    dock = window.docks["throughput"]
+    toggle = dock.toggleViewAction()
+    assert not dock.isHidden()
+    toggle.trigger()  # what Alt+3 does (shortcuts need a focused, active window)
+    assert dock.isHidden()
+    qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.AltModifier)
+    await wait_until(lambda: not dock.isHidden(), 5, "Alt+3 to show the dock again")
+
+    # Reset layout brings back every panel the user closed.
+    for d in window.docks.values():
+        d.close()
+    assert all(d.isHidden() for d in window.docks.values())
+    qtbot.keyClick(
+        window,
+        Qt.Key.Key_L,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    await wait_until(
+        lambda: not any(d.isHidden() for d in window.docks.values()), 5, "reset layout"
+    )
+
+    # F1 lists the shortcuts, every panel's among them.
+    lines = dict(window.shortcut_lines())
+    for name in PANELS:
+        assert window.panels[name].title in lines
+    assert lines["Settings…"] == "Ctrl+,"
+    window.show_shortcuts()
+    box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox))
+    assert "Alt+1" in box.text()
+    box.close()
+
+
+async def test_layout_and_theme_survive_a_restart(
+    session: DesktopSession, qtbot: QtBot, tmp_path: Path
+) -> None:
+    layout = tmp_path / "layout.ini"
+    first = _open(session, qtbot, layout)
+    first.docks["journal"].close()
+    first.removeDockWidget(first.docks["pool"])
+    first.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, first.docks["pool"])
+    first.docks["pool"].show()
+    dark_window = QApplication.palette().color(QPalette.ColorRole.Window).name()
+    qtbot.keyClick(
+        first, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    )
+    await wait_until(lambda: first.theme.name == "light", 5, "the light theme")
+    assert QApplication.palette().color(QPalette.ColorRole.Window).name() != dark_window
+    _shot(first, tmp_path, "window-light")
+    first.close()
+    assert layout.exists()
+
+    second = _open(session, qtbot, layout)
+    assert second.theme.name == "light"
+    assert second.docks["journal"].isHidden()
+    assert second.dockWidgetArea(second.docks["pool"]) == Qt.DockWidgetArea.TopDockWidgetArea
+    second.reset_layout()
+    assert not second.docks["journal"].isHidden()
+    assert second.dockWidgetArea(second.docks["pool"]) != Qt.DockWidgetArea.TopDockWidgetArea
+
+
+async def test_restart_capture_from_the_menu(
+    session: DesktopSession, qtbot: QtBot, tmp_path: Path
+) -> None:
+    window = _open(session, qtbot, tmp_path / "layout.ini")
+    await wait_until(lambda: "5/5 streaming" in window.status.text("pool"), 60, "streaming")
+    before = session.runtime
+    window.restart_action.trigger()
+    await wait_until(
+        lambda: session.runtime is not None and session.runtime is not before, 60, "a new runtime"
+    )
+    await wait_until(lambda: "5/5 streaming" in window.status.text("pool"), 60, "streaming again")
+
+
+def _gui(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_gui_command_saves_a_screenshot_and_quits(tmp_path: Path) -> None:
+    config = tmp_path / "client-config.json"
+    ConfigStore(config).save(ClientConfig.model_validate(ui_config_document(tmp_path)))
+    shot = tmp_path / "window.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    started = time.monotonic()
+    done = _gui(
+        ["gui", "--config", str(config), "--screenshot", str(shot), "--quit-after", "4"], env
+    )
+    assert done.returncode == 0, done.stderr
+    assert shot.stat().st_size > 10_000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert time.monotonic() - started < 100
+    assert (tmp_path / "window-layout.ini").exists()
+
+
+def test_no_display_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = "xcb"
+    done = _gui(["gui", "--config", str(tmp_path / "c.json")], env, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "trading-client run" in lines[0]
+    assert "QT_QPA_PLATFORM=offscreen" in lines[0]
+    assert "Traceback" not in done.stderr
