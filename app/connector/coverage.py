@@ -80,6 +80,8 @@ def find_gaps(spans: Iterable[Span], live_begin: Cursor, floor_msc: int) -> list
     """
     merged = [s for s in merge_spans(spans) if s.begin < live_begin]
     gaps: list[Span] = []
+    if not merged:
+        return gaps
     for prev, nxt in zip(merged, [*merged[1:], Span(live_begin, live_begin)], strict=True):
         end = min(nxt.begin, live_begin)
         begin = max(prev.end, (floor_msc, 0))
