@@ -122,7 +122,9 @@ def source_ticks(
         with TickStore(paths[0]) as store:
             yield from source_ticks(store, symbol, start_msc, end_msc, client_id=client_id)
         return
-    for path in sorted(paths, key=lambda p: read_time_span(p)[0]):
+    if len(paths) > 1:
+        paths.sort(key=lambda p: read_time_span(p)[0])
+    for path in paths:
         reader = ExportReader(path)
         if reader.kind != "ticks":
             raise ValueError(f"{path} is a bar export; ticks are needed")

@@ -1,0 +1,181 @@
+"""``run --source replay:...`` and ``export`` as a user runs them: real subprocesses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.refbackend.store import TickStore
+from app.terminal.export_files import rates_from_ticks, read_bars, read_ticks, write_ticks
+from app.ticks import TickArray
+from tests.conftest import free_ports
+from tests.export.helpers import dukascopy_ticks, market_ticks
+from tests.test_cli import _start_backend, _stop, run_cli
+
+
+def _config(tmp_path: Path, ports: list[int]) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(
+        json.dumps(
+            {
+                "backend": {
+                    "bridge_url": f"ws://127.0.0.1:{ports[0]}/ws",
+                    "gateway_url": f"http://127.0.0.1:{ports[1]}",
+                    "hub_url": f"http://127.0.0.1:{ports[2]}",
+                    "client_id": "replay-desk",
+                    "embedded": "never",
+                    "spool_dir": str(tmp_path / "spool"),
+                },
+                "backfill": {"state_file": str(tmp_path / "spans.json")},
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_run_replays_files_to_the_backend_and_export_reads_them_back(tmp_path: Path) -> None:
+    eurusd = dukascopy_ticks()
+    sber = market_ticks("SBER", seconds=600, rate=50.0)
+    files: dict[str, tuple[Path, TickArray]] = {
+        "EURUSD": (tmp_path / "EURUSD_201901012202_201901072259.csv", eurusd),
+        "SBER": (tmp_path / "SBER_2023.csv", sber),
+    }
+    write_ticks(files["EURUSD"][0], eurusd, digits=5, encoding="utf-16")  # as MT5 writes
+    write_ticks(files["SBER"][0], sber, digits=2)
+    ports = free_ports(3)
+    db = tmp_path / "bridge.sqlite"
+    backend = _start_backend(ports, db)
+    try:
+        source = "replay:" + ",".join(str(p) for p, _ in files.values())
+        result = run_cli(
+            "run",
+            "--config",
+            str(_config(tmp_path, ports)),
+            "--source",
+            source,
+            "--duration",
+            "90",
+            timeout=150,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"captured {len(eurusd) + len(sber):,} ticks" in result.stdout, result.stdout
+        assert "0 unacknowledged" in result.stdout
+    finally:
+        _stop(backend)
+    store = TickStore(db)
+    try:
+        for symbol, (_, ticks) in files.items():
+            stored = store.read_ticks(client_id="replay-desk", symbol=symbol)
+            assert np.array_equal(stored, ticks), f"{symbol}: stored != file"
+    finally:
+        store.close()
+
+    # export from the backend's database: ticks back to the same MT5 file contents ...
+    out = tmp_path / "out" / "EURUSD_ticks.csv"
+    out.parent.mkdir()
+    result = run_cli(
+        "export",
+        "ticks",
+        "--symbol",
+        "EURUSD",
+        "--db",
+        str(db),
+        "--digits",
+        "5",
+        "--utf16",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {len(eurusd):,} ticks of EURUSD" in result.stdout
+    assert out.read_bytes() == files["EURUSD"][0].read_bytes()
+    # ... and a time range of bars, M5 and D1 (D1 without the <TIME> column).
+    for tf, ms in (("M5", 300_000), ("D1", 86_400_000)):
+        bars_out = tmp_path / "out" / f"SBER_{tf}.csv"
+        result = run_cli(
+            "export",
+            "bars",
+            "--timeframe",
+            tf,
+            "--symbol",
+            "SBER",
+            "--db",
+            str(db),
+            "--from",
+            "2023-11-14T22:15:00",
+            "--to",
+            "2023-11-14T22:20:00.5",
+            "--out",
+            str(bars_out),
+        )
+        assert result.returncode == 0, result.stderr
+        lo = int(np.datetime64("2023-11-14T22:15:00", "ms").astype(np.int64))
+        hi = int(np.datetime64("2023-11-14T22:20:00.500", "ms").astype(np.int64))
+        tm = sber["time_msc"]
+        expected = rates_from_ticks(sber[(tm >= lo) & (tm < hi)], ms, 0.01)
+        got = read_bars(bars_out)
+        assert got.report.has_time is (tf != "D1")
+        assert np.array_equal(got.data, expected)
+
+
+def test_export_from_files_to_csv_and_mt5(tmp_path: Path) -> None:
+    ticks = market_ticks("EURUSD", seconds=30, rate=50.0)
+    src = tmp_path / "EURUSD_src.csv"
+    write_ticks(src, ticks, encoding="utf-16")
+    out = tmp_path / "copy.csv"
+    result = run_cli(
+        "export", "ticks", "--symbol", "EURUSD", "--input", str(src), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(read_ticks(out).data, ticks)
+    csv_out = tmp_path / "plain.csv"
+    result = run_cli(
+        "export",
+        "ticks",
+        "--symbol",
+        "EURUSD",
+        "--input",
+        str(src),
+        "--format",
+        "csv",
+        "--out",
+        str(csv_out),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = csv_out.read_text().splitlines()
+    assert lines[0] == "datetime,time_msc,bid,ask,last,volume,volume_real,flags"
+    assert len(lines) == len(ticks) + 1
+    assert lines[1].split(",")[1] == str(ticks["time_msc"][0])
+
+
+def test_export_errors_are_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>\n2024.01.02\tx\t1\t1\t\t\t6\n"
+    )
+    result = run_cli(
+        "export", "ticks", "--symbol", "X", "--input", str(bad), "--out", str(tmp_path / "o.csv")
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {bad}:2: <TIME> 'x' is not a time HH:MM:SS.mmm"
+    result = run_cli(
+        "export",
+        "ticks",
+        "--symbol",
+        "X",
+        "--input",
+        str(bad),
+        "--from",
+        "yesterday",
+        "--out",
+        str(tmp_path / "o.csv"),
+    )
+    assert result.returncode == 2
+    assert "is not a time" in result.stderr
+    result = run_cli("run", "--source", "replay:" + str(tmp_path / "nope.csv"), "--duration", "1")
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
