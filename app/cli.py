@@ -24,6 +24,7 @@ from app.config.store import ConfigStore, default_config_path
 from app.config.sync import SyncResult
 from app.connector import WorkerState
 from app.connector.backfill import format_progress
+from app.doctor import add_doctor_parser, run_doctor
 from app.export.cli import (
     ReplayEndWatch,
     add_export_parser,
@@ -31,6 +32,7 @@ from app.export.cli import (
     apply_replay_source,
     run_export,
 )
+from app.logfiles import install_file_log
 from app.monitor.alerts import AlertEvent
 from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
@@ -102,6 +104,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_config_parser(sub)
     add_credentials_parser(sub)
     add_export_parser(sub)
+    add_doctor_parser(sub)
     bench = sub.add_parser(
         "bench",
         help="measure throughput and latency, printing JSON",
@@ -409,8 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    install_redaction()
     command = args.command or "gui"
+    if command in ("run", "gui"):
+        install_file_log(command, args.log_level)  # before install_redaction: it covers it
+    install_redaction()
     if args.command is None:
         args = _build_parser().parse_args([*(argv or sys.argv[1:]), "gui"])
     try:
@@ -429,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if command == "export":
             return run_export(args)
+        if command == "doctor":
+            return run_doctor(args)
     except (ConfigError, MissingCredentialError, VaultError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
