@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from app.config.store import ConfigStore
 from app.journal import Journal, install_journal
+from app.paths import resource_path
 from app.security.logins import needs_vault
 from app.session import DesktopSession, MasterPasswordRequired
 from ui.loop import GuiEventLoop
+from ui.welcome import show_welcome
 from ui.window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,9 @@ def run_gui(options: GuiOptions) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("Trading Client")
     app.setOrganizationName("trading-client")
+    icon = resource_path("icons", "trading-client.png")
+    if icon is not None:
+        app.setWindowIcon(QIcon(str(icon)))
     loop = GuiEventLoop(app)
     asyncio.set_event_loop(loop)
     try:
@@ -86,6 +92,7 @@ async def run_window(options: GuiOptions) -> int:
     window.closing.connect(closed.set)
     previous_sigint = signal.signal(signal.SIGINT, lambda *_: window.close())
     window.show()
+    show_welcome(window, session)  # first start: what runs, how to go real; non-modal
     try:
         await _start_capture(window, session)
         if options.quit_after is not None:
