@@ -34,6 +34,15 @@ EXAMPLES = """examples:
 """
 
 
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _examples(*lines: str) -> str:
+    """An examples epilog: each action's ``--help`` shows how it is typed, not only the
+    ``config --help`` overview."""
+    return "examples:\n" + "".join(f"  trading-client config {line}\n" for line in lines)
+
+
 def _config_option(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: accepted before and after the action without one overwriting the other
     # with its default (an argparse quirk with options repeated on sub-parsers).
@@ -53,30 +62,60 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
     _config_option(common)
     actions = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     actions.add_parser(
-        "show", parents=[common], help="print the settings the client would run with (JSON)"
+        "show",
+        parents=[common],
+        help="print the settings the client would run with (JSON)",
+        epilog=_examples("show", "show --config my-config.json > copy.json"),
+        formatter_class=_RAW,
     )
     validate = actions.add_parser(
-        "validate", parents=[common], help="check a settings file: 'ok' or one line per problem"
+        "validate",
+        parents=[common],
+        help="check a settings file: 'ok' or one line per problem",
+        epilog=_examples("validate", "validate my-config.json"),
+        formatter_class=_RAW,
     )
     validate.add_argument(
         "file", nargs="?", type=Path, help="file to check (default: the settings file)"
     )
-    actions.add_parser("path", parents=[common], help="print where the settings file is")
-    actions.add_parser("backups", parents=[common], help="list kept earlier versions")
+    actions.add_parser(
+        "path",
+        parents=[common],
+        help="print where the settings file is",
+        epilog=_examples("path", 'path  # then: "$EDITOR" "$(trading-client config path)"'),
+        formatter_class=_RAW,
+    )
+    actions.add_parser(
+        "backups",
+        parents=[common],
+        help="list kept earlier versions",
+        epilog=_examples("backups", "backups --config my-config.json"),
+        formatter_class=_RAW,
+    )
     rollback = actions.add_parser(
-        "rollback", parents=[common], help="restore backup N (0 = newest, see 'backups')"
+        "rollback",
+        parents=[common],
+        help="restore backup N (0 = newest, see 'backups')",
+        epilog=_examples("backups", "rollback 0"),
+        formatter_class=_RAW,
     )
     rollback.add_argument("n", type=int, metavar="N", help="index from 'backups'")
     sync = actions.add_parser(
         "sync",
         parents=[common],
         help="pull or push the settings with the API gateway; a conflict shows both sides",
+        epilog=_examples("sync", "sync --take remote"),
+        formatter_class=_RAW,
     )
     sync.add_argument(
         "--take", choices=["local", "remote"], help="settle a conflict with this side"
     )
     schema = actions.add_parser(
-        "schema", parents=[common], help="write the JSON Schema of the settings"
+        "schema",
+        parents=[common],
+        help="write the JSON Schema of the settings",
+        epilog=_examples("schema", "schema client-config.schema.json"),
+        formatter_class=_RAW,
     )
     schema.add_argument("file", nargs="?", type=Path, help="output file (default: stdout)")
 

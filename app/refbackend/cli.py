@@ -65,7 +65,13 @@ def add_backend_parser(
         "survives a crash of the backend process and commits faster",
     )
     actions = parser.add_subparsers(dest="backend_command", metavar="ACTION")
-    stats = actions.add_parser("stats", help="print the delivery statistics of a database")
+    stats = actions.add_parser(
+        "stats",
+        help="print the delivery statistics of a database",
+        epilog="examples:\n  trading-client backend stats\n"
+        "  trading-client backend stats --db /tmp/ticks.sqlite\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     # SUPPRESS: ``backend --db X stats`` keeps X instead of being reset to the default.
     stats.add_argument("--db", type=Path, default=argparse.SUPPRESS, metavar="FILE")
     return parser

@@ -136,6 +136,10 @@ def add_credentials_parser(subparsers: argparse._SubParsersAction[_P]) -> _P:
         help="store a secret: typed at a hidden prompt, or one line from stdin",
         description="Store the secret for NAME. It is typed at a hidden prompt, or read "
         "as one line from stdin when that is not a terminal; never given as an argument.",
+        epilog="examples:\n  trading-client credentials set mt5/Demo\n"
+        "  trading-client credentials set gateway/alice --no-keyring\n"
+        "  printf '%s\\n' \"$PASSWORD\" | trading-client credentials set mt5/Live\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_vault_options(set_, suppress=True)
     set_.add_argument("name", metavar="NAME", help="mt5/<terminal name> or gateway/<username>")
@@ -143,10 +147,22 @@ def add_credentials_parser(subparsers: argparse._SubParsersAction[_P]) -> _P:
     # without the secret being echoed by an "unrecognized arguments" error.
     set_.add_argument("trailing", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     set_.set_defaults(credentials_usage=set_.format_usage())
-    delete = actions.add_parser("delete", help="remove a stored secret")
+    delete = actions.add_parser(
+        "delete",
+        help="remove a stored secret",
+        epilog="examples:\n  trading-client credentials delete mt5/Demo\n"
+        "  trading-client credentials delete gateway/alice --vault-file creds.vault\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_vault_options(delete, suppress=True)
     delete.add_argument("name", metavar="NAME")
-    listing = actions.add_parser("list", help="print the stored names (never the secrets)")
+    listing = actions.add_parser(
+        "list",
+        help="print the stored names (never the secrets)",
+        epilog="examples:\n  trading-client credentials list\n"
+        "  trading-client credentials list --no-keyring\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_vault_options(listing, suppress=True)
     return parser
 
