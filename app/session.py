@@ -210,7 +210,13 @@ class DesktopSession:
         """One sync step with the API gateway; a conflict is returned, never settled
         without ``take``. Pulled settings become the session's settings (and restart
         capture)."""
-        result = await sync_with_gateway(self.store, take, master_password=self._master_secret)
+        if self.needs_master_password():
+            raise MasterPasswordRequired("the credential vault needs its master password")
+        try:
+            result = await sync_with_gateway(self.store, take, master_password=self._master_secret)
+        except VaultLocked:
+            self._master = None  # wrong: ask again next time
+            raise
         if result.config is not None and result.config != self.config:
             async with self._lock:
                 self.config = result.config

@@ -61,10 +61,12 @@ async def sync_with_gateway(
     return result
 
 
-def _flatten(doc: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def flatten_settings(doc: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``("backend.bridge_url", value)`` pairs: how both sides of a conflict are compared
+    and shown (the command line and the conflict dialog)."""
     if isinstance(doc, dict) and doc:
         for key, value in doc.items():
-            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+            yield from flatten_settings(value, f"{prefix}.{key}" if prefix else str(key))
     else:
         yield prefix, doc
 
@@ -73,13 +75,13 @@ def describe(result: SyncResult) -> list[str]:
     """Lines for the terminal: the outcome, and on a conflict both sides of every change."""
     lines = [f"{result.status}: {result.message}"]
     if result.status == "conflict" and result.local is not None:
-        local = dict(_flatten(result.local.model_dump(mode="json")))
+        local = dict(flatten_settings(result.local.model_dump(mode="json")))
         remote_doc = (
             result.remote.model_dump(mode="json")
             if result.remote is not None
             else result.remote_settings or {}
         )
-        remote = dict(_flatten(remote_doc))
+        remote = dict(flatten_settings(remote_doc))
         width = max((len(k) for k in local.keys() | remote.keys()), default=10)
         lines.append(
             f"{'setting':<{width}}  {'this machine':<30}  gateway (v{result.remote_version})"

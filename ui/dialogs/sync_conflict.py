@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config.gateway_sync import _flatten  # the one flattening `config sync` uses too
+from app.config.gateway_sync import flatten_settings  # the same flattening `config sync` uses
 from app.config.sync import SyncResult
 from ui.dialogs import palette_theme
 from ui.theme import Theme
@@ -52,8 +52,8 @@ def conflict_rows(result: SyncResult) -> list[tuple[str, str, str]]:
         remote_doc: Any = result.remote.model_dump(mode="json")
     else:
         remote_doc = result.remote_settings or {}
-    local = dict(_flatten(local_doc))
-    remote = dict(_flatten(remote_doc))
+    local = dict(flatten_settings(local_doc))
+    remote = dict(flatten_settings(remote_doc))
     rows = []
     for key in sorted(local.keys() | remote.keys()):
         mine, theirs = local.get(key, _ABSENT), remote.get(key, _ABSENT)
