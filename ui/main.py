@@ -62,6 +62,9 @@ def run_gui(options: GuiOptions) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("Trading Client")
     app.setOrganizationName("trading-client")
+    # Closing the window must not end Qt's event loop: capture still has to stop (and
+    # deliver what is in flight) on this loop; run_window returns when that is done.
+    app.setQuitOnLastWindowClosed(False)
     icon = resource_path("icons", "trading-client.png")
     if icon is not None:
         app.setWindowIcon(QIcon(str(icon)))
