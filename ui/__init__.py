@@ -14,4 +14,4 @@ import os
 os.environ.setdefault("QT_API", "pyside6")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
-import PySide6  # noqa: E402,F401 - must come before qasync and pyqtgraph
+import PySide6  # noqa: F401 - must come before qasync and pyqtgraph

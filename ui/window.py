@@ -180,6 +180,7 @@ class MainWindow(QMainWindow):
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         if tip:
             action.setStatusTip(tip)
             action.setToolTip(tip)
@@ -226,6 +227,8 @@ class MainWindow(QMainWindow):
             shortcut = type(self.panels[name]).shortcut
             if shortcut:
                 toggle.setShortcut(QKeySequence(shortcut))
+                # Also while a floating dock has the focus.
+                toggle.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
             toggle.setToolTip(f"Show or hide the {self.panels[name].title} panel")
             view.addAction(toggle)
         view.addSeparator()
@@ -283,7 +286,8 @@ class MainWindow(QMainWindow):
         """One frame: every visible panel, then the status bar."""
         started = time.perf_counter()
         for name, panel in self.panels.items():
-            if not self.docks[name].isHidden() and panel.isVisible():
+            visible = not self.docks[name].isHidden() and panel.isVisible()
+            if visible or panel.refresh_when_hidden:
                 try:
                     panel.refresh()
                 except Exception:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
 
 from app.config import ClientConfig
@@ -96,7 +96,7 @@ def _no_leaks(qapp: QApplication) -> Iterator[None]:
         if w.isVisible():
             w.close()
         w.deleteLater()
-    QApplication.sendPostedEvents(None, 0)  # deliver the DeferredDelete events
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
     QApplication.processEvents()
     gc.collect()
     left = [w for w in QApplication.topLevelWidgets() if w.objectName() != "qt_tooltip_label"]

@@ -303,6 +303,7 @@ class AlertsPanel(Panel):
     object_name = "alerts"
     shortcut = "Alt+5"
     default_area = Qt.DockWidgetArea.BottomDockWidgetArea
+    refresh_when_hidden = True
 
     #: ``(severity, title, message)`` once per newly raised, unacknowledged alert: the
     #: window decides whether to show it (status bar, tray message).

@@ -26,6 +26,9 @@ class Panel(QWidget):
     #: Shortcut that shows and focuses the panel, e.g. ``"Alt+1"``.
     shortcut: ClassVar[str] = ""
     default_area: ClassVar[Qt.DockWidgetArea] = Qt.DockWidgetArea.LeftDockWidgetArea
+    #: Refreshed even while hidden (a tabbed-away Alerts panel must still count alerts
+    #: in its dock title); only for panels whose refresh is cheap between changes.
+    refresh_when_hidden: ClassVar[bool] = False
 
     #: The dock title changed (e.g. the Alerts panel shows its unacknowledged count).
     title_changed = Signal(str)
