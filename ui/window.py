@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -125,7 +125,7 @@ class MainWindow(QMainWindow):
         self._apply_theme(self.theme)
         self.resize(1400, 860)
         self._default_state = self.saveState(LAYOUT_VERSION)
-        self._restore_layout()
+        self._sized = self._restore_layout()
         #: Frames drawn and the time the last one took (read by ``bench gui``).
         self.frames = 0
         self.last_frame_s = 0.0
@@ -248,13 +248,45 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self._action("&About", self.show_about))
 
     # ------------------------------------------------------------------ layout
-    def _restore_layout(self) -> None:
+    def _size_default_docks(self) -> None:
+        """Quotes and the chart get the room; the bottom tabs (throughput, pool, alerts,
+        journal) a third of the height; Market Watch about 45 % of the width."""
+        left = [
+            d
+            for n, d in self.docks.items()
+            if type(self.panels[n]).default_area is Qt.DockWidgetArea.LeftDockWidgetArea
+        ]
+        bottom = [
+            d
+            for n, d in self.docks.items()
+            if type(self.panels[n]).default_area is Qt.DockWidgetArea.BottomDockWidgetArea
+        ]
+        if left:
+            self.resizeDocks(left[:1], [int(self.width() * 0.45)], Qt.Orientation.Horizontal)
+            if bottom:
+                # With no central widget the top row gives way only when it is resized
+                # itself (resizing the bottom dock has no effect).
+                self.resizeDocks(left[:1], [int(self.height() * 0.6)], Qt.Orientation.Vertical)
+
+    def _restore_layout(self) -> bool:
+        """Put back the saved geometry and docks; False when there was none to use."""
         geometry = self._layout.value("geometry")
         state = self._layout.value("state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray) and not self.restoreState(state, LAYOUT_VERSION):
+        if not isinstance(state, QByteArray):
+            return False
+        if not self.restoreState(state, LAYOUT_VERSION):
             log.warning("the saved window layout does not fit this version; using the default")
+            return False
+        return True
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._sized:
+            self._sized = True
+            # Dock sizes can be set only once the layout has a size to share out.
+            QTimer.singleShot(0, self._size_default_docks)
 
     def save_layout(self) -> None:
         self._layout.setValue("geometry", self.saveGeometry())
@@ -266,6 +298,7 @@ class MainWindow(QMainWindow):
         self.restoreState(self._default_state, LAYOUT_VERSION)
         for dock in self.docks.values():
             dock.show()
+        self._size_default_docks()
 
     # ------------------------------------------------------------------ theme
     def _apply_theme(self, theme: Theme) -> None:
@@ -326,7 +359,7 @@ class MainWindow(QMainWindow):
         monitor = runtime.monitor
         if monitor is None:
             return
-        tps = monitor.metrics.get("tps.total.1s")
+        tps = monitor.metrics.get("tps.total")
         s.set("tps", f"{tps:,.0f} ticks/s" if isinstance(tps, float) else "– ticks/s")
         p99 = monitor.metrics.get("latency.tick_to_collector.p99")
         s.set("p99", f"p99 {p99 * 1000:.1f} ms" if isinstance(p99, float) else "p99 –")

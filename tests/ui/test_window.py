@@ -65,6 +65,8 @@ async def test_view_menu_shortcuts_hide_and_show_panels(
     session: DesktopSession, qtbot: QtBot, tmp_path: Path
 ) -> None:
     window = _open(session, qtbot, tmp_path / "layout.ini")
+    window.activateWindow()  # shortcuts reach the active window only
+    await wait_until(window.isActiveWindow, 10, "the window to become active")
     dock = window.docks["throughput"]
     toggle = dock.toggleViewAction()
     assert not dock.isHidden()
@@ -102,6 +104,8 @@ async def test_layout_and_theme_survive_a_restart(
 ) -> None:
     layout = tmp_path / "layout.ini"
     first = _open(session, qtbot, layout)
+    first.activateWindow()
+    await wait_until(first.isActiveWindow, 10, "the window to become active")
     first.docks["journal"].close()
     first.removeDockWidget(first.docks["pool"])
     first.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, first.docks["pool"])
