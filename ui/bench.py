@@ -10,6 +10,8 @@ terminal at 10k and at 100k ticks/s with the embedded backend. Each phase measur
 * the GUI process's CPU (the workers are separate processes and not counted).
 
 The baseline is measured in the same run, so the figures compare like with like.
+``BENCH_GUI_BACKEND=0`` leaves the embedded backend out, to tell its share of the loop
+from the window's and the capture's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from app.config import ClientConfig
 from app.config.store import ConfigStore
 from app.session import DesktopSession
 from ui.loop import GuiEventLoop
+from ui.qtlog import route_qt_messages
 from ui.window import MainWindow
 
 SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD")
@@ -56,7 +59,10 @@ def _config(folder: Path, total_rate: float) -> ClientConfig:
             "terminals": [{"symbols": list(SYMBOLS), "rates": dict.fromkeys(SYMBOLS, per_symbol)}],
             "pool": {"size": len(SYMBOLS)},
             "monitor": {"rules": []},
+            # Live ticks only: a backfill of earlier runs' gaps would add its own load.
+            "backfill": {"enabled": False},
             "backend": {
+                "enabled": os.environ.get("BENCH_GUI_BACKEND", "1") == "1",
                 "bridge_url": f"ws://127.0.0.1:{bridge}/ws",
                 "gateway_url": f"http://127.0.0.1:{gateway}",
                 "hub_url": f"http://127.0.0.1:{hub}",
@@ -71,7 +77,7 @@ def _config(folder: Path, total_rate: float) -> ClientConfig:
 async def _phase(name: str, folder: Path, rate: float | None, seconds: float) -> dict[str, Any]:
     folder.mkdir(parents=True)
     store = ConfigStore(folder / "client-config.json")
-    store.save(_config(folder, rate or 1.0))
+    store.save(_config(folder, rate or 50.0))
     session = DesktopSession(store)
     window = MainWindow(session, layout_file=folder / "layout.ini")
     window.show()
@@ -140,7 +146,10 @@ def run_bench_gui(seconds: float) -> dict[str, Any]:
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    route_qt_messages()
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)  # each phase closes its window; the run goes on
     loop = GuiEventLoop(app)
     asyncio.set_event_loop(loop)
     try:

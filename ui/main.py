@@ -25,6 +25,7 @@ from app.paths import resource_path
 from app.security.logins import needs_vault
 from app.session import DesktopSession, MasterPasswordRequired
 from ui.loop import GuiEventLoop
+from ui.qtlog import route_qt_messages
 from ui.welcome import show_welcome
 from ui.window import MainWindow
 
@@ -58,6 +59,7 @@ def run_gui(options: GuiOptions) -> int:
     if not display_available():
         print(NO_DISPLAY, file=sys.stderr)
         return 2
+    route_qt_messages()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("Trading Client")
