@@ -29,6 +29,7 @@ from app.config import ClientConfig
 from app.config.gateway_sync import sync_with_gateway
 from app.config.store import ConfigStore, LoadResult, validate_document
 from app.config.sync import SyncResult
+from app.export.api import ProgressCallback, export_bars, export_ticks
 from app.journal import Journal
 from app.runtime import Runtime
 from app.security.audit import AuditLog
@@ -41,6 +42,7 @@ from app.security.logins import (
 )
 from app.security.secret import Secret
 from app.security.vault import Vault, VaultLocked, default_vault_path, keyring_status
+from app.terminal.export_files.writer import FileFormat
 from app.terminal.loader import TerminalUnavailable, open_terminal
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,33 @@ class DesktopSession:
     def acknowledge_alert(self, alert_id: str) -> None:
         if self.runtime is not None and self.runtime.monitor is not None:
             self.runtime.monitor.alerts.acknowledge(alert_id)
+
+    # ------------------------------------------------------------------ export
+    async def export_cached(
+        self,
+        symbol: str,
+        path: Path,
+        *,
+        timeframe: str | None = None,
+        fmt: FileFormat = "mt5",
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Write the cached ticks of ``symbol`` (or bars of ``timeframe``, M1…D1) to
+        ``path`` in a worker thread; returns rows written. ``progress`` returning False
+        cancels (the partial file is removed: :class:`ExportCancelledError`)."""
+        if self.runtime is None:
+            raise RuntimeError("capture is not running: nothing is cached to export")
+        collector = self.runtime.collector
+        if timeframe is None:
+            rows = await asyncio.to_thread(
+                export_ticks, collector, symbol, path, fmt=fmt, progress=progress
+            )
+        else:
+            rows = await asyncio.to_thread(
+                export_bars, collector, symbol, path, timeframe, fmt=fmt, progress=progress
+            )
+        log.info("exported %d rows of %s to %s", rows, symbol, path)
+        return rows
 
     # ------------------------------------------------------------------ settings
     def validate(self, document: dict[str, Any]) -> ClientConfig:

@@ -21,11 +21,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
     QWidget,
 )
 
 from app import __version__
 from app.connector import WorkerState
+from app.connector.backfill import BackfillProgress, BackfillState
 from app.session import DesktopSession, SessionState
 from ui.panels.base import Panel
 from ui.tasks import TaskRunner
@@ -66,6 +68,16 @@ class StatusBar:
             "p99": "99th percentile latency from tick time to the collector (last second)",
             "alerts": "Unacknowledged alerts (Alt+5 shows the Alerts panel)",
         }
+        self.backfill = QProgressBar(bar)
+        self.backfill.setObjectName("status_backfill")
+        self.backfill.setRange(0, 1000)
+        self.backfill.setMaximumWidth(220)
+        self.backfill.setToolTip(
+            "History missed since the last run, being fetched from the terminal "
+            "(Ctrl+Shift+B cancels; live capture is not held up)"
+        )
+        self.backfill.hide()
+        bar.addPermanentWidget(self.backfill)
         for key, tip in tips.items():
             label = QLabel(parent=bar)
             label.setObjectName(f"status_{key}")
@@ -202,8 +214,15 @@ class MainWindow(QMainWindow):
             "Ctrl+Shift+K",
             "Store broker and gateway passwords in the encrypted vault",
         )
+        self.export_action = self._action(
+            "&Export…",
+            self.open_export,
+            "Ctrl+E",
+            "Write cached ticks or bars to an MT5 export file, CSV or Parquet",
+        )
         file_menu.addAction(self.settings_action)
         file_menu.addAction(self.credentials_action)
+        file_menu.addAction(self.export_action)
         file_menu.addSeparator()
         file_menu.addAction(
             self._action(
@@ -219,6 +238,13 @@ class MainWindow(QMainWindow):
             "Stop every terminal connection and start again with the current settings",
         )
         capture.addAction(self.restart_action)
+        self.cancel_backfill_action = self._action(
+            "&Cancel history backfill",
+            self.cancel_backfill,
+            "Ctrl+Shift+B",
+            "Stop fetching the history missed since the last run (live capture goes on)",
+        )
+        capture.addAction(self.cancel_backfill_action)
 
         view = bar.addMenu("&View")
         self.view_menu = view
@@ -351,6 +377,7 @@ class MainWindow(QMainWindow):
             s.set("link", f"link up · backlog {link.backlog_ticks:,}", t.ok)
         else:
             s.set("link", f"link DOWN · backlog {link.backlog_ticks:,}", t.bad)
+        self._refresh_backfill(runtime.backfill.progress())
         workers = runtime.pool.health()
         streaming = sum(w.state is WorkerState.STREAMING for w in workers)
         failed = sum(w.state is WorkerState.FAILED for w in workers)
@@ -370,6 +397,20 @@ class MainWindow(QMainWindow):
             t.bad if unacked else t.muted,
         )
 
+    def _refresh_backfill(self, jobs: Sequence[BackfillProgress]) -> None:
+        bar = self.status.backfill
+        running = [j for j in jobs if j.state in (BackfillState.PENDING, BackfillState.RUNNING)]
+        if not running:
+            bar.setVisible(False)
+            self.cancel_backfill_action.setEnabled(False)
+            return
+        fraction = sum(j.fraction for j in jobs) / len(jobs)
+        ticks = sum(j.ticks for j in jobs)
+        bar.setValue(int(1000 * fraction))
+        bar.setFormat(f"backfill {fraction:.0%} · {ticks:,} ticks")
+        bar.setVisible(True)
+        self.cancel_backfill_action.setEnabled(True)
+
     # ------------------------------------------------------------------ intents
     def open_settings(self) -> None:
         from ui.dialogs.settings import SettingsDialog  # noqa: PLC0415
@@ -384,6 +425,19 @@ class MainWindow(QMainWindow):
         dialog = CredentialsDialog(self.session, self.tasks, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+
+    def open_export(self) -> None:
+        from ui.dialogs.export import ExportDialog  # noqa: PLC0415
+
+        dialog = ExportDialog(self.session, self.tasks, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def cancel_backfill(self) -> None:
+        runtime = self.session.runtime
+        if runtime is not None:
+            runtime.backfill.cancel()
+            self.statusBar().showMessage("history backfill cancelled", 5000)
 
     def restart_capture(self) -> None:
         self.statusBar().showMessage("restarting capture…", 3000)
