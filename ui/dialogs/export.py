@@ -76,7 +76,7 @@ class ExportDialog(QDialog):
         form.addRow("&Symbol", self.symbol)
         form.addRow("&What", self.kind)
         form.addRow("&Format", self.fmt)
-        form.addRow("&File", path_row)
+        form.addRow("File", path_row)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
