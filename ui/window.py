@@ -35,9 +35,9 @@ from ui.theme import THEMES, Theme, apply_theme
 
 log = logging.getLogger(__name__)
 
-#: Views are redrawn this often: a 32 ms timer (31 Hz), so that a frame missed now and
+#: Views are redrawn this often: a 30 ms timer (33 Hz), so that a frame missed now and
 #: then under load still leaves the charts at 30 frames per second.
-RENDER_INTERVAL_MS = 32
+RENDER_INTERVAL_MS = 30
 #: Bumped when the set of docks changes, so an old saved layout is not forced on new docks.
 LAYOUT_VERSION = 1
 

@@ -26,6 +26,7 @@ from PySide6.QtGui import QAction, QFontMetrics, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QToolButton,
@@ -38,6 +39,7 @@ from app.session import DesktopSession
 from app.ticks import TickArray
 from ui.panels._format import DigitsGuess, captured_symbols, format_price, profile_digits
 from ui.panels.base import Panel
+from ui.panels.series import TickSeries
 from ui.tasks import TaskRunner
 from ui.theme import Theme
 
@@ -48,6 +50,8 @@ DEFAULT_WINDOW_MIN = 5
 FOLLOW_IDLE_S = 1.0
 #: Room left right of "now" while following, as a fraction of the window.
 RIGHT_MARGIN = 0.02
+#: While following, the time axis moves in this many steps per window.
+FOLLOW_STEPS = 300
 #: Body width of a candle, as a fraction of its period.
 CANDLE_BODY = 0.7
 
@@ -207,9 +211,8 @@ class TickChart(Panel):
         self._runtime: object | None = None
         self._key: tuple[object, ...] = ()
         self._seen_ticks = -1
-        self._x: F64 = np.empty(0)
-        self._bid: F64 = np.empty(0)
-        self._ask: F64 = np.empty(0)
+        self._series = TickSeries()
+        self._right = 0.0
         self._last_x = 0.0
         self._range_at = float("-inf")
         self._guesses: dict[str, DigitsGuess] = {}
@@ -268,7 +271,12 @@ class TickChart(Panel):
         item = self.plot.getPlotItem()
         item.hideButtons()
         item.setMenuEnabled(False)  # its "View All" etc. would fight with following
-        item.showGrid(x=True, y=True, alpha=0.15)
+        # No grid: pyqtgraph draws it with the axes, whose text would then be repainted
+        # with every new tick (the costliest part of a frame, measured).
+        for name in ("left", "bottom"):
+            # Repainting the plot area next to an axis blits its cached pixmap; its text
+            # is drawn again only when its range changes.
+            item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         # A fixed price-axis width: labels growing a digit must not shift the plot.
         left = item.getAxis("left")
         left.setWidth(QFontMetrics(left.font()).horizontalAdvance("000000.000") + 12)
@@ -427,23 +435,23 @@ class TickChart(Panel):
     ) -> None:
         new = count - self._seen_ticks
         ring_len = len(cache.ring(symbol)) if symbol in cache else 0
+        series = self._series
         if fresh or self._seen_ticks < 0 or new > ring_len:
-            hint = int(len(self._x) * 1.25) + max(new, 0) + 64
+            hint = max(new, 0) + 1024
             ticks = window_ticks(cache, symbol, start_msc, hint)
-            self._x = ticks["time_msc"] / 1000.0
-            self._bid = ticks["bid"].astype(np.float64)
-            self._ask = ticks["ask"].astype(np.float64)
+            series.reset(
+                ticks["time_msc"] / 1000.0,
+                ticks["bid"].astype(np.float64),
+                ticks["ask"].astype(np.float64),
+                self._window_s,
+            )
         elif new > 0:
             ticks = cache.snapshot(symbol, new)
-            self._x = np.concatenate((self._x, ticks["time_msc"] / 1000.0))
-            self._bid = np.concatenate((self._bid, ticks["bid"]))
-            self._ask = np.concatenate((self._ask, ticks["ask"]))
-        first = int(np.searchsorted(self._x, start_msc / 1000.0, side="left"))
-        if first:
-            self._x, self._bid, self._ask = self._x[first:], self._bid[first:], self._ask[first:]
-        self._last_x = float(self._x[-1]) if len(self._x) else 0.0
-        self.bid_curve.setData(self._x, self._bid)
-        self.ask_curve.setData(self._x, self._ask)
+            series.append(ticks["time_msc"] / 1000.0, ticks["bid"], ticks["ask"], self._window_s)
+        series.trim_before(start_msc / 1000.0)
+        self._last_x = float(series.x[-1]) if len(series) else 0.0
+        self.bid_curve.setData(series.x, series.bid)
+        self.ask_curve.setData(series.x, series.ask)
 
     def _update_bars(self, collector: Collector, symbol: str, start_msc: int) -> None:
         try:
@@ -457,9 +465,20 @@ class TickChart(Panel):
         self._last_x = float(bars["time_msc"][-1] + M1) / 1000 if len(bars) else 0.0
 
     def _follow(self, now: float) -> None:
-        right = max(now, self._last_x) + self._window_s * RIGHT_MARGIN
-        self.viewbox.setXRange(right - self._window_s * (1 + RIGHT_MARGIN), right, padding=0)
+        # The range moves in steps of 1/300 of the window (1 s for 5 minutes): a step is
+        # about a pixel, and the time axis (text, costly to draw) is redrawn once a step
+        # instead of every frame. The margin keeps the newest ticks in view meanwhile.
+        step = self._window_s / FOLLOW_STEPS
+        right = np.ceil((max(now, self._last_x) + self._window_s * RIGHT_MARGIN) / step) * step
         self._range_at = now
+        if right == self._right and self._range_valid():
+            return
+        self._right = float(right)
+        self.viewbox.setXRange(right - self._window_s * (1 + RIGHT_MARGIN), right, padding=0)
+
+    def _range_valid(self) -> bool:
+        _left, right = self.viewbox.viewRange()[0]
+        return bool(abs(right - self._right) < 1e-6)
 
     def _render_now(self) -> None:
         """Apply a user's choice at once instead of at the next frame."""
