@@ -28,6 +28,9 @@ from ui.loop import GuiEventLoop
 
 def _qasync_loop() -> asyncio.AbstractEventLoop:
     app = QApplication.instance() or QApplication([])
+    assert isinstance(app, QApplication)
+    # As in the application (ui/main.py): closing a window must not stop the loop.
+    app.setQuitOnLastWindowClosed(False)
     return GuiEventLoop(app)
 
 
