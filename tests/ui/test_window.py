@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
 from pytestqt.qtbot import QtBot
@@ -119,6 +119,7 @@ async def test_layout_and_theme_survive_a_restart(
     _shot(first, tmp_path, "window-light")
     first.close()
     assert layout.exists()
+    assert not first.findChild(QTimer, "renderTimer").isActive(), "render timer left running"
 
     second = _open(session, qtbot, layout)
     assert second.theme.name == "light"
