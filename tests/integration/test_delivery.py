@@ -190,6 +190,9 @@ async def test_garbage_from_the_bridge_resets_the_link_and_loses_nothing(
     db = tmp_path / "bridge.sqlite"
     async with ports.backend(db):
         await wait_until(lambda: link.state.connected, 60, "the real bridge")
+        # On a loaded machine the worker may not have sent a tick yet; the point is
+        # what happens to ticks, so have some delivered before stopping.
+        await wait_until(lambda: link.state.ticks_acked > 0, 60, "ticks delivered")
         await rt.stop()
         runtimes.remove(rt)
     assert link.state.backlog_ticks == 0
