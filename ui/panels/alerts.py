@@ -17,20 +17,18 @@ and the :attr:`AlertsPanel.notify` signal current.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelection,
     QModelIndex,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QColor, QFont, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
+from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -48,10 +46,9 @@ from app.monitor.alerts import Alert, AlertEngine, AlertState, Severity, Thresho
 from app.monitor.rules import Comparison, Rule
 from app.session import DesktopSession
 from ui.panels.base import Panel
+from ui.panels.table import ColumnsModel, ModelIndex
 from ui.tasks import TaskRunner
 from ui.theme import DARK, Theme
-
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 #: The :class:`Alert` behind a row (for filters and actions).
@@ -127,8 +124,10 @@ def clock_text(at: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-class AlertTableModel(QAbstractTableModel):
+class AlertTableModel(ColumnsModel):
     """One row per alert id; rows are appended, updated in place, or reset on removal."""
+
+    columns = COLUMNS
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -179,23 +178,6 @@ class AlertTableModel(QAbstractTableModel):
             )
 
     # -- Qt model API ------------------------------------------------------------------
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(  # noqa: N802 - Qt's name
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][0]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMNS[section][1]
-        return None
-
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
@@ -344,20 +326,20 @@ class AlertsPanel(Panel):
             header.resizeSection(col, width)
         header.resizeSection(COL_STATE, 170)
 
-        self.ack_action = self._action(
+        self.ack_action = self.add_action(
             "&Acknowledge",
             "Ctrl+K",
             "Mark the selected alerts as seen (Space or Ctrl+K); they stay listed "
             "until they resolve",
             self.acknowledge_selected,
         )
-        self.ack_all_action = self._action(
+        self.ack_all_action = self.add_action(
             "Acknowledge a&ll",
             "Ctrl+Shift+A",
             "Acknowledge every alert the list shows (filters apply)",
             self.acknowledge_all,
         )
-        self.clear_action = self._action(
+        self.clear_action = self.add_action(
             "&Clear resolved",
             "Ctrl+Shift+X",
             "Hide resolved alerts from this list (the alert history keeps them); an "
@@ -406,16 +388,6 @@ class AlertsPanel(Panel):
 
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self._update_actions()
-
-    def _action(self, text: str, shortcut: str, tip: str, slot: Callable[[], None]) -> QAction:
-        action = QAction(text, self)
-        action.setShortcut(QKeySequence(shortcut))
-        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        action.setToolTip(f"{tip} ({shortcut})")
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
 
     # ------------------------------------------------------------------ state
     def engine(self) -> AlertEngine | None:

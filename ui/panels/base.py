@@ -8,9 +8,11 @@ metrics...) and updates the widgets only where something changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from app.session import DesktopSession
@@ -51,3 +53,18 @@ class Panel(QWidget):
 
     def dock_title(self) -> str:
         return self.title
+
+    def add_action(
+        self, text: str, shortcut: str | QKeySequence, tip: str, slot: Callable[[], object]
+    ) -> QAction:
+        """An action of this panel: its shortcut works while the panel has the focus, and
+        its tooltip names the shortcut (toolbar buttons and context menus reuse it)."""
+        action = QAction(text, self)
+        keys = QKeySequence(shortcut)
+        action.setShortcut(keys)
+        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        action.setToolTip(f"{tip} ({keys.toString(QKeySequence.SequenceFormat.NativeText)})")
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelection,
     QModelIndex,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -41,10 +39,9 @@ from PySide6.QtWidgets import (
 from app.journal import JournalEntry
 from app.session import DesktopSession
 from ui.panels.base import Panel
+from ui.panels.table import ColumnsModel, ModelIndex
 from ui.tasks import TaskRunner
 from ui.theme import DARK, Theme
-
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 #: Lines the view keeps; older ones are dropped from the view (the journal's own ring and
 #: the log file, when configured, are separate).
@@ -86,8 +83,10 @@ def entry_line(entry: JournalEntry) -> str:
     return f"{stamp}\t{entry.level_name}\t{entry.source}\t{entry.message}"
 
 
-class JournalModel(QAbstractTableModel):
+class JournalModel(ColumnsModel):
     """Entries in arrival order; appended at the end, trimmed at the start."""
+
+    columns = COLUMNS
 
     def __init__(self, max_rows: int = MAX_ROWS, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -133,23 +132,6 @@ class JournalModel(QAbstractTableModel):
             )
 
     # -- Qt model API ------------------------------------------------------------------
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(  # noqa: N802 - Qt's name
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][0]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMNS[section][1]
-        return None
-
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
@@ -259,19 +241,19 @@ class JournalPanel(Panel):
         for col, width in ((COL_TIME, 100), (COL_LEVEL, 80), (COL_SOURCE, 200)):
             header.resizeSection(col, width)
 
-        self.copy_action = self._action(
+        self.copy_action = self.add_action(
             "&Copy",
             QKeySequence(QKeySequence.StandardKey.Copy),
             "Copy the selected lines as tab-separated text",
             self.copy_selected,
         )
-        self.clear_action = self._action(
+        self.clear_action = self.add_action(
             "C&lear",
             QKeySequence("Ctrl+Shift+X"),
             "Empty this view (the log itself is kept; new lines keep coming)",
             self.clear_view,
         )
-        self.only_source_action = self._action(
+        self.only_source_action = self.add_action(
             "Only this &source",
             QKeySequence("Ctrl+Shift+S"),
             "Filter the view to the source of the selected line",
@@ -338,19 +320,6 @@ class JournalPanel(Panel):
 
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self._update_actions()
-
-    def _action(
-        self, text: str, shortcut: QKeySequence, tip: str, slot: Callable[[], None]
-    ) -> QAction:
-        action = QAction(text, self)
-        action.setShortcut(shortcut)
-        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        keys = shortcut.toString(QKeySequence.SequenceFormat.NativeText)
-        action.setToolTip(f"{tip} ({keys})")
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
 
     # ------------------------------------------------------------------ rendering
     def refresh(self) -> None:

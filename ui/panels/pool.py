@@ -10,18 +10,14 @@ supervisor actually did (connecting, backing off, stopped...).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelection,
-    QModelIndex,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -36,10 +32,9 @@ from PySide6.QtWidgets import (
 from app.connector.health import WorkerHealth, WorkerState
 from app.session import DesktopSession
 from ui.panels.base import Panel
+from ui.panels.table import ColumnsModel, ModelIndex
 from ui.tasks import TaskRunner
 from ui.theme import DARK, Theme
-
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 #: Seconds between two polls of the pool (the render timer runs much faster).
 POLL_INTERVAL = 0.25
@@ -100,8 +95,11 @@ def error_text(h: WorkerHealth) -> str:
     return h.last_error_text
 
 
-class WorkerTableModel(QAbstractTableModel):
+class WorkerTableModel(ColumnsModel):
     """Rows of :class:`WorkerHealth`; :meth:`update` signals only the rows that changed."""
+
+    columns = COLUMNS
+    right_aligned = frozenset(_NUMERIC)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -156,25 +154,6 @@ class WorkerTableModel(QAbstractTableModel):
             )
 
     # -- Qt model API ------------------------------------------------------------------
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(  # noqa: N802 - Qt's name
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][0]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMNS[section][1]
-        if role == Qt.ItemDataRole.TextAlignmentRole and section in _NUMERIC:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
@@ -283,21 +262,21 @@ class PoolPanel(Panel):
         header.setHighlightSections(False)
         self.view.setToolTip("")  # cells and headers carry their own tooltips
 
-        self.reconnect_action = self._action(
+        self.reconnect_action = self.add_action(
             "&Reconnect",
             "Ctrl+Shift+R",
             "Stop the selected workers' processes and connect again now, skipping any "
             "back-off wait (also starts a disabled worker)",
             self._reconnect,
         )
-        self.disable_action = self._action(
+        self.disable_action = self.add_action(
             "&Disable",
             "Ctrl+Shift+D",
             "Stop the selected workers and keep them stopped; their symbols are not "
             "captured until they are enabled again",
             self._disable,
         )
-        self.enable_action = self._action(
+        self.enable_action = self.add_action(
             "&Enable",
             "Ctrl+Shift+E",
             "Start the selected disabled workers again",
@@ -329,16 +308,6 @@ class PoolPanel(Panel):
 
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self._update_actions()
-
-    def _action(self, text: str, shortcut: str, tip: str, slot: Callable[[], None]) -> QAction:
-        action = QAction(text, self)
-        action.setShortcut(QKeySequence(shortcut))
-        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        action.setToolTip(f"{tip} ({shortcut})")
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
 
     # ------------------------------------------------------------------ rendering
     def refresh(self) -> None:
