@@ -40,15 +40,12 @@ from app.terminal.market import SymbolProfile
 from app.terminal.simulated import (
     _MASKS,
     _SYMBOL_INFO_ZERO,
-    MAX_TICKS_PER_CALL,
     SimulatedTerminal,
-    _epoch_seconds,
 )
 from app.terminal.types import SymbolInfo, Tick
 from app.ticks import TICK_DTYPE, TickArray, empty_ticks
 
 if TYPE_CHECKING:
-    from app.terminal.api import DateLike
     from app.terminal.spec import TerminalSpec
 
 __all__ = ["ReplayPlan", "ReplayTerminal", "replay_plan", "symbol_from_file_name"]
@@ -297,35 +294,6 @@ class ReplayTerminal(SimulatedTerminal):
             out = series.ticks[lo : min(hi, lo + count)]
         self._ok()
         return np.array(out, dtype=TICK_DTYPE)  # a fresh, writable copy, as the module's
-
-    def copy_ticks_from(
-        self, symbol: str, date_from: DateLike, count: int, flags: int
-    ) -> TickArray | None:
-        if not self._ready():
-            return None
-        start = _epoch_seconds(date_from)
-        valid_count = isinstance(count, int | np.integer) and not isinstance(count, bool)
-        if symbol not in self._selected or start is None or flags not in _MASKS:
-            self._fail(c.RES_E_INVALID_PARAMS)
-            return None
-        if not valid_count or count <= 0:
-            self._fail(c.RES_E_INVALID_PARAMS)
-            return None
-        limit = min(int(count), MAX_TICKS_PER_CALL)
-        return self._copy(symbol, start * 1000, self._until(), limit, flags)
-
-    def copy_ticks_range(
-        self, symbol: str, date_from: DateLike, date_to: DateLike, flags: int
-    ) -> TickArray | None:
-        """Ticks with ``date_from <= time_msc / 1000 <= date_to`` that are visible now."""
-        if not self._ready():
-            return None
-        start, end = _epoch_seconds(date_from), _epoch_seconds(date_to)
-        if symbol not in self._selected or start is None or end is None or flags not in _MASKS:
-            self._fail(c.RES_E_INVALID_PARAMS)
-            return None
-        until = min(end * 1000 + 1, self._until())
-        return self._copy(symbol, start * 1000, until, MAX_TICKS_PER_CALL, flags)
 
     def _last(self, symbol: str) -> np.void | None:
         series = self._load(symbol)

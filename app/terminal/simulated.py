@@ -504,11 +504,8 @@ class SimulatedTerminal:
         if not valid_count or count <= 0:
             self._fail(c.RES_E_INVALID_PARAMS)
             return None
-        until = now_msc(self._clock) + 1
         limit = min(int(count), MAX_TICKS_PER_CALL)
-        ticks = self.market.ticks_from(symbol, start * 1000, limit, until, mask=_MASKS[flags])
-        self._ok()
-        return ticks
+        return self._copy(symbol, start * 1000, self._until(), limit, flags)
 
     def copy_ticks_range(
         self, symbol: str, date_from: DateLike, date_to: DateLike, flags: int
@@ -524,10 +521,19 @@ class SimulatedTerminal:
         if symbol not in self._selected or start is None or end is None or flags not in _MASKS:
             self._fail(c.RES_E_INVALID_PARAMS)
             return None
-        until = min(end * 1000 + 1, now_msc(self._clock) + 1)
-        ticks = self.market.ticks_from(
-            symbol, start * 1000, MAX_TICKS_PER_CALL, until, mask=_MASKS[flags]
-        )
+        until = min(end * 1000 + 1, self._until())
+        return self._copy(symbol, start * 1000, until, MAX_TICKS_PER_CALL, flags)
+
+    # Where the ticks come from: the two hooks a terminal serving other data overrides
+    # (the replay terminal serves files), keeping the argument checks and error codes.
+    def _until(self) -> int:
+        """Exclusive bound (epoch ms) of the tick times that exist now."""
+        return now_msc(self._clock) + 1
+
+    def _copy(
+        self, symbol: str, from_msc: int, until: int, count: int, flags: int
+    ) -> TickArray | None:
+        ticks = self.market.ticks_from(symbol, from_msc, count, until, mask=_MASKS[flags])
         self._ok()
         return ticks
 
