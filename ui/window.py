@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QSystemTrayIcon,
     QWidget,
 )
 
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
         self._build_docks(panels if panels is not None else default_panels())
         self._build_menus()
         self.status = StatusBar(self)
+        self._build_tray()
         saved_theme = self._layout.value("theme", "dark")
         self.theme: Theme = THEMES.get(theme or str(saved_theme), THEMES["dark"])
         self._apply_theme(self.theme)
@@ -266,6 +268,14 @@ class MainWindow(QMainWindow):
         )
         self.theme_action.setCheckable(True)
         view.addAction(self.theme_action)
+        self.notify_action = self._action(
+            "Desktop &notifications",
+            lambda: self._layout.setValue("notify", self.notify_action.isChecked()),
+            tip="Show newly raised alerts as desktop notifications (system tray)",
+        )
+        self.notify_action.setCheckable(True)
+        self.notify_action.setChecked(str(self._layout.value("notify", "true")) == "true")
+        view.addAction(self.notify_action)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(
@@ -479,7 +489,27 @@ class MainWindow(QMainWindow):
         box.open()
 
     def _notify(self, severity: str, title: str, message: str) -> None:
+        """A newly raised alert: in the status bar always; as a desktop notification
+        too when the user turned them on and the desktop has a system tray."""
         self.statusBar().showMessage(f"{severity.upper()}: {message}", 10_000)
+        if self.tray is not None and self.notify_action.isChecked():
+            icon = {
+                "critical": QSystemTrayIcon.MessageIcon.Critical,
+                "warning": QSystemTrayIcon.MessageIcon.Warning,
+            }.get(severity.lower(), QSystemTrayIcon.MessageIcon.Information)
+            self.tray.showMessage(title, message, icon, 10_000)
+
+    def _build_tray(self) -> None:
+        """A tray icon (click: bring the window back) where the desktop has a tray."""
+        self.tray: QSystemTrayIcon | None = None
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            self.notify_action.setEnabled(False)
+            self.notify_action.setToolTip("This desktop has no system tray")
+            return
+        self.tray = QSystemTrayIcon(self.windowIcon(), self)
+        self.tray.setToolTip(self.windowTitle())
+        self.tray.activated.connect(lambda _reason: (self.showNormal(), self.activateWindow()))
+        self.tray.show()
 
     def _task_failed(self, what: str, message: str) -> None:
         self.statusBar().showMessage(f"{what} failed: {message}", 15_000)
@@ -489,6 +519,8 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self._closed = True
             self._render_timer.stop()
+            if self.tray is not None:
+                self.tray.hide()
             self.save_layout()
             self.closing.emit()
         event.accept()
