@@ -8,6 +8,7 @@ display rate however fast ticks arrive.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -310,6 +311,7 @@ class MainWindow(QMainWindow):
         state = self._layout.value("state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+        self._restore_panel_views()
         if not isinstance(state, QByteArray):
             return False
         if not self.restoreState(state, LAYOUT_VERSION):
@@ -324,7 +326,21 @@ class MainWindow(QMainWindow):
             # Dock sizes can be set only once the layout has a size to share out.
             QTimer.singleShot(0, self._size_default_docks)
 
+    def _restore_panel_views(self) -> None:
+        for name, panel in self.panels.items():
+            raw = self._layout.value(f"panels/{name}")
+            if not isinstance(raw, str):
+                continue
+            try:
+                state = json.loads(raw)
+                if isinstance(state, dict):
+                    panel.restore_view_state(state)
+            except Exception:  # a damaged entry costs that panel's choices, nothing more
+                log.warning("ignoring the saved view of the %s panel", panel.title)
+
     def save_layout(self) -> None:
+        for name, panel in self.panels.items():
+            self._layout.setValue(f"panels/{name}", json.dumps(panel.view_state()))
         self._layout.setValue("geometry", self.saveGeometry())
         self._layout.setValue("state", self.saveState(LAYOUT_VERSION))
         self._layout.setValue("theme", self.theme.name)

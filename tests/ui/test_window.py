@@ -115,6 +115,9 @@ async def test_layout_and_theme_survive_a_restart(
     first.activateWindow()
     await wait_until(first.isActiveWindow, 10, "the window to become active")
     first.docks["journal"].close()
+    chart = first.panels["tickChart"]
+    chart.restore_view_state({"symbol": "XAUUSD", "window_min": 15, "mode": "bars"})
+    first.panels["marketWatch"].restore_view_state({"hidden": ["BTCUSD"]})
     first.removeDockWidget(first.docks["pool"])
     first.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, first.docks["pool"])
     first.docks["pool"].show()
@@ -131,6 +134,12 @@ async def test_layout_and_theme_survive_a_restart(
 
     second = _open(session, qtbot, layout)
     assert second.theme.name == "light"
+    assert second.panels["tickChart"].view_state() == {
+        "symbol": "XAUUSD",
+        "window_min": 15,
+        "mode": "bars",
+    }
+    assert second.panels["marketWatch"].view_state()["hidden"] == ["BTCUSD"]
     assert second.docks["journal"].isHidden()
     assert second.dockWidgetArea(second.docks["pool"]) == Qt.DockWidgetArea.TopDockWidgetArea
     second.reset_layout()

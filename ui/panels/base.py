@@ -8,8 +8,8 @@ metrics...) and updates the widgets only where something changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -53,6 +53,13 @@ class Panel(QWidget):
 
     def dock_title(self) -> str:
         return self.title
+
+    def view_state(self) -> dict[str, Any]:
+        """The user's view choices (JSON-able), saved with the window layout."""
+        return {}
+
+    def restore_view_state(self, state: Mapping[str, Any]) -> None:
+        """Undo of :meth:`view_state`; must ignore unknown or malformed entries."""
 
     def add_action(
         self, text: str, shortcut: str | QKeySequence, tip: str, slot: Callable[[], object]
