@@ -7,6 +7,7 @@ before choosing ``--take local`` or ``--take remote``; nothing is overwritten si
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from typing import Any, Literal
 import httpx
 
 from app.backend.gateway import GatewayClient
+from app.config import ClientConfig
 from app.config.store import ConfigStore
 from app.config.sync import SettingsSync, SyncResult
 from app.security.audit import AuditLog
@@ -39,10 +41,16 @@ async def sync_with_gateway(
     ``master_password`` is asked only when the vault is a file: a terminal prompt for the
     command line, a dialog for the window.
     """
-    config = store.load().config
-    audit = AuditLog(config.security.audit_log)
-    vault = open_configured_vault(config.security, master_password, audit)
-    user, password = gateway_login(config, vault)
+
+    def read_login() -> tuple[ClientConfig, AuditLog, str, Secret]:
+        # Files and the vault's key derivation (scrypt, ~0.5 s): not on the loop, which
+        # in the window also draws the charts.
+        config = store.load().config
+        audit = AuditLog(config.security.audit_log)
+        vault = open_configured_vault(config.security, master_password, audit)
+        return (config, audit, *gateway_login(config, vault))
+
+    config, audit, user, password = await asyncio.to_thread(read_login)
     url = config.backend.gateway_url
     tls = tls_context_for(url, tls_settings(config.security), audit.tls_pin_failure_hook())
     async with (
