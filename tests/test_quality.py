@@ -33,8 +33,8 @@ def test_ruff_format_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_core_passes_mypy_strict() -> None:
-    result = _run(_tool("mypy"), "--strict", "app")
+def test_core_and_window_pass_mypy_strict() -> None:
+    result = _run(_tool("mypy"), "--strict", "app", "ui")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

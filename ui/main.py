@@ -74,7 +74,8 @@ def run_gui(options: GuiOptions) -> int:
     asyncio.set_event_loop(loop)
     try:
         with loop:
-            return loop.run_until_complete(run_window(options))
+            code: int = loop.run_until_complete(run_window(options))
+            return code
     finally:
         asyncio.set_event_loop(None)
 

@@ -515,6 +515,10 @@ class MainWindow(QMainWindow):
             }.get(severity.lower(), QSystemTrayIcon.MessageIcon.Information)
             self.tray.showMessage(title, message, icon, 10_000)
 
+    def _bring_back(self, _reason: QSystemTrayIcon.ActivationReason) -> None:
+        self.showNormal()
+        self.activateWindow()
+
     def _build_tray(self) -> None:
         """A tray icon (click: bring the window back) where the desktop has a tray."""
         self.tray: QSystemTrayIcon | None = None
@@ -524,7 +528,7 @@ class MainWindow(QMainWindow):
             return
         self.tray = QSystemTrayIcon(self.windowIcon(), self)
         self.tray.setToolTip(self.windowTitle())
-        self.tray.activated.connect(lambda _reason: (self.showNormal(), self.activateWindow()))
+        self.tray.activated.connect(self._bring_back)
         self.tray.show()
 
     def _task_failed(self, what: str, message: str) -> None:
