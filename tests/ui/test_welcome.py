@@ -45,6 +45,9 @@ async def test_first_start_shows_a_non_modal_note_with_the_facts(
     assert QApplication.activeModalWidget() is None  # the window stays usable
     assert dialog.parent() is window
 
+    dialog.grab().save(str(tmp_path / "welcome.png"))
+    Path("/tmp/ui-shots").mkdir(exist_ok=True)
+    dialog.grab().save("/tmp/ui-shots/welcome.png")
     text = dialog.text()
     assert "simulated MetaTrader&nbsp;5 terminal" in text
     assert "reference backend" in text
