@@ -96,7 +96,41 @@ def _fmt_volume(values: npt.NDArray[np.float64]) -> list[str]:
     return [str(int(v)) if v.is_integer() else repr(v) for v in values.tolist()]
 
 
-class TickFileWriter:
+class _TextFileWriter:
+    """What tick and bar writers share: the open text file, the rows written so far, and
+    closing it (also as a context manager), written once so the two cannot drift apart.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        fmt: Literal["mt5", "csv"],
+        digits: int | None,
+        encoding: TextEncoding,
+        crlf: bool | None,
+    ) -> None:
+        self.path = Path(path)
+        self.fmt = fmt
+        self.digits = digits
+        self.rows = 0
+        self._f = _open_text(self.path, encoding, crlf)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class TickFileWriter(_TextFileWriter):
     """Writes ticks chunk by chunk to an MT5 tick export (or plain CSV).
 
     ``digits`` fixes the decimals of prices as the terminal does (``5`` for EURUSD);
@@ -112,11 +146,7 @@ class TickFileWriter:
         encoding: TextEncoding = "utf-8",
         crlf: bool | None = None,
     ) -> None:
-        self.path = Path(path)
-        self.fmt = fmt
-        self.digits = digits
-        self.rows = 0
-        self._f = _open_text(self.path, encoding, crlf)
+        super().__init__(path, fmt, digits, encoding, crlf)
         self._prev: list[float] | None = None  # bid, ask, last, volume of the last row
         if fmt == "mt5":
             self._f.write("\t".join(TICK_HEADER) + "\n")
@@ -193,22 +223,8 @@ class TickFileWriter:
         )
         self._f.write("\n".join(map(",".join, rows)) + "\n")
 
-    def close(self) -> None:
-        self._f.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class BarFileWriter:
+class BarFileWriter(_TextFileWriter):
     """Writes bars (:data:`RATES_DTYPE`) chunk by chunk, MT5 layout or plain CSV.
 
     ``with_time=False`` writes the D1-and-longer layout without the ``<TIME>`` column.
@@ -224,12 +240,8 @@ class BarFileWriter:
         encoding: TextEncoding = "utf-8",
         crlf: bool | None = None,
     ) -> None:
-        self.path = Path(path)
-        self.fmt = fmt
-        self.digits = digits
+        super().__init__(path, fmt, digits, encoding, crlf)
         self.with_time = with_time
-        self.rows = 0
-        self._f = _open_text(self.path, encoding, crlf)
         if fmt == "mt5":
             header = BAR_HEADER if with_time else BAR_HEADER_NO_TIME
             self._f.write("\t".join(header) + "\n")
@@ -257,20 +269,6 @@ class BarFileWriter:
             rows = zip(stamps, *prices, tickvol, vol, spread, strict=True)
             self._f.write("\n".join(map("\t".join, rows)) + "\n")
         self.rows += len(bars)
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 BAR_PRICES: Final = ("open", "high", "low", "close")
