@@ -1,4 +1,8 @@
-"""``python -m app`` is the same as ``trading-client``."""
+"""``python -m app``: the headless commands (``run``, ``backend``, ``config``...).
+
+The window needs the ``trading-client`` executable (``python -m trading_client``), which
+wires it in; the core itself never loads Qt.
+"""
 
 import sys
 

@@ -9,7 +9,8 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -148,17 +149,36 @@ def _add_gui_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--theme", choices=["dark", "light"], help="colour theme (default: last used)")
 
 
-def _gui(args: argparse.Namespace) -> int:
-    # The window (PySide6, pyqtgraph) loads only for this command: the headless commands
-    # and the core never import Qt.
-    from ui.main import GuiOptions, run_gui  # noqa: PLC0415
+@dataclass(frozen=True, slots=True)
+class WindowCommands:
+    """The commands that need the window (Qt), handed in by the entry point.
 
+    The core never imports ``ui``: the ``trading_client`` package — the composition root
+    behind the ``trading-client`` executable — supplies these, loading Qt only when one
+    of them runs. ``python -m app`` has none and runs the headless commands only.
+    """
+
+    #: (settings file, screenshot file, quit after seconds, theme) → exit code.
+    gui: Callable[[Path, Path | None, float | None, str | None], int]
+    #: seconds per phase → the JSON document of ``bench gui``.
+    bench_gui: Callable[[float], dict[str, object]]
+
+
+NO_WINDOW = (
+    "error: this entry point runs the headless commands only; "
+    "open the window with 'trading-client' (or python -m trading_client)"
+)
+
+
+def _gui(args: argparse.Namespace, window: WindowCommands | None) -> int:
+    if window is None:
+        print(NO_WINDOW, file=sys.stderr)
+        return 2
     if args.screenshot is not None and args.quit_after is None:
         print("error: --screenshot needs --quit-after S", file=sys.stderr)
         return 2
     path = args.config if args.config is not None else default_config_path()
-    code: int = run_gui(GuiOptions(path, args.screenshot, args.quit_after, args.theme))
-    return code
+    return window.gui(path, args.screenshot, args.quit_after, args.theme)
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -383,16 +403,17 @@ async def _run(
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace, window: WindowCommands | None) -> int:
     if args.what == "gui":
-        from ui.bench import run_bench_gui  # noqa: PLC0415 - Qt only for this command
-
+        if window is None:
+            print(NO_WINDOW, file=sys.stderr)
+            return 2
         if not args.json:
             print(
                 f"measuring the window: idle, 10k, 100k ticks/s; {args.seconds:g} s each ...",
                 file=sys.stderr,
             )
-        gui_result: dict[str, object] = run_bench_gui(args.seconds)
+        gui_result = window.bench_gui(args.seconds)
         print(orjson.dumps(gui_result, option=orjson.OPT_INDENT_2).decode())
         return 0
     from app.bench.pipeline import bench  # noqa: PLC0415 - heavy, only for this command
@@ -407,7 +428,7 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -420,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _build_parser().parse_args([*(argv or sys.argv[1:]), "gui"])
     try:
         if command == "gui":
-            return _gui(args)
+            return _gui(args, window)
         if command == "run":
             config = _apply_overrides(apply_replay_source(_startup_config(args.config), args), args)
             return asyncio.run(_run(config, args.duration, args.quiet, args.stats, args.history))
@@ -431,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "credentials":
             return run_credentials(args)
         if command == "bench":
-            return _bench(args)
+            return _bench(args, window)
         if command == "export":
             return run_export(args)
         if command == "doctor":

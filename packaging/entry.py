@@ -23,6 +23,6 @@ if __name__ == "__main__":
         from ui.probe import main as probe
 
         sys.exit(probe())
-    from app.cli import main
+    from trading_client import main
 
     sys.exit(main())

@@ -34,7 +34,7 @@ def test_ruff_format_is_clean() -> None:
 
 
 def test_core_and_window_pass_mypy_strict() -> None:
-    result = _run(_tool("mypy"), "--strict", "app", "ui")
+    result = _run(_tool("mypy"), "--strict", "app", "ui", "trading_client")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

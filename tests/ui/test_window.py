@@ -164,7 +164,7 @@ def _gui(
     args: list[str], env: dict[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app", *args],
+        [sys.executable, "-m", "trading_client", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -198,4 +198,18 @@ def test_no_display_is_one_clear_line(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert "trading-client run" in lines[0]
     assert "QT_QPA_PLATFORM=offscreen" in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_the_core_entry_point_has_no_window(tmp_path: Path) -> None:
+    """``python -m app`` is the core alone: it never loads Qt, and says where the window is."""
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "gui", "--config", str(tmp_path / "c.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "trading-client" in done.stderr
     assert "Traceback" not in done.stderr
