@@ -10,592 +10,48 @@ routes each ``path: value: rule`` line to the editor whose path it names.
 
 Every node of the form (a field, a group, a list of sub-forms) answers the same few
 calls (``value``, ``set_value``, ``targets``, ``local_problems``, ``show_problems``), so
-the routing works at any depth.
+the routing works at any depth. The schema walking is in :mod:`ui.dialogs.schema_fields`,
+the editor of one field in :mod:`ui.dialogs.field_editors`; this module assembles them
+into groups, lists of sub-forms and the tabs of sections.
 """
 
 from __future__ import annotations
 
 import copy
 import html
-import json
-import math
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from PySide6.QtCore import QRegularExpression, Qt, Signal
-from PySide6.QtGui import (
-    QColor,
-    QFontDatabase,
-    QKeyEvent,
-    QPalette,
-    QRegularExpressionValidator,
-)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
-    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QStackedWidget,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-JsonPath = tuple[str, ...]
-Schema = dict[str, Any]
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-#: No default known for a field (pydantic's ``default_factory`` leaves none in the schema).
-MISSING: Final = _Missing()
-
-_UNITS: Final = {"s": "(s)", "ms": "(ms)", "mb": "(MB)"}
-_WORDS: Final = {"url": "URL", "id": "ID", "db": "DB", "tls": "TLS", "ca": "CA", "mt5": "MT5"}
-_PATHLIKE_KEY: Final = re.compile(r"(^path$|_path$|_file$|_dir$|_db$|_bundle$|_log$)")
-
-
-# --------------------------------------------------------------------------- the schema
-def resolve(node: Schema, defs: Schema) -> Schema:
-    """``node`` with its ``$ref`` followed; the referring node's own keys (description,
-    default) win, since pydantic puts the field's description next to the ``$ref``."""
-    seen = 0
-    while "$ref" in node and seen < 32:
-        target = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
-        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-        seen += 1
-    return node
-
-
-def field_label(key: str) -> str:
-    """``ticks_per_symbol`` → ``Ticks Per Symbol``; ``interval_s`` → ``Interval (s)``."""
-    parts = [p for p in key.split("_") if p]
-    unit = ""
-    if len(parts) > 1 and parts[-1].lower() in _UNITS:
-        unit = " " + _UNITS[parts.pop().lower()]
-    return " ".join(_WORDS.get(p.lower(), p[:1].upper() + p[1:]) for p in parts) + unit
-
-
-def _show_default(value: Any) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return _format_number(value)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return ", ".join(value) if value else "none"
-    if isinstance(value, dict) and not value:
-        return "none"
-    if isinstance(value, str):
-        return value or "empty"
-    return json.dumps(value)
-
-
-def _format_number(value: float) -> str:
-    if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
-
-
-def _bound(node: Schema, inclusive: str, exclusive: str) -> tuple[float | None, bool]:
-    if inclusive in node:
-        return float(node[inclusive]), True
-    if exclusive in node:
-        return float(node[exclusive]), False
-    return None, True
-
-
-@dataclass(frozen=True, slots=True)
-class FieldSpec:
-    """One property of an object in the schema, with ``$ref`` and ``anyOf``-null unwrapped."""
-
-    key: str
-    node: Schema
-    nullable: bool
-    description: str
-    default: Any
-    defs: Schema
-
-    @classmethod
-    def of(cls, key: str, raw: Schema, defs: Schema, default: Any = MISSING) -> FieldSpec:
-        node = resolve(raw, defs)
-        nullable = False
-        variants = node.get("anyOf")
-        if isinstance(variants, list):
-            others = [v for v in variants if v.get("type") != "null"]
-            if len(others) == 1 and len(others) < len(variants):
-                outer = {k: v for k, v in node.items() if k != "anyOf"}
-                node = {**resolve(others[0], defs), **outer}
-                nullable = True
-        if "default" in raw:
-            default = raw["default"]
-        elif "default" in node:
-            default = node["default"]
-        return cls(key, node, nullable, str(node.get("description", "")), default, defs)
-
-    @property
-    def kind(self) -> str:
-        """Which editor: bool, integer, number, enum, path, string, strings, mapping,
-        json, object (a group of fields) or objects (a list of sub-forms)."""
-        node, typ = self.node, self.node.get("type")
-        if "enum" in node:
-            return "enum"
-        if typ == "boolean":
-            return "bool"
-        if typ in ("integer", "number"):
-            return str(typ)
-        if typ == "string":
-            if node.get("format") == "path" or _PATHLIKE_KEY.search(self.key):
-                return "path"
-            return "string"
-        if typ == "array":
-            items = resolve(node.get("items", {}), self.defs)
-            if items.get("type") == "string" and "enum" not in items:
-                return "strings"
-            if items.get("type") == "object" and items.get("properties"):
-                return "objects"
-            return "json"
-        if typ == "object":
-            if node.get("properties"):
-                return "object"
-            extra = node.get("additionalProperties")
-            if isinstance(extra, dict) and extra.get("type") in ("number", "integer", "string"):
-                return "mapping"
-            return "json"
-        return "json"
-
-    @property
-    def label(self) -> str:
-        return field_label(self.key)
-
-    def range_text(self) -> str:
-        low, low_in = _bound(self.node, "minimum", "exclusiveMinimum")
-        high, high_in = _bound(self.node, "maximum", "exclusiveMaximum")
-        if low is None and high is None:
-            return ""
-
-        def show(v: float) -> str:
-            return f"{int(v):,}" if v.is_integer() and abs(v) < 1e15 else f"{v:g}"
-
-        if low is not None and high is not None:
-            left = show(low) if low_in else f"above {show(low)}"
-            return f"{left} … {show(high)}"
-        if low is not None:
-            return f"≥ {show(low)}" if low_in else f"> {show(low)}"
-        assert high is not None
-        return f"≤ {show(high)}" if high_in else f"< {show(high)}"
-
-    def tooltip(self) -> str:
-        lines = [self.description] if self.description else []
-        extra = []
-        if self.default is not MISSING:
-            extra.append(f"Default: {_show_default(self.default)}")
-        if rng := self.range_text():
-            extra.append(f"Range: {rng}")
-        if "enum" in self.node:
-            extra.append("Choices: " + ", ".join(str(v) for v in self.node["enum"]))
-        if self.kind == "strings":
-            extra.append("Separate entries with commas or spaces.")
-        if self.kind == "mapping":
-            extra.append("Entries as KEY=VALUE, separated by commas.")
-        if self.kind == "json":
-            extra.append("JSON text; empty means none.")
-        if extra:
-            lines.append("\n".join(extra))
-        return "\n\n".join(lines)
+from ui.dialogs.field_editors import FieldEditor, make_editor, problem_text
+from ui.dialogs.schema_fields import (
+    MISSING,
+    FieldSpec,
+    JsonPath,
+    Schema,
+    field_label,
+    resolve,
+)
 
 
 # --------------------------------------------------------------------------- nodes
-def _problem_text(lines: Sequence[str]) -> str:
-    return "\n".join(lines)
-
-
-class FieldEditor(QWidget):
-    """One field: its input widget(s) and, right under them, its problems in red."""
-
-    edited = Signal()
-
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.spec = spec
-        self.setObjectName(f"field_{spec.key}")
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.setSpacing(2)
-        self._row = QHBoxLayout()
-        self._row.setSpacing(4)
-        outer.addLayout(self._row)
-        self.error_label = QLabel(self)
-        self.error_label.setObjectName("fieldProblem")
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.hide()
-        outer.addWidget(self.error_label)
-        self.input: QWidget = self
-
-    def _add_input(self, widget: QWidget, stretch: int = 1) -> None:
-        widget.setToolTip(self.spec.tooltip())
-        self._row.addWidget(widget, stretch)
-        if self.input is self:
-            self.input = widget
-            self.setFocusProxy(widget)
-
-    # ------------------------------------------------------------------ the node calls
-    def value(self) -> Any:
-        raise NotImplementedError
-
-    def set_value(self, value: Any) -> None:
-        raise NotImplementedError
-
-    def local_problem(self) -> str | None:
-        """A problem the text has before the schema can even be asked (not JSON...)."""
-        return None
-
-    def targets(self, prefix: JsonPath) -> Iterator[tuple[JsonPath, QWidget]]:
-        yield prefix, self
-
-    def local_problems(self, prefix: JsonPath) -> Iterator[tuple[JsonPath, str]]:
-        if (problem := self.local_problem()) is not None:
-            yield prefix, problem
-
-    def show_problems(self, lines: Sequence[str], colour: str) -> None:
-        self.error_label.setText(_problem_text(lines))
-        self.error_label.setStyleSheet(f"color: {colour};")
-        self.error_label.setVisible(bool(lines))
-
-    def problem_count(self) -> int:
-        text = self.error_label.text()
-        return len(text.splitlines()) if self.error_label.isVisibleTo(self) and text else 0
-
-
-class TextEditor(FieldEditor):
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
-        super().__init__(spec, parent)
-        self.line = QLineEdit(self)
-        self.line.setClearButtonEnabled(spec.nullable)
-        if spec.nullable:
-            self.line.setPlaceholderText("not set")
-        self.line.textEdited.connect(self.edited)
-        self._add_input(self.line)
-
-    def value(self) -> Any:
-        text = self.line.text()
-        return None if self.spec.nullable and not text.strip() else text
-
-    def set_value(self, value: Any) -> None:
-        self.line.setText("" if value is None else str(value))
-
-
-class PathEditor(TextEditor):
-    """A path typed, or chosen with the "…" button (a non-blocking file dialog)."""
-
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
-        super().__init__(spec, parent)
-        self.folder = spec.key.endswith("_dir")
-        self.browse = QToolButton(self)
-        self.browse.setText("…")
-        self.browse.setToolTip(f"Choose a {'folder' if self.folder else 'file'} for {spec.label}")
-        self.browse.clicked.connect(self._browse)
-        self._row.addWidget(self.browse, 0)
-
-    def _browse(self) -> None:
-        dialog = QFileDialog(self, f"{self.spec.label}", self.line.text())
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        if self.folder:
-            dialog.setFileMode(QFileDialog.FileMode.Directory)
-            dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        else:
-            dialog.setFileMode(QFileDialog.FileMode.AnyFile)
-            dialog.setOption(QFileDialog.Option.DontConfirmOverwrite, True)
-        dialog.fileSelected.connect(self._chosen)
-        dialog.open()
-
-    def _chosen(self, path: str) -> None:
-        if path:
-            self.line.setText(path)
-            self.edited.emit()
-
-
-class _NumberLine(QLineEdit):
-    """Digits only; Up/Down step the value (PageUp/PageDown ten steps), within range."""
-
-    def __init__(self, editor: NumberEditor) -> None:
-        super().__init__(editor)
-        self._editor = editor
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
-        steps = {
-            Qt.Key.Key_Up: 1,
-            Qt.Key.Key_Down: -1,
-            Qt.Key.Key_PageUp: 10,
-            Qt.Key.Key_PageDown: -10,
-        }.get(Qt.Key(event.key()))
-        if steps is None:
-            super().keyPressEvent(event)
-            return
-        self._editor.step(steps)
-
-
-class NumberEditor(FieldEditor):
-    """A line edit, not a spin box: a spin box silently refuses an out-of-range value,
-    while the user should see the rule it breaks ("0 is below the minimum 1")."""
-
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
-        super().__init__(spec, parent)
-        self.integer = spec.node.get("type") == "integer"
-        self.line = _NumberLine(self)
-        pattern = r"-?\d*" if self.integer else r"-?\d*\.?\d*([eE][-+]?\d*)?"
-        self.line.setValidator(QRegularExpressionValidator(QRegularExpression(pattern), self.line))
-        self.line.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.line.setMaximumWidth(160)
-        placeholder = spec.range_text() or ("whole number" if self.integer else "number")
-        self.line.setPlaceholderText(("not set; " if spec.nullable else "") + placeholder)
-        self.line.textEdited.connect(self.edited)
-        self._add_input(self.line, 0)
-        if rng := spec.range_text():
-            hint = QLabel(rng, self)
-            hint.setObjectName("fieldRange")
-            hint.setEnabled(False)  # drawn in the muted (disabled) text colour
-            hint.setToolTip(spec.tooltip())
-            self._row.addWidget(hint, 0)
-        self._row.addStretch(1)
-
-    def _parse(self) -> int | float | None:
-        text = self.line.text().strip()
-        try:
-            return int(text) if self.integer else float(text)
-        except ValueError:
-            return None
-
-    def value(self) -> Any:
-        text = self.line.text().strip()
-        if not text and self.spec.nullable:
-            return None
-        parsed = self._parse()
-        return text if parsed is None else parsed
-
-    def local_problem(self) -> str | None:
-        text = self.line.text().strip()
-        if not text and not self.spec.nullable:
-            return "a number is needed" if not self.integer else "a whole number is needed"
-        if text and self._parse() is None:
-            return f"{text!r} is not a number"
-        return None
-
-    def set_value(self, value: Any) -> None:
-        if value is None:
-            self.line.setText("")
-        elif isinstance(value, float):
-            self.line.setText(_format_number(value))
-        else:
-            self.line.setText(str(value))
-
-    def step(self, steps: int) -> None:
-        current = self._parse()
-        if current is None:
-            current = self.spec.default if isinstance(self.spec.default, int | float) else 0
-        if self.integer:
-            new: float = int(current) + steps
-        else:
-            size = 10 ** math.floor(math.log10(abs(current))) / 10 if current else 0.1
-            new = round(float(current) + steps * size, 10)
-        low, _ = _bound(self.spec.node, "minimum", "exclusiveMinimum")
-        high, _ = _bound(self.spec.node, "maximum", "exclusiveMaximum")
-        if low is not None and new < low:
-            new = low if "minimum" in self.spec.node else current
-        if high is not None and new > high:
-            new = high if "maximum" in self.spec.node else current
-        self.set_value(int(new) if self.integer else float(new))
-        self.edited.emit()
-
-
-class BoolEditor(FieldEditor):
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
-        super().__init__(spec, parent)
-        self.box = QCheckBox(self)
-        self.box.clicked.connect(self.edited)
-        self._add_input(self.box)
-
-    def value(self) -> Any:
-        return self.box.isChecked()
-
-    def set_value(self, value: Any) -> None:
-        self.box.setChecked(bool(value))
-
-
-class EnumEditor(FieldEditor):
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
-        super().__init__(spec, parent)
-        self.combo = QComboBox(self)
-        if spec.nullable:
-            self.combo.addItem("(not set)", None)
-        for choice in spec.node.get("enum", []):
-            self.combo.addItem(str(choice), choice)
-        self.combo.activated.connect(self.edited)
-        self._add_input(self.combo, 0)
-        self._row.addStretch(1)
-
-    def value(self) -> Any:
-        return self.combo.currentData()
-
-    def set_value(self, value: Any) -> None:
-        index = next((i for i in range(self.combo.count()) if self.combo.itemData(i) == value), -1)
-        if index < 0:  # a value the schema does not list: show it, let validation say so
-            self.combo.addItem(str(value), value)
-            index = self.combo.count() - 1
-        self.combo.setCurrentIndex(index)
-
-
-class StringListEditor(FieldEditor):
-    """Symbols and the like: one line, entries separated by commas or spaces."""
-
-    _SPLIT: Final = re.compile(r"[,;\s]+")
-
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
-        super().__init__(spec, parent)
-        self.line = QLineEdit(self)
-        self.line.setPlaceholderText("comma or space separated")
-        self.line.textEdited.connect(self.edited)
-        self._add_input(self.line)
-
-    def value(self) -> Any:
-        items = [s for s in self._SPLIT.split(self.line.text()) if s]
-        return None if self.spec.nullable and not items else items
-
-    def set_value(self, value: Any) -> None:
-        self.line.setText(", ".join(str(v) for v in value or []))
-
-
-class MappingEditor(FieldEditor):
-    """A small map (symbol → rate): ``KEY=VALUE`` entries separated by commas."""
-
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
-        super().__init__(spec, parent)
-        extra = spec.node.get("additionalProperties", {})
-        self.value_type = str(extra.get("type", "string"))
-        self.line = QLineEdit(self)
-        self.line.setPlaceholderText("none; e.g. EURUSD=500, GBPUSD=250")
-        self.line.textEdited.connect(self.edited)
-        self._add_input(self.line)
-
-    def _entries(self) -> tuple[dict[str, Any], str | None]:
-        out: dict[str, Any] = {}
-        for raw in re.split(r"[,;\n]+", self.line.text()):
-            entry = raw.strip()
-            if not entry:
-                continue
-            key, sep, text = entry.partition("=")
-            key, text = key.strip(), text.strip()
-            if not sep or not key:
-                return out, f"{entry!r} is not KEY=VALUE"
-            if key in out:
-                return out, f"{key} is listed twice"
-            if self.value_type in ("number", "integer"):
-                try:
-                    out[key] = int(text) if self.value_type == "integer" else float(text)
-                except ValueError:
-                    return out, f"{key}: {text!r} is not a number"
-            else:
-                out[key] = text
-        return out, None
-
-    def value(self) -> Any:
-        return self._entries()[0]
-
-    def local_problem(self) -> str | None:
-        return self._entries()[1]
-
-    def set_value(self, value: Any) -> None:
-        items = (value or {}).items()
-        self.line.setText(
-            ", ".join(f"{k}={_format_number(v) if isinstance(v, float) else v}" for k, v in items)
-        )
-
-
-class JsonEditor(FieldEditor):
-    """Anything without a simpler editor (alert rules, TLS pins): JSON text, checked as
-    it is typed; the schema's own rules come back from validation like any field's."""
-
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
-        super().__init__(spec, parent)
-        self.text = QPlainTextEdit(self)
-        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.text.setTabChangesFocus(True)
-        self.text.setPlaceholderText("empty: not set" if spec.nullable else "empty: none")
-        lines = 6 if spec.node.get("type") == "array" else 3
-        self.text.setFixedHeight(self.text.fontMetrics().lineSpacing() * lines + 12)
-        self._loading = False
-        self.text.textChanged.connect(self._changed)
-        self._add_input(self.text)
-
-    def _changed(self) -> None:
-        if not self._loading:
-            self.edited.emit()
-
-    def _empty(self) -> Any:
-        if self.spec.nullable:
-            return None
-        return [] if self.spec.node.get("type") == "array" else {}
-
-    def _parsed(self) -> tuple[Any, str | None]:
-        text = self.text.toPlainText().strip()
-        if not text:
-            return self._empty(), None
-        try:
-            return json.loads(text), None
-        except json.JSONDecodeError as exc:
-            return None, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-
-    def value(self) -> Any:
-        return self._parsed()[0]
-
-    def local_problem(self) -> str | None:
-        return self._parsed()[1]
-
-    def set_value(self, value: Any) -> None:
-        self._loading = True
-        try:
-            empty = value is None or value in ({}, [])
-            self.text.setPlainText("" if empty else json.dumps(value, indent=2))
-        finally:
-            self._loading = False
-
-
-_EDITORS: Final[dict[str, type[FieldEditor]]] = {
-    "bool": BoolEditor,
-    "integer": NumberEditor,
-    "number": NumberEditor,
-    "enum": EnumEditor,
-    "path": PathEditor,
-    "string": TextEditor,
-    "strings": StringListEditor,
-    "mapping": MappingEditor,
-    "json": JsonEditor,
-}
-
-
-def make_editor(spec: FieldSpec, parent: QWidget | None = None) -> FieldEditor:
-    return _EDITORS.get(spec.kind, JsonEditor)(spec, parent)
-
-
 class ObjectForm(QWidget):
     """The fields of one object (a section, a group like ``backoff``, one terminal)."""
 
@@ -671,7 +127,7 @@ class ObjectForm(QWidget):
             yield from child.local_problems((*prefix, key))
 
     def show_problems(self, lines: Sequence[str], colour: str) -> None:
-        self.error_label.setText(_problem_text(lines))
+        self.error_label.setText(problem_text(lines))
         self.error_label.setStyleSheet(f"color: {colour};")
         self.error_label.setVisible(bool(lines))
 
@@ -830,7 +286,7 @@ class ObjectListEditor(QWidget):
 
     def show_problems(self, lines: Sequence[str], colour: str) -> None:
         self._colour = colour
-        self.error_label.setText(_problem_text(lines))
+        self.error_label.setText(problem_text(lines))
         self.error_label.setStyleSheet(f"color: {colour};")
         self.error_label.setVisible(bool(lines))
 
