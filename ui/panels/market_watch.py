@@ -10,21 +10,18 @@ the eye could actually see.
 Which symbols are shown is a view choice: by default every captured symbol; the user
 can hide rows and add names. A name that is not captured gets a row that says so and
 points at the settings, because silently ignoring it would look like a dead feed.
+
+The rows and their cells (:class:`~ui.panels.quotes.QuoteModel`) are in :mod:`ui.panels.quotes`.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
-    QPersistentModelIndex,
     QPoint,
     QSortFilterProxyModel,
     QStringListModel,
@@ -32,7 +29,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QFontMetrics, QKeyEvent, QKeySequence
+from PySide6.QtGui import QFontDatabase, QFontMetrics, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCompleter,
@@ -47,337 +44,28 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.collector import SymbolStats, TickCache
 from app.session import DesktopSession
-from ui.panels._format import (
-    MISSING,
-    DigitsGuess,
-    captured_symbols,
-    format_datetime_msc,
-    format_price,
-    format_signed,
-    format_time_msc,
-    point_of,
-    profile_digits,
-)
+from ui.panels._format import captured_symbols, profile_digits
 from ui.panels.base import Panel
+from ui.panels.quotes import (
+    ASK,
+    BID,
+    CHANGE,
+    COLUMNS,
+    LAST,
+    NOT_CAPTURED,
+    SORT_ROLE,
+    SPREAD,
+    STALE_AFTER_S,
+    SYMBOL,
+    TIME,
+    TPS,
+    Quote,
+    QuoteModel,
+    newest_last,
+)
 from ui.tasks import TaskRunner
 from ui.theme import Theme
-
-#: A row turns grey when its newest tick is older than this (tick time vs wall clock,
-#: the same age the monitor's ``seconds_since_tick`` alert uses).
-STALE_AFTER_S = 15.0
-#: How long a price cell stays coloured after it moved.
-FLASH_S = 0.5
-#: Role the proxy sorts by: raw numbers, so "9.5" sorts before "10.2".
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-#: Text of a row whose symbol no terminal captures.
-NOT_CAPTURED = "not captured — add it in Settings"
-
-SYMBOL, BID, ASK, SPREAD, LAST, CHANGE, TPS, TIME = range(8)
-COLUMNS = ("Symbol", "Bid", "Ask", "Spread", "Last", "Change", "Ticks/s", "Time")
-HEADER_TIPS = (
-    "Symbol name. Right-click to add or hide symbols; Delete hides the selected rows.",
-    "Newest bid price. Blue for half a second after it rose, red after it fell.",
-    "Newest ask price. Blue for half a second after it rose, red after it fell.",
-    "Ask minus bid, in points (one point is the last digit of the price).",
-    "Price of the newest deal, for symbols that report deals (empty for Forex quotes).",
-    "Bid now minus the first bid seen this session, in price units.",
-    "Ticks received per second for this symbol, over the last second.",
-    f"Time of the newest tick (local). The row turns grey after {STALE_AFTER_S:g} s "
-    "without a tick.",
-)
-_NUMERIC_COLUMNS = frozenset(range(BID, len(COLUMNS)))
-_NO_VALUE = float("-inf")  # sort key of an empty cell: always at one end
-
-
-@dataclass(slots=True)
-class _Quote:
-    """What one row shows, plus what the next render compares against."""
-
-    symbol: str
-    captured: bool
-    fixed_digits: int | None
-    guess: DigitsGuess = field(default_factory=DigitsGuess)
-    ticks: int = -1  # collector tick count at the last render; -1 = take whatever comes
-    time_msc: int = 0
-    bid: float | None = None
-    ask: float | None = None
-    last: float | None = None
-    first_bid: float | None = None
-    tps: float | None = None
-    bid_dir: int = 0
-    bid_until: float = 0.0
-    ask_dir: int = 0
-    ask_until: float = 0.0
-    stale: bool = False
-
-    @property
-    def digits(self) -> int:
-        return self.fixed_digits if self.fixed_digits is not None else self.guess.digits
-
-    @property
-    def spread_points(self) -> int | None:
-        if self.bid is None or self.ask is None:
-            return None
-        return round((self.ask - self.bid) / point_of(self.digits))
-
-    @property
-    def change(self) -> float | None:
-        if self.bid is None or self.first_bid is None:
-            return None
-        return self.bid - self.first_bid
-
-
-#: ``(symbol, new ticks since the last render) -> newest non-zero last price or None``.
-LastPrice = Callable[[str, int], float | None]
-
-
-def _sign(x: float) -> int:
-    return (x > 0) - (x < 0)
-
-
-class QuoteModel(QAbstractTableModel):
-    """The rows of the board; :meth:`update` turns one state snapshot into cell changes."""
-
-    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[_Quote] = []
-        self._theme = theme
-        self._fixed = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        self._italic = QFont()
-        self._italic.setItalic(True)
-
-    # ------------------------------------------------------------------ structure
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def symbols(self) -> list[str]:
-        return [q.symbol for q in self._rows]
-
-    def quote(self, row: int) -> _Quote:
-        return self._rows[row]
-
-    def row_of(self, symbol: str) -> int | None:
-        return next((i for i, q in enumerate(self._rows) if q.symbol == symbol), None)
-
-    def set_rows(self, wanted: Sequence[tuple[str, bool, int | None]]) -> None:
-        """Make the rows ``(symbol, captured, fixed digits)`` in order of first appearance,
-        keeping existing rows (and their history: first bid, flashes) where they are."""
-        names = {w[0] for w in wanted}
-        for i in range(len(self._rows) - 1, -1, -1):
-            if self._rows[i].symbol not in names:
-                self.beginRemoveRows(QModelIndex(), i, i)
-                del self._rows[i]
-                self.endRemoveRows()
-        present = {q.symbol: i for i, q in enumerate(self._rows)}
-        new: list[_Quote] = []
-        for symbol, captured, digits in wanted:
-            at = present.get(symbol)
-            if at is None:
-                new.append(_Quote(symbol, captured, digits))
-                continue
-            q = self._rows[at]
-            if (q.captured, q.fixed_digits) != (captured, digits):
-                q.captured, q.fixed_digits = captured, digits
-                self._row_changed(at, SYMBOL, len(COLUMNS) - 1)
-        if new:
-            n = len(self._rows)
-            self.beginInsertRows(QModelIndex(), n, n + len(new) - 1)
-            self._rows.extend(new)
-            self.endInsertRows()
-
-    def forget_counts(self) -> None:
-        """A new runtime counts ticks from zero: take its next values whatever they are."""
-        for q in self._rows:
-            q.ticks = -1
-
-    def set_theme(self, theme: Theme) -> None:
-        self._theme = theme
-        if self._rows:
-            self._row_changed(0, 0, len(COLUMNS) - 1, last_row=len(self._rows) - 1)
-
-    def _row_changed(self, row: int, lo: int, hi: int, last_row: int | None = None) -> None:
-        self.dataChanged.emit(
-            self.index(row, lo), self.index(row if last_row is None else last_row, hi)
-        )
-
-    # ------------------------------------------------------------------ state
-    def update(
-        self,
-        stats: Mapping[str, SymbolStats],
-        metrics: Mapping[str, Any],
-        last_price: LastPrice | None,
-        now: float,
-    ) -> None:
-        """Fold one snapshot in; emit ``dataChanged`` for the changed cells of each row."""
-        for r, q in enumerate(self._rows):
-            lo, hi = len(COLUMNS), -1
-            s = stats.get(q.symbol) if q.captured else None
-            if s is not None and s.ticks != q.ticks and s.last_time_msc > 0:
-                new = s.ticks - q.ticks if q.ticks >= 0 else s.ticks
-                bid, ask = s.last_bid, s.last_ask
-                if q.bid is not None and bid != q.bid:
-                    q.bid_dir, q.bid_until = _sign(bid - q.bid), now + FLASH_S
-                if q.ask is not None and ask != q.ask:
-                    q.ask_dir, q.ask_until = _sign(ask - q.ask), now + FLASH_S
-                if q.first_bid is None:
-                    q.first_bid = bid
-                q.bid, q.ask, q.time_msc, q.ticks = bid, ask, s.last_time_msc, s.ticks
-                q.guess.observe(bid, ask)
-                if last_price is not None:
-                    last = last_price(q.symbol, new)
-                    if last is not None:
-                        q.last = last
-                lo, hi = BID, TIME
-            if q.bid_dir and now >= q.bid_until:
-                q.bid_dir = 0
-                lo, hi = min(lo, BID), max(hi, BID)
-            if q.ask_dir and now >= q.ask_until:
-                q.ask_dir = 0
-                lo, hi = min(lo, ASK), max(hi, ASK)
-            tps_value = metrics.get(f"tps.symbol.{q.symbol}") if q.captured else None
-            tps = (
-                float(tps_value)
-                if isinstance(tps_value, int | float) and not isinstance(tps_value, bool)
-                else None
-            )
-            if tps != q.tps:
-                q.tps = tps
-                lo, hi = min(lo, TPS), max(hi, TPS)
-            stale = q.captured and (q.time_msc <= 0 or now - q.time_msc / 1000 > STALE_AFTER_S)
-            if stale != q.stale:
-                q.stale = stale
-                lo, hi = SYMBOL, len(COLUMNS) - 1
-            if hi >= 0:
-                self._row_changed(r, lo, hi)
-
-    # ------------------------------------------------------------------ cells
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
-        if not index.isValid():
-            return None
-        q = self._rows[index.row()]
-        c = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(q, c)
-        if role == SORT_ROLE:
-            return self._sort_key(q, c)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            side = Qt.AlignmentFlag.AlignLeft if c == SYMBOL else Qt.AlignmentFlag.AlignRight
-            if not q.captured and c == BID:
-                side = Qt.AlignmentFlag.AlignLeft
-            return side | Qt.AlignmentFlag.AlignVCenter
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return self._foreground(q, c)
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return self._background(q, c)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(q, c)
-        if role == Qt.ItemDataRole.FontRole:
-            if not q.captured:
-                return self._italic
-            return self._fixed if c in _NUMERIC_COLUMNS else None
-        return None
-
-    def headerData(  # noqa: N802
-        self, section: int, orientation: Qt.Orientation, role: int = 0
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return HEADER_TIPS[section]
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            side = Qt.AlignmentFlag.AlignLeft if section == SYMBOL else Qt.AlignmentFlag.AlignRight
-            return side | Qt.AlignmentFlag.AlignVCenter
-        return None
-
-    def _text(self, q: _Quote, c: int) -> str:
-        if c == SYMBOL:
-            return q.symbol
-        if not q.captured:
-            return NOT_CAPTURED if c == BID else ""
-        d = q.digits
-        if c == BID:
-            return format_price(q.bid, d)
-        if c == ASK:
-            return format_price(q.ask, d)
-        if c == SPREAD:
-            sp = q.spread_points
-            return MISSING if sp is None else str(sp)
-        if c == LAST:
-            return "" if q.last is None else format_price(q.last, d)
-        if c == CHANGE:
-            return format_signed(q.change, d)
-        if c == TPS:
-            return MISSING if q.tps is None else f"{q.tps:.1f}"
-        return format_time_msc(q.time_msc)
-
-    def _sort_key(self, q: _Quote, c: int) -> Any:
-        if c == SYMBOL:
-            return q.symbol
-        values: dict[int, float | int | None] = {
-            BID: q.bid,
-            ASK: q.ask,
-            SPREAD: q.spread_points,
-            LAST: q.last,
-            CHANGE: q.change,
-            TPS: q.tps,
-            TIME: q.time_msc or None,
-        }
-        v = values.get(c) if q.captured else None
-        return _NO_VALUE if v is None else float(v)
-
-    def _foreground(self, q: _Quote, c: int) -> QColor | None:
-        t = self._theme
-        if not q.captured:
-            return t.color("muted")
-        if q.stale:
-            return t.color("stale")
-        direction = q.bid_dir if c == BID else q.ask_dir if c == ASK else 0
-        if c == CHANGE and q.change is not None:
-            direction = _sign(round(q.change, q.digits))
-        if direction > 0:
-            return t.color("up")
-        if direction < 0:
-            return t.color("down")
-        return None
-
-    def _background(self, q: _Quote, c: int) -> QColor | None:
-        direction = q.bid_dir if c == BID else q.ask_dir if c == ASK else 0
-        if not direction or q.stale:
-            return None
-        tint = self._theme.color("up" if direction > 0 else "down")
-        tint.setAlpha(48)
-        return tint
-
-    def _tooltip(self, q: _Quote, c: int) -> str:
-        if not q.captured:
-            return (
-                f"{q.symbol} is not captured by any terminal. Add it to a terminal's symbols "
-                "in Settings to see its quotes here."
-            )
-        if q.time_msc <= 0:
-            return f"{q.symbol}: waiting for the first tick."
-        age = ""
-        if q.stale:
-            age = f"\nNo tick for more than {STALE_AFTER_S:g} s: the quote may be out of date."
-        if c == CHANGE:
-            return (
-                f"Bid now minus the first bid seen this session "
-                f"({format_price(q.first_bid, q.digits)})." + age
-            )
-        if c == SPREAD:
-            return f"Ask - bid = {format_price(q.spread_points, 0)} points of {q.digits} digits."
-        if c == TIME:
-            return f"Newest tick: {format_datetime_msc(q.time_msc)}" + age
-        if c == SYMBOL:
-            return f"{q.symbol}: {q.digits} digits, {max(q.ticks, 0):,} ticks this capture." + age
-        return HEADER_TIPS[c] + age
 
 
 class _QuoteTable(QTableView):
@@ -515,7 +203,7 @@ class MarketWatch(Panel):
         metrics = runtime.monitor.metrics if runtime.monitor is not None else {}
 
         def last_price(symbol: str, new: int) -> float | None:
-            return _newest_last(cache, symbol, new)
+            return newest_last(cache, symbol, new)
 
         self.model.update(runtime.collector.stats.symbols, metrics, last_price, now)
 
@@ -670,7 +358,7 @@ class MarketWatch(Panel):
         self.hint.setText(text)
         self.hint.setVisible(bool(text))
 
-    def _symbol_at(self, index: QModelIndex) -> _Quote | None:
+    def _symbol_at(self, index: QModelIndex) -> Quote | None:
         if not index.isValid():
             return None
         return self.model.quote(self.proxy.mapToSource(index).row())
@@ -732,16 +420,16 @@ class MarketWatch(Panel):
 _NOT_RUNNING = "Capture is not running: quotes shown are the last ones received."
 
 
-def _newest_last(cache: TickCache, symbol: str, new: int) -> float | None:
-    """The newest non-zero ``last`` among the ticks that arrived since the last render.
-
-    Forex ticks carry ``last = 0``; a deal price stays shown until a newer deal.
-    """
-    if new <= 0 or symbol not in cache:
-        return None
-    lasts = cache.snapshot(symbol, min(new, 1024))["last"]
-    nz = np.flatnonzero(lasts)
-    if nz.size == 0:
-        return None
-    value = float(lasts[nz[-1]])
-    return value if math.isfinite(value) else None
+#: The column constants are re-exported: the panel's callers and tests name them here.
+__all__ = [
+    "ASK",
+    "BID",
+    "COLUMNS",
+    "NOT_CAPTURED",
+    "SORT_ROLE",
+    "STALE_AFTER_S",
+    "SYMBOL",
+    "TPS",
+    "MarketWatch",
+    "QuoteModel",
+]
