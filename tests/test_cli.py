@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import free_ports, wait_until_sync
+from app.ports import free_ports
+from tests.conftest import wait_until_sync
 
 CLI = [sys.executable, "-m", "app"]
 

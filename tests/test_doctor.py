@@ -16,8 +16,8 @@ import pytest
 
 from app.config.store import default_config_path
 from app.doctor import pins_for
+from app.ports import free_ports
 from app.security.tls import TlsSettings
-from tests.conftest import free_ports
 from tests.security.test_tls import Pki, _server_context
 from tests.security.test_tls import pki as pki  # noqa: PLC0414 - the module's fixture
 from tests.test_cli import run_cli

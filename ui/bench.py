@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.config import ClientConfig
 from app.config.store import ConfigStore
+from app.ports import free_ports
 from app.session import DesktopSession
 from ui.loop import GuiEventLoop
 from ui.qtlog import route_qt_messages
@@ -41,18 +41,8 @@ WARMUP_S = 2.0
 SLEEP_S = 0.005
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _config(folder: Path, total_rate: float) -> ClientConfig:
-    bridge, gateway, hub = _free_ports(3)
+    bridge, gateway, hub = free_ports(3)
     per_symbol = total_rate / len(SYMBOLS)
     return ClientConfig.model_validate(
         {

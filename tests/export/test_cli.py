@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.ports import free_ports
 from app.refbackend.store import TickStore
 from app.terminal.export_files import rates_from_ticks, read_bars, read_ticks, write_ticks
 from app.ticks import TickArray
-from tests.conftest import free_ports
 from tests.export.helpers import dukascopy_ticks, market_ticks
 from tests.test_cli import _start_backend, _stop, run_cli
 

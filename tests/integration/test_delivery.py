@@ -19,11 +19,12 @@ from websockets.asyncio.server import ServerConnection, serve
 from app.backend.link import BridgeLink
 from app.config import ClientConfig
 from app.connector import WorkerState
+from app.ports import free_ports
 from app.refbackend.server import ReferenceBackend
 from app.refbackend.store import TickStore
 from app.runtime import Runtime
 from app.terminal.market import DEFAULT_PROFILES, Market
-from tests.conftest import free_ports, wait_until
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,9 @@ from PySide6.QtWidgets import QApplication
 
 from app.config import ClientConfig
 from app.config.store import ConfigStore
+from app.ports import free_ports
 from app.session import DesktopSession
-from tests.conftest import free_ports, wait_until_sync
+from tests.conftest import wait_until_sync
 from ui.loop import GuiEventLoop
 
 
