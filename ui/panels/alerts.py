@@ -30,15 +30,10 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QTableView,
-    QToolBar,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -46,7 +41,14 @@ from app.monitor.alerts import Alert, AlertEngine, AlertState, Severity, Thresho
 from app.monitor.rules import Comparison, Rule
 from app.session import DesktopSession
 from ui.panels.base import Panel
-from ui.panels.table import ColumnsModel, ModelIndex
+from ui.panels.table import (
+    ColumnsModel,
+    ModelIndex,
+    actions_toolbar,
+    lay_out_table_panel,
+    setup_table_view,
+    status_label,
+)
 from ui.tasks import TaskRunner
 from ui.theme import DARK, Theme
 
@@ -308,18 +310,9 @@ class AlertsPanel(Panel):
         self.proxy = AlertFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.view = QTableView(self)
-        self.view.setModel(self.proxy)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.setSortingEnabled(True)
-        self.view.sortByColumn(COL_RAISED, Qt.SortOrder.DescendingOrder)
-        self.view.setAlternatingRowColors(True)
-        self.view.setWordWrap(False)
-        self.view.verticalHeader().hide()
-        self.view.verticalHeader().setDefaultSectionSize(22)
-        header = self.view.horizontalHeader()
-        header.setHighlightSections(False)
+        header = setup_table_view(
+            self.view, self.proxy, sort=(COL_RAISED, Qt.SortOrder.DescendingOrder)
+        )
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_MESSAGE, QHeaderView.ResizeMode.Stretch)
         for col, width in ((COL_SEVERITY, 90), (COL_RAISED, 110), (COL_VALUE, 170)):
@@ -350,12 +343,7 @@ class AlertsPanel(Panel):
         self._space = QShortcut(QKeySequence(Qt.Key.Key_Space), self.view)
         self._space.setContext(Qt.ShortcutContext.WidgetShortcut)
         self._space.activated.connect(self.acknowledge_selected)
-        self.toolbar = QToolBar("Alert actions", self)
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for action in self.actions():
-            self.toolbar.addAction(action)
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self.view.addActions(self.actions())
+        self.toolbar = actions_toolbar("Alert actions", self, self.view)
 
         self.severity_combo = QComboBox()
         for label, severity in SEVERITY_FILTERS:
@@ -367,24 +355,15 @@ class AlertsPanel(Panel):
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.setToolTip("Show only alerts whose message contains this text")
         self.filter_edit.textChanged.connect(self._text_changed)
-        self.summary = QLabel("")
-        self.summary.setToolTip("Active alerts, and how many of them nobody acknowledged yet")
-        self.summary.setMinimumWidth(
-            self.summary.fontMetrics().horizontalAdvance("99 active · 99 unacknowledged")
+        self.summary = status_label(
+            "Active alerts, and how many of them nobody acknowledged yet",
+            "99 active · 99 unacknowledged",
         )
-        self.summary.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 6, 0)
-        bar.addWidget(self.toolbar)
-        bar.addWidget(self.severity_combo)
-        bar.addWidget(self.filter_edit, 1)
-        bar.addWidget(self.summary)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addLayout(bar)
-        layout.addWidget(self.view, 1)
+        lay_out_table_panel(
+            self,
+            [self.toolbar, self.severity_combo, (self.filter_edit, 1), self.summary],
+            self.view,
+        )
 
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self._update_actions()

@@ -26,20 +26,23 @@ from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QTableView,
-    QToolBar,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.journal import JournalEntry
 from app.session import DesktopSession
 from ui.panels.base import Panel
-from ui.panels.table import ColumnsModel, ModelIndex
+from ui.panels.table import (
+    ColumnsModel,
+    ModelIndex,
+    actions_toolbar,
+    lay_out_table_panel,
+    setup_table_view,
+    status_label,
+)
 from ui.tasks import TaskRunner
 from ui.theme import DARK, Theme
 
@@ -225,18 +228,9 @@ class JournalPanel(Panel):
         self.proxy = JournalFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.view = JournalView(self)
-        self.view.setModel(self.proxy)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.setWordWrap(False)
-        self.view.setAlternatingRowColors(True)
+        header = setup_table_view(self.view, self.proxy, row_height=20)
         self.view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.view.verticalHeader().hide()
-        self.view.verticalHeader().setDefaultSectionSize(20)
         self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        header = self.view.horizontalHeader()
-        header.setHighlightSections(False)
         header.setStretchLastSection(True)
         for col, width in ((COL_TIME, 100), (COL_LEVEL, 80), (COL_SOURCE, 200)):
             header.resizeSection(col, width)
@@ -260,12 +254,9 @@ class JournalPanel(Panel):
             self._only_selected_source,
         )
         self.view.copy_requested.connect(self.copy_selected)
-        self.toolbar = QToolBar("Journal actions", self)
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.toolbar.addAction(self.copy_action)
-        self.toolbar.addAction(self.clear_action)
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self.view.addActions(self.actions())
+        self.toolbar = actions_toolbar(
+            "Journal actions", self, self.view, [self.copy_action, self.clear_action]
+        )
 
         self.level_combo = QComboBox()
         for label, level in LEVELS:
@@ -298,25 +289,20 @@ class JournalPanel(Panel):
         self.text_edit.setClearButtonEnabled(True)
         self.text_edit.setToolTip("Show only lines whose message contains this text")
         self.text_edit.textChanged.connect(lambda t: self._filter(text=t))
-        self.counter = QLabel("")
-        self.counter.setToolTip("Lines shown / lines kept in this view")
-        self.counter.setMinimumWidth(
-            self.counter.fontMetrics().horizontalAdvance(f"{MAX_ROWS:,} / {MAX_ROWS:,} lines")
+        self.counter = status_label(
+            "Lines shown / lines kept in this view", f"{MAX_ROWS:,} / {MAX_ROWS:,} lines"
         )
-        self.counter.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 6, 0)
-        bar.addWidget(self.toolbar)
-        bar.addWidget(self.level_combo)
-        bar.addWidget(self.source_combo, 1)
-        bar.addWidget(self.text_edit, 2)
-        bar.addWidget(self.counter)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addLayout(bar)
-        layout.addWidget(self.view, 1)
+        lay_out_table_panel(
+            self,
+            [
+                self.toolbar,
+                self.level_combo,
+                (self.source_combo, 1),
+                (self.text_edit, 2),
+                self.counter,
+            ],
+            self.view,
+        )
 
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self._update_actions()

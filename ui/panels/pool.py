@@ -19,20 +19,22 @@ from PySide6.QtCore import (
     Qt,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
     QTableView,
-    QToolBar,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.connector.health import WorkerHealth, WorkerState
 from app.session import DesktopSession
 from ui.panels.base import Panel
-from ui.panels.table import ColumnsModel, ModelIndex
+from ui.panels.table import (
+    ColumnsModel,
+    ModelIndex,
+    actions_toolbar,
+    lay_out_table_panel,
+    setup_table_view,
+    status_label,
+)
 from ui.tasks import TaskRunner
 from ui.theme import DARK, Theme
 
@@ -246,20 +248,11 @@ class PoolPanel(Panel):
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.view = QTableView(self)
-        self.view.setModel(self.proxy)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.setSortingEnabled(True)
-        self.view.sortByColumn(COL_WORKER, Qt.SortOrder.AscendingOrder)
-        self.view.setAlternatingRowColors(True)
-        self.view.setWordWrap(False)
-        self.view.verticalHeader().hide()
-        self.view.verticalHeader().setDefaultSectionSize(22)
-        header = self.view.horizontalHeader()
+        header = setup_table_view(
+            self.view, self.proxy, sort=(COL_WORKER, Qt.SortOrder.AscendingOrder)
+        )
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setHighlightSections(False)
         self.view.setToolTip("")  # cells and headers carry their own tooltips
 
         self.reconnect_action = self.add_action(
@@ -282,29 +275,13 @@ class PoolPanel(Panel):
             "Start the selected disabled workers again",
             self._enable,
         )
-        self.toolbar = QToolBar("Worker actions", self)
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for action in self.actions():
-            self.toolbar.addAction(action)
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self.view.addActions(self.actions())
+        self.toolbar = actions_toolbar("Worker actions", self, self.view)
 
-        self.summary = QLabel("")
-        self.summary.setToolTip("Workers streaming out of the pool, and reconnects so far")
-        self.summary.setMinimumWidth(
-            self.summary.fontMetrics().horizontalAdvance("99/99 streaming · 9,999 reconnects")
+        self.summary = status_label(
+            "Workers streaming out of the pool, and reconnects so far",
+            "99/99 streaming · 9,999 reconnects",
         )
-        self.summary.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 6, 0)
-        bar.addWidget(self.toolbar)
-        bar.addStretch(1)
-        bar.addWidget(self.summary)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addLayout(bar)
-        layout.addWidget(self.view, 1)
+        lay_out_table_panel(self, [self.toolbar, None, self.summary], self.view)
 
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self._update_actions()
