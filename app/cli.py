@@ -17,7 +17,6 @@ from typing import cast
 import orjson
 
 from app import __version__
-from app.backend.link import LinkState
 from app.config import ClientConfig, ConfigError, load_config
 from app.config.cli import add_config_parser, run_config
 from app.config.gateway_sync import sync_with_gateway
@@ -33,9 +32,9 @@ from app.export.cli import (
     apply_replay_source,
     run_export,
 )
+from app.link.link import LinkState
 from app.logfiles import install_file_log
 from app.monitor.alerts import AlertEvent
-from app.refbackend.cli import add_backend_parser, run_backend
 from app.runtime import Runtime, RuntimeStatus
 from app.security.audit import AuditLog
 from app.security.cli import (
@@ -52,6 +51,7 @@ from app.security.logins import (
 )
 from app.security.redact import install_redaction
 from app.security.vault import VaultError
+from app.server.cli import add_backend_parser, run_backend
 
 log = logging.getLogger("trading_client")
 

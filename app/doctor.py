@@ -30,9 +30,9 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from app import __version__
-from app.backend.embedded import is_loopback
 from app.config import ClientConfig, ConfigError
 from app.config.store import ConfigStore, default_config_path
+from app.link.embedded import is_loopback
 from app.logfiles import log_file_path
 from app.paths import app_paths, data_dir
 from app.security.connections import tls_settings

@@ -20,22 +20,22 @@ import numpy.typing as npt
 import platformdirs
 
 from app import __version__
-from app.backend.embedded import EmbeddedBackendError, start_embedded
-from app.backend.hub import HubClient
-from app.backend.link import BridgeLink, LatencySink, LinkOptions, LinkState
-from app.backend.spool import Spool
 from app.clock import SYSTEM_CLOCK, Clock
 from app.collector import Collector
 from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
 from app.connector.backfill import Backfill, BackfillTarget
 from app.connector.handoff import Handoff
+from app.link.embedded import EmbeddedBackendError, start_embedded
+from app.link.hub import HubClient
+from app.link.link import BridgeLink, LatencySink, LinkOptions, LinkState
+from app.link.spool import Spool
 from app.monitor.alerts import rule_from_dict
 from app.monitor.monitor import Inputs, Monitor
 from app.monitor.system import SystemSample, SystemSampler
-from app.refbackend.server import ReferenceBackend
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
+from app.server.server import ReferenceBackend
 from app.terminal.replay import plan_of_spec
 from app.ticks import TickBatch
 

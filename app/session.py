@@ -24,13 +24,13 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from app.backend.gateway import GatewayClient, GatewayError
 from app.config import ClientConfig
 from app.config.gateway_sync import sync_with_gateway
 from app.config.store import ConfigStore, LoadResult, validate_document
 from app.config.sync import SyncResult
 from app.export.api import ProgressCallback, export_bars, export_ticks
 from app.journal import Journal
+from app.link.gateway import GatewayClient, GatewayError
 from app.runtime import Runtime
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings

@@ -32,7 +32,7 @@ try:
 except ModuleNotFoundError:  # run as a script from a source tree that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.backend.spool import DEFAULT_SEGMENT_BYTES, Spool
+from app.link.spool import DEFAULT_SEGMENT_BYTES, Spool
 
 PAYLOAD_BYTES = 100_000
 _WRITE_BUFFER = 2**20

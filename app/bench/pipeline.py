@@ -32,11 +32,11 @@ import numpy.typing as npt
 import psutil
 from websockets.asyncio.client import connect
 
-from app.backend import codec
 from app.clock import SYSTEM_CLOCK
 from app.collector import SequencedBatch
 from app.config import DEFAULT_SYMBOLS, ClientConfig
 from app.monitor.monitor import Monitor
+from app.protocol import codec
 from app.runtime import Runtime
 from app.terminal.market import DEFAULT_PROFILES, Market
 from app.ticks import TickBatch

@@ -12,7 +12,7 @@ import sys
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
 
-from app.backend.codec import MAX_FRAME_BYTES, decode, parse_ticks
+from app.protocol.codec import MAX_FRAME_BYTES, decode, parse_ticks
 
 
 async def _handle(ws: ServerConnection) -> None:

@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 import httpx
 
-from app.backend.gateway import GatewayClient
 from app.config import ClientConfig
 from app.config.store import ConfigStore
 from app.config.sync import SettingsSync, SyncResult
+from app.link.gateway import GatewayClient
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
 from app.security.logins import gateway_login, open_configured_vault, prompt_master_password

@@ -32,7 +32,6 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from app.backend.gateway import GatewayClient, GatewayError, SettingsConflict, VersionedSettings
 from app.config.load import ConfigError
 from app.config.schema import ClientConfig
 from app.config.store import (
@@ -43,6 +42,7 @@ from app.config.store import (
     canonical_json,
     validate_document,
 )
+from app.link.gateway import GatewayClient, GatewayError, SettingsConflict, VersionedSettings
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Sources, all giving :data:`~app.ticks.TICK_DTYPE` ticks in time order:
 
 * a running :class:`~app.collector.Collector` (what is in its in-memory cache);
-* the reference backend's database (:class:`~app.refbackend.store.TickStore`, or its
+* the reference backend's database (:class:`~app.server.store.TickStore`, or its
   path): every stored tick of the symbol, across sessions, ordered by time;
 * MT5 tick export files (or replay files): read with the streaming reader.
 
@@ -26,7 +26,7 @@ from typing import Final
 import numpy as np
 
 from app.collector import Collector
-from app.refbackend.store import TickStore
+from app.server.store import TickStore
 from app.terminal.export_files import (
     ExportReader,
     FileFormat,

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.backend.link import LinkState
 from app.clock import SYSTEM_CLOCK, Clock
 from app.collector import SequencedBatch
 from app.connector import WorkerHealth, WorkerState
+from app.link.link import LinkState
 from app.monitor.alerts import AlertEngine, MetricValue, Rule, default_rules
 from app.monitor.histogram import LatencyHistogram
 from app.monitor.history import SeriesHistory

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from app.backend.gateway import GatewayClient
 from app.config import ClientConfig, parse_config
 from app.config.store import ConfigStore, canonical_json
 from app.config.sync import SettingsSync
-from app.refbackend import ReferenceBackend
+from app.link.gateway import GatewayClient
+from app.server import ReferenceBackend
 
 CLIENT_ID = "desk-7"
 

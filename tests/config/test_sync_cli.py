@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app.backend.gateway import GatewayClient
 from app.config import ClientConfig
 from app.config.store import ConfigStore
-from app.refbackend.server import ReferenceBackend
+from app.link.gateway import GatewayClient
+from app.server.server import ReferenceBackend
 
 pytestmark = pytest.mark.slow
 

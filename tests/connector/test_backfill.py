@@ -23,8 +23,8 @@ from app.connector.backfill import (
     format_progress,
 )
 from app.connector.coverage import Span, SpanBook, find_gaps, merge_spans
-from app.refbackend.store import TickStore
 from app.runtime import Runtime
+from app.server.store import TickStore
 from app.terminal.market import DEFAULT_PROFILES, Market
 from app.terminal.simulated import SimulatedTerminal
 from app.terminal.spec import TerminalSpec

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.ports import free_ports
-from app.refbackend.store import TickStore
+from app.server.store import TickStore
 from app.terminal.export_files import rates_from_ticks, read_bars, read_ticks, write_ticks
 from app.ticks import TickArray
 from tests.export.helpers import dukascopy_ticks, market_ticks

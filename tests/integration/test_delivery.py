@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from app.backend.link import BridgeLink
 from app.config import ClientConfig
 from app.connector import WorkerState
+from app.link.link import BridgeLink
 from app.ports import free_ports
-from app.refbackend.server import ReferenceBackend
-from app.refbackend.store import TickStore
 from app.runtime import Runtime
+from app.server.server import ReferenceBackend
+from app.server.store import TickStore
 from app.terminal.market import DEFAULT_PROFILES, Market
 from tests.conftest import wait_until
 

@@ -103,7 +103,7 @@ def test_secret_in_a_traceback_source_line_is_redacted(root_stream: io.StringIO)
 
 
 def test_patterns_catch_unregistered_secrets(root_stream: io.StringIO) -> None:
-    log = logging.getLogger("app.backend")
+    log = logging.getLogger("app.link")
     log.debug("GET /api Authorization: Bearer eyJhbGciOi.JIUzI1NiJ9.abc-def_1==")
     log.debug("POST body %s", '{"username": "alice", "password": "Pa55\\"word"}')
     log.debug("url https://gw/api?access_token=tok123456&x=1")

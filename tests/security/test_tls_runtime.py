@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.config import ClientConfig
-from app.refbackend.server import ReferenceBackend
 from app.runtime import Runtime
+from app.server.server import ReferenceBackend
 from tests.conftest import wait_until
 from tests.security.test_tls import Pki, _server_context, pki  # noqa: F401 - fixture
 

@@ -13,10 +13,10 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 
-from app.backend.gateway import GatewayClient
 from app.config import ClientConfig
 from app.config.store import ConfigStore
 from app.connector.health import WorkerState
+from app.link.gateway import GatewayClient
 from app.runtime import Runtime
 from app.security.secret import Secret
 from app.session import DesktopSession

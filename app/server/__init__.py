@@ -5,7 +5,7 @@ real servers over real sockets. It speaks exactly docs/protocol.md; a production
 replaces it without the client noticing.
 """
 
-from app.refbackend.server import ReferenceBackend, serve_forever
-from app.refbackend.store import TickStore
+from app.server.server import ReferenceBackend, serve_forever
+from app.server.store import TickStore
 
 __all__ = ["ReferenceBackend", "TickStore", "serve_forever"]

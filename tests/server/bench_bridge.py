@@ -1,4 +1,4 @@
-"""How fast the bridge stores: ``python -m tests.refbackend.bench_bridge [--sync FULL]``.
+"""How fast the bridge stores: ``python -m tests.server.bench_bridge [--sync FULL]``.
 
 The backend runs in its own process (as in production, so client and bridge do not share
 one event loop); a raw websockets client sends 1,000-tick messages as fast as a window of
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import orjson
 
-from app.backend.codec import Block, encode_hello, encode_ticks
-from tests.refbackend.conftest import make_ticks, new_session, open_ws
+from app.protocol.codec import Block, encode_hello, encode_ticks
+from tests.server.conftest import make_ticks, new_session, open_ws
 
 SERVER = """
 import asyncio, sys
-from app.refbackend.server import ReferenceBackend, serve_forever
+from app.server.server import ReferenceBackend, serve_forever
 backend = ReferenceBackend(bridge_port=0, gateway_port=0, hub_port=0, db_path=sys.argv[1],
                            synchronous=sys.argv[2])
 asyncio.run(serve_forever(backend, ready=lambda b: print(b.bridge_url, flush=True)))

@@ -34,7 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from app.backend.codec import (
+from app.protocol.codec import (
     MAX_FRAME_BYTES,
     Block,
     Hello,
@@ -46,7 +46,7 @@ from app.backend.codec import (
     parse_hello,
     parse_ticks,
 )
-from app.refbackend.store import TickStore
+from app.server.store import TickStore
 
 log = logging.getLogger(__name__)
 

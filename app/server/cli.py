@@ -1,7 +1,7 @@
 """``trading-client backend``: the reference backend as a command.
 
 ``app/cli.py`` adds this subcommand with :func:`add_backend_parser` and dispatches to
-:func:`run_backend`; ``python -m app.refbackend.cli backend …`` runs it standalone.
+:func:`run_backend`; ``python -m app.server.cli backend …`` runs it standalone.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.refbackend.server import ReferenceBackend, default_db_path, serve_forever
-from app.refbackend.store import TickStore
+from app.server.server import ReferenceBackend, default_db_path, serve_forever
+from app.server.store import TickStore
 
 EXAMPLES = """examples:
   trading-client backend

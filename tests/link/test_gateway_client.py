@@ -21,14 +21,14 @@ import httpx
 import pytest
 from aiohttp import web
 
-from app.backend.gateway import (
+from app.clock import SYSTEM_CLOCK, Clock, ManualClock
+from app.link.gateway import (
     AuthError,
     GatewayClient,
     GatewayError,
     SettingsConflict,
     VersionedSettings,
 )
-from app.clock import SYSTEM_CLOCK, Clock, ManualClock
 
 USER = "alice"
 PASSWORD = "pw-Zq8#not-for-logs"

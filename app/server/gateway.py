@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
-from app.refbackend.httpjson import (
+from app.server.httpjson import (
     ApiError,
     health,
     json_errors,
     json_response,
     read_object,
 )
-from app.refbackend.settings import SettingsDoc, SettingsStore
-from app.refbackend.store import TickStore
+from app.server.settings import SettingsDoc, SettingsStore
+from app.server.store import TickStore
 
 log = logging.getLogger(__name__)
 

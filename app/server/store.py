@@ -23,8 +23,8 @@ from typing import Any, Self
 
 import numpy as np
 
-from app.backend.codec import Block
-from app.refbackend.db import connect, transaction
+from app.protocol.codec import Block
+from app.server.db import connect, transaction
 from app.ticks import TICK_DTYPE, TickArray, empty_ticks
 
 SCHEMA = """

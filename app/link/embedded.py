@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from app.config import BackendConfig
-from app.refbackend.server import ReferenceBackend
+from app.server.server import ReferenceBackend
 
 log = logging.getLogger(__name__)
 

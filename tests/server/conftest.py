@@ -15,8 +15,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app.backend.codec import Block, encode_hello, encode_ticks
-from app.refbackend import ReferenceBackend
+from app.protocol.codec import Block, encode_hello, encode_ticks
+from app.server import ReferenceBackend
 from app.ticks import TickArray, empty_ticks
 
 START_MSC = 1_732_440_000_000

@@ -22,13 +22,13 @@ from urllib.parse import quote
 import httpx
 
 from app import __version__
-from app.backend.gateway import (
+from app.backoff import Backoff, BackoffPolicy
+from app.clock import SYSTEM_CLOCK, Clock
+from app.link.gateway import (
     DEFAULT_TIMEOUT,
     checked_base_url,
     describe_request_error,
 )
-from app.backoff import Backoff, BackoffPolicy
-from app.clock import SYSTEM_CLOCK, Clock
 
 _log = logging.getLogger(__name__)
 

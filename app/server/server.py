@@ -19,11 +19,11 @@ import platformdirs
 from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
-from app.refbackend.bridge import PATH, Bridge
-from app.refbackend.gateway import Gateway
-from app.refbackend.hub import Hub
-from app.refbackend.settings import SettingsStore
-from app.refbackend.store import TickStore
+from app.server.bridge import PATH, Bridge
+from app.server.gateway import Gateway
+from app.server.hub import Hub
+from app.server.settings import SettingsStore
+from app.server.store import TickStore
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.refbackend.store import StoreConflictError, TickStore
-from tests.refbackend.conftest import concat, messages
+from app.server.store import StoreConflictError, TickStore
+from tests.server.conftest import concat, messages
 
 
 def test_groups_are_stored_and_read_back_in_seq_order(tmp_path: Path) -> None:

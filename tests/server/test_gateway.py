@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.refbackend import ReferenceBackend
-from tests.refbackend.conftest import poll_until
+from app.server import ReferenceBackend
+from tests.server.conftest import poll_until
 
 pytestmark = pytest.mark.timeout(60)
 

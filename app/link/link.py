@@ -2,7 +2,7 @@
 
 Collector batches are coalesced into messages (cut at ``batch_max_ticks`` or after
 ``linger`` seconds, whichever comes first), numbered 1, 2, 3… per session, and kept in
-the :class:`~app.backend.spool.Spool` until the bridge acks them. After any reconnect the
+the :class:`~app.link.spool.Spool` until the bridge acks them. After any reconnect the
 bridge's ``welcome`` says what it stored and the link resends the rest, in order; the
 bridge ignores a seq it already stored. So the backend sees every tick exactly once.
 
@@ -27,10 +27,10 @@ import numpy.typing as npt
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from app.backend import codec
-from app.backend.spool import Spool, SpoolFull
 from app.backoff import Backoff, BackoffPolicy
 from app.collector import SequencedBatch
+from app.link.spool import Spool, SpoolFull
+from app.protocol import codec
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from app.backend.hub import HubClient
 from app.backoff import BackoffPolicy
+from app.link.hub import HubClient
 from tests.conftest import wait_until
 
 SERVICE_ID = "desk-1"
@@ -163,7 +163,7 @@ def hub_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "app.backend.hub" and r.levelno >= logging.WARNING
+        if r.name == "app.link.hub" and r.levelno >= logging.WARNING
     ]
 
 
@@ -207,7 +207,7 @@ async def test_registers_heartbeats_and_deregisters_once(servers: Servers) -> No
 async def test_waits_for_a_hub_that_is_not_up_yet(
     servers: Servers, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="app.backend.hub")
+    caplog.set_level(logging.INFO, logger="app.link.hub")
     sock = bound_not_listening()
     port = sock.getsockname()[1]
     hub = hub_client(f"http://127.0.0.1:{port}")
@@ -254,7 +254,7 @@ async def test_retries_follow_the_backoff_policy(servers: Servers) -> None:
 async def test_registration_survives_a_misbehaving_hub(
     servers: Servers, caplog: pytest.LogCaptureFixture, mode: str, fragment: str
 ) -> None:
-    caplog.set_level(logging.INFO, logger="app.backend.hub")
+    caplog.set_level(logging.INFO, logger="app.link.hub")
     fake = FakeHub()
     fake.break_route("register", mode, times=2)
     _, url = await servers.start(fake.app())

@@ -14,12 +14,12 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from app.backend.codec import MAX_FRAME_BYTES, encode_ticks
-from app.refbackend import ReferenceBackend
-from app.refbackend.bridge import Bridge
-from app.refbackend.store import TickStore
+from app.protocol.codec import MAX_FRAME_BYTES, encode_ticks
+from app.server import ReferenceBackend
+from app.server.bridge import Bridge
+from app.server.store import TickStore
 from tests.conftest import wait_until
-from tests.refbackend.conftest import (
+from tests.server.conftest import (
     concat,
     messages,
     new_session,

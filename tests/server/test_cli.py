@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.refbackend.cli import add_backend_parser
-from tests.refbackend.conftest import (
+from app.server.cli import add_backend_parser
+from tests.server.conftest import (
     messages,
     new_session,
     open_ws,
@@ -25,7 +25,7 @@ from tests.refbackend.conftest import (
     wait_ack,
 )
 
-CLI = [sys.executable, "-m", "app.refbackend.cli", "backend"]
+CLI = [sys.executable, "-m", "app.server.cli", "backend"]
 EPHEMERAL = ["--bridge-port", "0", "--gateway-port", "0", "--hub-port", "0"]
 URLS = re.compile(r"bridge (ws://\S+/ws)\s+gateway (http://\S+)\s+hub (http://\S+)")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from app.refbackend.db import connect, transaction
+from app.server.db import connect, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (client_id TEXT PRIMARY KEY, version INTEGER NOT NULL,

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
-from app.refbackend.httpjson import ApiError, health, json_errors, json_response, read_object
+from app.server.httpjson import ApiError, health, json_errors, json_response, read_object
 
 #: A service is stale after this many heartbeat intervals without one.
 STALE_AFTER_INTERVALS = 3

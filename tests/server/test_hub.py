@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from app.clock import ManualClock
-from app.refbackend import ReferenceBackend
-from tests.refbackend.conftest import poll_until
+from app.server import ReferenceBackend
+from tests.server.conftest import poll_until
 
 
 def service(service_id: str = "client-desk-1", interval: float = 5.0) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.backend import codec
+from app.protocol import codec
 from app.ticks import TICK_DTYPE, TickArray
 
 

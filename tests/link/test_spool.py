@@ -12,8 +12,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from app.backend import spool as spool_module
-from app.backend.spool import (
+from app.link import spool as spool_module
+from app.link.spool import (
     RECORD_HEADER_BYTES,
     Spool,
     SpoolCorruptError,
