@@ -1,31 +1,50 @@
-"""The data bridge's message format, both directions, in one place.
+"""Protocol v2 of the data bridge: typed binary messages, ticks as raw dtype bytes.
 
-Ticks travel columnar (one JSON array per tick field) so that a batch encodes with one
-``orjson`` call over numpy arrays and stays readable from any backend language. The
-bridge side validates everything before it stores anything: a malformed message is
-refused whole.
+Every frame is one MessagePack map with a ``type`` tag, decoded straight into the
+``msgspec`` structs below. Ticks travel as the exact little-endian bytes of
+:data:`app.ticks.TICK_DTYPE` (60 bytes a tick), one ``(symbol, bytes)`` pair per block,
+so encoding is one copy of each block into the frame and decoding is one copy out of it
+plus ``np.frombuffer`` — never one Python object per tick (protocol v1 sent JSON lists:
+about ten copies and a Python float per field; it capped the pipeline at a twentieth of
+what the socket carries).
+
+One type for "the ticks of one symbol": :class:`app.ticks.TickBatch`. A ``Ticks``
+message is encoded from batches and decoded back into batches; the wire pair is an
+encoding detail of this module.
+
+Frame size is bounded by construction: the bridge announces its limit in ``welcome``
+and :func:`ticks_frame_bytes` gives the exact encoded size of a message before it is
+encoded, so the link can cut and split to stay under it.
+
+Both sides validate here, before anything is stored: a malformed message is refused
+whole with a :class:`ProtocolError` whose ``code`` goes into the bridge's error reply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+import msgspec
 import numpy as np
 import orjson
 
-from app.ticks import TICK_DTYPE, TickArray
+from app.ticks import TICK_DTYPE, TickArray, TickBatch
 
-PROTOCOL_VERSION = 1
-#: Largest frame either side accepts (websockets ``max_size``).
-MAX_FRAME_BYTES = 16 * 2**20
-
-#: Tick columns on the wire, in the order of :data:`app.ticks.TICK_DTYPE` (minus ``time``,
-#: which is ``time_msc // 1000``).
-COLUMNS: tuple[str, ...] = ("time_msc", "bid", "ask", "last", "volume", "volume_real", "flags")
-
-_OPTS = orjson.OPT_SERIALIZE_NUMPY
+#: The version this module speaks. v1 (JSON text frames) is refused with ``bad_version``.
+PROTOCOL_VERSION: Final = 2
+#: Versions a client may offer in ``hello.versions``, newest first.
+SUPPORTED_VERSIONS: Final = (2,)
+#: The bridge's frame limit when it announces none (and the reference bridge's default).
+DEFAULT_MAX_FRAME_BYTES: Final = 16 * 2**20
+#: The smallest limit a bridge may announce: a frame must hold a hello and one tick.
+MIN_MAX_FRAME_BYTES: Final = 4096
+#: Bytes of one tick on the wire (``TICK_DTYPE.itemsize``).
+TICK_BYTES: Final = TICK_DTYPE.itemsize
+MAX_SYMBOL_LENGTH: Final = 64
+MAX_ID_LENGTH: Final = 200
+#: Largest error text either side sends; a refusal never echoes a payload.
+MAX_TEXT: Final = 200
 
 
 class ProtocolError(ValueError):
@@ -36,132 +55,269 @@ class ProtocolError(ValueError):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
-    symbol: str
-    ticks: TickArray
+# ------------------------------------------------------------------ messages
+class _Message(msgspec.Struct, frozen=True, tag_field="type", forbid_unknown_fields=False):
+    pass
 
 
-# ------------------------------------------------------------------ client → bridge
-def encode_hello(client_id: str, session: str, resume_from: int) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "hello",
-            "version": PROTOCOL_VERSION,
-            "client_id": client_id,
-            "session": session,
-            "resume_from": resume_from,
-        }
-    )
+class Hello(_Message, frozen=True, tag="hello"):
+    """First message of the client. ``resume_from``: the highest seq it holds an ack for.
 
+    ``credential`` is reserved for the bridge's authentication (an opaque token the
+    client got from the gateway); bridges that do not check it ignore it.
+    """
 
-def encode_ticks(seq: int, blocks: Sequence[Block]) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "ticks",
-            "seq": seq,
-            # Field views of a structured array are strided; orjson needs each column
-            # contiguous, which one small copy per column gives.
-            "blocks": [
-                {"symbol": b.symbol, **{c: np.ascontiguousarray(b.ticks[c]) for c in COLUMNS}}
-                for b in blocks
-            ],
-        },
-        option=_OPTS,
-    )
-
-
-# ------------------------------------------------------------------ bridge → client
-def encode_welcome(last_seq: int) -> bytes:
-    return orjson.dumps({"type": "welcome", "last_seq": last_seq})
-
-
-def encode_ack(seq: int) -> bytes:
-    return orjson.dumps({"type": "ack", "seq": seq})
-
-
-def encode_error(code: str, message: str) -> bytes:
-    return orjson.dumps({"type": "error", "code": code, "message": message})
-
-
-# ------------------------------------------------------------------ decoding
-def decode(data: bytes | str) -> dict[str, Any]:
-    """Parse one frame into a dict with a string ``type``; ProtocolError otherwise."""
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError("bad_message", f"not JSON: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
-        raise ProtocolError("bad_message", "a message must be a JSON object with a 'type'")
-    return doc
-
-
-def _int_field(doc: dict[str, Any], name: str, minimum: int = 0) -> int:
-    value = doc.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ProtocolError("bad_message", f"'{name}' must be an integer >= {minimum}")
-    return value
-
-
-def _str_field(doc: dict[str, Any], name: str) -> str:
-    value = doc.get(name)
-    if not isinstance(value, str) or not value or len(value) > 200:
-        raise ProtocolError("bad_message", f"'{name}' must be a non-empty string")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Hello:
     client_id: str
     session: str
     resume_from: int
+    versions: list[int] = msgspec.field(default_factory=lambda: list(SUPPORTED_VERSIONS))
+    credential: str | None = None
 
 
-def parse_hello(doc: dict[str, Any]) -> Hello:
-    if doc["type"] != "hello":
-        raise ProtocolError("bad_message", f"expected hello first, got {doc['type']!r}")
-    version = doc.get("version", PROTOCOL_VERSION)
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError("bad_version", f"protocol version {version!r} is not supported")
-    return Hello(
-        _str_field(doc, "client_id"), _str_field(doc, "session"), _int_field(doc, "resume_from")
+class Welcome(_Message, frozen=True, tag="welcome"):
+    """The bridge's answer: the version it speaks, what it stored, its frame limit."""
+
+    last_seq: int
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    version: int = PROTOCOL_VERSION
+
+
+class Ticks(_Message, frozen=True, tag="ticks"):
+    """Message ``seq`` of the session: one ``(symbol, raw tick bytes)`` pair per block."""
+
+    seq: int
+    blocks: list[tuple[str, bytes]]
+
+
+class Lost(_Message, frozen=True, tag="lost"):
+    """Message ``seq`` existed but the client cannot send it (its spool record is damaged).
+
+    The bridge counts it in ``lost_batches`` and takes ``seq`` as stored, so that the
+    messages after it are not refused as a gap. ``ticks`` is how many it held, when known.
+    """
+
+    seq: int
+    ticks: int = 0
+    reason: str = ""
+
+
+class Ack(_Message, frozen=True, tag="ack"):
+    """Cumulative: every seq up to ``seq`` is stored durably."""
+
+    seq: int
+
+
+class Error(_Message, frozen=True, tag="error"):
+    """Sent before the bridge closes the connection."""
+
+    code: str
+    message: str
+
+
+ClientMessage = Hello | Ticks | Lost
+BridgeMessage = Welcome | Ack | Error
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_CLIENT_DECODER: Final = msgspec.msgpack.Decoder(ClientMessage)
+_BRIDGE_DECODER: Final = msgspec.msgpack.Decoder(BridgeMessage)
+
+
+# ------------------------------------------------------------------ encoding
+def encode(message: _Message) -> bytes:
+    return _ENCODER.encode(message)
+
+
+def encode_ticks(seq: int, batches: Sequence[TickBatch]) -> bytes:
+    """The frame of message ``seq``: each batch's ticks copied once, as raw bytes."""
+    return _ENCODER.encode(Ticks(seq, [(b.symbol, _raw(b.ticks)) for b in batches]))
+
+
+def _raw(ticks: TickArray) -> Any:
+    """A zero-copy byte view of a tick array (msgspec encodes a memoryview as binary)."""
+    return np.ascontiguousarray(ticks, dtype=TICK_DTYPE).view(np.uint8).data
+
+
+# Exact MessagePack sizes, so a message can be sized before it is encoded.
+def _str_bytes(n: int) -> int:
+    return n + (1 if n < 32 else 2 if n < 2**8 else 3 if n < 2**16 else 5)
+
+
+def _bin_bytes(n: int) -> int:
+    return n + (2 if n < 2**8 else 3 if n < 2**16 else 5)
+
+
+def _uint_bytes(v: int) -> int:
+    return 1 if v < 128 else 2 if v < 2**8 else 3 if v < 2**16 else 5 if v < 2**32 else 9
+
+
+def _array_header(n: int) -> int:
+    return 1 if n < 16 else 3 if n < 2**16 else 5
+
+
+def block_bytes(symbol: str, n_ticks: int) -> int:
+    """Encoded size of one block: a 2-array of the symbol and ``n_ticks`` ticks."""
+    return 1 + _str_bytes(len(symbol.encode())) + _bin_bytes(n_ticks * TICK_BYTES)
+
+
+def ticks_frame_bytes(seq: int, n_blocks: int, blocks_bytes: int) -> int:
+    """Exact size of a ``Ticks`` frame whose blocks take ``blocks_bytes`` in total."""
+    # fixmap(3) + "type" + "ticks" + "seq" + seq + "blocks" + array header + blocks
+    return (
+        1
+        + _str_bytes(4)
+        + _str_bytes(5)
+        + _str_bytes(3)
+        + _uint_bytes(seq)
+        + _str_bytes(6)
+        + _array_header(n_blocks)
+        + blocks_bytes
     )
 
 
-def parse_ticks(doc: dict[str, Any]) -> tuple[int, list[Block]]:
-    """The seq and the tick blocks of a ``ticks`` message, validated column by column."""
-    seq = _int_field(doc, "seq", 1)
-    raw_blocks = doc.get("blocks")
-    if not isinstance(raw_blocks, list) or not raw_blocks:
+#: Upper bound of a frame's size beyond its blocks (seq up to 2**64, any block count).
+FRAME_OVERHEAD: Final = ticks_frame_bytes(2**63, 2**16, 0)
+
+
+def max_ticks_per_block(symbol: str, budget: int) -> int:
+    """Most ticks of ``symbol`` whose block fits in ``budget`` bytes (0 if none does)."""
+    fixed = block_bytes(symbol, 0) + 3  # + the widest bin header growth (2 → 5 bytes)
+    return max(0, (budget - fixed) // TICK_BYTES)
+
+
+# ------------------------------------------------------------------ decoding
+def decode_client(frame: bytes | str) -> ClientMessage:
+    """A client frame, typed; ProtocolError for anything else (v1 text frames included)."""
+    if isinstance(frame, str):
+        raise _text_frame_error(frame)
+    try:
+        return _CLIENT_DECODER.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("bad_message", _short(f"not a protocol v2 message: {exc}")) from None
+
+
+def decode_bridge(frame: bytes | str) -> BridgeMessage:
+    """A bridge frame, typed; ProtocolError for anything else."""
+    if isinstance(frame, str):
+        raise _text_frame_error(frame)
+    try:
+        return _BRIDGE_DECODER.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("bad_message", _short(f"not a protocol v2 message: {exc}")) from None
+
+
+def _text_frame_error(frame: str) -> ProtocolError:
+    try:
+        doc = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("type") in {"hello", "ticks", "welcome", "error"}:
+        version = doc.get("version", 1)
+        return ProtocolError(
+            "bad_version",
+            f"protocol version {version!r} (JSON text frames) is not supported; "
+            f"this side speaks version {PROTOCOL_VERSION} (binary MessagePack)",
+        )
+    return ProtocolError("bad_message", "text frame: protocol v2 frames are binary")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def check_hello(hello: Hello) -> None:
+    """Refuse a hello the bridge cannot serve (ids, seq, no common version)."""
+    for name, value in (("client_id", hello.client_id), ("session", hello.session)):
+        if not value or len(value) > MAX_ID_LENGTH or not value.isprintable():
+            raise ProtocolError(
+                "bad_message", f"'{name}' must be 1..{MAX_ID_LENGTH} printable characters"
+            )
+    if not 0 <= hello.resume_from < 2**63:
+        raise ProtocolError("bad_message", "'resume_from' must be an integer in 0..2^63-1")
+    if PROTOCOL_VERSION not in hello.versions:
+        raise ProtocolError(
+            "bad_version",
+            _short(f"versions {hello.versions} offered; this bridge speaks {PROTOCOL_VERSION}"),
+        )
+
+
+def ticks_batches(message: Ticks) -> list[TickBatch]:
+    """The blocks of a ``Ticks`` message as batches, validated column by column.
+
+    ``time`` is recomputed from ``time_msc`` (the two must agree; the wire carries both
+    only because the dtype does). The arrays are read-only views of one copy each.
+    """
+    if not 1 <= message.seq < 2**63:
+        raise ProtocolError("bad_message", "'seq' must be an integer in 1..2^63-1")
+    if not message.blocks:
         raise ProtocolError("bad_message", "'blocks' must be a non-empty list")
-    blocks = []
-    for i, raw in enumerate(raw_blocks):
-        if not isinstance(raw, dict):
-            raise ProtocolError("bad_message", f"block {i} is not an object")
-        symbol = raw.get("symbol")
-        if not isinstance(symbol, str) or not symbol or len(symbol) > 64:
-            raise ProtocolError("bad_message", f"block {i}: 'symbol' must be a short string")
-        columns = {c: raw.get(c) for c in COLUMNS}
-        lengths = {len(v) if isinstance(v, list) else -1 for v in columns.values()}
-        if len(lengths) != 1 or -1 in lengths or 0 in lengths:
+    out = []
+    for i, (symbol, raw) in enumerate(message.blocks):
+        if not symbol or len(symbol) > MAX_SYMBOL_LENGTH or not symbol.isprintable():
             raise ProtocolError(
                 "bad_message",
-                f"block {i} ({symbol}): every column must be a list of one length >= 1",
+                f"block {i}: 'symbol' must be 1..{MAX_SYMBOL_LENGTH} printable characters",
             )
-        ticks = np.zeros(len(columns["time_msc"] or ()), dtype=TICK_DTYPE)
-        try:
-            for name, values in columns.items():
-                arr = np.asarray(values)
-                if arr.dtype.kind not in "iuf" or arr.ndim != 1:
-                    raise ValueError(f"column {name} is not numeric")
-                if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-                    raise ValueError(f"column {name} holds NaN or infinity")
-                ticks[name] = arr
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ProtocolError("bad_message", f"block {i} ({symbol}): {exc}") from None
-        tm = ticks["time_msc"]
-        if np.any(tm[1:] < tm[:-1]):
-            raise ProtocolError("bad_message", f"block {i} ({symbol}): time_msc goes backwards")
-        ticks["time"] = tm // 1000
-        blocks.append(Block(symbol, ticks))
-    return seq, blocks
+        if not raw or len(raw) % TICK_BYTES:
+            raise ProtocolError(
+                "bad_message",
+                f"block {i} ({symbol}): {len(raw)} bytes is not a positive multiple "
+                f"of {TICK_BYTES}",
+            )
+        ticks = np.frombuffer(raw, dtype=TICK_DTYPE)
+        problem = tick_problem(ticks)
+        if problem:
+            raise ProtocolError("bad_message", f"block {i} ({symbol}): {problem}")
+        out.append(TickBatch(symbol, ticks))
+    return out
+
+
+def tick_problem(ticks: TickArray) -> str:
+    """Why these ticks cannot be stored, or ``""``. Vectorised: one pass per column."""
+    tm = ticks["time_msc"]
+    if np.any(tm[1:] < tm[:-1]):
+        return "time_msc goes backwards"
+    if np.any(tm < 0):
+        return "time_msc is negative"
+    if np.any(ticks["time"] != tm // 1000):
+        return "time is not time_msc // 1000"
+    for name in ("bid", "ask", "last", "volume_real"):
+        if not np.all(np.isfinite(ticks[name])):
+            return f"column {name} holds NaN or infinity"
+    return ""
+
+
+# ------------------------------------------------------------------ reading frames as text
+def to_text(frame: bytes | str, *, rows: int = 5) -> dict[str, Any]:
+    """A frame as a JSON-able dict for humans (``backend dump``): ticks as rows, the
+    first and last ``rows`` of each block."""
+    try:
+        message: _Message = decode_client(frame)
+    except ProtocolError:
+        message = decode_bridge(frame)
+    doc: dict[str, Any] = {
+        "type": type(message).__struct_config__.tag,
+        **msgspec.structs.asdict(message),
+    }
+    if isinstance(message, Ticks):
+        blocks = []
+        for symbol, raw in message.blocks:
+            ticks = np.frombuffer(raw, dtype=TICK_DTYPE) if len(raw) % TICK_BYTES == 0 else None
+            if ticks is None:
+                blocks.append({"symbol": symbol, "bytes": len(raw), "error": "not whole ticks"})
+                continue
+            shown = (
+                ticks if len(ticks) <= 2 * rows else np.concatenate([ticks[:rows], ticks[-rows:]])
+            )
+            blocks.append(
+                {
+                    "symbol": symbol,
+                    "n": len(ticks),
+                    "columns": list(TICK_DTYPE.names or ()),
+                    "rows": [[v.item() for v in row] for row in shown],
+                    "elided": max(0, len(ticks) - 2 * rows),
+                }
+            )
+        doc["blocks"] = blocks
+    if isinstance(message, Hello) and message.credential is not None:
+        doc["credential"] = "***"
+    return doc
