@@ -1,79 +1,138 @@
-"""Every outgoing bridge message the backend has not acked yet, bounded, spilling to disk.
+"""Every outgoing bridge message the backend has not acked yet: durable, bounded, locked.
 
 Why it exists: delivery is exactly-once only if the client can resend, after any
 reconnect, every message after the bridge's last stored seq (docs/protocol.md §1). So a
-message must outlive its first send until the bridge acks it, and an outage of minutes
-at full capture rate must not exhaust RAM: past ``memory_limit_bytes`` messages go to
-append-only segment files instead.
+message must outlive its first send until the bridge acks it — and, since a kill -9 of
+the app during a bridge outage used to lose 17 % of the ticks, it must outlive the
+process too.
 
-Layout — one FIFO, each message placed once. The spool is a single seq-ordered list of
-entries; each entry holds its payload either in memory or as an (offset, size) into a
-segment file. At ``append`` a message goes to memory when it fits under the memory limit,
-otherwise to the tail of the current segment. So when the link falls behind, memory
-holds the oldest messages and the newest spill to disk; once acks free memory, new
-messages go to memory again while the older spilled ones stay on disk and are read back
-on demand, one record per :meth:`Spool.peek_next_after`. This was chosen over "reload
-the oldest disk records into memory after acks" because it never moves data twice, never
-does bulk I/O inside ``ack`` (which runs on the asyncio loop), and FIFO order comes from
-the list, not from where payloads live. The cost is about 100 bytes of index per message
-on disk, which is negligible for 10 KB–1 MB payloads.
+Durable by default. With a directory, EVERY message is written to the current segment
+file inside :meth:`Spool.append`, as ONE ``write`` (``writev`` of header+marks and the
+payload, so the payload is not copied) straight into the OS, unbuffered in Python. The
+page cache survives a kill -9 of the process, so a crash loses nothing that ``append``
+returned for. ``fsync`` is not per record (it would cap throughput at the disk's flush
+rate): a segment is fsync'd (with its directory) when it is sealed, at :meth:`close`, and
+the open segment at most every ``fsync_interval`` seconds (checked at each append and by
+:meth:`Spool.sync`, which the caller may run on a timer while idle). What survives a
+POWER LOSS: every sealed segment, and the open segment up to its last fsync; the records
+appended since (at most ``fsync_interval`` s of appends) may be lost or torn. Recovery
+drops a torn tail silently and restores the ``marks`` of the last intact record, which is
+exactly how the link knows from where to re-capture ticks; unsynced pages that reach the
+disk out of order can instead leave holes, which recovery reports as lost seqs.
 
-Segments are named ``seg-<first seq>.spool``. Each record is a 24-byte little-endian
-header ``(seq u64, ticks u64, length u32, crc32 u32)`` then the payload; the crc covers
-the first three header fields and the payload, and every read checks seq, length, ticks
-and crc, so a torn or damaged record raises :class:`SpoolCorruptError` naming the file and
-offset instead of returning a wrong payload. Writes go through a 1 MiB buffer (flushed
-before a record of the open segment is read back); a segment is flushed, fsync'd and
-closed when the next record would take it past ``segment_bytes`` — once per segment,
-never per record. A segment file is deleted as soon as every record in it is acked.
+Memory is only a cache (up to ``memory_limit_bytes`` of payloads) so the sender rarely
+reads back from disk. A payload is cached at append if it fits; acks free the cache for
+new ones. The cache keeps the OLDEST unacked payloads rather than evicting them for newer
+ones because the sender is a FIFO reader: after an outage it resends from the oldest, so
+those are the ones it needs first; while it keeps up, everything fits anyway. Without a
+directory (tests, ``spool_disk_mb = 0``) the spool is memory-only and the memory limit is
+the capacity. With a directory the capacity is the disk limit: ``fill_ratio`` is disk
+bytes / disk limit.
 
-When full: :meth:`Spool.append` raises :class:`SpoolFull` and changes nothing. The spool
-never drops a message; the caller's policy is that the link pauses intake from the
-collector, which back-pressures the capture, so ticks wait in the terminal's own history
-until acks make room — nothing is lost, it only arrives late.
+Why segment files, not SQLite (benchmarks/bench_spool.py, 2-core VM, ext4 on virtio,
+page cache warm; the figures are in the table below): append-only segments write each
+byte once, while SQLite WAL writes it to the WAL and again to the table at checkpoint;
+dropping acked data is one ``unlink`` per segment instead of DELETEs that leave free pages
+to reuse; recovery is one sequential read with a crc per record (SQLite has no checksums,
+so it would return a damaged payload silently).
 
-Not implemented: resume across app restarts. Seqs are per session (a fresh session id
-per run), so segment files are useful to this process only: :meth:`Spool.close` deletes
-them and the constructor deletes leftovers of a crashed run from ``directory`` (one spool
-per directory). The spool is not thread-safe; every method is synchronous and cheap
-(O(1) amortised, at most one record of disk I/O) so it can be called from the loop.
+===========================  ===============  ===============
+append+ack (ack window 32)   segments         SQLite WAL
+===========================  ===============  ===============
+300 KB payloads, MB/s        SEG_300_MB       SQL_300_MB
+300 KB payloads, msg/s       SEG_300_MSG      SQL_300_MSG
+2 KB payloads, MB/s          SEG_2_MB         SQL_2_MB
+2 KB payloads, msg/s         SEG_2_MSG        SQL_2_MSG
+CPU s per GB (300 KB)        SEG_CPU          SQL_CPU
+recovery of 1 GB, s          SEG_REC          SQL_REC
+===========================  ===============  ===============
+
+Records (see :mod:`app.link.spool_files`): magic, a header with its own crc (seq, ticks,
+marks length, payload length, body crc), then ``marks`` (a small opaque blob from the
+caller: the link stores the per-symbol capture cursors at that message, so after a crash
+it knows up to where ticks are in the spool) and the payload. Segments are named
+``seg-<write order>.spool``; recovery reads them in write order and applies one rule: a
+record with seq s supersedes every record written earlier with seq >= s. That makes
+:meth:`Spool.replace_after` crash-safe without rewriting anything: the new tail is
+simply appended. A damaged record is skipped (resync on the next magic); a seq missing in
+the middle becomes a *lost* entry that :meth:`Spool.peek_next_after` reports with
+:class:`SpoolCorruptError` so the link can send a "lost" marker and go on. Acked data
+goes by whole segments, oldest first (never a later one before an earlier one: that could
+resurrect records the later one superseded).
+
+One spool per session directory ``ROOT/<session>/`` (segments, ``spool.json`` with
+client_id/session/created, ``spool.lock``), exclusively locked while open; a spool with
+unacked messages is kept at :meth:`Spool.close` and resumed by the next run
+(:func:`find_leftovers`), an emptied one is deleted.
+
+Faults never hang and never retry inside: a limit raises :class:`SpoolFull`, a failed
+write (ENOSPC, EDQUOT, EIO...) raises :class:`SpoolDiskError` after cutting the partial
+record away, and in both cases the message is not kept; the caller keeps it and retries
+after acks or later (pausing intake meanwhile). The spool is not thread-safe; every call
+does at most one record of I/O (plus an fsync when a segment is sealed or the interval
+is due, and unlinks of acked segments) so it can run on the asyncio loop; opening (the
+recovery scan) may take longer, and runs before the loop needs the spool.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
-import struct
-import zlib
+import shutil
+import sys
+import time
+import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Final, Self
+from typing import Final, Self
+
+from app.link.spool_files import (
+    LOCK_NAME,
+    META_NAME,
+    RECORD_HEADER_BYTES,
+    Record,
+    SessionLock,
+    SpoolLocked,
+    encode_header,
+    fsync_directory,
+    read_meta,
+    read_records,
+    scan,
+    segment_name,
+    segment_number,
+    segment_paths,
+    write_meta,
+)
 
 __all__ = [
+    "DEFAULT_FSYNC_INTERVAL",
     "DEFAULT_SEGMENT_BYTES",
     "RECORD_HEADER_BYTES",
+    "Record",
     "Spool",
     "SpoolCorruptError",
+    "SpoolDiskError",
     "SpoolError",
     "SpoolFull",
+    "SpoolLocked",
+    "find_leftovers",
+    "read_records",
 ]
 
-_HEADER: Final = struct.Struct("<QQII")  # seq, ticks, payload length, crc32
-#: Bytes each spilled message costs on disk on top of its payload.
-RECORD_HEADER_BYTES: Final = _HEADER.size
-_CRC_PREFIX: Final = RECORD_HEADER_BYTES - 4  # the crc covers seq, ticks and length
 #: Segment rotation size: small enough that acks free disk space promptly, large enough
 #: that the per-segment fsync is rare.
 DEFAULT_SEGMENT_BYTES: Final = 4 * 2**20
-_WRITE_BUFFER_BYTES: Final = 2**20
-_SEGMENT_GLOB: Final = "seg-*.spool"
+#: Longest time appended records stay un-fsync'd while appends go on.
+DEFAULT_FSYNC_INTERVAL: Final = 1.0
 _MAX_U32: Final = 2**32 - 1
 _MAX_U64: Final = 2**64 - 1
 #: Acked entries are compacted away once they are this many and half the index.
 _COMPACT_MIN: Final = 1024
+_OPEN_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 class SpoolError(Exception):
@@ -81,66 +140,121 @@ class SpoolError(Exception):
 
 
 class SpoolFull(SpoolError):  # noqa: N818 - a state the caller waits out, not a fault
-    """The message fits neither in memory nor on disk; retry after acks free space.
+    """The message does not fit now; retry after acks free space. Nothing was kept."""
 
-    Raised before anything changes, so the caller can retry the very same ``append``.
-    """
-
-    def __init__(self, seq: int, size: int, memory_free: int, disk_free: int | None) -> None:
-        where = "no disk spool" if disk_free is None else f"{disk_free} bytes free on disk"
-        super().__init__(
-            f"spool full: message {seq} of {size} bytes, "
-            f"{memory_free} bytes free in memory, {where}"
-        )
+    def __init__(self, message: str, seq: int, size: int) -> None:
+        super().__init__(message)
         self.seq = seq
         self.size = size
 
 
-class SpoolCorruptError(SpoolError):
-    """A spilled record failed its length/seq/crc check: the segment file is damaged."""
+class SpoolDiskError(SpoolFull):
+    """Writing the message failed (disk full, quota, I/O error): it was not kept.
 
-    def __init__(self, path: Path, offset: int, reason: str) -> None:
-        super().__init__(f"spool segment {path} is corrupt at offset {offset}: {reason}")
+    A :class:`SpoolFull` because the caller's answer is the same — keep the data, pause
+    intake, retry later — but it names the folder, the OS error and the free bytes, so
+    the user can see which disk to clean up.
+    """
+
+    def __init__(
+        self, seq: int, size: int, directory: Path, error: OSError, free_bytes: int | None
+    ) -> None:
+        free = "unknown" if free_bytes is None else f"{free_bytes}"
+        reason = error.strerror or str(error)
+        super().__init__(
+            f"spool folder {directory}: cannot write message {seq} ({size} bytes): "
+            f"[Errno {error.errno}] {reason}; {free} bytes free on that disk",
+            seq,
+            size,
+        )
+        self.directory = directory
+        self.errno = error.errno
+        self.free_bytes = free_bytes
+
+
+class SpoolCorruptError(SpoolError):
+    """Message ``seq`` cannot be read back (damaged record): it is now marked lost.
+
+    ``ticks`` is its tick count when known (the header or the index was readable), else
+    None. The caller reports it (a "lost" marker for that seq) and goes on with
+    ``peek_next_after(seq)``; asking for the same seq again raises again.
+    """
+
+    def __init__(
+        self, seq: int, ticks: int | None, reason: str, path: Path | None, offset: int | None
+    ) -> None:
+        where = "" if path is None else f" ({path} at offset {offset})"
+        super().__init__(f"spool message {seq} is lost: {reason}{where}")
+        self.seq = seq
+        self.ticks = ticks
+        self.reason = reason
         self.path = path
         self.offset = offset
 
 
 class _Segment:
-    __slots__ = ("first_seq", "last_seq", "path", "size", "writer")
+    __slots__ = ("fd", "live_max", "number", "path", "size")
 
-    def __init__(self, path: Path, first_seq: int, writer: BinaryIO) -> None:
+    def __init__(self, path: Path, number: int, size: int, fd: int | None) -> None:
         self.path = path
-        self.first_seq = first_seq
-        self.last_seq = first_seq - 1  # no record yet
-        self.size = 0
-        self.writer: BinaryIO | None = writer  # None once sealed
+        self.number = number
+        self.size = size
+        self.fd = fd  # None once sealed (or recovered: never appended to again)
+        # Highest seq with a live record here: deletable once acked up to it.
+        self.live_max = 0
+
+
+class _Lost:
+    __slots__ = ("offset", "path", "reason", "ticks")
+
+    def __init__(
+        self, reason: str, ticks: int | None, path: Path | None, offset: int | None
+    ) -> None:
+        self.reason = reason
+        self.ticks = ticks
+        self.path = path
+        self.offset = offset
 
 
 class _Entry:
-    """One message: ``payload`` in memory, or ``segment`` + ``offset`` on disk."""
+    """One message: payload cached in memory and/or a record in ``segment``."""
 
-    __slots__ = ("offset", "payload", "segment", "size", "ticks")
+    __slots__ = ("length", "lost", "marks", "offset", "payload", "segment", "size", "ticks")
 
     def __init__(
-        self, ticks: int, size: int, payload: bytes | None, segment: _Segment | None, offset: int
+        self,
+        ticks: int,
+        size: int,
+        payload: bytes | None,
+        segment: _Segment | None,
+        offset: int,
+        *,
+        length: int = 0,
+        marks: bytes = b"",
     ) -> None:
         self.ticks = ticks
         self.size = size
         self.payload = payload
         self.segment = segment
         self.offset = offset
+        self.length = length  # whole record on disk
+        self.marks = marks
+        self.lost: _Lost | None = None
 
 
 class Spool:
-    """Bounded FIFO of ``(seq, payload, ticks)`` awaiting the bridge's ack.
+    """Bounded, durable FIFO of ``(seq, payload, ticks, marks)`` awaiting the bridge's ack.
 
-    Seqs are gap-free: the first ``append`` is seq 1, each next one ``last_seq + 1``. A
-    sender loop keeps the seq it sent last and asks for the next one; that is one index
-    lookup, O(1), plus at most one record read when that message is on disk::
+    Seqs are gap-free: the first ``append`` is ``last_seq + 1`` (1 for a new session).
+    A sender loop keeps the seq it sent last and asks for the next one; that is one index
+    lookup, O(1), plus at most one record read when the payload is not cached::
 
         sent = spool.acked_seq              # after welcome: spool.ack(last_seq) first
         while True:
-            item = spool.peek_next_after(sent)
+            try:
+                item = spool.peek_next_after(sent)
+            except SpoolCorruptError as exc:
+                send_lost(exc.seq, exc.ticks); sent = exc.seq; continue
             if item is None:
                 await appended.wait()       # the caller's own "something new" signal
                 continue
@@ -156,15 +270,22 @@ class Spool:
         directory: Path | None,
         *,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        client_id: str = "",
+        session: str | None = None,
+        fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
     ) -> None:
         if memory_limit_bytes < 0 or disk_limit_bytes < 0:
             raise ValueError("spool limits must be >= 0")
         if segment_bytes <= 0:
             raise ValueError("segment_bytes must be > 0")
+        if fsync_interval < 0:
+            raise ValueError("fsync_interval must be >= 0")
         self._memory_limit = memory_limit_bytes
         self._disk_limit = disk_limit_bytes if directory is not None else 0
         self._directory = directory
         self._segment_bytes = segment_bytes
+        self._fsync_interval = fsync_interval
+        self._client_id = client_id
         # Entries of seqs acked_seq+1 .. last_seq live at _entries[_head:]; a list with a
         # moving head (not a deque) so that seq -> entry is O(1) anywhere in the window.
         self._entries: list[_Entry] = []
@@ -172,17 +293,44 @@ class Spool:
         self._acked = 0
         self._last = 0
         self._ticks = 0
+        self._marks = b""
         self._memory_bytes = 0
         self._disk_bytes = 0
         self._spilled_total = 0
+        self._recovered = 0
+        self._recovery_damage: list[Record] = []
         self._segments: deque[_Segment] = deque()
         self._active: _Segment | None = None
+        self._next_number = 1
         self._reader: tuple[_Segment, io.FileIO] | None = None
+        self._unsynced = False  # the active segment has records not fsync'd yet
+        self._dir_unsynced = False  # a segment was created since the last directory fsync
+        self._synced_at = time.monotonic()
+        self._lock: SessionLock | None = None
         self._closed = False
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-            for stale in directory.glob(_SEGMENT_GLOB):
-                stale.unlink()
+        if directory is None:
+            self._session = session or uuid.uuid4().hex
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = SessionLock(directory)
+        try:
+            meta = read_meta(directory)
+            if meta is None:
+                self._session = session or directory.name
+                write_meta(directory, client_id, self._session)
+            else:
+                owner = meta.get("client_id")
+                if client_id and owner and owner != client_id:
+                    raise SpoolError(
+                        f"spool folder {directory} belongs to client {owner!r}, not {client_id!r}"
+                    )
+                self._client_id = str(owner or client_id)
+                self._session = str(meta.get("session") or session or directory.name)
+            self._recover(directory)
+        except BaseException:
+            self._close_files()
+            self._lock.release()
+            raise
 
     # ------------------------------------------------------------------ observation
     def __len__(self) -> int:
@@ -190,10 +338,38 @@ class Spool:
 
     def __repr__(self) -> str:
         return (
-            f"Spool(seqs {self._acked + 1}..{self._last}, {len(self)} messages, "
-            f"memory {self._memory_bytes}/{self._memory_limit} B, "
+            f"Spool({self._session}: seqs {self._acked + 1}..{self._last}, "
+            f"{len(self)} messages, memory {self._memory_bytes}/{self._memory_limit} B, "
             f"disk {self._disk_bytes}/{self._disk_limit} B)"
         )
+
+    @property
+    def session(self) -> str:
+        """The session id: from ``spool.json`` when resumed, else the given one."""
+        return self._session
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    @property
+    def directory(self) -> Path | None:
+        return self._directory
+
+    @property
+    def recovered(self) -> int:
+        """Messages found at open (lost ones included): 0 for a new session."""
+        return self._recovered
+
+    @property
+    def recovery_damage(self) -> tuple[Record, ...]:
+        """Damaged stretches met by the recovery scan (for the log), torn tails included."""
+        return tuple(self._recovery_damage)
+
+    @property
+    def marks(self) -> bytes:
+        """The ``marks`` of the newest message (b"" if there is none)."""
+        return self._marks
 
     @property
     def ticks(self) -> int:
@@ -202,15 +378,15 @@ class Spool:
 
     @property
     def memory_bytes(self) -> int:
-        """Payload bytes held in memory; never above ``memory_limit_bytes``."""
+        """Payload bytes cached in memory; never above ``memory_limit_bytes``."""
         return self._memory_bytes
 
     @property
     def disk_bytes(self) -> int:
-        """Size of the segment files on disk, headers included.
+        """Size of the segment files, headers, marks and not yet deletable records included.
 
-        Counts whole files, acked records of a partly acked segment included, because
-        that is what the disk really holds; never above ``disk_limit_bytes``.
+        Counts whole files because that is what the disk really holds; an append never
+        takes it above ``disk_limit_bytes``.
         """
         return self._disk_bytes
 
@@ -230,39 +406,41 @@ class Spool:
 
     @property
     def last_seq(self) -> int:
-        """Last appended seq, 0 before the first append."""
+        """Last appended seq, 0 before the first append of a new session."""
         return self._last
 
     @property
     def acked_seq(self) -> int:
-        """Highest seq acked so far (0 at the start): ``resume_from`` of the hello."""
+        """Highest seq acked (a resumed spool: the lowest recovered seq - 1)."""
         return self._acked
 
     @property
     def fill_ratio(self) -> float:
-        """(memory + disk bytes) / (memory + disk limits), 0..1; 1.0 for zero limits."""
-        capacity = self._memory_limit + self._disk_limit
-        if capacity == 0:
-            return 1.0
-        return min(1.0, (self._memory_bytes + self._disk_bytes) / capacity)
+        """0..1 of the capacity: disk bytes / disk limit, or memory only without a directory."""
+        if self._directory is not None:
+            used, capacity = self._disk_bytes, self._disk_limit
+        else:
+            used, capacity = self._memory_bytes, self._memory_limit
+        return 1.0 if capacity == 0 else min(1.0, used / capacity)
 
     @property
     def spilled_total(self) -> int:
-        """Messages ever written to disk: how often the memory limit was hit, in messages."""
+        """Messages whose payload did not fit the memory cache (read back from disk)."""
         return self._spilled_total
 
     @property
     def segment_paths(self) -> tuple[Path, ...]:
-        """The segment files currently on disk, oldest first."""
+        """The segment files currently on disk, in write order."""
         return tuple(seg.path for seg in self._segments)
 
     # ------------------------------------------------------------------ mutation
-    def append(self, seq: int, payload: bytes, ticks: int) -> None:
-        """Keep ``payload`` until ``ack(seq)``; in memory if it fits, otherwise on disk.
+    def append(self, seq: int, payload: bytes, ticks: int, marks: bytes = b"") -> None:
+        """Keep ``payload`` (and ``marks``) until ``ack(seq)``; on disk at once if durable.
 
-        Raises ValueError when ``seq`` is not ``last_seq + 1`` or the payload could never
-        fit even in an empty spool (waiting for acks would then wait forever), and
-        :class:`SpoolFull` when it does not fit now. Neither changes anything.
+        Raises ValueError when ``seq`` is not ``last_seq + 1`` or the message could never
+        fit even in an empty spool (waiting for acks would wait forever),
+        :class:`SpoolFull` when it does not fit now and :class:`SpoolDiskError` when the
+        write failed. None of them keeps the message or changes the spool.
         """
         self._check_open()
         if seq != self._last + 1:
@@ -270,28 +448,125 @@ class Spool:
         if not 0 <= ticks <= _MAX_U64:
             raise ValueError(f"tick count must be >= 0, got {ticks}")
         size = len(payload)
-        fits_disk = self._directory is not None and (
-            size <= _MAX_U32 and RECORD_HEADER_BYTES + size <= self._disk_limit
-        )
-        if size > self._memory_limit and not fits_disk:
-            raise ValueError(
-                f"message {seq} of {size} bytes exceeds the spool's memory and disk limits"
-            )
-        if self._memory_bytes + size <= self._memory_limit:
-            entry = _Entry(ticks, size, payload, None, 0)
-            self._memory_bytes += size
+        if size > _MAX_U32 or len(marks) > _MAX_U32:
+            raise ValueError(f"message {seq} of {size} bytes is too large for a record")
+        cache = self._memory_bytes + size <= self._memory_limit
+        if self._directory is None:
+            if size > self._memory_limit:
+                raise ValueError(f"message {seq} of {size} bytes exceeds the spool's memory limit")
+            if not cache:
+                raise SpoolFull(
+                    f"spool full: message {seq} of {size} bytes, "
+                    f"{self._memory_limit - self._memory_bytes} bytes free in memory, "
+                    "no disk spool",
+                    seq,
+                    size,
+                )
+            entry = _Entry(ticks, size, payload, None, 0, marks=marks)
         else:
-            entry = self._spill(seq, payload, ticks)
+            length = RECORD_HEADER_BYTES + len(marks) + size
+            if length > self._disk_limit:
+                raise ValueError(
+                    f"message {seq} of {size} bytes exceeds the spool's disk limit "
+                    f"of {self._disk_limit} bytes"
+                )
+            if self._disk_bytes + length > self._disk_limit:
+                raise SpoolFull(
+                    f"spool full: message {seq} of {size} bytes, "
+                    f"{self._disk_limit - self._disk_bytes} of {self._disk_limit} bytes "
+                    f"free in {self._directory}",
+                    seq,
+                    size,
+                )
+            seg, offset = self._write(seq, ticks, marks, payload, length)
+            entry = _Entry(
+                ticks, size, payload if cache else None, seg, offset, length=length, marks=marks
+            )
+            if not cache:
+                self._spilled_total += 1
+        if cache:
+            self._memory_bytes += size
         self._entries.append(entry)
         self._last = seq
         self._ticks += ticks
+        self._marks = marks
+
+    def replace_after(self, seq: int, items: Sequence[tuple[bytes, int, bytes]]) -> None:
+        """Drop every unacked message > ``seq``; append ``(payload, ticks, marks)`` items
+        as ``seq + 1``, ``seq + 2``, ...
+
+        For the link re-cutting its unsent tail when a bridge announces a smaller frame
+        limit. Crash-safe without rewriting anything: on disk the new records are just
+        appended, and recovery lets a record supersede every earlier one with a seq >= its
+        own. The old tail's bytes stay on disk until their segments are acked away, so
+        there must be disk room for all the new records (else :class:`SpoolFull`, with
+        nothing changed). If a write fails on the first item, nothing changed; if it fails
+        later, :class:`SpoolDiskError` is raised with ``last_seq`` telling how many items
+        went in: the caller appends the rest later with :meth:`append`.
+        """
+        self._check_open()
+        if not self._acked <= seq <= self._last:
+            raise ValueError(
+                f"replace_after({seq}) outside the unacked window {self._acked}..{self._last}"
+            )
+        if not items:
+            if seq == self._last:
+                return
+            raise ValueError("replace_after needs the items that replace the tail")
+        cut = self._head + (seq - self._acked)
+        dropped = self._entries[cut:]
+        dropped_cached = sum(e.size for e in dropped if e.payload is not None)
+        if self._directory is not None:
+            need = sum(RECORD_HEADER_BYTES + len(m) + len(p) for p, _, m in items)
+            if self._disk_bytes + need > self._disk_limit:
+                raise SpoolFull(
+                    f"spool full: replacing messages after {seq} needs {need} bytes, "
+                    f"{self._disk_limit - self._disk_bytes} free in {self._directory}",
+                    seq + 1,
+                    need,
+                )
+        else:
+            need = sum(len(p) for p, _, _ in items)
+            free = self._memory_limit - (self._memory_bytes - dropped_cached)
+            if need > free:
+                raise SpoolFull(
+                    f"spool full: replacing messages after {seq} needs {need} bytes, "
+                    f"{free} bytes free in memory, no disk spool",
+                    seq + 1,
+                    need,
+                )
+        saved = (self._last, self._ticks, self._marks, self._memory_bytes, self._spilled_total)
+        saved_live = [(s, s.live_max) for s in self._segments]
+        del self._entries[cut:]
+        self._last = seq
+        self._ticks -= sum(e.ticks for e in dropped)
+        self._memory_bytes -= dropped_cached
+        self._marks = self._entries[-1].marks if len(self._entries) > self._head else b""
+        for s in self._segments:
+            s.live_max = min(s.live_max, seq)
+        for i, (payload, ticks, marks) in enumerate(items):
+            try:
+                self.append(seq + 1 + i, payload, ticks, marks)
+            except SpoolError:
+                if i == 0:  # nothing superseded on disk: put the old tail back
+                    self._entries.extend(dropped)
+                    (
+                        self._last,
+                        self._ticks,
+                        self._marks,
+                        self._memory_bytes,
+                        self._spilled_total,
+                    ) = saved
+                    for s, live in saved_live:
+                        s.live_max = live
+                raise
 
     def ack(self, seq: int) -> int:
         """Forget every message <= ``seq`` (acks are cumulative); return how many went.
 
         An ack at or below ``acked_seq`` is a harmless repeat and drops nothing. Acking
         past ``last_seq`` is a ValueError: the bridge claims something never sent.
-        Segment files whose records are all acked are deleted here.
+        Segment files whose live records are all acked are deleted here, oldest first.
         """
         self._check_open()
         if seq > self._last:
@@ -304,46 +579,80 @@ class Spool:
         for i in range(start, stop):
             entry = entries[i]
             self._ticks -= entry.ticks
-            if entry.segment is None:
+            if entry.payload is not None:
                 self._memory_bytes -= entry.size
             # Drop the references now: the dead entry itself lingers until compaction.
             entry.payload = None
             entry.segment = None
         self._head = stop
         self._acked = seq
-        segments = self._segments
-        while segments and segments[0].last_seq <= seq:
-            self._delete_segment(segments.popleft())
+        self._drop_acked_segments()
         if self._head >= _COMPACT_MIN and 2 * self._head >= len(entries):
             del entries[: self._head]
             self._head = 0
         return stop - start
 
-    def close(self) -> None:
-        """Delete the segment files and forget everything; idempotent.
+    def sync(self, *, force: bool = False) -> bool:
+        """fsync the open segment if it has unsynced records and the interval is due.
 
-        Unacked messages are lost on purpose: they belong to this session, which ends
-        here (no resume across restarts). Every file is attempted; the first OSError,
-        if any, is raised afterwards.
+        Called by every append; a caller may also call it on a timer so that the last
+        appends before an idle stretch get flushed too. Returns whether it fsync'd.
+        Raises :class:`OSError` if the fsync fails (nothing to undo: the records are
+        still in the page cache).
+        """
+        self._check_open()
+        seg = self._active
+        if seg is None or seg.fd is None or not self._unsynced:
+            return False
+        now = time.monotonic()
+        if not force and now - self._synced_at < self._fsync_interval:
+            return False
+        self._synced_at = now
+        self._unsynced = False
+        os.fsync(seg.fd)
+        if self._dir_unsynced and self._directory is not None:
+            self._dir_unsynced = False
+            fsync_directory(self._directory)
+        return True
+
+    def close(self) -> None:
+        """fsync, close the files and release the lock; idempotent.
+
+        If every message is acked the session directory is deleted; otherwise it is kept
+        for the next run to resume. The first OSError, if any, is raised after
+        everything was attempted.
         """
         if self._closed:
             return
         self._closed = True
-        self._close_reader()
         error: OSError | None = None
-        for seg in self._segments:
+        if self._directory is not None and len(self) > 0 and self._active is not None:
             try:
-                self._discard(seg)
+                self._seal()
             except OSError as exc:
-                error = error or exc
-        self._segments.clear()
-        self._active = None
-        self._entries = []
-        self._head = 0
-        self._acked = self._last  # holds nothing any more: len() is 0
-        self._ticks = self._memory_bytes = self._disk_bytes = 0
+                error = exc
+        empty = len(self) == 0
+        self._close_files()
+        self._forget()
+        if self._lock is not None and self._directory is not None:
+            if empty:
+                error = _remove_session(self._directory, self._lock) or error
+            self._lock.release()
         if error is not None:
             raise error
+
+    def discard(self) -> None:
+        """Delete everything, acked or not, files and directory included; final."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_files()
+        self._forget()
+        if self._lock is not None and self._directory is not None:
+            error = _remove_session(self._directory, self._lock)
+            self._lock.release()
+            if error is not None:
+                raise error
 
     def __enter__(self) -> Self:
         return self
@@ -361,8 +670,9 @@ class Spool:
         """The unacked message with the smallest seq > ``seq``, or None if there is none.
 
         A ``seq`` below ``acked_seq`` gives the oldest unacked message: acked ones are
-        gone and the bridge already has them. O(1); a message on disk costs one record
-        read (and raises :class:`SpoolCorruptError` if that record is damaged).
+        gone and the bridge already has them. O(1); an uncached payload costs one record
+        read. A lost or damaged message raises :class:`SpoolCorruptError` (and stays
+        lost): report it, then go on with ``peek_next_after(exc.seq)``.
         """
         self._check_open()
         target = max(seq, self._acked) + 1
@@ -371,18 +681,21 @@ class Spool:
         entry = self._entries[self._head + (target - self._acked - 1)]
         payload = entry.payload
         if payload is None:
-            payload = self._read(target, entry)
+            if entry.lost is None:
+                payload = self._read(target, entry)
+            if entry.lost is not None:
+                lost = entry.lost
+                raise SpoolCorruptError(target, lost.ticks, lost.reason, lost.path, lost.offset)
+            assert payload is not None
         return target, payload
 
     def iter_from(self, seq: int) -> Iterator[tuple[int, bytes]]:
         """Yield ``(seq, payload)`` for every unacked message >= ``seq``, in order.
 
         Lazy and live: each ``next`` returns the message after the previous one as the
-        spool is *at that moment*, so messages appended while the consumer runs are
-        yielded too, messages acked meanwhile are skipped, and the iterator ends at the
-        first ``next`` that finds nothing newer (a finished generator cannot resume; a
-        long-lived sender loop should use :meth:`peek_next_after`). Any number of
-        iterators may run at once; each step is one :meth:`peek_next_after`.
+        spool is *at that moment* (appends are seen, acked ones skipped); it ends at the
+        first ``next`` that finds nothing newer. Each step is one :meth:`peek_next_after`
+        (so a lost message raises).
         """
         after = seq - 1
         while (item := self.peek_next_after(after)) is not None:
@@ -394,141 +707,394 @@ class Spool:
         if self._closed:
             raise ValueError("spool is closed")
 
-    def _spill(self, seq: int, payload: bytes, ticks: int) -> _Entry:
-        size = len(payload)
-        record = RECORD_HEADER_BYTES + size
-        if self._directory is None or self._disk_bytes + record > self._disk_limit:
-            disk_free = None if self._directory is None else self._disk_limit - self._disk_bytes
-            raise SpoolFull(seq, size, self._memory_limit - self._memory_bytes, disk_free)
-        seg = self._active
-        if seg is not None and seg.size > 0 and seg.size + record > self._segment_bytes:
-            self._seal_active()
-            seg = None
-        if seg is None:
-            seg = self._open_segment(seq)
-        writer = seg.writer
-        assert writer is not None
-        offset = seg.size
-        crc_prefix = _HEADER.pack(seq, ticks, size, 0)[:_CRC_PREFIX]
-        crc = zlib.crc32(payload, zlib.crc32(crc_prefix))
-        try:
-            writer.write(_HEADER.pack(seq, ticks, size, crc))
-            writer.write(payload)
-        except BaseException:
-            self._abandon_active(offset)
-            raise
-        seg.size += record
-        seg.last_seq = seq
-        self._disk_bytes += record
-        self._spilled_total += 1
-        return _Entry(ticks, size, None, seg, offset)
-
-    def _open_segment(self, first_seq: int) -> _Segment:
+    def _disk_error(self, seq: int, size: int, exc: OSError) -> SpoolDiskError:
         assert self._directory is not None
-        path = self._directory / f"seg-{first_seq}.spool"
-        writer = io.BufferedWriter(io.FileIO(path, "xb"), buffer_size=_WRITE_BUFFER_BYTES)
-        seg = _Segment(path, first_seq, writer)
+        free: int | None = None
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(self._directory).free
+        return SpoolDiskError(seq, size, self._directory, exc, free)
+
+    def _write(
+        self, seq: int, ticks: int, marks: bytes, payload: bytes, length: int
+    ) -> tuple[_Segment, int]:
+        """Write one record to the open segment (sealing/opening one as needed).
+
+        Any OSError becomes :class:`SpoolDiskError` after the partial record is cut away,
+        so the segment keeps holding whole records only.
+        """
+        seg = self._active
+        try:
+            if seg is not None and seg.size > 0 and seg.size + length > self._segment_bytes:
+                self._seal()
+                seg = None
+            if seg is None:
+                seg = self._open_segment()
+            else:
+                self.sync()
+        except OSError as exc:
+            raise self._disk_error(seq, len(payload), exc) from exc
+        fd = seg.fd
+        assert fd is not None
+        offset = seg.size
+        head = encode_header(0, seq, ticks, marks, payload)
+        try:
+            _write_all(fd, head + marks, payload)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, offset)
+                os.lseek(fd, offset, os.SEEK_SET)
+            except OSError:
+                # Cannot cut it back: stop writing to this file. Recovery skips the
+                # partial record (a damaged stretch with no seq of its own).
+                self._abandon_active()
+            raise self._disk_error(seq, len(payload), exc) from exc
+        seg.size += length
+        seg.live_max = seq
+        self._disk_bytes += length
+        if not self._unsynced:
+            self._unsynced = True
+            self._synced_at = time.monotonic()
+        return seg, offset
+
+    def _open_segment(self) -> _Segment:
+        assert self._directory is not None
+        number = self._next_number
+        path = self._directory / segment_name(number)
+        fd = os.open(path, _OPEN_FLAGS, 0o644)
+        self._next_number = number + 1
+        seg = _Segment(path, number, 0, fd)
         self._segments.append(seg)
         self._active = seg
+        self._dir_unsynced = True
         return seg
 
-    def _seal_active(self) -> None:
-        """Flush, fsync and close the open segment; it stays readable and deletable.
+    def _seal(self) -> None:
+        """fsync and close the open segment; it stays readable and deletable.
 
         Whatever happens the segment ends up closed, so a failing disk raises once here
-        rather than on every later append; a record that never reached the file is then
-        reported as truncated when read, never returned wrong.
+        rather than on every later append.
         """
         seg = self._active
         assert seg is not None
-        writer = seg.writer
-        assert writer is not None
-        seg.writer = None
+        fd = seg.fd
         self._active = None
+        seg.fd = None
+        self._unsynced = False
+        if fd is None:
+            return
         try:
-            writer.flush()
-            os.fsync(writer.fileno())
+            os.fsync(fd)
         finally:
-            writer.close()
-
-    def _abandon_active(self, good_size: int) -> None:
-        """After a failed write: cut the segment back to its last whole record."""
-        seg = self._active
-        assert seg is not None
-        writer = seg.writer
-        assert writer is not None
-        seg.writer = None
-        self._active = None
-        with contextlib.suppress(OSError):
-            writer.close()
-        with contextlib.suppress(OSError):
-            os.truncate(seg.path, good_size)
-        if seg.size == 0:  # no record of ours in it: nothing will ever ack it away
+            os.close(fd)
+        if seg.size == 0:
             self._segments.remove(seg)
             seg.path.unlink(missing_ok=True)
+        if self._directory is not None:
+            self._dir_unsynced = False
+            fsync_directory(self._directory)
 
-    def _delete_segment(self, seg: _Segment) -> None:
-        if self._reader is not None and self._reader[0] is seg:
-            self._close_reader()
-        if seg is self._active:
-            self._active = None
-        self._discard(seg)
-        self._disk_bytes -= seg.size
+    def _abandon_active(self) -> None:
+        seg = self._active
+        assert seg is not None
+        self._active = None
+        fd, seg.fd = seg.fd, None
+        self._unsynced = False
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if seg.size == 0:  # no record of ours in it: nothing would ever ack it away
+            self._segments.remove(seg)
+            with contextlib.suppress(OSError):
+                seg.path.unlink(missing_ok=True)
 
-    @staticmethod
-    def _discard(seg: _Segment) -> None:
-        """Close and delete a segment file (closed first: Windows cannot delete open files)."""
-        writer = seg.writer
-        seg.writer = None
-        if writer is not None:
-            with contextlib.suppress(OSError):  # deleted next: a failed flush does not matter
-                writer.close()
-        seg.path.unlink(missing_ok=True)
+    def _drop_acked_segments(self) -> None:
+        segments = self._segments
+        while segments and segments[0].live_max <= self._acked:
+            seg = segments[0]
+            if seg is self._active and seg.size == 0:
+                break  # freshly opened, nothing in it yet
+            segments.popleft()
+            if self._reader is not None and self._reader[0] is seg:
+                self._close_reader()
+            if seg is self._active:
+                self._active = None
+                self._unsynced = False
+            fd, seg.fd = seg.fd, None
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)  # closed first: Windows cannot delete open files
+            self._disk_bytes -= seg.size
+            with contextlib.suppress(OSError):
+                # A file that cannot be deleted only wastes space; recovery would find
+                # its records acked-or-superseded-by-position and resend at worst.
+                seg.path.unlink(missing_ok=True)
 
     def _close_reader(self) -> None:
         if self._reader is not None:
             self._reader[1].close()
             self._reader = None
 
-    def _read(self, seq: int, entry: _Entry) -> bytes:
+    def _close_files(self) -> None:
+        self._close_reader()
+        for seg in self._segments:
+            fd, seg.fd = seg.fd, None
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._active = None
+
+    def _forget(self) -> None:
+        self._segments.clear()
+        self._entries = []
+        self._head = 0
+        self._acked = self._last  # holds nothing any more: len() is 0
+        self._ticks = self._memory_bytes = self._disk_bytes = 0
+
+    def _read(self, seq: int, entry: _Entry) -> bytes | None:
+        """The payload of ``entry`` from disk, or None after marking it lost."""
         seg = entry.segment
         assert seg is not None
-        if seg.writer is not None:
-            seg.writer.flush()  # the record may still sit in the write buffer
-        if self._reader is None or self._reader[0] is not seg:
-            self._close_reader()
-            # Unbuffered: a read-ahead buffer could serve stale bytes of a file that
-            # changed underneath, hiding exactly the damage the checks are for.
-            self._reader = (seg, io.FileIO(seg.path, "rb"))
-        reader = self._reader[1]
         offset = entry.offset
-        reader.seek(offset)
-        header = _read_exact(reader, RECORD_HEADER_BYTES)
-        if len(header) < RECORD_HEADER_BYTES:
-            raise SpoolCorruptError(
+        try:
+            if self._reader is None or self._reader[0] is not seg:
+                self._close_reader()
+                # Unbuffered: a read-ahead buffer could serve stale bytes of a file that
+                # changed underneath, hiding exactly the damage the checks are for.
+                self._reader = (seg, io.FileIO(seg.path, "rb"))
+            reader = self._reader[1]
+            reader.seek(offset)
+            data = _read_exact(reader, entry.length)
+        except OSError as exc:
+            return self._mark_lost(entry, f"read failed: {exc}", seg.path, offset)
+        found = next(scan(seg.path, data, with_payload=False), None)
+        if found is None or found.damage is not None:
+            reason = "record missing" if found is None else found.damage
+            assert reason is not None
+            return self._mark_lost(entry, reason, seg.path, offset)
+        if (found.seq, found.ticks, found.payload_length, found.length) != (
+            seq,
+            entry.ticks,
+            entry.size,
+            entry.length,
+        ):
+            return self._mark_lost(
+                entry,
+                f"record says seq {found.seq}, {found.payload_length} bytes, "
+                f"{found.ticks} ticks; expected seq {seq}, {entry.size} bytes, "
+                f"{entry.ticks} ticks",
                 seg.path,
                 offset,
-                f"record of seq {seq} truncated in its header "
-                f"({len(header)} of {RECORD_HEADER_BYTES} bytes)",
             )
-        found_seq, found_ticks, length, crc = _HEADER.unpack(header)
-        if (found_seq, length, found_ticks) != (seq, entry.size, entry.ticks):
-            raise SpoolCorruptError(
-                seg.path,
-                offset,
-                f"header says seq {found_seq}, {length} bytes, {found_ticks} ticks; "
-                f"expected seq {seq}, {entry.size} bytes, {entry.ticks} ticks",
+        return data[found.payload_offset :]
+
+    @staticmethod
+    def _mark_lost(entry: _Entry, reason: str, path: Path, offset: int) -> bytes | None:
+        """Mark ``entry`` lost for good (its payload cannot be had); always None."""
+        entry.lost = _Lost(reason, entry.ticks, path, offset)
+        return None
+
+    # ------------------------------------------------------------------ recovery
+    def _recover(self, directory: Path) -> None:
+        """Rebuild the index from the segments of an earlier run (before the loop runs).
+
+        Reads every segment once, in write order, applying the supersede rule; a seq
+        missing between intact records becomes a lost entry; damage after the last
+        intact record is a torn tail (a crash mid-write) and is cut off. Payloads are
+        cached up to the memory limit, oldest first, like appends would have.
+        """
+        entries: list[_Entry] = []
+        base = 0  # entries hold base+1 .. base+len(entries)
+        started = False
+        pending: dict[int, int] = {}  # seq -> ticks of damaged records with a good header
+        tail: tuple[_Segment, int] | None = None  # first damage after the last good record
+        memory = 0
+        for path in segment_paths(directory):
+            number = segment_number(path)
+            assert number is not None
+            data = path.read_bytes()
+            seg = _Segment(path, number, len(data), None)
+            self._segments.append(seg)
+            self._next_number = max(self._next_number, number + 1)
+            for rec in scan(path, data, with_payload=False):
+                if rec.damage is not None or rec.seq is None or rec.seq == 0:
+                    self._recovery_damage.append(rec)
+                    if rec.seq:
+                        pending[rec.seq] = rec.ticks or 0
+                    if tail is None:
+                        tail = (seg, rec.offset)
+                    continue
+                tail = None
+                s = rec.seq
+                if not started:
+                    started = True
+                    base = min((d for d in pending if d < s), default=s) - 1
+                if s <= base:  # supersedes everything recovered so far
+                    for e in entries:
+                        if e.payload is not None:
+                            memory -= e.size
+                    entries.clear()
+                    base = s - 1
+                elif s <= base + len(entries):
+                    for e in entries[s - base - 1 :]:
+                        if e.payload is not None:
+                            memory -= e.size
+                    del entries[s - base - 1 :]
+                else:
+                    for gap in range(base + len(entries) + 1, s):
+                        lost = _Entry(pending.get(gap, 0), 0, None, None, 0)
+                        lost.lost = _Lost(
+                            "record missing or damaged (found at recovery)",
+                            pending.get(gap),
+                            None,
+                            None,
+                        )
+                        entries.append(lost)
+                pending.clear()
+                size = rec.payload_length
+                payload: bytes | None = None
+                if memory + size <= self._memory_limit:
+                    payload = data[rec.payload_offset : rec.payload_offset + size]
+                    memory += size
+                entry = _Entry(
+                    rec.ticks or 0,
+                    size,
+                    payload,
+                    seg,
+                    rec.offset,
+                    length=rec.length,
+                    marks=rec.marks,
+                )
+                entries.append(entry)
+        if tail is not None and tail[0] is self._segments[-1]:
+            seg, offset = tail
+            os.truncate(seg.path, offset)  # a torn tail: the append never returned
+            seg.size = offset
+        for i, e in enumerate(entries):
+            if e.segment is not None:
+                e.segment.live_max = base + 1 + i
+        self._entries = entries
+        self._acked = base
+        self._last = base + len(entries)
+        self._ticks = sum(e.ticks for e in entries)
+        self._memory_bytes = memory
+        self._spilled_total = sum(1 for e in entries if e.payload is None and e.lost is None)
+        self._marks = entries[-1].marks if entries else b""
+        self._recovered = len(entries)
+        self._disk_bytes = sum(s.size for s in self._segments)
+        self._drop_acked_segments()
+        for seg in list(self._segments):  # empty files (a cut tail) hold nothing
+            if seg.size == 0:
+                self._segments.remove(seg)
+                seg.path.unlink(missing_ok=True)
+
+
+def find_leftovers(root: Path, client_id: str) -> list[Path]:
+    """Session directories under ``root`` of ``client_id`` that no live process holds.
+
+    Oldest first (by ``spool.json``'s created). A leftover without any record is deleted
+    on the way rather than returned (and so is a directory a crash left before its meta
+    was written). Each returned directory is unlocked again: open it with
+    ``Spool(..., directory=path, client_id=client_id)`` to resume it.
+    """
+    if not root.is_dir():
+        return []
+    found: list[tuple[float, str, Path]] = []
+    for directory in root.iterdir():
+        if not directory.is_dir():
+            continue
+        meta = read_meta(directory)
+        if meta is None:
+            with contextlib.suppress(OSError):
+                names = {p.name for p in directory.iterdir()}
+                if names <= {LOCK_NAME, META_NAME + ".tmp"}:  # a crash while creating
+                    _remove_if_unlocked(directory)
+            continue
+        if meta.get("client_id") != client_id:
+            continue
+        try:
+            lock = SessionLock(directory)
+        except (SpoolLocked, OSError):
+            continue
+        try:
+            if not any(p.stat().st_size > 0 for p in segment_paths(directory)):
+                _remove_session(directory, lock)
+                continue
+        finally:
+            lock.release()
+        created = meta.get("created")
+        found.append(
+            (
+                float(created) if isinstance(created, (int, float)) else 0.0,
+                directory.name,
+                directory,
             )
-        payload = _read_exact(reader, length)
-        if len(payload) < length:
-            raise SpoolCorruptError(
-                seg.path,
-                offset,
-                f"record of seq {seq} truncated ({len(payload)} of {length} payload bytes)",
-            )
-        if zlib.crc32(payload, zlib.crc32(header[:_CRC_PREFIX])) != crc:
-            raise SpoolCorruptError(seg.path, offset, f"crc mismatch in record of seq {seq}")
-        return payload
+        )
+    return [d for _, _, d in sorted(found)]
+
+
+def _remove_if_unlocked(directory: Path) -> None:
+    try:
+        lock = SessionLock(directory)
+    except (SpoolLocked, OSError):
+        return
+    try:
+        _remove_session(directory, lock)
+    finally:
+        lock.release()
+
+
+def _remove_session(directory: Path, lock: SessionLock) -> OSError | None:
+    """Delete a session directory's own files, then the directory if nothing else is in it.
+
+    Every file is attempted; the first OSError is returned. The lock file goes last; on
+    Windows an open, locked file cannot be deleted, so the lock is released first there.
+    """
+    error: OSError | None = None
+    try:
+        names = [p for p in directory.iterdir() if segment_number(p) is not None]
+    except OSError as exc:
+        return exc
+    for path in [*names, directory / META_NAME, directory / (META_NAME + ".tmp")]:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            error = error or exc
+    if sys.platform == "win32":
+        lock.release()
+    with contextlib.suppress(OSError):
+        (directory / LOCK_NAME).unlink(missing_ok=True)
+    try:
+        directory.rmdir()
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+            error = error or exc
+    return error
+
+
+def _write_all(fd: int, head: bytes, payload: bytes) -> None:
+    """One ``writev`` (one ``write`` on Windows); finishes a short write, never retries.
+
+    A short write only happens when the disk fills up midway: the continuation then
+    raises the real error (ENOSPC...), and the caller cuts the partial record away.
+    """
+    if not hasattr(os, "writev"):
+        data = memoryview(head + payload)
+        while data:
+            n = os.write(fd, data)
+            if n <= 0:
+                raise OSError(errno.EIO, "write returned 0")
+            data = data[n:]
+        return
+    bufs: list[bytes | memoryview] = [head, payload] if payload else [head]
+    while bufs:
+        n = os.writev(fd, bufs)
+        if n <= 0:
+            raise OSError(errno.EIO, "write returned 0")
+        while bufs and n >= len(bufs[0]):
+            n -= len(bufs[0])
+            bufs.pop(0)
+        if n:
+            bufs[0] = memoryview(bufs[0])[n:]
 
 
 def _read_exact(f: io.FileIO, n: int) -> bytes:

@@ -1,4 +1,8 @@
-"""The spool against real segment files in tmp_path, and against a plain list model."""
+"""The spool's behaviour while open: memory-only and durable, against a list model too.
+
+Recovery, crashes, locks and a full disk are in test_spool_recovery.py and
+test_spool_disk_full.py.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ from app.link.spool import (
     RECORD_HEADER_BYTES,
     Spool,
     SpoolCorruptError,
+    SpoolDiskError,
     SpoolFull,
+    read_records,
 )
 
 H = RECORD_HEADER_BYTES
@@ -28,111 +34,102 @@ def payload(seq: int, size: int) -> bytes:
     return (seq.to_bytes(4, "little") * (size // 4 + 1))[:size]
 
 
-def files(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
+def segs(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("seg-"))
 
 
 def fill(spool: Spool, seqs: range, size: int, ticks: int = 1) -> None:
     for seq in seqs:
-        spool.append(seq, payload(seq, size), ticks)
+        spool.append(seq, payload(seq, size), ticks, f"m{seq}".encode())
 
 
-# ---------------------------------------------------------------------- placement
-def test_fifo_order_across_memory_and_disk(tmp_path: Path) -> None:
-    with Spool(350, 10_000, tmp_path, segment_bytes=3 * (H + 100)) as spool:
+def crash(spool: Spool) -> None:
+    """What a kill -9 leaves: files as written, no fsync, no cleanup, lock released."""
+    spool._close_files()
+    assert spool._lock is not None
+    spool._lock.release()
+    spool._closed = True
+
+
+# ---------------------------------------------------------------------- memory-only
+def test_memory_only_spool_is_full_at_the_memory_limit() -> None:
+    spool = Spool(250, 10**9, None)
+    fill(spool, range(1, 3), 100)
+    with pytest.raises(SpoolFull, match="no disk spool") as excinfo:
+        spool.append(3, payload(3, 100), 1)
+    assert (excinfo.value.seq, excinfo.value.size) == (3, 100)
+    assert (len(spool), spool.disk_limit_bytes, spool.fill_ratio) == (2, 0, 200 / 250)
+    assert spool.marks == b"m2"
+    spool.ack(1)
+    spool.append(3, payload(3, 100), 1)
+    assert list(spool.iter_from(0)) == [(s, payload(s, 100)) for s in (2, 3)]
+    with pytest.raises(ValueError, match="exceeds the spool's memory limit"):
+        spool.append(4, payload(4, 251), 1)
+    spool.close()
+
+
+def test_memory_only_replace_after() -> None:
+    spool = Spool(1_000, 0, None)
+    fill(spool, range(1, 6), 100)
+    spool.replace_after(2, [(b"a" * 10, 3, b"x"), (b"b" * 10, 4, b"y")])
+    assert (spool.last_seq, spool.ticks, spool.marks, spool.memory_bytes) == (4, 9, b"y", 220)
+    assert list(spool.iter_from(0)) == [
+        (1, payload(1, 100)),
+        (2, payload(2, 100)),
+        (3, b"a" * 10),
+        (4, b"b" * 10),
+    ]
+    with pytest.raises(SpoolFull):
+        spool.replace_after(4, [(b"c" * 781, 1, b"")])
+    assert spool.last_seq == 4
+    spool.discard()
+
+
+# ---------------------------------------------------------------------- durable
+def test_every_append_is_in_the_file_at_once(tmp_path: Path) -> None:
+    with Spool(10**6, 10**6, tmp_path / "s", session="s") as spool:
+        fill(spool, range(1, 4), 100)
+        assert spool.memory_bytes == 300  # cached too: the sender does not read back
+        assert spool.spilled_total == 0
+        records = list(read_records(tmp_path / "s"))
+        assert [(r.seq, r.ticks, r.marks, r.payload) for r in records] == [
+            (s, 1, f"m{s}".encode(), payload(s, 100)) for s in (1, 2, 3)
+        ]
+        assert spool.disk_bytes == 3 * (H + 2 + 100)
+        assert spool.fill_ratio == pytest.approx(spool.disk_bytes / 10**6)
+
+
+def test_memory_caches_the_oldest_payloads_and_the_rest_is_read_back(tmp_path: Path) -> None:
+    with Spool(250, 10**6, tmp_path, segment_bytes=3 * (H + 102)) as spool:
         fill(spool, range(1, 21), 100)
-        assert spool.memory_bytes == 300  # seqs 1-3
-        assert spool.spilled_total == 17
-        segments = sorted(f"seg-{first}.spool" for first in (4, 7, 10, 13, 16, 19))
-        assert files(tmp_path) == segments
+        assert spool.memory_bytes == 200  # seqs 1-2
+        assert spool.spilled_total == 18
+        assert segs(tmp_path) == [p.name for p in spool.segment_paths]
+        assert len(spool.segment_paths) >= 7  # 3 records a segment, fewer with longer marks
         expected = [(s, payload(s, 100)) for s in range(1, 21)]
         assert list(spool.iter_from(1)) == expected
         assert list(spool.iter_from(1)) == expected  # repeatable: a second resend
         assert list(spool.iter_from(15)) == expected[14:]
-
-
-def test_spill_happens_exactly_past_the_memory_limit(tmp_path: Path) -> None:
-    with Spool(300, 10_000, tmp_path) as spool:
-        fill(spool, range(1, 4), 100)
-        assert (spool.memory_bytes, spool.disk_bytes, spool.spilled_total) == (300, 0, 0)
-        assert files(tmp_path) == []
-        spool.append(4, payload(4, 1), 1)  # one byte past the limit
-        assert (spool.memory_bytes, spool.disk_bytes, spool.spilled_total) == (300, H + 1, 1)
-        assert files(tmp_path) == ["seg-4.spool"]
-
-
-def test_memory_freed_by_acks_takes_new_messages_while_old_ones_stay_on_disk(
-    tmp_path: Path,
-) -> None:
-    with Spool(200, 10_000, tmp_path) as spool:
-        fill(spool, range(1, 6), 100)  # 1-2 memory, 3-5 disk
-        assert spool.ack(2) == 2
-        assert spool.memory_bytes == 0
-        fill(spool, range(6, 8), 100)  # room again: memory
-        assert spool.memory_bytes == 200
-        assert spool.spilled_total == 3
-        assert [s for s, _ in spool.iter_from(0)] == [3, 4, 5, 6, 7]
-        assert list(spool.iter_from(0)) == [(s, payload(s, 100)) for s in range(3, 8)]
-
-
-def test_memory_only_spool_never_touches_disk_and_is_full_at_the_memory_limit() -> None:
-    spool = Spool(250, 10**9, None)
-    fill(spool, range(1, 3), 100)
-    with pytest.raises(SpoolFull, match="no disk spool"):
-        spool.append(3, payload(3, 100), 1)
-    assert (len(spool), spool.disk_limit_bytes, spool.fill_ratio) == (2, 0, 200 / 250)
-    spool.close()
-
-
-def test_memory_stays_bounded_with_mixed_sizes(tmp_path: Path) -> None:
-    sizes = [(s * 7919) % 997 for s in range(1, 400)]
-    with Spool(5_000, 10**7, tmp_path, segment_bytes=20_000) as spool:
-        for seq, size in enumerate(sizes, start=1):
-            spool.append(seq, payload(seq, size), size)
-            assert spool.memory_bytes <= 5_000
-            if seq % 13 == 0:
-                spool.ack(seq - 20)
-        assert spool.ticks == sum(sizes[spool.acked_seq :])
-        assert list(spool.iter_from(0)) == [
-            (s, payload(s, sizes[s - 1])) for s in range(spool.acked_seq + 1, len(sizes) + 1)
-        ]
-
-
-def test_a_long_session_keeps_its_index_compact(tmp_path: Path) -> None:
-    with Spool(2_000, 10**6, tmp_path, segment_bytes=1_000) as spool:
-        for seq in range(1, 20_001):
-            spool.append(seq, payload(seq, 10 + seq % 30), 1)
-            if seq % 7 == 0:
-                spool.ack(seq - 300)
-                assert len(spool._entries) <= 2 * max(len(spool), 1_024)
-        assert spool.acked_seq == 19_999 - 300  # the last multiple of 7, minus the lag
-        assert spool.peek_next_after(spool.acked_seq) == (19_700, payload(19_700, 10 + 19_700 % 30))
-        got = list(spool.iter_from(0))
-        assert got == [(s, payload(s, 10 + s % 30)) for s in range(19_700, 20_001)]
-
-
-# ---------------------------------------------------------------------- acks
-def test_acks_free_memory_and_delete_fully_acked_segments(tmp_path: Path) -> None:
-    with Spool(200, 10_000, tmp_path, segment_bytes=2 * (H + 100)) as spool:
-        fill(spool, range(1, 9), 100)  # 1-2 memory; 3-4, 5-6, 7-8 in three segments
-        assert files(tmp_path) == ["seg-3.spool", "seg-5.spool", "seg-7.spool"]
-        assert spool.disk_bytes == 6 * (H + 100)
-        assert spool.ack(1) == 1
+        spool.ack(2)
+        spool.append(21, payload(21, 100), 1)  # freed cache takes the new one
         assert spool.memory_bytes == 100
-        assert spool.ack(3) == 2
-        assert spool.memory_bytes == 0
-        # seg-3 is half acked: it stays, whole, until its last record is acked.
-        assert files(tmp_path) == ["seg-3.spool", "seg-5.spool", "seg-7.spool"]
-        assert spool.disk_bytes == 6 * (H + 100)
-        assert spool.ack(6) == 3
-        assert files(tmp_path) == ["seg-7.spool"]
-        assert spool.disk_bytes == 2 * (H + 100)
-        assert spool.ack(8) == 2  # the open segment goes too
-        assert files(tmp_path) == []
-        assert (len(spool), spool.disk_bytes, spool.first_seq) == (0, 0, None)
-        fill(spool, range(9, 13), 100)  # spills into a fresh segment
-        assert files(tmp_path) == ["seg-11.spool"]
-        assert list(spool.iter_from(0)) == [(s, payload(s, 100)) for s in range(9, 13)]
+
+
+def test_acks_delete_fully_acked_segments_oldest_first(tmp_path: Path) -> None:
+    record = H + 2 + 100
+    with Spool(0, 10**6, tmp_path, segment_bytes=2 * record) as spool:
+        fill(spool, range(1, 7), 100)
+        assert segs(tmp_path) == [f"seg-{n:08d}.spool" for n in (1, 2, 3)]
+        assert spool.ack(1) == 1
+        assert len(segs(tmp_path)) == 3  # half acked: stays whole
+        assert spool.ack(4) == 3
+        assert segs(tmp_path) == ["seg-00000003.spool"]
+        assert spool.disk_bytes == 2 * record
+        assert spool.ack(6) == 2  # the open segment goes too
+        assert (segs(tmp_path), spool.disk_bytes, spool.first_seq) == ([], 0, None)
+        fill(spool, range(7, 9), 100)
+        assert segs(tmp_path) == ["seg-00000004.spool"]
+        assert list(spool.iter_from(0)) == [(s, payload(s, 100)) for s in (7, 8)]
 
 
 def test_ack_is_cumulative(tmp_path: Path) -> None:
@@ -142,59 +139,32 @@ def test_ack_is_cumulative(tmp_path: Path) -> None:
         assert spool.ack(4) == 4
         assert (len(spool), spool.first_seq, spool.last_seq, spool.acked_seq) == (6, 5, 10, 4)
         assert spool.ticks == sum(range(5, 11))
-        assert spool.ack(2) == 0  # an older ack repeated: harmless
-        assert spool.ack(4) == 0
+        assert spool.ack(2) == 0
         assert spool.ack(10) == 6
         assert (len(spool), spool.ticks, spool.memory_bytes) == (0, 0, 0)
         with pytest.raises(ValueError, match="beyond the last appended seq 10"):
             spool.ack(11)
 
 
-def test_ack_beyond_the_last_seq_changes_nothing() -> None:
-    spool = Spool(1_000, 0, None)
-    fill(spool, range(1, 4), 10)
-    with pytest.raises(ValueError, match="beyond"):
-        spool.ack(4)
-    assert (len(spool), spool.memory_bytes) == (3, 30)
-
-
-# ---------------------------------------------------------------------- full
-def test_spool_full_at_the_limit_and_recovery_after_ack(tmp_path: Path) -> None:
-    record = H + 100
-    with Spool(200, 3 * record, tmp_path, segment_bytes=record) as spool:
-        fill(spool, range(1, 6), 100)  # 2 in memory, 3 on disk: exactly full
+def test_spool_full_at_the_disk_limit_and_room_again_after_acks(tmp_path: Path) -> None:
+    record = H + 2 + 100
+    with Spool(10**6, 3 * record, tmp_path, segment_bytes=record) as spool:
+        fill(spool, range(1, 4), 100)
         assert spool.fill_ratio == pytest.approx(1.0)
-        with pytest.raises(SpoolFull) as excinfo:
-            spool.append(6, payload(6, 100), 1)
-        assert excinfo.value.seq == 6
-        assert (len(spool), spool.last_seq, spool.memory_bytes) == (5, 5, 200)
-        assert spool.disk_bytes == 3 * record
-        spool.append(6, b"", 1)  # zero bytes still fit a memory that is exactly full
-        assert spool.memory_bytes == 200
-        with pytest.raises(SpoolFull):
-            spool.append(7, payload(7, 1), 1)
-        spool.ack(1)  # frees memory: the very same append now succeeds
-        spool.append(7, payload(7, 100), 1)
-        with pytest.raises(SpoolFull):
-            spool.append(8, payload(8, 100), 1)
-        spool.ack(3)  # frees seq 2 in memory and seg-3 on disk
-        assert (spool.memory_bytes, spool.disk_bytes) == (100, 2 * record)
-        spool.append(8, payload(8, 100), 1)  # memory
-        spool.append(9, payload(9, 100), 1)  # disk
-        assert files(tmp_path) == ["seg-4.spool", "seg-5.spool", "seg-9.spool"]
-        with pytest.raises(SpoolFull):
-            spool.append(10, payload(10, 100), 1)
-        sizes = {4: 100, 5: 100, 6: 0, 7: 100, 8: 100, 9: 100}
-        assert list(spool.iter_from(0)) == [(s, payload(s, n)) for s, n in sizes.items()]
+        with pytest.raises(SpoolFull, match="spool full: message 4") as excinfo:
+            spool.append(4, payload(4, 100), 1, b"m4")
+        assert not isinstance(excinfo.value, SpoolDiskError)
+        assert (len(spool), spool.last_seq, spool.disk_bytes) == (3, 3, 3 * record)
+        spool.ack(1)
+        spool.append(4, payload(4, 100), 1, b"m4")  # the very same append now succeeds
+        assert list(spool.iter_from(0)) == [(s, payload(s, 100)) for s in (2, 3, 4)]
 
 
 def test_a_message_that_can_never_fit_is_a_value_error(tmp_path: Path) -> None:
     with Spool(100, 200, tmp_path) as spool:
         spool.append(1, payload(1, 200 - H), 1)  # fits an empty disk exactly
-        with pytest.raises(ValueError, match="exceeds the spool's memory and disk limits"):
-            spool.append(2, payload(2, 201 - H), 1)
-    with pytest.raises(ValueError, match="exceeds"):
-        Spool(100, 10**9, None).append(1, payload(1, 101), 1)
+        with pytest.raises(ValueError, match="exceeds the spool's disk limit"):
+            spool.append(2, payload(2, 200 - H), 1, b"x")
 
 
 def test_append_needs_the_next_seq() -> None:
@@ -210,33 +180,6 @@ def test_append_needs_the_next_seq() -> None:
     assert len(spool) == 1
 
 
-# ---------------------------------------------------------------------- reading
-def test_iter_from_after_a_partial_ack(tmp_path: Path) -> None:
-    with Spool(250, 10_000, tmp_path) as spool:
-        fill(spool, range(1, 11), 100)
-        spool.ack(6)
-        expected = [(s, payload(s, 100)) for s in range(7, 11)]
-        assert list(spool.iter_from(1)) == expected  # acked ones are gone, not an error
-        assert list(spool.iter_from(7)) == expected
-        assert list(spool.iter_from(9)) == expected[2:]
-        assert list(spool.iter_from(11)) == []
-
-
-def test_iter_from_sees_appends_and_acks_between_steps(tmp_path: Path) -> None:
-    with Spool(250, 10_000, tmp_path) as spool:
-        fill(spool, range(1, 4), 100)
-        it = spool.iter_from(2)
-        assert next(it) == (2, payload(2, 100))
-        fill(spool, range(4, 7), 100)  # the collector appends while the link sends
-        assert next(it) == (3, payload(3, 100))
-        spool.ack(4)  # the bridge already has 4: skipped
-        assert next(it) == (5, payload(5, 100))
-        assert next(it) == (6, payload(6, 100))
-        assert next(it, None) is None
-        other = spool.iter_from(0)
-        assert next(other) == (5, payload(5, 100))
-
-
 def test_peek_next_after_is_the_sender_loop_primitive(tmp_path: Path) -> None:
     with Spool(100, 10_000, tmp_path) as spool:
         assert spool.peek_next_after(0) is None
@@ -249,153 +192,140 @@ def test_peek_next_after_is_the_sender_loop_primitive(tmp_path: Path) -> None:
                 sent.append(item[0])
                 after = item[0]
             if seq % 2 == 0:
-                spool.ack(seq - 2)  # acks trail the sends
+                spool.ack(seq - 2)
         assert sent == [1, 2, 3, 4, 5, 6]
-        # after a reconnect: the bridge's welcome says last_seq 4, resend from 5
         spool.ack(4)
-        assert spool.peek_next_after(4) == (5, payload(5, 60))
         assert spool.peek_next_after(-10) == (5, payload(5, 60))
         assert spool.peek_next_after(6) is None
 
 
-def test_records_of_the_open_segment_are_readable_before_it_is_sealed(tmp_path: Path) -> None:
-    with Spool(0, 10**6, tmp_path) as spool:
-        spool.append(1, payload(1, 10), 1)  # sits in the write buffer
-        assert spool.peek_next_after(0) == (1, payload(1, 10))
-        spool.append(2, payload(2, 10), 1)
-        assert list(spool.iter_from(0)) == [(1, payload(1, 10)), (2, payload(2, 10))]
-
-
-def test_segments_are_fsynced_when_sealed_never_per_record(
+def test_fsync_when_sealed_and_at_most_every_interval_never_per_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced: list[int] = []
     monkeypatch.setattr(spool_module.os, "fsync", synced.append)
-    with Spool(0, 10**6, tmp_path, segment_bytes=4 * (H + 50)) as spool:
-        fill(spool, range(1, 13), 50)
-        assert len(synced) == 2  # seg-1 and seg-5 sealed; seg-9 still open
-        assert files(tmp_path) == ["seg-1.spool", "seg-5.spool", "seg-9.spool"]
-        assert (tmp_path / "seg-1.spool").stat().st_size == 4 * (H + 50)
+    record = H + 2 + 50
+    with Spool(0, 10**6, tmp_path / "a", segment_bytes=4 * record, fsync_interval=3600) as spool:
+        synced.clear()  # creating spool.json syncs it and the folder
+        for seq in range(1, 13):
+            spool.append(seq, payload(seq, 50), 1, b"mm")
+        # seg 1 and 2 sealed: file + folder each; seg 3 still open and not synced
+        assert len(synced) == 4
+        assert spool.sync() is False  # not due
+        assert spool.sync(force=True) is True
+        assert spool.sync(force=True) is False  # nothing new
+    with Spool(0, 10**6, tmp_path / "b", fsync_interval=0) as spool:
+        synced.clear()
+        fill(spool, range(1, 6), 50)
+        assert len(synced) == 4 + 1  # before appends 2-5; the folder once
 
 
-# ---------------------------------------------------------------------- damage
-@pytest.fixture
-def sealed(tmp_path: Path) -> Iterator[Spool]:
-    """Seqs 1-2 in sealed seg-1.spool (records at 0 and H+100), 3 in the open seg-3."""
-    spool = Spool(0, 10**6, tmp_path, segment_bytes=2 * (H + 100))
-    fill(spool, range(1, 4), 100)
-    yield spool
-    spool.close()
+def test_replace_after_drops_the_tail_and_appends_new_records(tmp_path: Path) -> None:
+    with Spool(0, 10**6, tmp_path, segment_bytes=3 * (H + 102)) as spool:
+        fill(spool, range(1, 8), 100)
+        spool.ack(2)
+        spool.replace_after(4, [(b"new5", 10, b"r5"), (b"new6", 20, b"r6")])
+        assert (spool.last_seq, spool.marks, spool.ticks) == (6, b"r6", 2 + 30)
+        assert list(spool.iter_from(0)) == [
+            (3, payload(3, 100)),
+            (4, payload(4, 100)),
+            (5, b"new5"),
+            (6, b"new6"),
+        ]
+        spool.append(7, b"seven", 1, b"m7")
+        spool.ack(6)
+        # every segment before the one holding 7 holds only acked or superseded records
+        assert len(spool.segment_paths) == 1
+        with pytest.raises(ValueError, match="outside the unacked window"):
+            spool.replace_after(5, [(b"x", 1, b"")])
+        with pytest.raises(ValueError, match="needs the items"):
+            spool.replace_after(6, [])
+        spool.replace_after(7, [])  # nothing to replace: a no-op
 
 
-def flip(path: Path, offset: int) -> None:
-    with path.open("r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)[0]
-        f.seek(offset)
-        f.write(bytes([byte ^ 0x01]))
+def test_replace_after_that_cannot_write_changes_nothing(tmp_path: Path) -> None:
+    with Spool(0, 5 * (H + 102), tmp_path) as spool:
+        fill(spool, range(1, 5), 100)
+        with pytest.raises(SpoolFull, match="replacing messages after 2"):
+            spool.replace_after(2, [(payload(3, 100), 1, b"a"), (payload(4, 100), 1, b"b")])
+        assert (spool.last_seq, spool.marks, spool.ticks) == (4, b"m4", 4)
+        assert [s for s, _ in spool.iter_from(0)] == [1, 2, 3, 4]
 
 
-def test_a_flipped_payload_byte_is_reported_with_file_and_offset(
-    sealed: Spool, tmp_path: Path
+def test_a_failed_write_is_cut_away_and_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seg = tmp_path / "seg-1.spool"
-    flip(seg, (H + 100) + H + 37)
-    assert sealed.peek_next_after(0) == (1, payload(1, 100))  # the record before is fine
-    with pytest.raises(SpoolCorruptError, match="crc mismatch in record of seq 2") as excinfo:
-        sealed.peek_next_after(1)
-    assert excinfo.value.path == seg
-    assert excinfo.value.offset == H + 100
-    assert str(seg) in str(excinfo.value)
-    assert f"offset {H + 100}" in str(excinfo.value)
-    with pytest.raises(SpoolCorruptError):
-        list(sealed.iter_from(0))
+    with Spool(0, 10**6, tmp_path / "s") as spool:
+        fill(spool, range(1, 3), 10)
+        real = spool_module.os.writev
 
+        def half_then_enospc(fd: int, bufs: list[bytes]) -> int:
+            monkeypatch.setattr(spool_module.os, "writev", enospc)
+            return real(fd, [bytes(bufs[0])[:5]])
 
-def test_a_flipped_header_byte_is_reported(sealed: Spool, tmp_path: Path) -> None:
-    seg = tmp_path / "seg-1.spool"
-    flip(seg, 0)  # low byte of seq 1
-    with pytest.raises(SpoolCorruptError, match=r"offset 0: header says seq 0") as excinfo:
-        sealed.peek_next_after(0)
-    assert excinfo.value.path == seg
-
-
-def test_a_truncated_segment_is_reported(sealed: Spool, tmp_path: Path) -> None:
-    seg = tmp_path / "seg-1.spool"
-    with seg.open("r+b") as f:
-        f.truncate(H + 100 + H + 50)  # a crash halfway through the second record
-    assert sealed.peek_next_after(0) == (1, payload(1, 100))
-    with pytest.raises(SpoolCorruptError, match=r"truncated \(50 of 100 payload bytes\)"):
-        sealed.peek_next_after(1)
-    with seg.open("r+b") as f:
-        f.truncate(H + 100 + 5)
-    with pytest.raises(SpoolCorruptError, match=r"truncated in its header \(5 of 24 bytes\)"):
-        sealed.peek_next_after(1)
-
-
-def test_damage_in_the_open_segment_is_seen_even_after_an_earlier_read(
-    sealed: Spool, tmp_path: Path
-) -> None:
-    assert sealed.peek_next_after(2) == (3, payload(3, 100))  # flushes and reads seg-3
-    flip(tmp_path / "seg-3.spool", H + 99)
-    with pytest.raises(SpoolCorruptError, match=r"seg-3\.spool is corrupt at offset 0"):
-        sealed.peek_next_after(2)
-
-
-def test_a_failed_write_leaves_the_spool_consistent(tmp_path: Path) -> None:
-    class FailingWriter:
-        def write(self, data: bytes) -> int:
+        def enospc(fd: int, bufs: list[bytes]) -> int:
             raise OSError(28, "No space left on device")
 
-        def close(self) -> None:
-            pass
-
-    with Spool(0, 10**6, tmp_path) as spool:
-        fill(spool, range(1, 3), 10)
-        active = spool._active
-        assert active is not None
-        assert active.writer is not None
-        active.writer.flush()
-        active.writer.close()
-        active.writer = FailingWriter()  # type: ignore[assignment]
-        with pytest.raises(OSError, match="No space left"):
+        monkeypatch.setattr(spool_module.os, "writev", half_then_enospc)
+        with pytest.raises(SpoolDiskError, match="No space left") as excinfo:
             spool.append(3, payload(3, 10), 1)
-        assert (len(spool), spool.last_seq, spool.disk_bytes) == (2, 2, 2 * (H + 10))
-        spool.append(3, payload(3, 10), 1)  # the retry goes to a fresh segment
-        assert files(tmp_path) == ["seg-1.spool", "seg-3.spool"]
-        assert list(spool.iter_from(0)) == [(s, payload(s, 10)) for s in (1, 2, 3)]
+        assert str(tmp_path / "s") in str(excinfo.value)
+        assert excinfo.value.free_bytes is not None
+        assert (len(spool), spool.last_seq, spool.disk_bytes) == (2, 2, 2 * (H + 2 + 10))
+        assert all(r.damage is None for r in read_records(tmp_path / "s"))
+        monkeypatch.setattr(spool_module.os, "writev", real)
+        spool.append(3, payload(3, 10), 1)  # the retry works in the same segment
+        assert [r.seq for r in read_records(tmp_path / "s")] == [1, 2, 3]
 
 
-# ---------------------------------------------------------------------- lifecycle
-def test_close_removes_the_files_and_is_final(tmp_path: Path) -> None:
-    (tmp_path / "unrelated.txt").write_text("kept")
-    spool = Spool(100, 10**6, tmp_path, segment_bytes=300)
+def test_a_damaged_record_read_back_is_reported_lost_once_per_ask(tmp_path: Path) -> None:
+    with Spool(0, 10**6, tmp_path) as spool:
+        fill(spool, range(1, 4), 100)
+        seg = spool.segment_paths[0]
+        data = bytearray(seg.read_bytes())
+        data[(H + 102) + H + 2 + 37] ^= 1  # payload of seq 2
+        seg.write_bytes(bytes(data))
+        assert spool.peek_next_after(0) == (1, payload(1, 100))
+        with pytest.raises(SpoolCorruptError, match="body crc mismatch") as excinfo:
+            spool.peek_next_after(1)
+        assert (excinfo.value.seq, excinfo.value.ticks) == (2, 1)
+        assert excinfo.value.path == seg
+        assert excinfo.value.offset == H + 102
+        assert spool.peek_next_after(2) == (3, payload(3, 100))  # the caller goes on
+        with pytest.raises(SpoolCorruptError):
+            spool.peek_next_after(1)  # still lost on a resend
+        assert spool.ack(3) == 3
+
+
+def test_close_keeps_unacked_and_is_final(tmp_path: Path) -> None:
+    spool = Spool(100, 10**6, tmp_path / "s", segment_bytes=300)
     fill(spool, range(1, 10), 100)
     spool.peek_next_after(5)  # leaves a reader open
-    assert len(files(tmp_path)) > 2
     spool.close()
-    assert files(tmp_path) == ["unrelated.txt"]
-    assert (len(spool), spool.memory_bytes, spool.disk_bytes) == (0, 0, 0)
+    assert len(segs(tmp_path / "s")) > 2
     spool.close()  # idempotent
-    with pytest.raises(ValueError, match="closed"):
-        spool.append(10, b"x", 1)
-    with pytest.raises(ValueError, match="closed"):
-        spool.peek_next_after(0)
-    with pytest.raises(ValueError, match="closed"):
-        spool.ack(1)
+    for call in (lambda: spool.append(10, b"x", 1), lambda: spool.peek_next_after(0)):
+        with pytest.raises(ValueError, match="closed"):
+            call()
 
 
-def test_leftovers_of_a_crashed_run_are_removed(tmp_path: Path) -> None:
-    crashed = Spool(0, 10**6, tmp_path)
-    fill(crashed, range(1, 4), 10)  # never closed
-    assert files(tmp_path) == ["seg-1.spool"]
-    with Spool(0, 10**6, tmp_path) as spool:
-        assert files(tmp_path) == []
-        fill(spool, range(1, 3), 10)  # same file name as the stale one: no clash
-        assert list(spool.iter_from(0)) == [(1, payload(1, 10)), (2, payload(2, 10))]
+def test_close_with_everything_acked_deletes_the_directory(tmp_path: Path) -> None:
+    spool = Spool(100, 10**6, tmp_path / "s", segment_bytes=300)
+    fill(spool, range(1, 10), 100)
+    spool.ack(9)
+    spool.close()
+    assert not (tmp_path / "s").exists()
 
 
-def test_constructor_rejects_nonsense_limits(tmp_path: Path) -> None:
+def test_discard_deletes_everything(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    spool = Spool(100, 10**6, tmp_path / "s")
+    fill(spool, range(1, 10), 100)
+    spool.discard()
+    assert not (tmp_path / "s").exists()
+
+
+def test_constructor_rejects_nonsense(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="limits"):
         Spool(-1, 0, None)
     with pytest.raises(ValueError, match="segment_bytes"):
@@ -404,42 +334,44 @@ def test_constructor_rejects_nonsense_limits(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------- model
 MEMORY_LIMIT = 256
-DISK_LIMIT = 1_200
+DISK_LIMIT = 2_000
 SEGMENT_BYTES = 300
 
 
 class SpoolMachine(RuleBasedStateMachine):
-    """Random appends, acks and (interleaved) iterations against a list of the unacked."""
+    """Random appends, acks, reads, replace_after, closes and crashes against a list."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.directory = Path(tempfile.mkdtemp(prefix="spool-test-"))
-        self.spool = Spool(MEMORY_LIMIT, DISK_LIMIT, self.directory, segment_bytes=SEGMENT_BYTES)
-        self.model: list[tuple[int, bytes, int]] = []
+        self.root = Path(tempfile.mkdtemp(prefix="spool-test-"))
+        self.directory = self.root / "session"
+        self.spool = self.open()
+        self.model: list[tuple[int, bytes, int, bytes]] = []
         self.acked = 0
         self.last = 0
         self.iterators: list[tuple[Iterator[tuple[int, bytes]], list[int]]] = []
 
+    def open(self) -> Spool:
+        return Spool(MEMORY_LIMIT, DISK_LIMIT, self.directory, segment_bytes=SEGMENT_BYTES)
+
     def teardown(self) -> None:
-        self.spool.close()
-        assert files(self.directory) == []
-        shutil.rmtree(self.directory)
+        self.spool.discard()
+        shutil.rmtree(self.root)
 
     def expected_from(self, seq: int) -> list[tuple[int, bytes]]:
-        return [(s, p) for s, p, _ in self.model if s >= seq]
+        return [(s, p) for s, p, _, _ in self.model if s >= seq]
 
-    @rule(size=st.integers(0, 150), ticks=st.integers(0, 50))
-    def append(self, size: int, ticks: int) -> None:
+    @rule(size=st.integers(0, 150), ticks=st.integers(0, 50), marks=st.binary(max_size=8))
+    def append(self, size: int, ticks: int, marks: bytes) -> None:
         seq = self.last + 1
         before = (self.spool.memory_bytes, self.spool.disk_bytes)
         try:
-            self.spool.append(seq, payload(seq, size), ticks)
+            self.spool.append(seq, payload(seq, size), ticks, marks)
         except SpoolFull:
-            assert before[0] + size > MEMORY_LIMIT
-            assert before[1] + H + size > DISK_LIMIT
+            assert before[1] + H + len(marks) + size > DISK_LIMIT
             assert (self.spool.memory_bytes, self.spool.disk_bytes) == before
             return
-        self.model.append((seq, payload(seq, size), ticks))
+        self.model.append((seq, payload(seq, size), ticks, marks))
         self.last = seq
 
     @rule(k=st.integers(-2, 10))
@@ -454,10 +386,19 @@ class SpoolMachine(RuleBasedStateMachine):
         self.model = self.model[len(dropped) :]
         self.acked = max(self.acked, seq)
 
-    @rule(offset=st.integers(-2, 12))
-    def iterate(self, offset: int) -> None:
-        start = self.acked + offset
-        assert list(self.spool.iter_from(start)) == self.expected_from(start)
+    @precondition(lambda self: bool(self.model))
+    @rule(keep=st.integers(0, 10), sizes=st.lists(st.integers(0, 80), min_size=1, max_size=4))
+    def replace_after(self, keep: int, sizes: list[int]) -> None:
+        seq = min(self.acked + keep, self.last)
+        items = [(payload(1000 + seq + i, n), i, bytes([i])) for i, n in enumerate(sizes)]
+        try:
+            self.spool.replace_after(seq, items)
+        except SpoolFull:
+            assert self.spool.last_seq == self.last
+            return
+        self.model = [m for m in self.model if m[0] <= seq]
+        self.model += [(seq + 1 + i, p, t, m) for i, (p, t, m) in enumerate(items)]
+        self.last = seq + len(items)
 
     @rule(offset=st.integers(-1, 12))
     def peek(self, offset: int) -> None:
@@ -484,24 +425,47 @@ class SpoolMachine(RuleBasedStateMachine):
         assert got == expected[0]
         cursor[0] = expected[0][0] + 1
 
+    @rule(kill=st.booleans())
+    def reopen(self, kill: bool) -> None:
+        """Close (or crash) and open again: the unacked messages come back."""
+        if kill:
+            crash(self.spool)
+        else:
+            self.spool.close()
+        self.iterators.clear()
+        if not self.model and not kill:
+            assert not self.directory.exists()
+        self.spool = self.open()
+        spool = self.spool
+        assert spool.last_seq == (self.last if self.model else spool.last_seq)
+        assert spool.acked_seq <= self.acked  # partly acked segments come back too
+        if self.model:
+            assert spool.marks == self.model[-1][3]
+            spool.ack(self.acked)
+        else:  # nothing unacked: whatever came back is acked already
+            spool.ack(spool.last_seq)
+            assert spool.last_seq <= self.last
+            self.acked = self.last = spool.last_seq
+        assert list(spool.iter_from(0)) == self.expected_from(0)
+
     @invariant()
     def matches_the_model(self) -> None:
         spool = self.spool
         assert len(spool) == len(self.model)
-        assert spool.ticks == sum(t for _, _, t in self.model)
+        assert spool.ticks == sum(t for _, _, t, _ in self.model)
         assert spool.first_seq == (self.model[0][0] if self.model else None)
         assert spool.last_seq == self.last
         assert spool.acked_seq == self.acked
         assert 0 <= spool.memory_bytes <= MEMORY_LIMIT
         assert 0 <= spool.disk_bytes <= DISK_LIMIT
         assert 0.0 <= spool.fill_ratio <= 1.0
-        assert spool.memory_bytes <= sum(len(p) for _, p, _ in self.model)
-        assert files(self.directory) == sorted(p.name for p in spool.segment_paths)
-        if not self.model:
-            assert (spool.memory_bytes, spool.disk_bytes, spool.segment_paths) == (0, 0, ())
+        if self.model:
+            assert spool.marks == self.model[-1][3]
+        assert segs(self.directory) == sorted(p.name for p in spool.segment_paths)
+        assert spool.disk_bytes == sum(p.stat().st_size for p in spool.segment_paths)
 
 
 SpoolMachine.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=60, deadline=None, derandomize=True, database=None
+    max_examples=60, stateful_step_count=50, deadline=None, derandomize=True, database=None
 )
 TestSpoolAgainstModel = SpoolMachine.TestCase
