@@ -26,7 +26,7 @@ from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
 from app.connector.backfill import Backfill, BackfillTarget
 from app.connector.handoff import Handoff
-from app.link.embedded import EmbeddedBackendError, start_embedded
+from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embedded
 from app.link.hub import HubClient
 from app.link.link import BridgeLink, LatencySink, LinkOptions, LinkState
 from app.link.spool import Spool
@@ -35,7 +35,6 @@ from app.monitor.monitor import Inputs, Monitor
 from app.monitor.system import SystemSample, SystemSampler
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
-from app.server.server import ReferenceBackend
 from app.terminal.replay import plan_of_spec
 from app.ticks import TickBatch
 
@@ -145,7 +144,9 @@ class Runtime:
             for w in workers
             for sym in w.symbols
         ]
-        self.embedded: ReferenceBackend | None = None
+        #: The reference backend this runtime started in a child process (the embedded
+        #: default), or None when another backend is used.
+        self.embedded: EmbeddedBackend | None = None
         self.link: BridgeLink | None = None
         self.hub: HubClient | None = None
         self._spool: Spool | None = None

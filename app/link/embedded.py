@@ -1,8 +1,12 @@
-"""The embedded default: run the reference backend in-process when none is there.
+"""The embedded default: run the reference backend in a child process when none is there.
 
 So that ``trading-client`` works end-to-end on a machine with no backend installed, a
 bridge URL on this machine with nothing listening gets the reference backend started on
 the configured ports. A remote backend is never shadowed.
+
+The backend runs in a process of its own (:mod:`app.server.process`), not on the
+client's loop: storing ticks in the desktop window's process cost the window most of a
+core at 10k ticks/s. It starts and stops with the runtime and never outlives the app.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from app.config import BackendConfig
-from app.server.server import ReferenceBackend
+from app.server.process import BackendProcess, BackendProcessError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,37 @@ def default_db_path() -> Path:
     return platformdirs.user_data_path("trading-client") / "reference-backend.sqlite"
 
 
-async def start_embedded(config: BackendConfig) -> ReferenceBackend | None:
+class EmbeddedBackend(BackendProcess):
+    """The runtime's handle on the embedded backend's process (``Runtime.embedded``).
+
+    ``start`` raises :class:`EmbeddedBackendError` with a message the user can act on;
+    it may be called again after ``stop`` (same ports, same database).
+    """
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except BackendProcessError as exc:
+            ports = f"{self.bridge_port}/{self.gateway_port}/{self.hub_port}"
+            if exc.kind == "os":
+                text = (
+                    f"the embedded backend could not start ({exc.detail}); free ports "
+                    f"{ports} or set backend.embedded to 'never'"
+                )
+            else:
+                text = f"the embedded backend could not start: {exc.detail}"
+            raise EmbeddedBackendError(text) from None
+        log.info(
+            "embedded reference backend (pid %s): %s, %s, %s (db %s)",
+            self.pid,
+            self.bridge_url,
+            self.gateway_url,
+            self.hub_url,
+            self.db_path,
+        )
+
+
+async def start_embedded(config: BackendConfig) -> EmbeddedBackend | None:
     """Start the reference backend when the settings call for it; None when they don't."""
     if not config.enabled or config.embedded == "never":
         return None
@@ -74,27 +108,12 @@ async def start_embedded(config: BackendConfig) -> ReferenceBackend | None:
     _, hub_port = _host_port(config.hub_url, 80)
     db = config.embedded_db or default_db_path()
     db.parent.mkdir(parents=True, exist_ok=True)
-    backend = ReferenceBackend(
+    backend = EmbeddedBackend(
         host="127.0.0.1" if host == "localhost" else host,
         bridge_port=bridge_port,
         gateway_port=gateway_port,
         hub_port=hub_port,
         db_path=db,
     )
-    try:
-        await backend.start()
-    except OSError as exc:
-        with contextlib.suppress(Exception):
-            await backend.stop()
-        raise EmbeddedBackendError(
-            f"the embedded backend could not start ({exc.strerror or exc}); free ports "
-            f"{bridge_port}/{gateway_port}/{hub_port} or set backend.embedded to 'never'"
-        ) from None
-    log.info(
-        "embedded reference backend: %s, %s, %s (db %s)",
-        backend.bridge_url,
-        backend.gateway_url,
-        backend.hub_url,
-        db,
-    )
+    await backend.start()
     return backend

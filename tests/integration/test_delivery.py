@@ -6,7 +6,6 @@ for the same span, per symbol: every tick, once.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -226,38 +225,3 @@ async def test_hub_down_at_start_then_up_registers_and_capture_never_stops(
         assert [s["service_id"] for s in services] == ["test-desk"]
         await rt.stop()
         runtimes.remove(rt)
-
-
-async def test_embedded_backend_starts_when_nothing_listens(
-    tmp_path: Path, runtimes: list[Runtime]
-) -> None:
-    ports = Ports()
-    rates = {"EURUSD": 500.0}
-    config = ports.config(
-        tmp_path, rates, embedded="auto", embedded_db=str(tmp_path / "emb.sqlite")
-    )
-    rt = Runtime(config)
-    runtimes.append(rt)
-    await rt.start()
-    assert rt.embedded is not None
-    await wait_until(
-        lambda: link_of(rt).state.ticks_acked > 500, 60, "acks from the embedded bridge"
-    )
-    await rt.stop()
-    runtimes.remove(rt)
-    # Nothing listens any more: the embedded backend went down with the runtime.
-    with pytest.raises(ConnectionRefusedError):
-        await asyncio.open_connection("127.0.0.1", ports.bridge)
-
-
-async def test_embedded_auto_leaves_a_running_bridge_alone(
-    tmp_path: Path, runtimes: list[Runtime]
-) -> None:
-    ports = Ports()
-    async with ports.backend(tmp_path / "ext.sqlite"):
-        config = ports.config(tmp_path, {"EURUSD": 100.0}, embedded="auto")
-        rt = Runtime(config)
-        runtimes.append(rt)
-        await rt.start()
-        assert rt.embedded is None
-        await wait_until(lambda: link_of(rt).state.connected, 30, "link to the external bridge")
