@@ -466,6 +466,6 @@ class SpoolMachine(RuleBasedStateMachine):
 
 
 SpoolMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=50, deadline=None, derandomize=True, database=None
+    max_examples=30, stateful_step_count=40, deadline=None, derandomize=True, database=None
 )
 TestSpoolAgainstModel = SpoolMachine.TestCase
