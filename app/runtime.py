@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import ssl
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +27,13 @@ from app.collector import Collector
 from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
 from app.connector.backfill import Backfill, BackfillTarget
+from app.connector.coverage import SpanBook
 from app.connector.handoff import Handoff
 from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embedded
 from app.link.hub import HubClient
 from app.link.link import BridgeLink, LatencySink, LinkOptions, LinkState
-from app.link.spool import Spool
+from app.link.positions import SpooledPositions, decode_marks
+from app.link.spool import Spool, find_leftovers
 from app.monitor.alerts import rule_from_dict
 from app.monitor.monitor import Inputs, Monitor
 from app.monitor.system import SystemSample, SystemSampler
@@ -87,6 +91,13 @@ def link_options(config: BackendConfig, ssl_context: ssl.SSLContext | None = Non
         policy=config.backoff.policy(),
         ssl_context=ssl_context,
     )
+
+
+def spool_root(config: BackendConfig, client_id: str) -> Path:
+    """The folder of this client's spool sessions (one sub-folder per session)."""
+    base = config.spool_dir or platformdirs.user_cache_path("trading-client") / "spool"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in client_id)
+    return base / safe
 
 
 def _fan_sinks(sinks: list[LatencySink]) -> LatencySink:
@@ -150,6 +161,10 @@ class Runtime:
         self.link: BridgeLink | None = None
         self.hub: HubClient | None = None
         self._spool: Spool | None = None
+        self._leftovers: list[Path] = []
+        #: Where the live capture stands for the spans file: what the durable spool
+        #: holds when delivery is on (app/link/positions.py), else the pool's cursors.
+        self._live_position: Callable[[], Mapping[str, tuple[int, int]]] = self.pool.cursors
         self._http: httpx.AsyncClient | None = None
         self.monitor: Monitor | None = None
         if config.monitor.enabled:
@@ -174,7 +189,7 @@ class Runtime:
             asyncio.create_task(self.collector.consume(self.handoff, gate), name="collector")
         )
         await self.pool.start()
-        await self.backfill.start(self._backfill_targets, self.pool.cursors)
+        await self.backfill.start(self._backfill_targets, self._live_position)
         if self.monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
 
@@ -189,13 +204,27 @@ class Runtime:
             try:
                 pids = {w.worker_id: w.pid for w in self.pool.health()}
                 sample = await asyncio.to_thread(self._sampler.sample, pids)
-                self.monitor.tick(self._monitor_inputs(sample))
+                free = await asyncio.to_thread(self._spool_free_bytes)
+                self.monitor.tick(self._monitor_inputs(sample, free))
             except Exception:
                 log.exception("monitor tick failed")
 
-    def _monitor_inputs(self, sample: SystemSample | None) -> Inputs:
+    def _spool_free_bytes(self) -> dict[str, int]:
+        """Free space under the spool folder (a statvfs: off the loop, once a second)."""
+        folder = self._spool.directory if self._spool is not None else None
+        if folder is None:
+            return {}
+        try:
+            return {str(folder): shutil.disk_usage(folder).free}
+        except OSError:
+            return {}
+
+    def _monitor_inputs(
+        self, sample: SystemSample | None, spool_free: Mapping[str, int] | None = None
+    ) -> Inputs:
         stats = self.collector.stats
         return Inputs(
+            spool_free_bytes=spool_free or {},
             workers=self.pool.health(),
             link=self.link.state if self.link is not None else None,
             queue_depth=self.handoff.pending(),
@@ -209,22 +238,25 @@ class Runtime:
         except EmbeddedBackendError as exc:
             log.error("%s", exc)
         client_id = cfg.effective_client_id()
-        spool_dir = cfg.spool_dir or platformdirs.user_cache_path("trading-client") / "spool"
-        link_session_dir: Path | None = None
-        if cfg.spool_disk_mb > 0:
-            link_session_dir = spool_dir / f"{client_id}-{id(self):x}"
-        self._spool = Spool(
-            cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20, link_session_dir
-        )
         tls = tls_settings(self.config.security)
         link_tls = tls_context_for(cfg.bridge_url, tls, self._on_pin_failure)
+        options = link_options(cfg, link_tls)
+        self._spool = self._open_spool(cfg, client_id)
+        marker: SpooledPositions | None = None
+        if self._spool.disk_limit_bytes > 0:
+            marker = SpooledPositions(self.pool.cursors())
+            self._live_position = marker.positions
+            self._adopt_recovered(self._spool)
         self.link = BridgeLink(
             cfg.bridge_url,
             client_id,
             self._spool,
-            link_options(cfg, link_tls),
+            options,
             latency_sink=self._latency_sink,
+            marker=marker,
         )
+        for path in self._leftovers:
+            self._drain_leftover(path, cfg, client_id, options)
         self.collector.subscribe(self.link.offer, name="bridge-link")
         self._tasks.append(asyncio.create_task(self.link.run(), name="bridge-link"))
         hub_tls = tls_context_for(cfg.hub_url, tls, self._on_pin_failure)
@@ -241,6 +273,61 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.hub.run(), name="hub-client"))
         return self.link.room
 
+    def _open_spool(self, cfg: BackendConfig, client_id: str) -> Spool:
+        """This run's spool: an earlier run's leftover is resumed (same session, so the
+        bridge de-duplicates), else a new session. Other leftovers are drained aside."""
+        memory, disk = cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20
+        if disk == 0:
+            return Spool(memory, 0, None, client_id=client_id, session=uuid.uuid4().hex)
+        root = spool_root(cfg, client_id)
+        leftovers = find_leftovers(root, client_id)
+        self._leftovers = leftovers[:-1]
+        if leftovers:
+            spool = Spool(memory, disk, leftovers[-1], client_id=client_id)
+            log.warning(
+                "resuming session %s of an earlier run: %d messages (%d ticks) not yet "
+                "acknowledged by the bridge go first",
+                spool.session,
+                len(spool),
+                spool.ticks,
+            )
+            return spool
+        session = uuid.uuid4().hex
+        return Spool(memory, disk, root / session, client_id=client_id, session=session)
+
+    def _adopt_recovered(self, spool: Spool) -> None:
+        """The previous run's capture is safe up to the marks of its newest record: add
+        that span to the book before the backfill works out the gaps."""
+        spans = decode_marks(spool.marks)
+        if not spans:
+            return
+        for target in self._backfill_targets:
+            span = spans.get(target.symbol)
+            if span is not None:
+                key = SpanBook.key(target.terminal.name, target.symbol)
+                self.backfill.book.add_previous(key, span)
+
+    def _drain_leftover(
+        self, path: Path, cfg: BackendConfig, client_id: str, options: LinkOptions
+    ) -> None:
+        """Deliver another crashed run's spool on a link of its own, then delete it."""
+        spool = Spool(cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20, path)
+        link = BridgeLink(cfg.bridge_url, client_id, spool, options, intake=False)
+        log.warning("draining session %s of an earlier run: %d messages", spool.session, len(spool))
+
+        async def drain() -> None:
+            task = asyncio.create_task(link.run(), name=f"bridge-link-drain-{spool.session}")
+            try:
+                while not link.all_acked():
+                    await asyncio.sleep(0.1)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await link.close()
+                spool.close()
+
+        self._tasks.append(asyncio.create_task(drain(), name="bridge-link-drain"))
+
     async def stop(self) -> None:
         """Stop capture, deliver what was captured, then take the backend side down."""
         if self.link is not None:
@@ -250,13 +337,24 @@ class Runtime:
         await self.pool.stop()
         await self.handoff.join()
         await self.backfill.stop()
-        if self.link is not None and not await self.link.drain(DRAIN_TIMEOUT):
-            state = self.link.state
-            log.error(
-                "stopping with %d ticks the bridge has not acknowledged (%s)",
-                state.backlog_ticks,
-                state.last_error or "bridge slow",
-            )
+        durable = self._spool is not None and self._spool.disk_limit_bytes > 0
+        if self.link is not None:
+            # A durable spool keeps what the bridge has not acked for the next run, so
+            # waiting for an unreachable bridge would only delay the quit.
+            connected = self.link.state.connected
+            timeout = DRAIN_TIMEOUT if connected or not durable else 0.0
+            if not await self.link.drain(timeout):
+                state = self.link.state
+                log.warning(
+                    "stopping with %d ticks the bridge has not acknowledged (%s): %s",
+                    state.backlog_ticks,
+                    state.last_error or "bridge slow",
+                    "kept in the spool for the next run"
+                    if durable
+                    else "lost: the spool has no disk (backend.spool_disk_mb = 0)",
+                )
+            # The spans end where the spool's last message ends, now that all is cut.
+            self.backfill.save()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -18,9 +18,11 @@ begins at ``(start_msc, 0)`` and ends at the pool's cursor.
 Why a local file rather than asking the backend what it stored: the backfill must
 also work with the backend unreachable (ticks wait in the spool), the bridge protocol
 has no such query, and the client is the one that knows which terminal a tick came
-from. What is recorded is what the collector took in; after a clean stop that is what
-the bridge acknowledged (stopping drains the link), after a crash the spool's
-unacknowledged tail is not fetched again (the spool does not survive a restart either).
+from. With delivery on, what is recorded is what the bridge acknowledged or the durable
+spool holds (``app/link/positions.py``): after a crash, the recovered spool's newest
+record says where the previous run's safe ticks end, and that span is added before the
+gaps are worked out; its unacknowledged messages are resent by the link, the rest is
+fetched here.
 """
 
 from __future__ import annotations
@@ -127,6 +129,11 @@ class SpanBook:
     def previous(self, key: str) -> list[Span]:
         """Spans recorded by earlier runs (as loaded at start)."""
         return list(self._saved.get(key, ()))
+
+    def add_previous(self, key: str, span: Span) -> None:
+        """Add a span an earlier run captured but could not save (it crashed): what its
+        durable spool says it held (``app/link/positions.py``)."""
+        self._saved[key] = merge_spans([*self._saved.get(key, ()), span])
 
     def record(self, key: str, name: str, span: Span) -> None:
         """Set this run's span ``name`` (e.g. "live", "backfill-0") of ``key``."""

@@ -1,14 +1,20 @@
 """The bridge link: every tick the collector sequenced, delivered to the data bridge.
 
-Collector batches are coalesced into messages (cut at ``batch_max_ticks`` or after
-``linger`` seconds, whichever comes first), numbered 1, 2, 3… per session, and kept in
-the :class:`~app.link.spool.Spool` until the bridge acks them. After any reconnect the
-bridge's ``welcome`` says what it stored and the link resends the rest, in order; the
-bridge ignores a seq it already stored. So the backend sees every tick exactly once.
+A thin asyncio adapter over :class:`~app.link.machine.LinkMachine`, which holds every
+rule (numbering, cutting within the bridge's frame limit, the send window, acks, resume
+after a reconnect, pausing intake, refusals). This module only runs the WebSocket, the
+linger timer and the reconnect backoff, and publishes :class:`LinkState`.
 
-When the spool nears its limit, :attr:`BridgeLink.room` is cleared: the runtime stops
-taking batches from the pool, which back-pressures the workers, and the ticks wait in the
-terminal's own history. The policy never drops a tick; it trades latency for memory.
+Messages stay in the :class:`~app.link.spool.Spool` until the bridge acks them; after any
+reconnect the bridge's ``welcome`` says what it stored and the link resends the rest, in
+order; the bridge ignores a seq it already stored. With a spool directory the spool
+survives a crash and the next run resumes the same session, so the backend sees every
+tick exactly once.
+
+When the spool nears its limit (or its disk fails), :attr:`BridgeLink.room` is cleared:
+the runtime stops taking batches from the pool, which back-pressures the workers, and the
+ticks wait in the terminal's own history. The policy never drops a tick; it trades
+latency for memory.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import contextlib
 import logging
 import ssl
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,22 +31,29 @@ import numpy as np
 import numpy.typing as npt
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import CloseCode
 
 from app.backoff import Backoff, BackoffPolicy
 from app.collector import SequencedBatch
-from app.link.spool import Spool, SpoolFull
+from app.link.machine import LinkMachine, MachineOptions, Marker
+from app.link.spool import Spool
 from app.protocol import codec
 
 log = logging.getLogger(__name__)
-
-#: Intake pauses above this spool fill ratio and resumes below ``_RESUME_FILL``.
-_PAUSE_FILL = 0.9
-_RESUME_FILL = 0.7
 
 #: Called for every acked message with (ack time, capture time of its oldest batch,
 #: the ``time_msc`` of all its ticks), all wall-clock: the monitor and the pipeline
 #: benchmark turn these into tick→ack latency distributions.
 LatencySink = Callable[[float, float, npt.NDArray[np.int64]], None]
+
+#: Bridge → client frames are tiny (welcome, ack, error).
+_MAX_INBOUND_BYTES = 2**20
+#: Retry a cut the spool refused this often while nothing else wakes the link.
+_RETRY_CUT_S = 0.05
+#: Close codes by which a bridge refuses what it was sent.
+_REFUSAL_CODES = frozenset({CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE_TOO_BIG})
+#: Error codes that are not about a message (the link reconnects and sends it again).
+_NOT_A_REFUSAL = frozenset({"superseded", "internal_error", "shutting_down"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,19 @@ class LinkState:
     spool_fill: float
     intake_paused: bool
     last_error: str
+    #: The bridge's frame limit in force, and the largest frame sent so far.
+    max_frame_bytes: int = codec.DEFAULT_MAX_FRAME_BYTES
+    largest_frame_bytes: int = 0
+    #: Messages recovered from an earlier run's spool, resent in this one.
+    resumed_batches: int = 0
+    #: Damaged spool records sent as "lost" (their ticks did not reach the bridge).
+    lost_batches: int = 0
+    #: Why the spool's disk cannot take data ("" when it can): intake is paused.
+    spool_disk_error: str = ""
+    #: The folder of the spool and its free space when a disk error is active.
+    spool_folder: str = ""
+    #: Why the link stopped sending ("" while it sends).
+    halted: str = ""
 
 
 @dataclass(slots=True)
@@ -86,119 +111,114 @@ class BridgeLink:
         spool: Spool,
         options: LinkOptions | None = None,
         *,
-        session: str | None = None,
         latency_sink: LatencySink | None = None,
+        marker: Marker | None = None,
+        intake: bool = True,
     ) -> None:
         self.url = url
         self.client_id = client_id
-        self.session = session or uuid.uuid4().hex
         self.options = options or LinkOptions()
+        self.machine = LinkMachine(
+            spool,
+            MachineOptions(
+                self.options.batch_max_ticks,
+                self.options.window,
+                keep_times=latency_sink is not None,
+            ),
+            marker=marker,
+        )
         self._spool = spool
         self._latency_sink = latency_sink
-        self._pending: list[codec.Block] = []
-        self._pending_ticks = 0
-        self._pending_captured_at = 0.0
+        self._resumed = len(spool)
         self._linger_handle: asyncio.TimerHandle | None = None
-        self._next_seq = 1
-        self._acked = 0
-        self._sent = 0
-        self._ticks_acked = 0
-        #: seq -> (earliest capture time, ticks, their time_msc when a sink wants them).
-        self._meta: dict[int, tuple[float, int, npt.NDArray[np.int64] | None]] = {}
         self._work = asyncio.Event()
+        #: Set while the collector may hand batches over (see the module docstring).
         self.room = asyncio.Event()
         self.room.set()
+        #: False for a link that only drains an earlier run's spool.
+        self.intake = intake
         self._ws: ClientConnection | None = None
         self._reconnects = 0
         self._last_error = ""
-        self._closing = False
+
+    @property
+    def session(self) -> str:
+        return self._spool.session
 
     # ------------------------------------------------------------ intake (collector side)
     def offer(self, item: SequencedBatch) -> None:
         """Collector callback: queue a batch for the next message. Never blocks."""
-        batch = item.batch
-        if not self._pending:
-            self._pending_captured_at = batch.captured_at or time.time()
+        if not self.intake:
+            raise RuntimeError("this link only drains an earlier run's spool")
+        machine = self.machine
+        first = not machine.has_pending
+        if machine.offer(item.batch, history=item.history, now=time.time()):
+            self.cut()
+        elif first:
             loop = asyncio.get_running_loop()
             self._linger_handle = loop.call_later(self.options.linger, self.cut)
-        self._pending.append(codec.Block(batch.symbol, batch.ticks))
-        self._pending_ticks += len(batch.ticks)
-        # Like Nagle's algorithm: an idle link sends at once (lowest latency at low
-        # rates); while messages are in flight, batches gather until the size or the
-        # linger cuts them (fewest messages at high rates).
-        idle = self._ws is not None and self._acked == self._next_seq - 1
-        if idle or self._pending_ticks >= self.options.batch_max_ticks:
-            self.cut()
 
     def cut(self) -> None:
-        """Turn the pending blocks into one numbered message in the spool."""
+        """Turn the pending batches into numbered messages in the spool."""
         if self._linger_handle is not None:
             self._linger_handle.cancel()
             self._linger_handle = None
-        if not self._pending:
-            return
-        seq = self._next_seq
-        payload = codec.encode_ticks(seq, self._pending)
-        try:
-            self._spool.append(seq, payload, self._pending_ticks)
-        except SpoolFull:
-            # Keep the blocks pending (nothing is dropped) and stop intake until acks
-            # make room; the next cut retries.
-            self._update_room(force_pause=True)
+        machine = self.machine
+        if machine.cut():
+            self._work.set()
+        if machine.blocked:  # the spool refused: retry shortly (acks also retry)
             loop = asyncio.get_running_loop()
-            self._linger_handle = loop.call_later(0.05, self.cut)
-            return
-        times = None
-        if self._latency_sink is not None:
-            times = np.concatenate([b.ticks["time_msc"] for b in self._pending])
-        self._meta[seq] = (self._pending_captured_at, self._pending_ticks, times)
-        self._next_seq += 1
-        self._pending = []
-        self._pending_ticks = 0
-        self._update_room()
-        self._work.set()
+            self._linger_handle = loop.call_later(_RETRY_CUT_S, self.cut)
+        self._sync_room()
 
-    def _update_room(self, force_pause: bool = False) -> None:
-        fill = self._spool.fill_ratio
-        if force_pause or fill >= _PAUSE_FILL:
-            if self.room.is_set():
-                log.warning(
-                    "spool %.0f %% full: pausing intake until the bridge catches up", fill * 100
-                )
-            self.room.clear()
-        elif fill <= _RESUME_FILL and not self.room.is_set():
-            log.info("spool back to %.0f %%: intake resumed", fill * 100)
+    def _sync_room(self) -> None:
+        if self.machine.room:
             self.room.set()
+        else:
+            self.room.clear()
 
     # ------------------------------------------------------------ state
     @property
     def state(self) -> LinkState:
         ws = self._ws
+        machine = self.machine
+        spool = self._spool
         return LinkState(
             connected=ws is not None,
             url=self.url,
-            session=self.session,
-            backlog_batches=len(self._spool),
-            backlog_ticks=self._spool.ticks + self._pending_ticks,
-            last_sent_seq=self._sent,
-            last_acked_seq=self._acked,
-            ticks_acked=self._ticks_acked,
+            session=spool.session,
+            backlog_batches=len(spool),
+            backlog_ticks=spool.ticks + machine.pending_ticks,
+            last_sent_seq=machine.sent,
+            last_acked_seq=machine.acked,
+            ticks_acked=machine.ticks_acked,
             reconnects=self._reconnects,
             rtt=ws.latency if ws is not None and ws.latency else None,
-            spool_fill=self._spool.fill_ratio,
+            spool_fill=spool.fill_ratio,
             intake_paused=not self.room.is_set(),
-            last_error=self._last_error,
+            last_error=machine.halted or machine.disk_error or self._last_error,
+            max_frame_bytes=machine.frame_limit,
+            largest_frame_bytes=machine.largest_frame,
+            resumed_batches=self._resumed,
+            lost_batches=machine.lost_messages,
+            spool_disk_error=machine.disk_error,
+            halted=machine.halted,
         )
+
+    def all_acked(self) -> bool:
+        return self.machine.all_acked()
 
     async def drain(self, timeout: float) -> bool:
         """Cut what is pending and wait until the bridge acked everything; False on timeout."""
-        self.cut()
         deadline = time.monotonic() + timeout
-        while self._acked < self._next_seq - 1:
-            if time.monotonic() > deadline:
+        while True:
+            if self.machine.has_pending:
+                self.cut()
+            if self.machine.all_acked():
+                return True
+            if time.monotonic() > deadline or self.machine.halted:
                 return False
             await asyncio.sleep(0.01)
-        return True
 
     # ------------------------------------------------------------ connection
     async def run(self) -> None:
@@ -209,15 +229,27 @@ class BridgeLink:
                 await self._session(backoff)
             except asyncio.CancelledError:
                 raise
+            except websockets.ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else None
+                if code in _REFUSAL_CODES:
+                    self.machine.on_refused()
+                reason = exc.rcvd.reason if exc.rcvd is not None and exc.rcvd.reason else ""
+                self._note_error(f"connection closed ({code}{': ' + reason if reason else ''})")
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 self._note_error(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             except codec.ProtocolError as exc:
                 self._note_error(f"bridge broke the protocol ({exc.code}): {exc}")
+            except _Refused as exc:
+                self.machine.on_refused()
+                self._note_error(f"bridge refused a message ({exc.code}): {exc}")
             except Exception as exc:  # a bug must not end delivery for the whole run
                 log.exception("bridge link failed unexpectedly")
                 self._note_error(f"internal error: {type(exc).__name__}: {exc}")
             finally:
                 self._ws = None
+                self.machine.on_disconnect()
+            if self.machine.halted:
+                self._note_error(self.machine.halted)
             self._reconnects += 1
             delay = backoff.next_delay()
             log.info("bridge link down; reconnecting in %.2f s", delay)
@@ -233,27 +265,37 @@ class BridgeLink:
         async with connect(
             self.url,
             compression="deflate" if opts.compression else None,
-            max_size=codec.MAX_FRAME_BYTES,
+            max_size=_MAX_INBOUND_BYTES,
             ping_interval=opts.ping_interval,
             ping_timeout=opts.ping_timeout,
             open_timeout=opts.open_timeout,
             ssl=opts.ssl_context,
         ) as ws:
-            await ws.send(codec.encode_hello(self.client_id, self.session, self._acked))
-            welcome = codec.decode(await asyncio.wait_for(ws.recv(), opts.open_timeout))
-            if welcome["type"] == "error":
-                raise codec.ProtocolError(str(welcome.get("code")), str(welcome.get("message")))
-            if welcome["type"] != "welcome" or not isinstance(welcome.get("last_seq"), int):
-                raise codec.ProtocolError(
-                    "bad_message", f"expected welcome, got {welcome['type']!r}"
-                )
-            self._on_ack(welcome["last_seq"])
+            await ws.send(self.machine.hello(self.client_id))
+            answer = codec.decode_bridge(await asyncio.wait_for(ws.recv(), opts.open_timeout))
+            if isinstance(answer, codec.Error):
+                raise _Refused(answer.code, answer.message)
+            if not isinstance(answer, codec.Welcome):
+                raise codec.ProtocolError("bad_message", "expected welcome")
+            self.machine.on_welcome(answer)
+            if self.machine.halted:
+                return
+            # A new limit may have re-cut the spool; what gathered meanwhile goes now.
+            if self.machine.has_pending:
+                self.cut()
             self._ws = ws
             self._last_error = ""
             backoff.reset()
-            log.info("bridge link up: %s (resuming after seq %d)", self.url, self._acked)
+            log.info(
+                "bridge link up: %s (session %s, resuming after seq %d, frame limit %d)",
+                self.url,
+                self.session,
+                self.machine.acked,
+                self.machine.frame_limit,
+            )
             # The receiver owns the session: when the socket closes, its loop ends (or
-            # raises) and the sender, blocked on the spool or on ``send``, is cancelled.
+            # raises) and the sender, blocked on the window or on ``send``, is cancelled.
+            self._work.set()
             sender = asyncio.create_task(self._send_loop(ws), name="bridge-link-send")
             try:
                 await self._receive_loop(ws)
@@ -263,62 +305,53 @@ class BridgeLink:
                     await sender
 
     async def _send_loop(self, ws: ClientConnection) -> None:
-        cursor = self._acked
+        machine = self.machine
         while True:
-            if cursor - self._acked >= self.options.window:
+            frame = machine.next_frame()
+            if frame is None:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            nxt = self._spool.peek_next_after(max(cursor, self._acked))
-            if nxt is None:
-                self._work.clear()
-                await self._work.wait()
-                continue
-            seq, payload = nxt
-            await ws.send(payload, text=True)
-            cursor = seq
-            self._sent = max(self._sent, seq)
+            await ws.send(frame)
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
         async for frame in ws:
-            doc = codec.decode(frame)
-            kind = doc["type"]
-            if kind == "ack":
-                seq = doc.get("seq")
-                if not isinstance(seq, int):
-                    raise codec.ProtocolError("bad_message", "ack without an integer seq")
-                self._on_ack(seq)
-            elif kind == "error":
-                raise codec.ProtocolError(str(doc.get("code")), str(doc.get("message")))
+            message = codec.decode_bridge(frame)
+            if isinstance(message, codec.Ack):
+                self._on_ack(message.seq)
+            elif isinstance(message, codec.Error):
+                if message.code in _NOT_A_REFUSAL:
+                    raise websockets.ConnectionClosedOK(None, None)
+                raise _Refused(message.code, message.message)
             else:
-                raise codec.ProtocolError("bad_message", f"unexpected {kind!r} from the bridge")
+                raise codec.ProtocolError("bad_message", "unexpected welcome from the bridge")
         raise websockets.ConnectionClosedOK(None, None)
 
     def _on_ack(self, seq: int) -> None:
-        if seq > self._next_seq - 1:
-            raise codec.ProtocolError(
-                "bad_ack", f"bridge acked seq {seq}, but only {self._next_seq - 1} were sent"
-            )
-        if seq <= self._acked:
-            return
-        now = time.time()
-        for s in range(self._acked + 1, seq + 1):
-            captured_at, ticks, times = self._meta.pop(s, (now, 0, None))
-            self._ticks_acked += ticks
-            if self._latency_sink is not None and times is not None:
-                self._latency_sink(now, captured_at, times)
-        self._spool.ack(seq)
-        self._acked = seq
-        self._update_room()
-        if self._pending and self._acked == self._next_seq - 1:
-            self.cut()  # the link just went idle: what gathered meanwhile goes now
+        acked = self.machine.on_ack(seq)
+        sink = self._latency_sink
+        if sink is not None and acked:
+            now = time.time()
+            for item in acked:
+                if item.times is not None:
+                    sink(now, item.captured_at, item.times)
+        machine = self.machine
+        if machine.has_pending and (machine.idle or machine.blocked):
+            self.cut()  # the link just went idle, or the spool has room again
+        else:
+            self._sync_room()
         self._work.set()
 
     async def close(self) -> None:
-        self._closing = True
         if self._linger_handle is not None:
             self._linger_handle.cancel()
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close()
+
+
+class _Refused(Exception):  # noqa: N818 - the bridge's verdict, not our fault
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -17,7 +17,7 @@ Latency definitions (seconds, wall clock):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,8 @@ class Inputs:
     queue_depth: int
     last_tick_msc: Mapping[str, int]
     system: SystemSample | None = None
+    #: Free bytes on the disk of each spool folder (the link's durable spool).
+    spool_free_bytes: Mapping[str, int] = field(default_factory=dict)
 
 
 class Monitor:
@@ -142,6 +144,9 @@ class Monitor:
             m["link.backlog_batches"] = link.backlog_batches
             m["link.rtt"] = link.rtt
             m["link.reconnects"] = link.reconnects
+            m["link.spool_write_failed"] = bool(link.spool_disk_error)
+        for folder, free in inputs.spool_free_bytes.items():
+            m[f"spool_disk_free_mb.{folder}"] = free / 2**20
         if inputs.system is not None:
             m.update(inputs.system.as_metrics())
 

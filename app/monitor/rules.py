@@ -417,6 +417,25 @@ def default_rules() -> list[Rule]:
             message="spool {value:.0%} full (alert at {threshold:.0%})",
         ),
         ThresholdRule(
+            "spool_disk_low",
+            "spool_disk_free_mb.*",
+            Comparison.BELOW,
+            64,
+            clear_threshold=128,
+            severity=Severity.WARNING,
+            wildcard_label="folder",
+            message="spool folder {folder}: {value:.0f} MB free (alert below {threshold:.0f} "
+            "MB); when it is full, intake pauses and ticks wait in the terminal",
+        ),
+        StateRule(
+            "spool_write_failed",
+            "link.spool_write_failed",
+            bad_when=True,
+            severity=Severity.CRITICAL,
+            message="the spool cannot be written: intake paused, ticks wait in the terminal "
+            "(the Journal names the folder and the error)",
+        ),
+        ThresholdRule(
             "rss_high",
             "system.rss_bytes",
             Comparison.ABOVE,

@@ -1,0 +1,202 @@
+"""Kill -9 at the worst moment, then compare what the bridge stored with the terminal.
+
+The app (``trading-client run``), the reference backend and the workers are real
+processes; the independent truth is the simulated terminal's deterministic history
+(``Market``), never the app's own counters. Over the whole span captured by both runs,
+per symbol: every tick stored, none twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from app.ports import free_ports
+from app.server.store import TickStore
+from app.terminal.market import DEFAULT_PROFILES, Market
+from app.ticks import TickArray
+from tests.conftest import wait_until_sync as wait_until
+
+pytestmark = pytest.mark.slow
+
+CLI = (sys.executable, "-m", "app")
+RATES = {"EURUSD": 2_000.0, "GBPUSD": 1_500.0, "XAUUSD": 1_500.0}  # 5,000 ticks/s
+SEED = 23
+CLIENT = "crash-desk"
+
+
+class Setup:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.bridge, self.gateway, self.hub = free_ports(3)
+        self.db = tmp_path / "backend.sqlite"
+        self.spool = tmp_path / "spool"
+        self.config = tmp_path / "config.json"
+        self.config.write_text(
+            json.dumps(
+                {
+                    "terminals": [{"symbols": list(RATES), "rates": RATES, "seed": SEED}],
+                    "pool": {"size": 3, "backoff": {"initial_s": 0.2, "maximum_s": 1.0}},
+                    "backend": {
+                        "bridge_url": f"ws://127.0.0.1:{self.bridge}/ws",
+                        "gateway_url": f"http://127.0.0.1:{self.gateway}",
+                        "hub_url": f"http://127.0.0.1:{self.hub}",
+                        "client_id": CLIENT,
+                        "embedded": "never",
+                        "spool_dir": str(self.spool),
+                        "backoff": {"initial_s": 0.1, "maximum_s": 0.5},
+                    },
+                    "backfill": {"state_file": str(tmp_path / "spans.json"), "save_interval_s": 1},
+                    "monitor": {"enabled": False},
+                }
+            )
+        )
+
+    def backend(self) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [
+                *CLI,
+                "backend",
+                "--bridge-port",
+                str(self.bridge),
+                "--gateway-port",
+                str(self.gateway),
+                "--hub-port",
+                str(self.hub),
+                "--db",
+                str(self.db),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the URLs, once it listens
+        assert "ws://" in line, proc.stderr.read() if proc.stderr else line
+        return proc
+
+    def app(self, duration: float) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*CLI, "run", "--config", str(self.config), "--duration", str(duration)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def spooled_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.spool.rglob("seg-*.spool"))
+
+    def stored_ticks(self) -> int:
+        if not self.db.exists():
+            return 0
+        with TickStore(self.db) as store:
+            return int(store.stats()["ticks_stored"])
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"process {proc.pid} ignored signal {sig} for {timeout} s") from None
+
+
+def wait_exit(proc: subprocess.Popen[str], timeout: float) -> int:
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"process {proc.pid} did not end within {timeout} s") from None
+
+
+def in_order(parts: TickArray) -> TickArray:
+    return parts[np.argsort(parts["time_msc"], kind="stable")]
+
+
+def assert_whole_span_stored_once(db: Path) -> int:
+    """Per symbol: the stored ticks of every session are the terminal's history from the
+    first stored tick to the last, each exactly once."""
+    market = Market(SEED, DEFAULT_PROFILES, RATES)
+    total = 0
+    with TickStore(db) as store:
+        for sym in RATES:
+            got = in_order(store.read_ticks(client_id=CLIENT, symbol=sym))
+            assert len(got) > 0, f"nothing stored for {sym}"
+            first, last = int(got["time_msc"][0]), int(got["time_msc"][-1])
+            expected = market.ticks_range(sym, first, last + 1)
+            missing = len(expected) - len(got)
+            assert len(got) <= len(expected), f"{sym}: {-missing} ticks stored twice"
+            # Only ticks of the very last millisecond may be beyond the capture's end.
+            assert np.all(expected["time_msc"][len(got) :] == last), (
+                f"{sym}: {missing} ticks missing"
+            )
+            assert np.array_equal(got, expected[: len(got)]), f"{sym}: stored stream differs"
+            total += len(got)
+    return total
+
+
+def test_kill_9_of_the_app_during_a_bridge_outage_loses_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    setup = Setup(tmp_path)
+    first = setup.app(60)
+    try:
+        # The bridge is down: the ticks go to the spool. Kill the app mid-outage.
+        wait_until(lambda: setup.spooled_bytes() > 3 * 60 * 5_000, timeout=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert setup.spooled_bytes() > 0, "the spool did not survive the crash"
+    backend = setup.backend()
+    try:
+        second = setup.app(6)
+        code = wait_exit(second, 90)
+        assert code == 0, second.stderr.read() if second.stderr else ""
+        assert setup.spooled_bytes() == 0, "the spool was not drained"
+    finally:
+        stop(backend)
+    stored = assert_whole_span_stored_once(setup.db)
+    assert stored > 15_000
+    assert not list(setup.spool.rglob("*")) or all(p.is_dir() for p in setup.spool.rglob("*"))
+
+
+def test_kill_9_of_the_bridge_and_a_worker_at_once_loses_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    setup = Setup(tmp_path)
+    backend = setup.backend()
+    app = setup.app(10)
+    try:
+        wait_until(lambda: setup.stored_ticks() > 5_000, timeout=60)
+        workers = [p for p in psutil.Process(app.pid).children() if "python" in p.name()]
+        assert workers, "no worker process found"
+        os.kill(workers[0].pid, signal.SIGKILL)
+        backend.send_signal(signal.SIGKILL)
+        backend.wait(10)
+        stored_before = setup.stored_ticks()
+        # The bridge stays down for about a second of capture: the spool grows.
+        at_kill = setup.spooled_bytes()
+        wait_until(lambda: setup.spooled_bytes() > at_kill + 60 * 5_000, timeout=30)
+        backend = setup.backend()
+        code = wait_exit(app, 90)
+        assert code == 0, app.stderr.read() if app.stderr else ""
+        assert setup.stored_ticks() > stored_before
+    finally:
+        if app.poll() is None:
+            app.kill()
+        stop(backend)
+    assert assert_whole_span_stored_once(setup.db) > 20_000
