@@ -1,11 +1,16 @@
 """The data bridge: ticks in over a WebSocket, stored exactly once, acked cumulatively.
 
-Each connection runs two tasks. The reader validates every frame and decides the
-exactly-once rules (store / re-ack / refuse) on an in-memory ``accepted`` seq, so it
-never waits for the disk. The committer takes everything that piled up while the
-previous commit ran and stores it as one transaction, then sends ONE ack for the highest
-seq: at high rates a commit covers many messages, at low rates each message is acked
-as soon as its own commit is done.
+Protocol v2 (``app/protocol/codec.py``): every frame is binary MessagePack. This module
+is the I/O half only; what to do with each message (store / re-ack / refuse, and the
+hello's resume rule) is decided by :mod:`app.server.accept`, which is pure and tested
+on its own with arbitrary message streams.
+
+Each connection runs two tasks. The reader decodes every frame and feeds it to the
+rules, which decide on an in-memory ``accepted`` seq, so reading never waits for the
+disk. The committer takes everything that piled up while the previous commit ran and
+stores it as one transaction, then sends ONE ack for the highest seq: at high rates a
+commit covers many messages, at low rates each message is acked as soon as its own
+commit is done.
 
 All SQLite work goes through one dedicated writer thread. A single thread keeps writes
 serialized without lock contention (SQLite allows one writer anyway), keeps the one
@@ -15,6 +20,10 @@ connection strictly after the previous connection's commits.
 A session (client_id, session) is served by at most one connection: a newer connection
 takes over and the older one is closed once its accepted messages are committed, so the
 ``welcome`` of the newer one always reflects everything the older one stored.
+
+The frame limit is the bridge's own setting, announced in ``welcome``: the client sizes
+its messages to it (``codec.ticks_frame_bytes``), and websockets closes with 1009 any
+frame beyond it before it is buffered whole.
 """
 
 from __future__ import annotations
@@ -35,17 +44,20 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from app.protocol.codec import (
-    MAX_FRAME_BYTES,
-    Block,
+    DEFAULT_MAX_FRAME_BYTES,
+    MAX_TEXT,
+    MIN_MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    Ack,
+    Error,
     Hello,
     ProtocolError,
-    decode,
-    encode_ack,
-    encode_error,
-    encode_welcome,
-    parse_hello,
-    parse_ticks,
+    Welcome,
+    check_hello,
+    decode_client,
+    encode,
 )
+from app.server.accept import Accept, Duplicate, Refuse, SessionRules
 from app.server.store import TickStore
 
 log = logging.getLogger(__name__)
@@ -57,11 +69,14 @@ PATH = "/ws"
 HELLO_TIMEOUT = 10.0
 #: Most messages stored in one transaction (bounds the time one commit takes).
 MAX_GROUP = 256
+#: Tick bytes after which a group is cut short even below ``MAX_GROUP`` messages: with
+#: 16 MiB frames, 256 messages would make one transaction of 4 GiB.
+MAX_GROUP_BYTES = 32 * 2**20
 #: Accepted-but-uncommitted messages per connection before the reader stops reading,
 #: which pushes back on the client through TCP instead of growing memory.
 MAX_PENDING = 2 * MAX_GROUP
-#: Longest error text sent or logged; a refusal never echoes a payload.
-MAX_TEXT = 200
+#: The same push-back by size (at least one frame more than a full group).
+MAX_PENDING_BYTES = 2 * MAX_GROUP_BYTES
 
 
 def _short(text: str) -> str:
@@ -77,6 +92,10 @@ def _peer(ws: ServerConnection) -> str:
 
 def _too_big(exc: ConnectionClosed) -> bool:
     return exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG
+
+
+def _error(code: str, message: str) -> bytes:
+    return encode(Error(code, _short(message)))
 
 
 @dataclass(eq=False)
@@ -96,8 +115,15 @@ class Bridge:
         *,
         compression: str | None = None,
         hello_timeout: float = HELLO_TIMEOUT,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
+        if max_frame_bytes < MIN_MAX_FRAME_BYTES:
+            raise ValueError(
+                f"max_frame_bytes {max_frame_bytes} is below the protocol's minimum "
+                f"{MIN_MAX_FRAME_BYTES} (a frame must hold a hello and one tick)"
+            )
         self.store = store
+        self.max_frame_bytes = max_frame_bytes
         self._compression = compression
         self._hello_timeout = hello_timeout
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickstore-writer")
@@ -114,7 +140,7 @@ class Bridge:
             host,
             port,
             process_request=_only_ws_path,
-            max_size=MAX_FRAME_BYTES,
+            max_size=self.max_frame_bytes,
             compression=self._compression,
             ssl=ssl_context,
         )
@@ -139,29 +165,39 @@ class Bridge:
         self.store.count_refused()
         log.warning("bridge refused a message from %s: %s: %s", who, code, _short(message))
 
-    async def refuse(self, ws: ServerConnection, who: str, exc: ProtocolError) -> None:
-        self.note_refusal(who, exc.code, str(exc))
+    def note_too_big(self, who: str) -> None:
+        self.note_refusal(
+            who, "too_big", f"frame larger than {self.max_frame_bytes} bytes (closed 1009)"
+        )
+
+    async def refuse(self, ws: ServerConnection, who: str, refusal: Refuse) -> None:
+        self.note_refusal(who, refusal.code, refusal.message)
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(encode_error(exc.code, _short(str(exc))).decode())
-        await _close(ws, CloseCode.POLICY_VIOLATION, exc.code)
+            await ws.send(_error(refusal.code, refusal.message))
+        await _close(ws, CloseCode.POLICY_VIOLATION, refusal.code)
 
     # ------------------------------------------------------------------ connections
     async def _handle(self, ws: ServerConnection) -> None:
         who = _peer(ws)
         try:
-            raw = await asyncio.wait_for(ws.recv(decode=False), self._hello_timeout)
+            # recv() without decode=False: a text frame must stay recognisable as one
+            # (a v1 client), so that it is refused as ``bad_version``.
+            frame = await asyncio.wait_for(ws.recv(), self._hello_timeout)
         except TimeoutError:
             log.info("bridge: %s sent no hello within %.0f s; closing", who, self._hello_timeout)
             await _close(ws, CloseCode.POLICY_VIOLATION, "no hello")
             return
         except ConnectionClosed as exc:
             if _too_big(exc):
-                self.note_refusal(who, "too_big", "frame larger than the limit (closed 1009)")
+                self.note_too_big(who)
             return
         try:
-            hello = parse_hello(decode(raw))
+            hello = decode_client(frame)
+            if not isinstance(hello, Hello):
+                raise ProtocolError("bad_message", "the first message must be a hello")
+            check_hello(hello)
         except ProtocolError as exc:
-            await self.refuse(ws, who, exc)
+            await self.refuse(ws, who, Refuse.of(exc))
             return
         who = f"{who} ({hello.client_id}/{hello.session})"
         await self._serve_session(ws, who, hello)
@@ -185,7 +221,7 @@ class Bridge:
             )
         if slot.owner is not None:
             slot.owner.kick()
-        refusal: ProtocolError | None = None
+        refusal: Refuse | None = None
         superseded = failed = False
         try:
             async with slot.lock:
@@ -205,11 +241,12 @@ class Bridge:
                             hello.resume_from,
                         )
                         last_seq = await self.call(self.store.adopt_resume, *key, hello.resume_from)
+                    welcome = Welcome(last_seq, self.max_frame_bytes, PROTOCOL_VERSION)
                     try:
-                        await ws.send(encode_welcome(last_seq).decode())
+                        await ws.send(encode(welcome))
                     except ConnectionClosed:
                         return
-                    conn = _Connection(self, ws, who, key, last_seq)
+                    conn = _Connection(self, ws, who, key, SessionRules(last_seq))
                     slot.owner = conn
                     if slot.generation != generation:  # overtaken while starting up
                         conn.kick()
@@ -225,15 +262,13 @@ class Bridge:
         # Outside the lock: the newer connection must not wait for this close handshake.
         if failed:
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(encode_error("internal_error", "storing failed").decode())
+                await ws.send(_error("internal_error", "storing failed"))
             await _close(ws, CloseCode.INTERNAL_ERROR, "storing failed")
         elif refusal is not None:
             await self.refuse(ws, who, refusal)
         elif superseded:
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(
-                    encode_error("superseded", "a newer connection took over this session").decode()
-                )
+                await ws.send(_error("superseded", "a newer connection took over this session"))
             await _close(ws, CloseCode.NORMAL_CLOSURE, "superseded")
 
 
@@ -241,21 +276,26 @@ class _Connection:
     """One session's stream on one socket, from welcome to the last commit."""
 
     def __init__(
-        self, bridge: Bridge, ws: ServerConnection, who: str, key: tuple[str, str], last: int
+        self,
+        bridge: Bridge,
+        ws: ServerConnection,
+        who: str,
+        key: tuple[str, str],
+        rules: SessionRules,
     ) -> None:
         self.bridge = bridge
         self.ws = ws
         self.who = who
         self.key = key
-        self.accepted = last  # highest seq taken into ``pending`` (or stored)
-        self.committed = last  # highest seq stored; what acks say
+        self.rules = rules
         self.superseded = False
         self.failed = False
-        self._pending: list[tuple[int, list[Block]]] = []
+        self._pending: list[Accept] = []
+        self._pending_bytes = 0
         self._closing = False
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
-        self._reader: asyncio.Task[ProtocolError | None] | None = None
+        self._reader: asyncio.Task[Refuse | None] | None = None
 
     def kick(self) -> None:
         """Stop accepting messages (a newer connection took over the session)."""
@@ -263,7 +303,7 @@ class _Connection:
         if self._reader is not None:
             self._reader.cancel()  # websockets' recv() is safe to cancel
 
-    async def serve(self) -> ProtocolError | None:
+    async def serve(self) -> Refuse | None:
         """Run until the socket closes, a message is refused or a newer connection takes
         over; returns once every accepted message is committed (or its commit failed)."""
         committer = asyncio.create_task(self._commit_loop())
@@ -282,40 +322,59 @@ class _Connection:
             return None
         return self._reader.result()
 
-    async def _read_loop(self, committer: asyncio.Task[None]) -> ProtocolError | None:
+    def _full(self) -> bool:
+        return len(self._pending) >= MAX_PENDING or self._pending_bytes >= MAX_PENDING_BYTES
+
+    async def _read_loop(self, committer: asyncio.Task[None]) -> Refuse | None:
         store = self.bridge.store
         while not self.failed:
             try:
-                raw = await self.ws.recv(decode=False)
+                frame = await self.ws.recv()
             except ConnectionClosed as exc:
                 if _too_big(exc):
-                    self.bridge.note_refusal(
-                        self.who, "too_big", "frame larger than the limit (closed 1009)"
-                    )
+                    self.bridge.note_too_big(self.who)
                 return None
             try:
-                doc = decode(raw)
-                if doc["type"] != "ticks":
-                    raise ProtocolError("bad_message", f"unexpected message type {doc['type']!r}")
-                seq, blocks = parse_ticks(doc)
+                message = decode_client(frame)
             except ProtocolError as exc:
-                return exc
-            if seq <= self.accepted:
+                return Refuse.of(exc)
+            decision = self.rules.receive(message)
+            if isinstance(decision, Refuse):
+                return decision
+            if isinstance(decision, Duplicate):
                 store.count_duplicate()
-                if seq <= self.committed:
-                    await self._send(encode_ack(self.committed))
-                # else: still in the commit queue; its cumulative ack is on the way.
+                if decision.reack is not None:
+                    await self._send(encode(Ack(decision.reack)))
                 continue
-            if seq != self.accepted + 1:
-                return ProtocolError("seq_gap", f"expected seq {self.accepted + 1}, got {seq}")
-            self.accepted = seq
-            self._pending.append((seq, blocks))
-            store.count_received(sum(len(b.ticks) for b in blocks))
+            if decision.lost:
+                log.error(
+                    "bridge: %s reports message %d lost (%d ticks): %s",
+                    self.who,
+                    decision.seq,
+                    decision.lost_ticks,
+                    _short(decision.reason) or "no reason given",
+                )
+            else:
+                store.count_received(decision.ticks)
+            self._pending.append(decision)
+            self._pending_bytes += decision.nbytes
             self._wake.set()
-            while len(self._pending) >= MAX_PENDING and not committer.done():
+            while self._full() and not committer.done():
                 self._room.clear()
                 await self._room.wait()
         return None
+
+    def _take_group(self) -> list[Accept]:
+        n = size = 0
+        for accept in self._pending[:MAX_GROUP]:
+            if n and size + accept.nbytes > MAX_GROUP_BYTES:
+                break
+            n += 1
+            size += accept.nbytes
+        group = self._pending[:n]
+        del self._pending[:n]
+        self._pending_bytes -= size
+        return group
 
     async def _commit_loop(self) -> None:
         while True:
@@ -325,27 +384,30 @@ class _Connection:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            group = self._pending[:MAX_GROUP]
-            del self._pending[:MAX_GROUP]
+            group = self._take_group()
             self._room.set()
+            items = [(a.seq, a.batches) for a in group]
             try:
-                self.committed = await self.bridge.call(
-                    self.bridge.store.store, self.key[0], self.key[1], group
+                committed = await self.bridge.call(
+                    self.bridge.store.store, self.key[0], self.key[1], items
                 )
+                ack = self.rules.commit(committed)
             except Exception:
-                log.exception("bridge: storing seq %d.. for %s failed", group[0][0], self.who)
+                log.exception("bridge: storing seq %d.. for %s failed", group[0].seq, self.who)
                 # Stop this connection; the client resends everything unacked elsewhere.
                 self.failed = True
+                self.rules.forget_pending()
                 self._pending.clear()
+                self._pending_bytes = 0
                 self._room.set()
                 if self._reader is not None:
                     self._reader.cancel()
                 return
-            await self._send(encode_ack(self.committed))
+            await self._send(encode(Ack(ack)))
 
     async def _send(self, data: bytes) -> None:
         with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(data.decode())
+            await self.ws.send(data)
 
 
 async def _close(ws: ServerConnection, code: CloseCode, reason: str) -> None:

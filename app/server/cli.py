@@ -15,12 +15,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.server import ReferenceBackend, default_db_path, serve_forever
 from app.server.store import TickStore
 
 EXAMPLES = """examples:
   trading-client backend
   trading-client backend --bridge-port 3101 --db /tmp/ticks.sqlite
+  trading-client backend --max-frame-bytes 1048576
   trading-client backend stats --db /tmp/ticks.sqlite
 """
 
@@ -33,6 +35,15 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not in 0..65535 (0 = any free port)")
     return port
+
+
+def _frame_bytes(text: str) -> int:
+    # Only the syntax here: the range is checked in run_backend, so that a value below
+    # the minimum is one clear line instead of argparse's usage block.
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
 
 
 def add_backend_parser(
@@ -63,6 +74,15 @@ def add_backend_parser(
         default="FULL",
         help="SQLite durability of an ack: FULL survives power loss (default); NORMAL "
         "survives a crash of the backend process and commits faster",
+    )
+    parser.add_argument(
+        "--max-frame-bytes",
+        type=_frame_bytes,
+        default=DEFAULT_MAX_FRAME_BYTES,
+        metavar="N",
+        help=f"largest WebSocket frame the bridge accepts, announced to clients "
+        f"(default {DEFAULT_MAX_FRAME_BYTES}, at least {MIN_MAX_FRAME_BYTES}); larger "
+        "frames are closed with 1009",
     )
     actions = parser.add_subparsers(dest="backend_command", metavar="ACTION")
     stats = actions.add_parser(
@@ -99,6 +119,13 @@ def run_backend(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "backend_command", None) == "stats":
             return _print_stats(db)
+        if args.max_frame_bytes < MIN_MAX_FRAME_BYTES:
+            print(
+                f"error: --max-frame-bytes {args.max_frame_bytes} is below the protocol's "
+                f"minimum of {MIN_MAX_FRAME_BYTES} bytes",
+                file=sys.stderr,
+            )
+            return 2
         backend = ReferenceBackend(
             host=args.host,
             bridge_port=args.bridge_port,
@@ -106,6 +133,7 @@ def run_backend(args: argparse.Namespace) -> int:
             hub_port=args.hub_port,
             db_path=db,
             synchronous=args.synchronous,
+            max_frame_bytes=args.max_frame_bytes,
         )
         asyncio.run(serve_forever(backend, ready=_announce))
     except (OSError, sqlite3.Error) as exc:

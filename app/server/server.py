@@ -19,6 +19,7 @@ import platformdirs
 from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
+from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.bridge import PATH, Bridge
 from app.server.gateway import Gateway
 from app.server.hub import Hub
@@ -67,13 +68,22 @@ class ReferenceBackend:
         clock: Clock = SYSTEM_CLOCK,
         synchronous: str = "FULL",
         ssl_context: ssl.SSLContext | None = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
+        if max_frame_bytes < MIN_MAX_FRAME_BYTES:
+            # Checked here too, so a bad setting fails before a database is opened.
+            raise ValueError(
+                f"max_frame_bytes {max_frame_bytes} is below the protocol's minimum "
+                f"{MIN_MAX_FRAME_BYTES}"
+            )
         self.host = host
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
         self._ports = {"bridge": bridge_port, "gateway": gateway_port, "hub": hub_port}
         self._users = users
         self._token_ttl = token_ttl
         self._compression = compression
+        #: The bridge's frame limit, announced to clients in ``welcome``.
+        self.max_frame_bytes = max_frame_bytes
         self._clock = clock
         self._synchronous = synchronous
         #: Serve wss/https with this server context (tests of TLS and pinning).
@@ -96,7 +106,9 @@ class ReferenceBackend:
                 TickStore, self.db_path, synchronous=self._synchronous
             )
             self._settings = await asyncio.to_thread(SettingsStore, self.db_path)
-            self._bridge = Bridge(store, compression=self._compression)
+            self._bridge = Bridge(
+                store, compression=self._compression, max_frame_bytes=self.max_frame_bytes
+            )
             self._ports["bridge"] = await self._bridge.start(
                 self.host, self._ports["bridge"], self._ssl
             )

@@ -1,10 +1,20 @@
 """Where the data bridge keeps ticks: one SQLite file, raw tick records as BLOBs.
 
-Blocks are stored as the exact bytes of :data:`app.ticks.TICK_DTYPE`, so what a test reads
-back compares bit for bit with what the client captured, and storing costs one
-``tobytes()`` per block instead of one row per tick. A group of messages and the
-session's new ``last_seq`` go into ONE transaction: a crash can never leave ticks
-without their seq, or a seq without its ticks, and one fsync covers many messages.
+Blocks are stored as the exact bytes of :data:`app.ticks.TICK_DTYPE` — the bytes protocol
+v2 carries — so what a test reads back compares bit for bit with what the client
+captured, and storing binds a zero-copy view of each block instead of one row per tick.
+A group of messages and the session's new ``last_seq`` go into ONE transaction: a crash
+can never leave ticks without their seq, or a seq without its ticks, and one fsync
+covers many messages.
+
+A ``Lost`` message (the client's spool record of it is damaged) is stored as a seq with
+no tick rows: the session's ``last_seq`` advances over it, so the messages after it are
+not refused as a gap, and ``lost_batches`` counts it.
+
+Counters saturate at SQLite's INTEGER maximum (:func:`app.server.accept.saturating_add`):
+they are written in every store transaction, so a single counter that overflowed — one
+hello with a ``resume_from`` near ``2**63`` is enough — would otherwise fail every later
+commit of every client.
 
 Thread model: every method is safe to call from any thread. Writes share one connection
 behind a lock (the bridge funnels them through its single writer thread anyway, so the
@@ -23,9 +33,9 @@ from typing import Any, Self
 
 import numpy as np
 
-from app.protocol.codec import Block
+from app.server.accept import INT64_MAX, resume, saturating_add
 from app.server.db import connect, transaction
-from app.ticks import TICK_DTYPE, TickArray, empty_ticks
+from app.ticks import TICK_DTYPE, TickArray, TickBatch, empty_ticks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (client_id TEXT, session TEXT, last_seq INTEGER NOT NULL,
@@ -47,7 +57,8 @@ COUNTERS: tuple[str, ...] = (
     "lost_batches",
 )
 
-Item = tuple[int, Sequence[Block]]
+#: One message to store: its seq and its batches (none for a ``Lost`` marker).
+Item = tuple[int, Sequence[TickBatch]]
 
 
 class StoreConflictError(RuntimeError):
@@ -56,6 +67,11 @@ class StoreConflictError(RuntimeError):
     The bridge never lets this happen; the check runs inside the transaction anyway, so
     that a bug there can only refuse a group, never store a seq twice or leave a hole.
     """
+
+
+def _added(counts: dict[str, int], added: dict[str, int]) -> dict[str, int]:
+    """``counts`` with ``added`` summed in, each saturating at SQLite's maximum."""
+    return {name: saturating_add(value, added.get(name, 0)) for name, value in counts.items()}
 
 
 class TickStore:
@@ -86,16 +102,28 @@ class TickStore:
     def store(self, client_id: str, session: str, items: Sequence[Item]) -> int:
         """Store consecutive messages and their session's new ``last_seq``; returns it.
 
-        Raises :class:`StoreConflictError` (nothing stored) when the first seq is not the
-        stored ``last_seq + 1`` or the seqs are not consecutive.
+        An item without batches is a lost message: it advances ``last_seq`` and counts
+        in ``lost_batches``. Raises :class:`StoreConflictError` (nothing stored) when the
+        first seq is not the stored ``last_seq + 1`` or the seqs are not consecutive.
         """
         if not items:
             return self.last_seq(client_id, session)
+        first, new_last = items[0][0], items[-1][0]
+        if [seq for seq, _ in items] != list(range(first, new_last + 1)):
+            raise StoreConflictError(f"{client_id}/{session}: seqs of a group must be consecutive")
+        if not 1 <= first <= new_last <= INT64_MAX:
+            raise StoreConflictError(f"{client_id}/{session}: seqs must be in 1..2^63-1")
         rows = []
-        n_ticks = 0
-        for seq, blocks in items:
-            for idx, block in enumerate(blocks):
-                ticks = np.ascontiguousarray(block.ticks, dtype=TICK_DTYPE)
+        n_ticks = n_stored = n_lost = 0
+        for seq, batches in items:
+            if not batches:
+                n_lost += 1
+                continue
+            n_stored += 1
+            for idx, batch in enumerate(batches):
+                ticks = np.ascontiguousarray(batch.ticks, dtype=TICK_DTYPE)
+                if not len(ticks):
+                    raise StoreConflictError(f"{client_id}/{session}: seq {seq} has an empty block")
                 tm = ticks["time_msc"]
                 rows.append(
                     (
@@ -103,17 +131,14 @@ class TickStore:
                         session,
                         seq,
                         idx,
-                        block.symbol,
+                        batch.symbol,
                         len(ticks),
                         int(tm[0]),
                         int(tm[-1]),
-                        ticks.tobytes(),
+                        ticks.view(np.uint8).data,  # bound as a BLOB without a copy
                     )
                 )
                 n_ticks += len(ticks)
-        first, new_last = items[0][0], items[-1][0]
-        if [seq for seq, _ in items] != list(range(first, new_last + 1)):
-            raise StoreConflictError(f"{client_id}/{session}: seqs of a group must be consecutive")
         with self._write_lock:
             conn = self._conn
             with transaction(conn):
@@ -131,18 +156,22 @@ class TickStore:
                 conn.execute(
                     "INSERT INTO sessions VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (client_id, session) DO UPDATE SET "
-                    "last_seq = excluded.last_seq, ticks = ticks + excluded.ticks",
+                    "last_seq = excluded.last_seq, "
+                    f"ticks = CASE WHEN ticks > {INT64_MAX} - excluded.ticks THEN {INT64_MAX} "
+                    "ELSE ticks + excluded.ticks END",
                     (client_id, session, new_last, n_ticks),
                 )
+                added = {
+                    "ticks_stored": n_ticks,
+                    "batches_stored": n_stored,
+                    "lost_batches": n_lost,
+                }
                 with self._count_lock:
-                    snapshot = dict(self._counts)
-                snapshot["ticks_stored"] += n_ticks
-                snapshot["batches_stored"] += len(items)
+                    snapshot = _added(self._counts, added)
                 self._write_counters(snapshot)
             self._commits += 1
         with self._count_lock:
-            self._counts["ticks_stored"] += n_ticks
-            self._counts["batches_stored"] += len(items)
+            self._counts.update(_added(self._counts, added))
         return new_last
 
     def adopt_resume(self, client_id: str, session: str, resume_from: int) -> int:
@@ -161,18 +190,20 @@ class TickStore:
                     (client_id, session),
                 ).fetchone()
                 stored_last = int(row[0]) if row else 0
-                if resume_from <= stored_last:
+                new_last, lost = resume(stored_last, resume_from)
+                if not lost:
                     return stored_last
                 conn.execute(
                     "INSERT INTO sessions VALUES (?, ?, ?, 0) "
                     "ON CONFLICT (client_id, session) DO UPDATE SET last_seq = excluded.last_seq",
-                    (client_id, session, resume_from),
+                    (client_id, session, new_last),
                 )
                 with self._count_lock:
-                    self._counts["lost_batches"] += resume_from - stored_last
-                    snapshot = dict(self._counts)
+                    snapshot = _added(self._counts, {"lost_batches": lost})
                 self._write_counters(snapshot)
-        return resume_from
+        with self._count_lock:
+            self._counts.update(_added(self._counts, {"lost_batches": lost}))
+        return new_last
 
     def _write_counters(self, counts: dict[str, int]) -> None:
         self._conn.executemany(
@@ -195,7 +226,7 @@ class TickStore:
     # ------------------------------------------------------------------ counters
     def _bump(self, name: str, by: int = 1) -> None:
         with self._count_lock:
-            self._counts[name] += by
+            self._counts[name] = saturating_add(self._counts[name], by)
             self._dirty = True
 
     def count_received(self, n_ticks: int) -> None:

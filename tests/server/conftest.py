@@ -1,4 +1,5 @@
-"""A reference backend on ephemeral loopback ports, and raw-protocol helpers for its peers."""
+"""A reference backend on ephemeral loopback ports, and raw protocol v2 helpers for its
+peers (binary frames built with the codec's own encoders, answers decoded to structs)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app.protocol.codec import Block, encode_hello, encode_ticks
+from app.protocol.codec import (
+    Ack,
+    BridgeMessage,
+    Hello,
+    Welcome,
+    decode_bridge,
+    encode,
+    encode_ticks,
+)
 from app.server import ReferenceBackend
-from app.ticks import TickArray, empty_ticks
+from app.ticks import TickArray, TickBatch, empty_ticks
 
 START_MSC = 1_732_440_000_000
 TIMEOUT = 10.0
@@ -41,21 +49,21 @@ def make_ticks(n: int, start_msc: int = START_MSC, seed: int = 0) -> TickArray:
 
 def messages(
     count: int, per_block: int = 50, symbols: Sequence[str] = ("EURUSD", "XAUUSD")
-) -> list[list[Block]]:
-    """``count`` messages of one block per symbol, time-ordered per symbol across messages."""
+) -> list[list[TickBatch]]:
+    """``count`` messages of one batch per symbol, time-ordered per symbol across messages."""
     out = []
     for i in range(count):
         out.append(
             [
-                Block(sym, make_ticks(per_block, START_MSC + i * 1_000_000, seed=i * 31 + k))
+                TickBatch(sym, make_ticks(per_block, START_MSC + i * 1_000_000, seed=i * 31 + k))
                 for k, sym in enumerate(symbols)
             ]
         )
     return out
 
 
-def concat(msgs: Sequence[Sequence[Block]], symbol: str | None = None) -> TickArray:
-    parts = [b.ticks for blocks in msgs for b in blocks if symbol is None or b.symbol == symbol]
+def concat(msgs: Sequence[Sequence[TickBatch]], symbol: str | None = None) -> TickArray:
+    parts = [b.ticks for batches in msgs for b in batches if symbol is None or b.symbol == symbol]
     return np.concatenate(parts) if parts else empty_ticks(0)
 
 
@@ -63,43 +71,52 @@ def new_session() -> str:
     return uuid.uuid4().hex
 
 
-async def recv_json(ws: ClientConnection, timeout: float = TIMEOUT) -> dict[str, Any]:
-    doc: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
-    return doc
+async def recv_msg(ws: ClientConnection, timeout: float = TIMEOUT) -> BridgeMessage:
+    """The bridge's next message; a text frame fails (v2 bridges send binary only)."""
+    frame = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(frame, bytes), f"expected a binary frame, got text {frame!r}"
+    return decode_bridge(frame)
+
+
+async def hello(
+    ws: ClientConnection, client_id: str, session: str, resume_from: int = 0
+) -> Welcome:
+    """Send hello, return the welcome."""
+    await ws.send(encode(Hello(client_id, session, resume_from)))
+    welcome = await recv_msg(ws)
+    assert isinstance(welcome, Welcome), welcome
+    return welcome
 
 
 async def say_hello(
     ws: ClientConnection, client_id: str, session: str, resume_from: int = 0
 ) -> int:
     """Send hello, return ``welcome.last_seq``."""
-    await ws.send(encode_hello(client_id, session, resume_from).decode())
-    welcome = await recv_json(ws)
-    assert welcome["type"] == "welcome", welcome
-    return int(welcome["last_seq"])
+    return (await hello(ws, client_id, session, resume_from)).last_seq
 
 
-async def send_ticks(ws: ClientConnection, seq: int, blocks: Sequence[Block]) -> None:
-    await ws.send(encode_ticks(seq, blocks).decode())
+async def send_ticks(ws: ClientConnection, seq: int, batches: Sequence[TickBatch]) -> None:
+    await ws.send(encode_ticks(seq, batches))
 
 
 async def wait_ack(ws: ClientConnection, seq: int, timeout: float = TIMEOUT) -> None:
     """Read until a cumulative ack covers ``seq``."""
     while True:
-        doc = await recv_json(ws, timeout)
-        assert doc["type"] == "ack", doc
-        if doc["seq"] >= seq:
+        msg = await recv_msg(ws, timeout)
+        assert isinstance(msg, Ack), msg
+        if msg.seq >= seq:
             return
 
 
 async def wait_closed(
     ws: ClientConnection, timeout: float = TIMEOUT
-) -> tuple[list[dict[str, Any]], int | None]:
+) -> tuple[list[BridgeMessage], int | None]:
     """Every message until the bridge closes the connection, and the close code it sent."""
-    got: list[dict[str, Any]] = []
+    got: list[BridgeMessage] = []
     try:
         async with asyncio.timeout(timeout):
             while True:
-                got.append(orjson.loads(await ws.recv()))
+                got.append(await recv_msg(ws))
     except ConnectionClosed as exc:
         return got, exc.rcvd.code if exc.rcvd is not None else None
 

@@ -1,4 +1,5 @@
-"""The data bridge against a raw websockets peer: the exactly-once rules of protocol.md §1."""
+"""The data bridge against a raw websockets peer speaking protocol v2: the exactly-once
+rules of protocol.md §1, the frame limit, lost messages and v1 clients."""
 
 from __future__ import annotations
 
@@ -8,23 +9,41 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from app.protocol.codec import MAX_FRAME_BYTES, encode_ticks
+from app.protocol.codec import (
+    DEFAULT_MAX_FRAME_BYTES,
+    MIN_MAX_FRAME_BYTES,
+    Ack,
+    Error,
+    Hello,
+    Lost,
+    Ticks,
+    block_bytes,
+    encode,
+    encode_ticks,
+    max_ticks_per_block,
+    ticks_frame_bytes,
+)
 from app.server import ReferenceBackend
+from app.server.accept import INT64_MAX
 from app.server.bridge import Bridge
 from app.server.store import TickStore
+from app.ticks import TickBatch
 from tests.conftest import wait_until
 from tests.server.conftest import (
     concat,
+    hello,
+    make_ticks,
     messages,
     new_session,
     open_ws,
-    recv_json,
+    recv_msg,
     say_hello,
     send_ticks,
     wait_ack,
@@ -69,10 +88,10 @@ async def test_a_window_of_unacked_messages_is_committed_in_groups(
             while next_seq <= count and next_seq - acked <= window:
                 await send_ticks(ws, next_seq, msgs[next_seq - 1])
                 next_seq += 1
-            doc = await recv_json(ws)
-            assert doc["type"] == "ack"
-            assert doc["seq"] > acked  # cumulative and increasing
-            acked = doc["seq"]
+            ack = await recv_msg(ws)
+            assert isinstance(ack, Ack)
+            assert ack.seq > acked  # cumulative and increasing
+            acked = ack.seq
     assert np.array_equal(backend.store.read_ticks(session=session), concat(msgs))
     assert backend.store.commits < count
 
@@ -86,12 +105,12 @@ async def test_a_duplicate_is_acked_again_and_not_stored_twice(backend: Referenc
             await send_ticks(ws, seq, msgs[seq - 1])
         await wait_ack(ws, 2)
         await send_ticks(ws, 2, msgs[1])  # its ack was "lost"
-        assert await recv_json(ws) == {"type": "ack", "seq": 2}
+        assert await recv_msg(ws) == Ack(2)
     # A new connection resends from before welcome.last_seq: still duplicates.
     async with open_ws(backend.bridge_url) as ws:
         assert await say_hello(ws, "desk-1", session, resume_from=1) == 2
         await send_ticks(ws, 1, msgs[0])
-        assert await recv_json(ws) == {"type": "ack", "seq": 2}
+        assert await recv_msg(ws) == Ack(2)
         await send_ticks(ws, 3, msgs[2])
         await wait_ack(ws, 3)
     assert np.array_equal(backend.store.read_ticks(session=session), concat(msgs))
@@ -110,48 +129,65 @@ async def test_a_seq_gap_is_refused_after_the_good_messages_are_acked(
         await send_ticks(ws, 1, msgs[0])
         await send_ticks(ws, 3, msgs[2])
         got, code = await wait_closed(ws)
-    assert got[-1] == {"type": "error", "code": "seq_gap", "message": "expected seq 2, got 3"}
-    assert {"type": "ack", "seq": 1} in got
+    assert got[-1] == Error("seq_gap", "expected seq 2, got 3")
+    assert Ack(1) in got
     assert code == 1008
     assert np.array_equal(backend.store.read_ticks(session=session), concat(msgs[:1]))
     assert backend.store.stats()["refused_messages"] == 1
 
 
-def _ticks_doc(seq: int, **block_changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = orjson.loads(encode_ticks(seq, messages(1)[0]))
-    doc["blocks"][0].update(block_changes)
-    return doc
+def _code(msg: object) -> str:
+    assert isinstance(msg, Error), msg
+    return msg.code
 
 
-def _text(doc: dict[str, Any]) -> str:
-    return orjson.dumps(doc).decode()
+def _raw(n: int = 3, **columns: Any) -> bytes:
+    ticks = make_ticks(n)
+    for name, value in columns.items():
+        ticks[name] = value
+    return ticks.tobytes()
 
 
-_NAN_TEXT = (
-    '{"type":"ticks","seq":2,"blocks":[{"symbol":"EURUSD","time_msc":[1],"bid":[NaN],'
-    '"ask":[1.0],"last":[0.0],"volume":[0],"volume_real":[0.0],"flags":[6]}]}'
-)
+def _ticks(seq: Any, *blocks: tuple[str, bytes]) -> bytes:
+    return encode(Ticks(seq, list(blocks) or [("EURUSD", _raw())]))
+
+
+def _packed(doc: Any) -> bytes:
+    return msgspec.msgpack.encode(doc)
+
 
 # (name, bad frame, whether it is sent instead of hello)
 GARBAGE: list[tuple[str, Callable[[], str | bytes], bool]] = [
-    ("invalid JSON", lambda: '{"type": "ticks", "seq": 2,', False),
-    ("not an object", lambda: "[1, 2, 3]", False),
-    ("unknown type", lambda: _text({"type": "subscribe", "seq": 2}), False),
-    ("a second hello", lambda: _text({"type": "hello", "client_id": "x", "session": "y"}), False),
-    ("ticks before hello", lambda: _text(_ticks_doc(1)), True),
-    ("hello without session", lambda: _text({"type": "hello", "client_id": "x"}), True),
-    ("unequal columns", lambda: _text(_ticks_doc(2, bid=[1.0])), False),
-    ("empty blocks", lambda: _text({"type": "ticks", "seq": 2, "blocks": []}), False),
-    ("text in a price column", lambda: _text(_ticks_doc(2, bid=["1.1"] * 50)), False),
-    ("NaN as JSON text", lambda: _NAN_TEXT, False),
-    ("seq 0", lambda: _text(_ticks_doc(0)), False),
-    ("negative seq", lambda: _text(_ticks_doc(-5)), False),
+    ("not MessagePack", lambda: b"\xc1\xc1garbage", False),
+    ("truncated frame", lambda: _ticks(2)[:-7], False),
+    ("not a map", lambda: _packed([1, 2, 3]), False),
+    ("unknown type", lambda: _packed({"type": "subscribe", "seq": 2}), False),
+    ("a second hello", lambda: encode(Hello("x", "y", 0)), False),
+    ("a bridge message", lambda: encode(Ack(1)), False),
+    ("ticks before hello", lambda: _ticks(1), True),
+    ("lost before hello", lambda: encode(Lost(1)), True),
+    ("hello without session", lambda: _packed({"type": "hello", "client_id": "x"}), True),
+    ("hello with an empty client_id", lambda: encode(Hello("", "y", 0)), True),
+    ("hello with resume_from 2^63", lambda: encode(Hello("x", "y", 2**63)), True),
+    ("text that is not JSON", lambda: "hello?", False),
+    ("seq as a string", lambda: _packed({"type": "ticks", "seq": "2", "blocks": []}), False),
+    ("empty blocks", lambda: encode(Ticks(2, [])), False),
+    ("a partial tick", lambda: _ticks(2, ("EURUSD", _raw()[:-1])), False),
+    ("an empty block", lambda: _ticks(2, ("EURUSD", b"")), False),
+    ("an empty symbol", lambda: _ticks(2, ("", _raw())), False),
+    ("NaN price", lambda: _ticks(2, ("EURUSD", _raw(bid=np.nan))), False),
+    ("infinite volume", lambda: _ticks(2, ("EURUSD", _raw(volume_real=np.inf))), False),
+    ("time not time_msc // 1000", lambda: _ticks(2, ("EURUSD", _raw(time=5))), False),
     (
         "time_msc going backwards",
-        lambda: _text(_ticks_doc(2, time_msc=list(range(50, 0, -1)))),
+        lambda: _ticks(2, ("EURUSD", _raw(3, time_msc=[3000, 2000, 1000], time=[3, 2, 1]))),
         False,
     ),
-    ("binary garbage", lambda: b"\xff\xfe\x00garbage", False),
+    ("seq 0", lambda: _ticks(0), False),
+    ("negative seq", lambda: _ticks(-5), False),
+    ("seq 2^63", lambda: _ticks(2**63), False),
+    ("lost with negative ticks", lambda: encode(Lost(2, ticks=-1)), False),
+    ("lost with seq 0", lambda: encode(Lost(0)), False),
 ]
 
 
@@ -176,8 +212,9 @@ async def test_garbage_is_refused_and_harms_nobody_else(
         await ws.send(frame())
         got, code = await wait_closed(ws)
         assert got, "expected an error message before the close"
-        assert got[-1]["type"] == "error"
-        assert got[-1]["code"] == "bad_message"
+        assert isinstance(got[-1], Error)
+        assert got[-1].code == "bad_message"
+        assert len(got[-1].message) <= 200
         assert code == 1008
 
         await send_ticks(ok, 2, msgs[1])  # the other connection keeps going
@@ -189,40 +226,142 @@ async def test_garbage_is_refused_and_harms_nobody_else(
     assert backend.store.stats()["refused_messages"] == 1
 
 
-async def test_an_unsupported_protocol_version_is_refused(backend: ReferenceBackend) -> None:
-    async with open_ws(backend.bridge_url) as ws:
-        await ws.send(_text({"type": "hello", "version": 99, "client_id": "x", "session": "y"}))
-        got, code = await wait_closed(ws)
-    assert got[-1]["code"] == "bad_version"
-    assert code == 1008
-
-
-async def test_an_oversized_frame_is_closed_with_1009_and_harms_nobody_else(
-    backend: ReferenceBackend,
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pytest.param(
+            orjson.dumps(
+                {"type": "hello", "version": 1, "client_id": "x", "session": "y", "resume_from": 0}
+            ).decode(),
+            id="v1 JSON text hello",
+        ),
+        pytest.param(encode(Hello("x", "y", 0, versions=[1, 3])), id="v2 hello without v2"),
+    ],
+)
+async def test_a_client_of_another_protocol_version_is_refused(
+    backend: ReferenceBackend, frame: str | bytes
 ) -> None:
+    async with open_ws(backend.bridge_url) as ws:
+        await ws.send(frame)
+        got, code = await wait_closed(ws)
+    assert len(got) == 1
+    assert isinstance(got[0], Error)
+    assert got[0].code == "bad_version"
+    assert code == 1008
+    assert backend.store.stats()["refused_messages"] == 1
+
+
+async def test_the_welcome_announces_the_bridge_frame_limit(backend: ReferenceBackend) -> None:
+    async with open_ws(backend.bridge_url) as ws:
+        welcome = await hello(ws, "desk-1", new_session())
+    assert (welcome.last_seq, welcome.max_frame_bytes, welcome.version) == (
+        0,
+        DEFAULT_MAX_FRAME_BYTES,
+        2,
+    )
+
+
+async def test_a_frame_over_the_configured_limit_is_closed_with_1009_and_harms_nobody_else(
+    db_path: Path,
+) -> None:
+    limit = 65536
     good, bad = new_session(), new_session()
     msgs = messages(2)
-    async with open_ws(backend.bridge_url) as ok:
-        await say_hello(ok, "desk-ok", good)
-        # Not ``async with``: closing a client whose 16 MiB send was cut short trips an
-        # asyncio bug in Python 3.11 (transport.abort() after connection_lost).
-        ws = await open_ws(backend.bridge_url)
-        await say_hello(ws, "desk-bad", bad)
-        await send_ticks(ws, 1, msgs[0])
-        await wait_ack(ws, 1)
-        with contextlib.suppress(ConnectionClosed):  # the bridge may close mid-frame
-            await ws.send("x" * (MAX_FRAME_BYTES + 1))
-        with pytest.raises(ConnectionClosed) as closed:
-            await recv_json(ws)
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 1009
+    # The biggest message that fits, sized with the codec's exact arithmetic.
+    n = max_ticks_per_block("EURUSD", limit - ticks_frame_bytes(3, 1, 0))
+    biggest = [TickBatch("EURUSD", make_ticks(n, seed=9))]
+    assert ticks_frame_bytes(3, 1, block_bytes("EURUSD", n)) == len(encode_ticks(3, biggest))
+    assert limit - 2 * 60 < len(encode_ticks(3, biggest)) <= limit
+    async with ReferenceBackend(
+        bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path, max_frame_bytes=limit
+    ) as backend:
+        async with open_ws(backend.bridge_url) as ok:
+            assert (await hello(ok, "desk-ok", good)).max_frame_bytes == limit
+            # Not ``async with``: closing a client whose send was cut short trips an
+            # asyncio bug in Python 3.11 (transport.abort() after connection_lost).
+            ws = await open_ws(backend.bridge_url)
+            assert (await hello(ws, "desk-bad", bad)).max_frame_bytes == limit
+            await send_ticks(ws, 1, msgs[0])
+            await wait_ack(ws, 1)
+            with contextlib.suppress(ConnectionClosed):  # the bridge may close mid-frame
+                await ws.send(encode(Ticks(2, [("EURUSD", b"\0" * 100_000)])))
+            with pytest.raises(ConnectionClosed) as closed:
+                await recv_msg(ws)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1009
 
+            for seq in (1, 2):
+                await send_ticks(ok, seq, msgs[seq - 1])
+            await send_ticks(ok, 3, biggest)
+            await wait_ack(ok, 3)
+        await wait_until(lambda: backend.store.stats()["refused_messages"] == 1, 10, "refusal")
+        assert np.array_equal(backend.store.read_ticks(session=bad), concat(msgs[:1]))
+        assert np.array_equal(backend.store.read_ticks(session=good), concat([*msgs, biggest]))
+
+
+def test_a_frame_limit_below_the_protocol_minimum_is_refused(tmp_path: Path) -> None:
+    with TickStore(tmp_path / "t.sqlite") as store, pytest.raises(ValueError, match="minimum"):
+        Bridge(store, max_frame_bytes=MIN_MAX_FRAME_BYTES - 1)
+    with pytest.raises(ValueError, match="minimum"):
+        ReferenceBackend(db_path=tmp_path / "x.sqlite", max_frame_bytes=100)
+
+
+async def test_a_lost_message_advances_last_seq_and_counts_in_lost_batches(
+    backend: ReferenceBackend,
+) -> None:
+    session = new_session()
+    msgs = messages(4)
+    async with open_ws(backend.bridge_url) as ws:
+        await say_hello(ws, "desk-1", session)
+        await send_ticks(ws, 1, msgs[0])
+        await ws.send(encode(Lost(2, ticks=100, reason="spool record damaged")))
+        await send_ticks(ws, 3, msgs[2])
+        await wait_ack(ws, 3)
+        await ws.send(encode(Lost(2)))  # a resend of the marker is a duplicate
+        assert await recv_msg(ws) == Ack(3)
+    async with open_ws(backend.bridge_url) as ws:
+        assert await say_hello(ws, "desk-1", session, resume_from=3) == 3
+        await ws.send(encode(Lost(4)))
+        await wait_ack(ws, 4)
+    assert np.array_equal(backend.store.read_ticks(session=session), concat([msgs[0], msgs[2]]))
+    stats = backend.store.stats()
+    assert (stats["lost_batches"], stats["batches_stored"], stats["duplicate_batches"]) == (2, 2, 1)
+    assert stats["ticks_received"] == stats["ticks_stored"] == len(concat([msgs[0], msgs[2]]))
+    assert stats["sessions"][0]["last_seq"] == 4
+
+
+async def test_resumes_near_2_63_do_not_stop_storage_for_anyone(backend: ReferenceBackend) -> None:
+    """Two hellos claiming acks up to nearly 2**63 (a broken or hostile client) would push
+    lost_batches past SQLite's INTEGER range; every later commit wrote that counter and
+    failed. The counter saturates instead, and other clients go on storing."""
+    session = new_session()
+    msgs = messages(2)
+    for resume_from in (INT64_MAX, INT64_MAX - 1):
+        async with open_ws(backend.bridge_url) as ws:
+            assert await say_hello(ws, "desk-huge", session, resume_from) == resume_from
+            session = new_session()
+    async with open_ws(backend.bridge_url) as ws:
+        await say_hello(ws, "desk-1", session)
         for seq in (1, 2):
-            await send_ticks(ok, seq, msgs[seq - 1])
-        await wait_ack(ok, 2)
-    await wait_until(lambda: backend.store.stats()["refused_messages"] == 1, 10, "the refusal")
-    assert np.array_equal(backend.store.read_ticks(session=bad), concat(msgs[:1]))
-    assert np.array_equal(backend.store.read_ticks(session=good), concat(msgs))
+            await send_ticks(ws, seq, msgs[seq - 1])
+        await wait_ack(ws, 2)
+    assert np.array_equal(backend.store.read_ticks(session=session), concat(msgs))
+    stats = backend.store.stats()
+    assert stats["lost_batches"] == INT64_MAX
+    assert stats["batches_stored"] == 2
+
+
+async def test_a_session_at_the_top_of_the_seq_range_is_refused_not_overflowed(
+    backend: ReferenceBackend,
+) -> None:
+    session = new_session()
+    async with open_ws(backend.bridge_url) as ws:
+        assert await say_hello(ws, "desk-huge", session, INT64_MAX) == INT64_MAX
+        await ws.send(encode(Lost(2**63)))
+        got, code = await wait_closed(ws)
+    assert isinstance(got[-1], Error)
+    assert (got[-1].code, code) == ("bad_message", 1008)
+    assert backend.store.last_seq("desk-huge", session) == INT64_MAX
 
 
 async def test_other_paths_get_404(backend: ReferenceBackend) -> None:
@@ -242,7 +381,7 @@ async def test_a_newer_connection_takes_over_its_session(backend: ReferenceBacke
 
         assert await say_hello(new, "desk-1", session, resume_from=1) == 1
         got, _ = await wait_closed(old)
-        assert got[-1]["code"] == "superseded"
+        assert _code(got[-1]) == "superseded"
 
         await send_ticks(new, 2, msgs[1])
         await send_ticks(new, 3, msgs[2])
@@ -265,7 +404,7 @@ async def test_takeover_waits_for_the_older_connections_commits(backend: Referen
         if last < len(msgs):
             await wait_ack(new, len(msgs))
         got, _ = await wait_closed(old)
-        assert got[-1]["code"] == "superseded"
+        assert _code(got[-1]) == "superseded"
     assert np.array_equal(backend.store.read_ticks(session=session), concat(msgs))
 
 
@@ -389,7 +528,7 @@ async def test_a_failed_commit_closes_only_that_connection_and_the_resend_is_sto
                 store.fail_next = True
                 await send_ticks(ws, 2, msgs[1])
                 got, code = await wait_closed(ws)
-            assert got[-1]["code"] == "internal_error"
+            assert _code(got[-1]) == "internal_error"
             assert code == 1011
             async with open_ws(url) as ws:
                 assert await say_hello(ws, "desk-1", session, resume_from=1) == 1

@@ -1,4 +1,5 @@
-"""The tick store on its own: one transaction per group, and nothing half-stored."""
+"""The tick store on its own: one transaction per group, nothing half-stored, lost
+messages as seqs without rows, and no counter that can overflow SQLite."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.server.accept import INT64_MAX
 from app.server.store import StoreConflictError, TickStore
 from tests.server.conftest import concat, messages
 
@@ -80,3 +82,51 @@ def test_the_database_is_in_wal_mode_with_the_documented_tables(tmp_path: Path) 
         assert columns == ["client_id", "session", "last_seq", "ticks"]
     finally:
         conn.close()
+
+
+def test_a_lost_message_advances_last_seq_without_tick_rows(tmp_path: Path) -> None:
+    msgs = messages(3)
+    with TickStore(tmp_path / "t.sqlite") as store:
+        assert store.store("c", "s", [(1, msgs[0]), (2, []), (3, msgs[2])]) == 3
+        assert store.store("c", "s", [(4, [])]) == 4
+        assert np.array_equal(store.read_ticks("c", "s"), concat([msgs[0], msgs[2]]))
+        stats = store.stats()
+        assert (stats["batches_stored"], stats["lost_batches"]) == (2, 2)
+        assert stats["ticks_stored"] == len(concat([msgs[0], msgs[2]]))
+        assert stats["sessions"][0]["last_seq"] == 4
+
+
+def test_counters_saturate_instead_of_breaking_every_later_commit(tmp_path: Path) -> None:
+    """Two sessions resuming from near 2**63 would push lost_batches past SQLite's
+    INTEGER range; the counter stops at the maximum and storing goes on for everyone."""
+    db = tmp_path / "t.sqlite"
+    msgs = messages(2)
+    with TickStore(db) as store:
+        assert store.adopt_resume("a", "s", INT64_MAX) == INT64_MAX
+        assert store.adopt_resume("b", "s", INT64_MAX - 1) == INT64_MAX - 1
+        assert store.adopt_resume("b", "s", 5) == INT64_MAX - 1  # never goes back
+        assert store.stats()["lost_batches"] == INT64_MAX
+        assert store.store("c", "s", [(1, msgs[0])]) == 1
+        assert store.store("b", "s", [(INT64_MAX, [])]) == INT64_MAX
+        for _ in range(3):
+            store.count_duplicate()
+        store.count_received(INT64_MAX)
+        store.count_received(INT64_MAX)
+    with TickStore(db) as again:
+        stats = again.stats()
+        assert stats["lost_batches"] == INT64_MAX
+        assert stats["ticks_received"] == INT64_MAX
+        assert stats["duplicate_batches"] == 3
+        assert again.store("c", "s", [(2, msgs[1])]) == 2
+        assert np.array_equal(again.read_ticks("c", "s"), concat(msgs))
+
+
+def test_seqs_beyond_sqlites_range_are_refused_whole(tmp_path: Path) -> None:
+    with TickStore(tmp_path / "t.sqlite") as store:
+        store.adopt_resume("c", "s", INT64_MAX)
+        with pytest.raises(StoreConflictError):
+            store.store("c", "s", [(INT64_MAX + 1, [])])
+        with pytest.raises(ValueError, match="resume_from"):
+            store.adopt_resume("d", "s", INT64_MAX + 1)
+        assert store.last_seq("c", "s") == INT64_MAX
+        assert store.last_seq("d", "s") == 0
