@@ -15,12 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.cli import add_backend_parser
 from tests.server.conftest import (
+    hello,
     messages,
     new_session,
     open_ws,
-    say_hello,
     send_ticks,
     wait_ack,
 )
@@ -56,7 +57,14 @@ def test_the_parser_takes_db_before_or_after_stats() -> None:
 async def test_backend_prints_its_urls_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     db = tmp_path / "cli.sqlite"
     proc = await asyncio.create_subprocess_exec(
-        *CLI, *EPHEMERAL, "--db", str(db), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        *CLI,
+        *EPHEMERAL,
+        "--db",
+        str(db),
+        "--max-frame-bytes",
+        "1048576",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
@@ -67,7 +75,7 @@ async def test_backend_prints_its_urls_serves_and_stops_on_sigterm(tmp_path: Pat
             assert (await http.get(f"{gateway}/health")).json()["service"] == "gateway"
             assert (await http.get(f"{hub}/health")).json()["service"] == "hub"
         async with open_ws(bridge) as ws:
-            await say_hello(ws, "desk-cli", new_session())
+            assert (await hello(ws, "desk-cli", new_session())).max_frame_bytes == 1048576
             await send_ticks(ws, 1, messages(1)[0])
             await wait_ack(ws, 1)
         proc.send_signal(signal.SIGTERM)
@@ -118,3 +126,27 @@ def test_stats_of_a_missing_database_is_exit_1(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: no backend database at {tmp_path / 'none.sqlite'}"
+
+
+def test_the_parser_takes_a_frame_limit() -> None:
+    args = parser().parse_args(["backend", "--max-frame-bytes", "65536"])
+    assert args.max_frame_bytes == 65536
+    assert parser().parse_args(["backend"]).max_frame_bytes == DEFAULT_MAX_FRAME_BYTES
+
+
+def test_a_frame_limit_below_the_minimum_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
+    db = tmp_path / "x.sqlite"
+    result = subprocess.run(
+        [*CLI, *EPHEMERAL, "--max-frame-bytes", str(MIN_MAX_FRAME_BYTES - 1), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: --max-frame-bytes {MIN_MAX_FRAME_BYTES - 1} is below the protocol's "
+        f"minimum of {MIN_MAX_FRAME_BYTES} bytes"
+    )
+    assert result.stdout == ""
+    assert not db.exists()
