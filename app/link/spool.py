@@ -817,8 +817,13 @@ class Spool:
         segments = self._segments
         while segments and segments[0].live_max <= self._acked:
             seg = segments[0]
-            if seg is self._active and seg.size == 0:
-                break  # freshly opened, nothing in it yet
+            if seg is self._active:
+                # The open segment stays until it is sealed, acked or not: its newest
+                # record carries the marks that say, after a kill -9, up to where the
+                # capture is safe (app/link/positions.py). Without it a crash right after
+                # an ack would leave no marks, and the next run would fetch acked ticks
+                # again. Its acked records are resent then; the bridge drops them by seq.
+                break
             segments.popleft()
             if self._reader is not None and self._reader[0] is seg:
                 self._close_reader()

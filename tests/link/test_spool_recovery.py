@@ -249,3 +249,15 @@ def test_a_resumed_spool_keeps_its_session_and_continues_the_seqs(tmp_path: Path
         spool.ack(2)  # the bridge's welcome says what it has
         spool.append(5, b"five", 5, b"m005")
         assert [s for s, _ in spool.iter_from(0)] == [3, 4, 5]
+
+
+def test_a_crash_right_after_everything_was_acked_keeps_the_newest_marks(
+    tmp_path: Path,
+) -> None:
+    spool = make(tmp_path, 5)
+    spool.ack(5)  # all acked: the open segment must stay for its marks
+    crash(spool)
+    with Spool(0, 10**6, tmp_path) as again:
+        assert again.marks == b"m005"
+        # The acked records come back as unacked: resent, the bridge drops them by seq.
+        assert [s for s, _ in again.iter_from(0)] == [1, 2, 3, 4, 5]
