@@ -212,10 +212,11 @@ def _text_frame_error(frame: str) -> ProtocolError:
         doc = None
     if isinstance(doc, dict) and doc.get("type") in {"hello", "ticks", "welcome", "error"}:
         version = doc.get("version", 1)
+        # The version is the peer's text: cut it short so the refusal never echoes a payload.
         return ProtocolError(
             "bad_version",
-            f"protocol version {version!r} (JSON text frames) is not supported; "
-            f"this side speaks version {PROTOCOL_VERSION} (binary MessagePack)",
+            f"protocol version {repr(version)[:20]} (JSON text frames) is not "
+            f"supported; this side speaks version {PROTOCOL_VERSION} (binary MessagePack)",
         )
     return ProtocolError("bad_message", "text frame: protocol v2 frames are binary")
 
