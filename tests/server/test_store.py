@@ -130,3 +130,17 @@ def test_seqs_beyond_sqlites_range_are_refused_whole(tmp_path: Path) -> None:
             store.adopt_resume("d", "s", INT64_MAX + 1)
         assert store.last_seq("c", "s") == INT64_MAX
         assert store.last_seq("d", "s") == 0
+
+
+def test_a_sessions_tick_count_saturates_too(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite"
+    msgs = messages(2)
+    with TickStore(db) as store:
+        store.store("c", "s", [(1, msgs[0])])
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE sessions SET ticks = ?", (INT64_MAX - 1,))
+    conn.close()
+    with TickStore(db) as store:
+        assert store.store("c", "s", [(2, msgs[1])]) == 2
+        assert store.stats()["sessions"][0]["ticks"] == INT64_MAX
