@@ -151,24 +151,30 @@ def test_kill_9_of_the_app_during_a_bridge_outage_loses_and_doubles_nothing(
     tmp_path: Path,
 ) -> None:
     setup = Setup(tmp_path)
+    second: subprocess.Popen[str] | None = None
+    backend: subprocess.Popen[str] | None = None
     first = setup.app(60)
     try:
-        # The bridge is down: the ticks go to the spool. Kill the app mid-outage.
-        wait_until(lambda: setup.spooled_bytes() > 3 * 60 * 5_000, timeout=60)
+        # The bridge is down: ticks go to the spool. Kill the app 5 s into the outage.
+        wait_until(lambda: setup.spooled_bytes() > 5 * 60 * 5_000, timeout=60)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert setup.spooled_bytes() > 0, "the spool did not survive the crash"
-    backend = setup.backend()
-    try:
-        second = setup.app(6)
+        at_kill = setup.spooled_bytes()
+        assert at_kill > 0, "the spool did not survive the crash"
+        # The next run resumes that spool and backfills the gap while the bridge is
+        # still down; about 3 s later the bridge comes back (an outage of ~10 s).
+        second = setup.app(8)
+        wait_until(lambda: setup.spooled_bytes() > at_kill + 3 * 60 * 5_000, timeout=60)
+        backend = setup.backend()
         code = wait_exit(second, 90)
         assert code == 0, second.stderr.read() if second.stderr else ""
         assert setup.spooled_bytes() == 0, "the spool was not drained"
     finally:
-        stop(backend)
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        if backend is not None:
+            stop(backend)
     stored = assert_whole_span_stored_once(setup.db)
     assert stored > 15_000
     assert not list(setup.spool.rglob("*")) or all(p.is_dir() for p in setup.spool.rglob("*"))

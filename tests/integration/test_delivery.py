@@ -166,7 +166,7 @@ async def test_bridge_down_for_five_seconds_loses_and_doubles_nothing(
 
 async def _garbage_bridge(ws: ServerConnection) -> None:
     await ws.recv()
-    await ws.send("this is not json")
+    await ws.send(b"\xc1 this is not MessagePack")
     await ws.wait_closed()
 
 
@@ -182,7 +182,9 @@ async def test_garbage_from_the_bridge_resets_the_link_and_loses_nothing(
         await rt.start()
         link = link_of(rt)
         await wait_until(
-            lambda: "not JSON" in link.state.last_error, 30, "the garbage to be reported"
+            lambda: "not a protocol v2 message" in link.state.last_error,
+            30,
+            "the garbage to be reported",
         )
         await wait_until(lambda: link.state.reconnects >= 2, 30, "reconnect attempts")
         assert link.state.ticks_acked == 0
