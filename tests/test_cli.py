@@ -106,7 +106,9 @@ def test_workers_exit_when_the_app_is_killed_outright() -> None:
                 break
         children = psutil.Process(proc.pid).children(recursive=True)
         workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
-        assert len(workers) == 5
+        # Five workers, and the embedded backend's process when it started (nothing
+        # else listened on the bridge port).
+        assert len(workers) in (5, 6)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
