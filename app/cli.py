@@ -17,6 +17,7 @@ from typing import cast
 import orjson
 
 from app import __version__
+from app.bench import PHASES, parse_phases
 from app.config import ClientConfig, ConfigError, load_config
 from app.config.cli import add_config_parser, run_config
 from app.config.gateway_sync import sync_with_gateway
@@ -127,6 +128,20 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=["FULL", "NORMAL"],
         default="FULL",
         help="durability the reference bridge commits with (see 'backend --help')",
+    )
+    bench.add_argument(
+        "--phases",
+        type=parse_phases,
+        default=PHASES,
+        metavar="A,B",
+        help=f"pipeline: run only these phases (default all: {','.join(PHASES)})",
+    )
+    bench.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="pipeline: a phase whose processes are not up within S seconds fails (default 120)",
     )
     return parser
 
@@ -416,16 +431,24 @@ def _bench(args: argparse.Namespace, window: WindowCommands | None) -> int:
         gui_result = window.bench_gui(args.seconds)
         print(orjson.dumps(gui_result, option=orjson.OPT_INDENT_2).decode())
         return 0
-    from app.bench.pipeline import bench  # noqa: PLC0415 - heavy, only for this command
+    from app.bench.pipeline import Settings, bench  # noqa: PLC0415 - heavy, only for this command
 
     if not args.json:
         print(
-            f"measuring: raw ceiling, full speed, 10k ticks/s; {args.seconds:g} s each ...",
+            f"measuring {', '.join(args.phases)}; {args.seconds:g} s each "
+            "(progress below, the JSON document on stdout at the end) ...",
             file=sys.stderr,
         )
-    result = asyncio.run(bench(args.seconds, args.synchronous))
+    settings = Settings(
+        seconds=args.seconds,
+        synchronous=args.synchronous,
+        phases=args.phases,
+        startup_timeout=args.startup_timeout,
+    )
+    result = asyncio.run(bench(settings))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-    return 0
+    # Exit 1 when a phase failed: the document still holds what the others measured.
+    return 1 if result["failed"] else 0
 
 
 def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None) -> int:
