@@ -333,7 +333,7 @@ class Runtime:
         if self.link is not None:
             # Whatever the workers still send must reach the collector, or they could
             # never finish their last send and stop.
-            self.link.room.set()
+            self.link.hold_room_open()
         await self.pool.stop()
         await self.handoff.join()
         await self.backfill.stop()

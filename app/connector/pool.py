@@ -52,6 +52,8 @@ class _Slot:
     reconnects: int = 0
     streaming_since: float | None = None
     last_message_at: float = 0.0
+    #: The reader waits for room in the hand-off (back-pressure from the link).
+    held: bool = False
     last_error: tuple[int, str] = (0, "")
     last_tick_msc: int = 0
     restart_requested: bool = False
@@ -267,6 +269,8 @@ class ConnectorPool:
     def _check_stall(
         self, slot: _Slot, proc: multiprocessing.process.BaseProcess, now: float
     ) -> None:
+        if slot.held:
+            return  # back-pressure, not a hung terminal (see _read)
         limit = self._stall_timeout if slot.streaming_since else self._connect_timeout
         silent = now - slot.last_message_at
         if silent > limit:
@@ -300,8 +304,15 @@ class ConnectorPool:
                         slot.process.kill()
                     return
                 if isinstance(msg, TickBatch):
-                    if not self._hand_over(msg):
-                        return
+                    # While the hand-off is full (the link paused intake) the worker is
+                    # held back on purpose: that silence is not a stall.
+                    slot.held = True
+                    try:
+                        if not self._hand_over(msg):
+                            return
+                    finally:
+                        slot.held = False
+                        slot.last_message_at = self._clock.monotonic()
                     with slot.lock:
                         slot.cursors[msg.symbol].advance(msg.ticks)
                     slot.ticks += len(msg.ticks)

@@ -135,6 +135,7 @@ class BridgeLink:
         #: Set while the collector may hand batches over (see the module docstring).
         self.room = asyncio.Event()
         self.room.set()
+        self._room_held_open = False
         #: False for a link that only drains an earlier run's spool.
         self.intake = intake
         self._ws: ClientConnection | None = None
@@ -171,8 +172,15 @@ class BridgeLink:
             self._linger_handle = loop.call_later(_RETRY_CUT_S, self.cut)
         self._sync_room()
 
+    def hold_room_open(self) -> None:
+        """Stopping: take every batch the workers still send, whatever the spool says,
+        or they could never finish their last send and stop (pending batches then wait
+        in memory until the drain cuts them)."""
+        self._room_held_open = True
+        self.room.set()
+
     def _sync_room(self) -> None:
-        if self.machine.room:
+        if self.machine.room or self._room_held_open:
             self.room.set()
         else:
             self.room.clear()

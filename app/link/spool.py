@@ -98,6 +98,7 @@ from typing import Final, Self
 
 from app.link.spool_files import (
     LOCK_NAME,
+    MARKS_NAME,
     META_NAME,
     RECORD_HEADER_BYTES,
     Record,
@@ -105,12 +106,14 @@ from app.link.spool_files import (
     SpoolLocked,
     encode_header,
     fsync_directory,
+    read_marks,
     read_meta,
     read_records,
     scan,
     segment_name,
     segment_number,
     segment_paths,
+    write_marks,
     write_meta,
 )
 
@@ -138,6 +141,8 @@ _MAX_U32: Final = 2**32 - 1
 _MAX_U64: Final = 2**64 - 1
 #: Acked entries are compacted away once they are this many and half the index.
 _COMPACT_MIN: Final = 1024
+#: Write errors that deleting acked data can cure.
+_DISK_FULL: Final = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
@@ -289,6 +294,11 @@ class Spool:
         self._memory_limit = memory_limit_bytes
         self._disk_limit = disk_limit_bytes if directory is not None else 0
         self._directory = directory
+        # The open segment is kept until it is sealed, even when fully acked (its newest
+        # record holds the marks a crash needs), so it must stay a small part of the
+        # disk limit or an acked-but-kept segment would hold intake paused.
+        if directory is not None and disk_limit_bytes > 0:
+            segment_bytes = min(segment_bytes, max(64 * 1024, disk_limit_bytes // 8))
         self._segment_bytes = segment_bytes
         self._fsync_interval = fsync_interval
         self._client_id = client_id
@@ -753,6 +763,8 @@ class Spool:
                 # Cannot cut it back: stop writing to this file. Recovery skips the
                 # partial record (a damaged stretch with no seq of its own).
                 self._abandon_active()
+            if exc.errno in _DISK_FULL and self._release_acked_active():
+                return self._write(seq, ticks, marks, payload, length)  # once: now empty
             raise self._disk_error(seq, len(payload), exc) from exc
         seg.size += length
         seg.live_max = seq
@@ -761,6 +773,34 @@ class Spool:
             self._unsynced = True
             self._synced_at = time.monotonic()
         return seg, offset
+
+    def _release_acked_active(self) -> bool:
+        """On a full disk, give back the open segment when every record in it is acked.
+
+        It is kept otherwise only for the marks of its newest record; those go to the
+        small marks file first, so a crash afterwards still knows where the capture is
+        safe. True when something was freed (the caller retries its write once).
+        """
+        seg = self._active
+        if seg is None or seg.size == 0 or self._acked < self._last or self._directory is None:
+            return False
+        if self._segments and self._segments[0] is not seg:
+            return False  # an older segment is still there: deletions go oldest first
+        self._segments.popleft()
+        self._active = None
+        self._unsynced = False
+        if self._reader is not None and self._reader[0] is seg:
+            self._close_reader()
+        fd, seg.fd = seg.fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._disk_bytes -= seg.size
+        with contextlib.suppress(OSError):
+            seg.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # after the unlink: there is room now
+            write_marks(self._directory, self._marks)
+        return True
 
     def _open_segment(self) -> _Segment:
         assert self._directory is not None
@@ -989,7 +1029,7 @@ class Spool:
         self._ticks = sum(e.ticks for e in entries)
         self._memory_bytes = memory
         self._spilled_total = sum(1 for e in entries if e.payload is None and e.lost is None)
-        self._marks = entries[-1].marks if entries else b""
+        self._marks = entries[-1].marks if entries else read_marks(directory)
         self._recovered = len(entries)
         self._disk_bytes = sum(s.size for s in self._segments)
         self._drop_acked_segments()
@@ -1027,7 +1067,9 @@ def find_leftovers(root: Path, client_id: str) -> list[Path]:
         except (SpoolLocked, OSError):
             continue
         try:
-            if not any(p.stat().st_size > 0 for p in segment_paths(directory)):
+            if not read_marks(directory) and not any(
+                p.stat().st_size > 0 for p in segment_paths(directory)
+            ):
                 _remove_session(directory, lock)
                 continue
         finally:
@@ -1065,7 +1107,13 @@ def _remove_session(directory: Path, lock: SessionLock) -> OSError | None:
         names = [p for p in directory.iterdir() if segment_number(p) is not None]
     except OSError as exc:
         return exc
-    for path in [*names, directory / META_NAME, directory / (META_NAME + ".tmp")]:
+    for path in [
+        *names,
+        directory / MARKS_NAME,
+        directory / (MARKS_NAME + ".tmp"),
+        directory / META_NAME,
+        directory / (META_NAME + ".tmp"),
+    ]:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:

@@ -41,18 +41,21 @@ __all__ = [
     "HEADER",
     "LOCK_NAME",
     "MAGIC",
+    "MARKS_NAME",
     "META_NAME",
     "RECORD_HEADER_BYTES",
     "Record",
     "SessionLock",
     "SpoolLocked",
     "encode_header",
+    "read_marks",
     "read_meta",
     "read_records",
     "scan",
     "segment_name",
     "segment_number",
     "segment_paths",
+    "write_marks",
     "write_meta",
 ]
 
@@ -63,6 +66,9 @@ RECORD_HEADER_BYTES: Final = HEADER.size
 _HEAD_CRC_SPAN: Final = RECORD_HEADER_BYTES - 4
 META_NAME: Final = "spool.json"
 LOCK_NAME: Final = "spool.lock"
+#: The marks of the newest record, kept when a full disk made the spool delete the
+#: (fully acked) segment that held it.
+MARKS_NAME: Final = "marks"
 _SEGMENT_PREFIX: Final = "seg-"
 _SEGMENT_SUFFIX: Final = ".spool"
 
@@ -203,6 +209,20 @@ def write_meta(directory: Path, client_id: str, session: str) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, directory / META_NAME)
     fsync_directory(directory)
+
+
+def write_marks(directory: Path, marks: bytes) -> None:
+    """Replace the marks file (write, then rename: never half a file)."""
+    tmp = directory / (MARKS_NAME + ".tmp")
+    tmp.write_bytes(marks)
+    os.replace(tmp, directory / MARKS_NAME)
+
+
+def read_marks(directory: Path) -> bytes:
+    try:
+        return (directory / MARKS_NAME).read_bytes()
+    except OSError:
+        return b""
 
 
 def read_meta(directory: Path) -> dict[str, object] | None:

@@ -261,3 +261,23 @@ def test_a_crash_right_after_everything_was_acked_keeps_the_newest_marks(
         assert again.marks == b"m005"
         # The acked records come back as unacked: resent, the bridge drops them by seq.
         assert [s for s, _ in again.iter_from(0)] == [1, 2, 3, 4, 5]
+
+
+def test_a_session_with_only_its_marks_file_is_a_leftover_and_keeps_them(
+    tmp_path: Path,
+) -> None:
+    """What a full disk leaves: every record acked and deleted, the marks in their file."""
+    from app.link.spool import find_leftovers
+    from app.link.spool_files import write_marks
+
+    directory = tmp_path / "s1"
+    spool = make(directory, 2)
+    spool.ack(2)
+    crash(spool)
+    for seg in directory.glob("seg-*.spool"):
+        seg.unlink()
+    write_marks(directory, b"m002")
+    assert find_leftovers(tmp_path, "c") == [directory]
+    with Spool(0, 10**6, directory) as again:
+        assert (again.marks, len(again)) == (b"m002", 0)
+    assert not directory.exists()  # nothing left to resume: closed empty, removed
