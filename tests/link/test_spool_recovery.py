@@ -21,6 +21,7 @@ from app.link.spool import (
     find_leftovers,
     read_records,
 )
+from app.link.spool_files import write_marks
 
 H = RECORD_HEADER_BYTES
 ROOT = Path(__file__).resolve().parents[2]
@@ -267,9 +268,6 @@ def test_a_session_with_only_its_marks_file_is_a_leftover_and_keeps_them(
     tmp_path: Path,
 ) -> None:
     """What a full disk leaves: every record acked and deleted, the marks in their file."""
-    from app.link.spool import find_leftovers
-    from app.link.spool_files import write_marks
-
     directory = tmp_path / "s1"
     spool = make(directory, 2)
     spool.ack(2)
