@@ -274,16 +274,23 @@ class BackendConfig(_Section):
         False, description="Deflate compression (about half the loopback throughput)."
     )
     spool_memory_mb: int = Field(
-        256, ge=1, le=65_536, description="Unacknowledged data kept in memory, MB."
+        64,
+        ge=1,
+        le=65_536,
+        description="Unacknowledged messages also kept in memory (a cache: every message is "
+        "on disk when spool_disk_mb > 0, in memory only otherwise), MB.",
     )
     spool_disk_mb: int = Field(
         2_048,
         ge=0,
         le=1_000_000,
-        description="Unacknowledged data spilled to disk past memory, MB.",
+        description="The durable spool of unacknowledged messages on disk, MB: it survives "
+        "a crash (the next run resends it); 0 keeps them in memory only.",
     )
     spool_dir: Path | None = Field(
-        None, description="Folder for spilled data; empty uses the user cache folder."
+        None,
+        description="Folder of the durable spool (one sub-folder per client and session); "
+        "empty uses the user cache folder.",
     )
     ping_interval_s: float = Field(5.0, ge=0.5, le=300, description="WebSocket ping interval, s.")
     ping_timeout_s: float = Field(

@@ -256,6 +256,7 @@ class BridgeLink:
             finally:
                 self._ws = None
                 self.machine.on_disconnect()
+                self._sync_room()
             if self.machine.halted:
                 self._note_error(self.machine.halted)
             self._reconnects += 1
@@ -286,6 +287,7 @@ class BridgeLink:
             if not isinstance(answer, codec.Welcome):
                 raise codec.ProtocolError("bad_message", "expected welcome")
             self.machine.on_welcome(answer)
+            self._sync_room()
             if self.machine.halted:
                 return
             # A new limit may have re-cut the spool; what gathered meanwhile goes now.

@@ -96,6 +96,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+from app.link.fsync import BackgroundSync
 from app.link.spool_files import (
     LOCK_NAME,
     MARKS_NAME,
@@ -105,7 +106,6 @@ from app.link.spool_files import (
     SessionLock,
     SpoolLocked,
     encode_header,
-    fsync_directory,
     read_marks,
     read_meta,
     read_records,
@@ -284,6 +284,7 @@ class Spool:
         client_id: str = "",
         session: str | None = None,
         fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
+        background_fsync: bool = True,
     ) -> None:
         if memory_limit_bytes < 0 or disk_limit_bytes < 0:
             raise ValueError("spool limits must be >= 0")
@@ -323,6 +324,8 @@ class Spool:
         self._dir_unsynced = False  # a segment was created since the last directory fsync
         self._synced_at = time.monotonic()
         self._lock: SessionLock | None = None
+        # fsync on a thread of its own (app/link/fsync.py); inline for tests that count.
+        self._syncer = BackgroundSync() if background_fsync else BackgroundSync(inline=True)
         self._closed = False
         if directory is None:
             self._session = session or uuid.uuid4().hex
@@ -623,12 +626,13 @@ class Spool:
         now = time.monotonic()
         if not force and now - self._synced_at < self._fsync_interval:
             return False
+        if not self._syncer.idle():
+            return False  # the previous fsync still runs: the next append tries again
         self._synced_at = now
         self._unsynced = False
-        os.fsync(seg.fd)
-        if self._dir_unsynced and self._directory is not None:
-            self._dir_unsynced = False
-            fsync_directory(self._directory)
+        directory = self._directory if self._dir_unsynced else None
+        self._dir_unsynced = False
+        self._syncer.sync(seg.fd, directory)
         return True
 
     def close(self) -> None:
@@ -828,16 +832,11 @@ class Spool:
         self._unsynced = False
         if fd is None:
             return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if seg.size == 0:
+        empty = seg.size == 0
+        if empty:
             self._segments.remove(seg)
-            seg.path.unlink(missing_ok=True)
-        if self._directory is not None:
-            self._dir_unsynced = False
-            fsync_directory(self._directory)
+        self._syncer.seal(fd, seg.path if empty else None, self._directory)
+        self._dir_unsynced = False
 
     def _abandon_active(self) -> None:
         seg = self._active
@@ -893,6 +892,7 @@ class Spool:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._active = None
+        self._syncer.close()  # every fsync handed over is done before files go
 
     def _forget(self) -> None:
         self._segments.clear()

@@ -258,3 +258,24 @@ def test_cut_messages_fill_but_never_exceed_the_limit(limit: int) -> None:
         machine.on_ack(machine.sent)
     assert max(sizes) <= limit
     assert sum(sizes[:-1]) / len(sizes[:-1]) > 0.9 * limit  # not needlessly small
+
+
+def test_a_connected_link_that_falls_behind_holds_capture_back_until_half_caught_up() -> None:
+    source = Source()
+    spool = Spool(64 * 2**20, 0, None, session="s")
+    machine = LinkMachine(spool, MachineOptions(batch_max_ticks=1_000, backlog_ticks=10_000))
+    bridge = ModelBridge()
+    for _ in range(15):  # an outage: the spool absorbs it, intake stays open
+        machine.offer(source.batch("EURUSD", 1_000))
+        machine.cut()
+    assert machine.room
+    machine.on_welcome(bridge.welcome())  # back, 15,000 ticks behind
+    assert not machine.room
+    while machine.spool.ticks > 5_000:
+        frame = machine.next_frame()
+        assert frame is not None
+        assert bridge.receive(frame)
+        machine.on_ack(bridge.unacked.pop())
+        assert machine.room is (machine.spool.ticks <= 5_000)
+    machine.on_disconnect()
+    assert machine.room

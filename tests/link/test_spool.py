@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -208,7 +209,14 @@ def test_fsync_when_sealed_and_at_most_every_interval_never_per_record(
     synced: list[int] = []
     monkeypatch.setattr(spool_module.os, "fsync", synced.append)
     record = H + 2 + 50
-    with Spool(0, 10**6, tmp_path / "a", segment_bytes=4 * record, fsync_interval=3600) as spool:
+    with Spool(
+        0,
+        10**6,
+        tmp_path / "a",
+        segment_bytes=4 * record,
+        fsync_interval=3600,
+        background_fsync=False,
+    ) as spool:
         synced.clear()  # creating spool.json syncs it and the folder
         for seq in range(1, 13):
             spool.append(seq, payload(seq, 50), 1, b"mm")
@@ -217,10 +225,31 @@ def test_fsync_when_sealed_and_at_most_every_interval_never_per_record(
         assert spool.sync() is False  # not due
         assert spool.sync(force=True) is True
         assert spool.sync(force=True) is False  # nothing new
-    with Spool(0, 10**6, tmp_path / "b", fsync_interval=0) as spool:
+    with Spool(0, 10**6, tmp_path / "b", fsync_interval=0, background_fsync=False) as spool:
         synced.clear()
         fill(spool, range(1, 6), 50)
         assert len(synced) == 4 + 1  # before appends 2-5; the folder once
+
+
+def test_fsync_runs_off_the_callers_thread_and_is_done_by_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    real_fsync = spool_module.os.fsync
+
+    def fsync(fd: int) -> None:
+        threads.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(spool_module.os, "fsync", fsync)
+    record = H + 2 + 50
+    with Spool(0, 10**6, tmp_path, segment_bytes=2 * record) as spool:
+        threads.clear()
+        for seq in range(1, 8):
+            spool.append(seq, payload(seq, 50), 1, b"mm")
+    # Three segments sealed while appending, the fourth at close: all on the fsync thread.
+    assert len(threads) >= 4
+    assert all(name.startswith("spool-fsync") for name in threads)
 
 
 def test_replace_after_drops_the_tail_and_appends_new_records(tmp_path: Path) -> None:
