@@ -45,7 +45,9 @@ from app.ticks import TickBatch
 log = logging.getLogger(__name__)
 
 #: Batches that may wait between the pool and the collector before workers are held back.
-QUEUE_BATCHES = 512
+#: At full speed a batch holds up to ``pool.max_batch`` ticks, so this bounds memory
+#: too: 512 held up to 5M ticks (300 MB) in limbo.
+QUEUE_BATCHES = 64
 #: How long stopping waits for the bridge to ack what was captured.
 DRAIN_TIMEOUT = 10.0
 

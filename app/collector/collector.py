@@ -27,7 +27,10 @@ _log = logging.getLogger(__name__)
 
 #: ``consume`` yields to the event loop after this many batches taken without waiting,
 #: so a backlog cannot starve the UI and the network tasks sharing the loop.
-_YIELD_EVERY = 64
+#: Batches taken at once: between two takes the gate is looked at and the loop may run
+#: other tasks. At full speed a batch holds up to ``pool.max_batch`` ticks; taking a whole
+#: backlog at once blocked the loop for seconds and ran past a closed gate.
+_TAKE_AT_MOST = 16
 _LOG_EVERY = 1000
 
 
@@ -72,7 +75,7 @@ class _History:
 class BatchSource(Protocol):
     """Where batches come from: the pool's thread-to-loop hand-off, or a test."""
 
-    async def take(self) -> list[TickBatch]: ...
+    async def take(self, at_most: int | None = None) -> list[TickBatch]: ...
 
     def done(self, n: int) -> None: ...
 
@@ -274,7 +277,7 @@ class Collector:
         while True:
             if gate is not None and not gate.is_set():
                 await gate.wait()
-            batches = await source.take()
+            batches = await source.take(_TAKE_AT_MOST)
             for batch in batches:
                 try:
                     self.ingest(batch)
@@ -283,7 +286,7 @@ class Collector:
                     if self._consume_errors % _LOG_EVERY == 1:
                         _log.exception("collector rejected a batch of %r", batch.symbol)
             source.done(len(batches))
-            if len(batches) >= _YIELD_EVERY:
+            if len(batches) == _TAKE_AT_MOST:
                 await asyncio.sleep(0)  # a long backlog must not starve the loop
 
     def _add_symbol(self, symbol: str) -> _SymbolState:

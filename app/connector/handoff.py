@@ -58,13 +58,17 @@ class Handoff(Generic[T]):
             loop.call_soon_threadsafe(self._ready.set)
 
     # -------------------------------------------------------------- the consumer (loop)
-    async def take(self) -> list[T]:
-        """Everything handed over so far (at least one item), oldest first."""
+    async def take(self, at_most: int | None = None) -> list[T]:
+        """What was handed over so far (at least one item, at most ``at_most``), oldest
+        first."""
         while True:
             with self._lock:
                 if self._items:
-                    items = list(self._items)
-                    self._items.clear()
+                    if at_most is None or len(self._items) <= at_most:
+                        items = list(self._items)
+                        self._items.clear()
+                    else:
+                        items = [self._items.popleft() for _ in range(at_most)]
                     self._sleeping = False
                     break
                 self._sleeping = True

@@ -135,6 +135,8 @@ class LinkMachine:
         self._refused = False
         self._blocked = False
         self._counters = _Counters()
+        #: Largest frame in the spool: an earlier run's are unknown until looked at.
+        self._largest_cut = 2**62 if len(spool) else 0
         self.room = True
         #: Why intake is paused by the spool's disk ("" when it is not).
         self.disk_error = ""
@@ -221,6 +223,7 @@ class LinkMachine:
             ticks = sum(len(p.batch) for p in pieces)
             try:
                 self.spool.append(seq, payload, ticks, marks)
+                self._largest_cut = max(self._largest_cut, len(payload))
             except SpoolFull as exc:
                 self._pending.extendleft(reversed(pieces))
                 self._pending_ticks += ticks
@@ -339,6 +342,8 @@ class LinkMachine:
 
     def _recut_oversize(self) -> None:
         """Re-cut the unacked tail when any of it exceeds the frame limit now in force."""
+        if self._largest_cut <= self._frame_limit:
+            return  # nothing spooled can be too large: no need to read the spool back
         spool = self.spool
         oversize = False
         seq = self.acked
@@ -347,6 +352,7 @@ class LinkMachine:
             seq, payload = item
             frames.append(item)
             oversize = oversize or len(payload) > self._frame_limit
+        self._largest_cut = max((len(p) for _, p in frames), default=0)
         if not oversize:
             return
         batches: list[TickBatch] = []
@@ -380,6 +386,7 @@ class LinkMachine:
             len(items),
         )
         spool.replace_after(self.acked, items)
+        self._largest_cut = max((len(p) for p, _, _ in items), default=0)
         self._counters.recut_messages += len(items)
         for s in range(self.acked + 1, self.acked + len(frames) + 1):
             self._meta.pop(s, None)
