@@ -35,6 +35,7 @@ from app.export.cli import (
 )
 from app.link.link import LinkState
 from app.logfiles import install_file_log
+from app.memory import return_large_buffers_to_os
 from app.monitor.alerts import AlertEvent
 from app.runtime import Runtime, RuntimeStatus
 from app.security.audit import AuditLog
@@ -457,6 +458,7 @@ def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     command = args.command or "gui"
+    return_large_buffers_to_os()
     if command in ("run", "gui"):
         install_file_log(command, args.log_level)  # before install_redaction: it covers it
     install_redaction()

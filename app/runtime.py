@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Batches that may wait between the pool and the collector before workers are held back.
 #: At full speed a batch holds up to ``pool.max_batch`` ticks, so this bounds memory
-#: too: 512 held up to 5M ticks (300 MB) in limbo.
-QUEUE_BATCHES = 64
+#: too: 512 held up to 25M ticks (GBs) in limbo; 16 hold at most ~1M (60 MB).
+QUEUE_BATCHES = 16
 #: How long stopping waits for the bridge to ack what was captured.
 DRAIN_TIMEOUT = 10.0
 

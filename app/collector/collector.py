@@ -30,7 +30,7 @@ _log = logging.getLogger(__name__)
 #: Batches taken at once: between two takes the gate is looked at and the loop may run
 #: other tasks. At full speed a batch holds up to ``pool.max_batch`` ticks; taking a whole
 #: backlog at once blocked the loop for seconds and ran past a closed gate.
-_TAKE_AT_MOST = 16
+_TAKE_AT_MOST = 4
 _LOG_EVERY = 1000
 
 
