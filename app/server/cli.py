@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.link.dump import DumpError, dump_lines
 from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.server import ReferenceBackend, default_db_path, serve_forever
 from app.server.store import TickStore
@@ -94,7 +95,31 @@ def add_backend_parser(
     )
     # SUPPRESS: ``backend --db X stats`` keeps X instead of being reset to the default.
     stats.add_argument("--db", type=Path, default=argparse.SUPPRESS, metavar="FILE")
+    dump = actions.add_parser(
+        "dump",
+        help="print what a client's spool holds, one JSON line per message",
+        epilog="examples:\n"
+        "  trading-client backend dump ~/.cache/trading-client/spool/desk-1/SESSION\n"
+        "  trading-client backend dump SESSION/seg-00000001.spool --rows 2\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dump.add_argument("path", type=Path, help="a spool session folder or one segment file")
+    dump.add_argument(
+        "--rows", type=int, default=5, help="ticks shown at each end of a block (default 5)"
+    )
     return parser
+
+
+def _dump(path: Path, rows: int) -> int:
+    try:
+        for line in dump_lines(path, max(0, rows)):
+            print(line)
+    except DumpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # | head
+        return 0
+    return 0
 
 
 def _print_stats(db: Path) -> int:
@@ -119,6 +144,8 @@ def run_backend(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "backend_command", None) == "stats":
             return _print_stats(db)
+        if getattr(args, "backend_command", None) == "dump":
+            return _dump(args.path, args.rows)
         if args.max_frame_bytes < MIN_MAX_FRAME_BYTES:
             print(
                 f"error: --max-frame-bytes {args.max_frame_bytes} is below the protocol's "
