@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.connector import WorkerState
 from app.connector.backfill import BackfillProgress, BackfillState
+from app.link.link import LinkState
 from app.session import DesktopSession, SessionState
 from ui.panels.base import Panel
 from ui.tasks import TaskRunner
@@ -88,15 +89,18 @@ class StatusBar:
             bar.addPermanentWidget(label)
             self.labels[key] = label
         self._texts: dict[str, str] = {}
+        self._tips = tips
 
-    def set(self, key: str, text: str, color: str | None = None) -> None:
-        value = f"{text}|{color}"
+    def set(self, key: str, text: str, color: str | None = None, tip: str | None = None) -> None:
+        """Show ``text``; ``tip`` replaces the label's tooltip (None: the usual one)."""
+        value = f"{text}|{color}|{tip}"
         if self._texts.get(key) == value:
             return
         self._texts[key] = value
         label = self.labels[key]
         label.setText(text)
         label.setStyleSheet(f"color: {color};" if color else "")
+        label.setToolTip(tip if tip is not None else self._tips[key])
 
     def text(self, key: str) -> str:
         return self.labels[key].text()
@@ -382,6 +386,22 @@ class MainWindow(QMainWindow):
         self.frames += 1
         self.last_frame_s = time.perf_counter() - started
 
+    def _refresh_link(self, link: LinkState) -> None:
+        """The link label says the cause, not only "down": the tooltip has the whole text."""
+        s, t = self.status, self.theme
+        backlog = f"backlog {link.backlog_ticks:,}"
+        if link.halted:
+            s.set("link", f"link HALTED · {backlog}", t.bad, link.halted)
+        elif link.spool_disk_error:
+            s.set(
+                "link", f"spool disk full · capture held · {backlog}", t.bad, link.spool_disk_error
+            )
+        elif link.connected:
+            held = " · capture held" if link.intake_paused else ""
+            s.set("link", f"link up · {backlog}{held}", t.warn if held else t.ok)
+        else:
+            s.set("link", f"link DOWN · {backlog}", t.bad, link.last_error or None)
+
     def _refresh_status(self) -> None:
         s, t, runtime = self.status, self.theme, self.session.runtime
         state = self.session.state
@@ -399,10 +419,8 @@ class MainWindow(QMainWindow):
         link = runtime.link.state if runtime.link is not None else None
         if link is None:
             s.set("link", "no backend", t.muted)
-        elif link.connected:
-            s.set("link", f"link up · backlog {link.backlog_ticks:,}", t.ok)
         else:
-            s.set("link", f"link DOWN · backlog {link.backlog_ticks:,}", t.bad)
+            self._refresh_link(link)
         self._refresh_backfill(runtime.backfill.progress())
         workers = runtime.pool.health()
         streaming = sum(w.state is WorkerState.STREAMING for w in workers)

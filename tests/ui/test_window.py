@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -16,6 +17,7 @@ from pytestqt.qtbot import QtBot
 
 from app.config import ClientConfig
 from app.config.store import ConfigStore
+from app.link.link import LinkState
 from app.session import DesktopSession
 from tests.conftest import wait_until
 from tests.ui.conftest import ui_config_document
@@ -213,3 +215,23 @@ def test_the_core_entry_point_has_no_window(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "trading-client" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_the_link_label_names_the_cause_and_the_tooltip_has_it_whole(
+    session: DesktopSession, qtbot: QtBot, tmp_path: Path
+) -> None:
+    window = _open(session, qtbot, tmp_path / "layout.ini")
+    await wait_until(lambda: "link up" in window.status.text("link"), 30, "the bridge link")
+    base = LinkState(False, "ws://x/ws", "s", 3, 1_234, 0, 0, 0, 0, None, 0.5, True, "")
+    label = window.status.labels["link"]
+    cases = [
+        (replace(base, last_error="ConnectionRefusedError: nobody"), "link DOWN", "nobody"),
+        (replace(base, halted="the bridge refused message 7 twice"), "link HALTED", "message 7"),
+        (replace(base, spool_disk_error="spool folder /x: 12 bytes free"), "disk full", "/x"),
+        (replace(base, connected=True), "capture held", "Data bridge connection"),
+    ]
+    for state, text, tip in cases:
+        window._refresh_link(state)
+        assert text in label.text()
+        assert "1,234" in label.text()
+        assert tip in label.toolTip()
