@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +60,25 @@ def _fresh_redaction_registry() -> None:
     from app.security.redact import REGISTRY  # noqa: PLC0415 - only for this fixture
 
     REGISTRY.clear()
+
+
+@contextlib.contextmanager
+def small_filesystem(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (e.g. "1m") mounted on ``where``/mnt for a full-disk test;
+    skipped with the reason where mounting is not permitted (not Linux, not root)."""
+    if sys.platform != "linux":
+        pytest.skip("mounting a tmpfs needs Linux")
+    mnt = where / "mnt"
+    mnt.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -113,7 +113,7 @@ def write_json_schema(path: Path) -> None:
 
 
 # ----------------------------------------------------------------------- atomic files
-def _fsync_dir(folder: Path) -> None:
+def fsync_directory(folder: Path) -> None:
     """Make a rename durable: on POSIX the directory entry is only safe once the directory
     itself is synced. Windows has no directory handles to sync (NTFS journals renames)."""
     if os.name != "posix":
@@ -144,7 +144,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
 
 
 def _stamp(ms: int) -> str:
@@ -324,7 +324,7 @@ class ConfigStore:
             n += 1
         # A rename moves the bytes as they are: the kept file is the bad file, unchanged.
         os.rename(self.path, target)
-        _fsync_dir(self.path.parent)
+        fsync_directory(self.path.parent)
         return target
 
     def _remove_stale_temps(self) -> None:

@@ -106,6 +106,7 @@ from app.link.spool_files import (
     SessionLock,
     SpoolLocked,
     encode_header,
+    is_temp_file,
     read_marks,
     read_meta,
     read_records,
@@ -1056,8 +1057,8 @@ def find_leftovers(root: Path, client_id: str) -> list[Path]:
         meta = read_meta(directory)
         if meta is None:
             with contextlib.suppress(OSError):
-                names = {p.name for p in directory.iterdir()}
-                if names <= {LOCK_NAME, META_NAME + ".tmp"}:  # a crash while creating
+                names = {p.name for p in directory.iterdir()} - {LOCK_NAME}
+                if all(is_temp_file(n) for n in names):  # a crash while creating
                     _remove_if_unlocked(directory)
             continue
         if meta.get("client_id") != client_id:
@@ -1107,13 +1108,8 @@ def _remove_session(directory: Path, lock: SessionLock) -> OSError | None:
         names = [p for p in directory.iterdir() if segment_number(p) is not None]
     except OSError as exc:
         return exc
-    for path in [
-        *names,
-        directory / MARKS_NAME,
-        directory / (MARKS_NAME + ".tmp"),
-        directory / META_NAME,
-        directory / (META_NAME + ".tmp"),
-    ]:
+    temps = [p for p in directory.iterdir() if is_temp_file(p.name)]
+    for path in [*names, *temps, directory / MARKS_NAME, directory / META_NAME]:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:

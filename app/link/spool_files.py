@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from app.config.store import atomic_write, fsync_directory
+
 __all__ = [
     "HEADER",
     "LOCK_NAME",
@@ -48,6 +50,8 @@ __all__ = [
     "SessionLock",
     "SpoolLocked",
     "encode_header",
+    "fsync_directory",
+    "is_temp_file",
     "read_marks",
     "read_meta",
     "read_records",
@@ -200,22 +204,19 @@ def read_records(path: Path) -> Iterator[Record]:
 
 # ---------------------------------------------------------------------- meta
 def write_meta(directory: Path, client_id: str, session: str) -> None:
-    """Write ``spool.json`` atomically (tmp + fsync + rename), so it is whole or absent."""
+    """Write ``spool.json`` atomically, so it is whole or absent."""
     meta = {"client_id": client_id, "session": session, "created": time.time()}
-    tmp = directory / (META_NAME + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(meta, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, directory / META_NAME)
-    fsync_directory(directory)
+    atomic_write(directory / META_NAME, json.dumps(meta).encode())
 
 
 def write_marks(directory: Path, marks: bytes) -> None:
-    """Replace the marks file (write, then rename: never half a file)."""
-    tmp = directory / (MARKS_NAME + ".tmp")
-    tmp.write_bytes(marks)
-    os.replace(tmp, directory / MARKS_NAME)
+    """Replace the marks file atomically (never half a file)."""
+    atomic_write(directory / MARKS_NAME, marks)
+
+
+def is_temp_file(name: str) -> bool:
+    """A temp file of :func:`atomic_write` that a crash left behind."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def read_marks(directory: Path) -> bytes:
@@ -232,17 +233,6 @@ def read_meta(directory: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     return meta if isinstance(meta, dict) else None
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make created/renamed/deleted names durable; POSIX only (Windows has no dir fds)."""
-    if sys.platform == "win32":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------- lock

@@ -23,7 +23,7 @@ whole with a :class:`ProtocolError` whose ``code`` goes into the bridge's error 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 import numpy as np
@@ -117,6 +117,7 @@ class Error(_Message, frozen=True, tag="error"):
 ClientMessage = Hello | Ticks | Lost
 BridgeMessage = Welcome | Ack | Error
 
+_M = TypeVar("_M")
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _CLIENT_DECODER: Final = msgspec.msgpack.Decoder(ClientMessage)
 _BRIDGE_DECODER: Final = msgspec.msgpack.Decoder(BridgeMessage)
@@ -187,20 +188,19 @@ def max_ticks_per_block(symbol: str, budget: int) -> int:
 # ------------------------------------------------------------------ decoding
 def decode_client(frame: bytes | str) -> ClientMessage:
     """A client frame, typed; ProtocolError for anything else (v1 text frames included)."""
-    if isinstance(frame, str):
-        raise _text_frame_error(frame)
-    try:
-        return _CLIENT_DECODER.decode(frame)
-    except msgspec.DecodeError as exc:
-        raise ProtocolError("bad_message", _short(f"not a protocol v2 message: {exc}")) from None
+    return _decode(_CLIENT_DECODER, frame)
 
 
 def decode_bridge(frame: bytes | str) -> BridgeMessage:
     """A bridge frame, typed; ProtocolError for anything else."""
+    return _decode(_BRIDGE_DECODER, frame)
+
+
+def _decode(decoder: msgspec.msgpack.Decoder[_M], frame: bytes | str) -> _M:
     if isinstance(frame, str):
         raise _text_frame_error(frame)
     try:
-        return _BRIDGE_DECODER.decode(frame)
+        return decoder.decode(frame)
     except msgspec.DecodeError as exc:
         raise ProtocolError("bad_message", _short(f"not a protocol v2 message: {exc}")) from None
 

@@ -7,7 +7,6 @@ delivered: the stored stream equals the terminal's history, once.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.runtime import Runtime
-from tests.conftest import wait_until
+from tests.conftest import small_filesystem, wait_until
 from tests.integration.test_delivery import (
     Ports,
     assert_stored_equals_history,
@@ -77,20 +76,8 @@ async def test_a_full_spool_pauses_intake_back_pressures_the_pool_and_loses_noth
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MB tmpfs: the spool's disk fills long before its own limit."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    with small_filesystem(tmp_path, "1m") as mnt:
+        yield mnt
 
 
 async def test_a_full_disk_under_the_spool_pauses_alerts_and_resumes_losing_nothing(

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.link.spool import Spool, SpoolDiskError, read_records
+from tests.conftest import small_filesystem
 
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs mounted on tmp_path/mnt (skipped where mounting is not permitted)."""
-    if sys.platform != "linux":
-        pytest.skip("mounting a tmpfs needs Linux")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
+    """A 2 MB tmpfs (skipped where mounting is not permitted)."""
+    with small_filesystem(tmp_path, "2m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def payload(seq: int) -> bytes:
