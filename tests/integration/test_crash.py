@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,30 @@ def test_kill_9_of_the_bridge_and_a_worker_at_once_loses_and_doubles_nothing(
             app.kill()
         stop(backend)
     assert assert_whole_span_stored_once(setup.db) > 20_000
+
+
+def test_sigterm_during_an_outage_ends_at_once_and_the_next_run_delivers_it_all(
+    tmp_path: Path,
+) -> None:
+    """Quitting while the bridge is down does not wait for it: the durable spool keeps
+    what is unacknowledged, and the next run sends it."""
+    setup = Setup(tmp_path)
+    backend: subprocess.Popen[str] | None = None
+    first = setup.app(60)
+    try:
+        wait_until(lambda: setup.spooled_bytes() > 2 * 60 * 5_000, timeout=60)
+        started = time.monotonic()
+        assert stop(first, timeout=20) == 0
+        assert time.monotonic() - started < 10  # the drain timeout, not a minute
+        assert first.stderr is not None
+        assert "kept in the spool for the next run" in first.stderr.read()
+        backend = setup.backend()
+        second = setup.app(4)
+        assert wait_exit(second, 90) == 0
+        assert setup.spooled_bytes() == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        if backend is not None:
+            stop(backend)
+    assert assert_whole_span_stored_once(setup.db) > 10_000
