@@ -83,7 +83,7 @@ class LinkState:
     lost_batches: int = 0
     #: Why the spool's disk cannot take data ("" when it can): intake is paused.
     spool_disk_error: str = ""
-    #: The folder of the spool and its free space when a disk error is active.
+    #: The spool's folder ("" for a memory-only spool).
     spool_folder: str = ""
     #: Why the link stopped sending ("" while it sends).
     halted: str = ""
@@ -210,6 +210,7 @@ class BridgeLink:
             resumed_batches=self._resumed,
             lost_batches=machine.lost_messages,
             spool_disk_error=machine.disk_error,
+            spool_folder=str(spool.directory or ""),
             halted=machine.halted,
         )
 
