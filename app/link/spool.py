@@ -87,7 +87,6 @@ import errno
 import io
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections import deque
@@ -98,15 +97,11 @@ from typing import Final, Self
 
 from app.link.fsync import BackgroundSync
 from app.link.spool_files import (
-    LOCK_NAME,
-    MARKS_NAME,
-    META_NAME,
     RECORD_HEADER_BYTES,
     Record,
     SessionLock,
     SpoolLocked,
     encode_header,
-    is_temp_file,
     read_marks,
     read_meta,
     read_records,
@@ -117,6 +112,7 @@ from app.link.spool_files import (
     write_marks,
     write_meta,
 )
+from app.link.spool_sessions import find_leftovers, remove_session
 
 __all__ = [
     "DEFAULT_FSYNC_INTERVAL",
@@ -657,7 +653,7 @@ class Spool:
         self._forget()
         if self._lock is not None and self._directory is not None:
             if empty:
-                error = _remove_session(self._directory, self._lock) or error
+                error = remove_session(self._directory, self._lock) or error
             self._lock.release()
         if error is not None:
             raise error
@@ -670,7 +666,7 @@ class Spool:
         self._close_files()
         self._forget()
         if self._lock is not None and self._directory is not None:
-            error = _remove_session(self._directory, self._lock)
+            error = remove_session(self._directory, self._lock)
             self._lock.release()
             if error is not None:
                 raise error
@@ -1038,92 +1034,6 @@ class Spool:
             if seg.size == 0:
                 self._segments.remove(seg)
                 seg.path.unlink(missing_ok=True)
-
-
-def find_leftovers(root: Path, client_id: str) -> list[Path]:
-    """Session directories under ``root`` of ``client_id`` that no live process holds.
-
-    Oldest first (by ``spool.json``'s created). A leftover without any record is deleted
-    on the way rather than returned (and so is a directory a crash left before its meta
-    was written). Each returned directory is unlocked again: open it with
-    ``Spool(..., directory=path, client_id=client_id)`` to resume it.
-    """
-    if not root.is_dir():
-        return []
-    found: list[tuple[float, str, Path]] = []
-    for directory in root.iterdir():
-        if not directory.is_dir():
-            continue
-        meta = read_meta(directory)
-        if meta is None:
-            with contextlib.suppress(OSError):
-                names = {p.name for p in directory.iterdir()} - {LOCK_NAME}
-                if all(is_temp_file(n) for n in names):  # a crash while creating
-                    _remove_if_unlocked(directory)
-            continue
-        if meta.get("client_id") != client_id:
-            continue
-        try:
-            lock = SessionLock(directory)
-        except (SpoolLocked, OSError):
-            continue
-        try:
-            if not read_marks(directory) and not any(
-                p.stat().st_size > 0 for p in segment_paths(directory)
-            ):
-                _remove_session(directory, lock)
-                continue
-        finally:
-            lock.release()
-        created = meta.get("created")
-        found.append(
-            (
-                float(created) if isinstance(created, (int, float)) else 0.0,
-                directory.name,
-                directory,
-            )
-        )
-    return [d for _, _, d in sorted(found)]
-
-
-def _remove_if_unlocked(directory: Path) -> None:
-    try:
-        lock = SessionLock(directory)
-    except (SpoolLocked, OSError):
-        return
-    try:
-        _remove_session(directory, lock)
-    finally:
-        lock.release()
-
-
-def _remove_session(directory: Path, lock: SessionLock) -> OSError | None:
-    """Delete a session directory's own files, then the directory if nothing else is in it.
-
-    Every file is attempted; the first OSError is returned. The lock file goes last; on
-    Windows an open, locked file cannot be deleted, so the lock is released first there.
-    """
-    error: OSError | None = None
-    try:
-        names = [p for p in directory.iterdir() if segment_number(p) is not None]
-    except OSError as exc:
-        return exc
-    temps = [p for p in directory.iterdir() if is_temp_file(p.name)]
-    for path in [*names, *temps, directory / MARKS_NAME, directory / META_NAME]:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            error = error or exc
-    if sys.platform == "win32":
-        lock.release()
-    with contextlib.suppress(OSError):
-        (directory / LOCK_NAME).unlink(missing_ok=True)
-    try:
-        directory.rmdir()
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
-            error = error or exc
-    return error
 
 
 def _write_all(fd: int, head: bytes, payload: bytes) -> None:
