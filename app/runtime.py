@@ -279,10 +279,11 @@ class Runtime:
         """This run's spool: an earlier run's leftover is resumed (same session, so the
         bridge de-duplicates), else a new session. Other leftovers are drained aside."""
         memory, disk = cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20
-        if disk == 0:
-            return Spool(memory, 0, None, client_id=client_id, session=uuid.uuid4().hex)
         root = spool_root(cfg, client_id)
         leftovers = find_leftovers(root, client_id)
+        if disk == 0:  # memory only now: what earlier runs left is still delivered
+            self._leftovers = leftovers
+            return Spool(memory, 0, None, client_id=client_id, session=uuid.uuid4().hex)
         self._leftovers = leftovers[:-1]
         if leftovers:
             spool = Spool(memory, disk, leftovers[-1], client_id=client_id)
@@ -313,7 +314,8 @@ class Runtime:
         self, path: Path, cfg: BackendConfig, client_id: str, options: LinkOptions
     ) -> None:
         """Deliver another crashed run's spool on a link of its own, then delete it."""
-        spool = Spool(cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20, path)
+        # It never takes new messages, so its disk limit only has to hold what is there.
+        spool = Spool(cfg.spool_memory_mb * 2**20, 2**50, path)
         link = BridgeLink(cfg.bridge_url, client_id, spool, options, intake=False)
         log.warning("draining session %s of an earlier run: %d messages", spool.session, len(spool))
 
