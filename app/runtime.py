@@ -32,7 +32,7 @@ from app.connector.handoff import Handoff
 from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embedded
 from app.link.hub import HubClient
 from app.link.link import BridgeLink, LatencySink, LinkOptions, LinkState
-from app.link.positions import SpooledPositions, decode_marks
+from app.link.positions import SpooledPositions, read_marks, recovered_spans
 from app.link.spool import Spool, find_leftovers
 from app.monitor.alerts import rule_from_dict
 from app.monitor.monitor import Inputs, Monitor
@@ -301,14 +301,12 @@ class Runtime:
     def _adopt_recovered(self, spool: Spool) -> None:
         """The previous run's capture is safe up to the marks of its newest record: add
         that span to the book before the backfill works out the gaps."""
-        spans = decode_marks(spool.marks)
-        if not spans:
-            return
+        marks = read_marks(spool.marks)
+        book = self.backfill.book
         for target in self._backfill_targets:
-            span = spans.get(target.symbol)
-            if span is not None:
-                key = SpanBook.key(target.terminal.name, target.symbol)
-                self.backfill.book.add_previous(key, span)
+            key = SpanBook.key(target.terminal.name, target.symbol)
+            for span in recovered_spans(book.previous(key), marks, target.symbol):
+                book.add_previous(key, span)
 
     def _drain_leftover(
         self, path: Path, cfg: BackendConfig, client_id: str, options: LinkOptions

@@ -52,11 +52,12 @@ RESUME_FILL = 0.7
 class Marker(Protocol):
     """Gives each spooled message its ``marks``: where the capture stands once it is in.
 
-    ``prepare`` computes the marks after the given live batches (not committing), and
+    ``prepare`` computes the marks after the given live and history (backfill) batches
+    (not committing), and
     ``commit`` makes them current once the spool took the message.
     """
 
-    def prepare(self, batches: Sequence[TickBatch]) -> bytes: ...
+    def prepare(self, live: Sequence[TickBatch], history: Sequence[TickBatch]) -> bytes: ...
 
     def commit(self) -> None: ...
 
@@ -226,8 +227,12 @@ class LinkMachine:
         made = 0
         while self._pending:
             pieces = self._take_message()
-            live = [p.batch for p in pieces if not p.history]
-            marks = self._marker.prepare(live) if self._marker is not None else b""
+            marks = b""
+            if self._marker is not None:
+                marks = self._marker.prepare(
+                    [p.batch for p in pieces if not p.history],
+                    [p.batch for p in pieces if p.history],
+                )
             seq = self.next_seq
             payload = codec.encode_ticks(seq, [p.batch for p in pieces])
             ticks = sum(len(p.batch) for p in pieces)

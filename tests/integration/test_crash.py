@@ -234,3 +234,38 @@ def test_sigterm_during_an_outage_ends_at_once_and_the_next_run_delivers_it_all(
         if backend is not None:
             stop(backend)
     assert assert_whole_span_stored_once(setup.db) > 10_000
+
+
+def test_kill_9_during_a_history_backfill_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """An earlier run ended 3 minutes ago: the next run backfills those minutes while the
+    bridge is down and is killed meanwhile; the run after it delivers the whole span from
+    where the earlier run ended, once."""
+    setup = Setup(tmp_path)
+    gap_begin = int(time.time() * 1000) - 180_000
+    spans = {f"simulated/{sym}": [[gap_begin - 60_000, 0, gap_begin, 0]] for sym in RATES}
+    (tmp_path / "spans.json").write_text(json.dumps({"version": 1, "spans": spans}))
+    backend: subprocess.Popen[str] | None = None
+    first = setup.app(60)
+    try:
+        # 3 minutes at 5,000 ticks/s is ~900k history ticks (54 MB): kill once a part of
+        # them is in the spool.
+        wait_until(lambda: setup.spooled_bytes() > 10 * 2**20, timeout=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        backend = setup.backend()
+        second = setup.app(6)
+        assert wait_exit(second, 120) == 0, second.stderr.read() if second.stderr else ""
+    finally:
+        if first.poll() is None:
+            first.kill()
+        if backend is not None:
+            stop(backend)
+    market = Market(SEED, DEFAULT_PROFILES, RATES)
+    with TickStore(setup.db) as store:
+        for sym in RATES:
+            got = store.read_ticks(client_id=CLIENT, symbol=sym)
+            first = int(market.ticks_range(sym, gap_begin, gap_begin + 60_000)["time_msc"][0])
+            assert int(got["time_msc"].min()) == first, (
+                f"{sym}: the gap is not filled from its start"
+            )
+    assert assert_whole_span_stored_once(setup.db) > 900_000
