@@ -1,5 +1,6 @@
 """Free loopback ports, for a backend that must come up on ports nobody else holds
-(the GUI benchmark's embedded backends, the tests' servers)."""
+(the GUI benchmark's embedded backends, the tests' servers), and the URL of a service
+on one."""
 
 from __future__ import annotations
 
@@ -20,3 +21,9 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def service_url(scheme: str, host: str, port: int, path: str = "") -> str:
+    """``scheme://host:port/path``, with an IPv6 host in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}{path}"

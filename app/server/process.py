@@ -42,6 +42,8 @@ from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any
 
+from app.ports import service_url
+
 log = logging.getLogger(__name__)
 
 #: How long the parent waits for the child to report it listens (imports included).
@@ -424,29 +426,29 @@ class BackendProcess:
     def hub_port(self) -> int:
         return self._ports["hub"]
 
-    def _url(self, scheme: str, port: int, path: str = "") -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{port}{path}"
-
     @property
     def bridge_url(self) -> str:
         if self._where is not None:
             return self._where.bridge_url
         from app.server.bridge import PATH  # noqa: PLC0415 - only for a URL before start
 
-        return self._url("ws", self.bridge_port, PATH)
+        return service_url("ws", self.host, self.bridge_port, PATH)
 
     @property
     def gateway_url(self) -> str:
         return (
             self._where.gateway_url
             if self._where is not None
-            else self._url("http", self.gateway_port)
+            else service_url("http", self.host, self.gateway_port)
         )
 
     @property
     def hub_url(self) -> str:
-        return self._where.hub_url if self._where is not None else self._url("http", self.hub_port)
+        return (
+            self._where.hub_url
+            if self._where is not None
+            else service_url("http", self.host, self.hub_port)
+        )
 
     def stats(self) -> dict[str, Any]:
         """The delivery statistics of the backend's database (protocol.md §2), read from

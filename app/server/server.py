@@ -19,6 +19,7 @@ import platformdirs
 from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
+from app.ports import service_url
 from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.bridge import PATH, Bridge
 from app.server.gateway import Gateway
@@ -34,10 +35,6 @@ HTTP_SHUTDOWN_TIMEOUT = 2.0
 
 def default_db_path() -> Path:
     return platformdirs.user_data_path("trading-client") / "reference-backend.sqlite"
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 async def _serve_app(
@@ -183,16 +180,15 @@ class ReferenceBackend:
 
     @property
     def bridge_url(self) -> str:
-        scheme = "wss" if self._ssl else "ws"
-        return f"{scheme}://{_url_host(self.host)}:{self.bridge_port}{PATH}"
+        return service_url("wss" if self._ssl else "ws", self.host, self.bridge_port, PATH)
 
     @property
     def gateway_url(self) -> str:
-        return f"{'https' if self._ssl else 'http'}://{_url_host(self.host)}:{self.gateway_port}"
+        return service_url("https" if self._ssl else "http", self.host, self.gateway_port)
 
     @property
     def hub_url(self) -> str:
-        return f"{'https' if self._ssl else 'http'}://{_url_host(self.host)}:{self.hub_port}"
+        return service_url("https" if self._ssl else "http", self.host, self.hub_port)
 
 
 async def serve_forever(
