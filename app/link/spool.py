@@ -107,11 +107,10 @@ from app.link.spool_files import (
     read_records,
     scan,
     segment_name,
-    segment_number,
-    segment_paths,
     write_marks,
     write_meta,
 )
+from app.link.spool_index import Entry, LostRecord, Segment, recover
 from app.link.spool_sessions import find_leftovers, remove_session
 
 __all__ = [
@@ -200,56 +199,6 @@ class SpoolCorruptError(SpoolError):
         self.offset = offset
 
 
-class _Segment:
-    __slots__ = ("fd", "live_max", "number", "path", "size")
-
-    def __init__(self, path: Path, number: int, size: int, fd: int | None) -> None:
-        self.path = path
-        self.number = number
-        self.size = size
-        self.fd = fd  # None once sealed (or recovered: never appended to again)
-        # Highest seq with a live record here: deletable once acked up to it.
-        self.live_max = 0
-
-
-class _Lost:
-    __slots__ = ("offset", "path", "reason", "ticks")
-
-    def __init__(
-        self, reason: str, ticks: int | None, path: Path | None, offset: int | None
-    ) -> None:
-        self.reason = reason
-        self.ticks = ticks
-        self.path = path
-        self.offset = offset
-
-
-class _Entry:
-    """One message: payload cached in memory and/or a record in ``segment``."""
-
-    __slots__ = ("length", "lost", "marks", "offset", "payload", "segment", "size", "ticks")
-
-    def __init__(
-        self,
-        ticks: int,
-        size: int,
-        payload: bytes | None,
-        segment: _Segment | None,
-        offset: int,
-        *,
-        length: int = 0,
-        marks: bytes = b"",
-    ) -> None:
-        self.ticks = ticks
-        self.size = size
-        self.payload = payload
-        self.segment = segment
-        self.offset = offset
-        self.length = length  # whole record on disk
-        self.marks = marks
-        self.lost: _Lost | None = None
-
-
 class Spool:
     """Bounded, durable FIFO of ``(seq, payload, ticks, marks)`` awaiting the bridge's ack.
 
@@ -302,7 +251,7 @@ class Spool:
         self._client_id = client_id
         # Entries of seqs acked_seq+1 .. last_seq live at _entries[_head:]; a list with a
         # moving head (not a deque) so that seq -> entry is O(1) anywhere in the window.
-        self._entries: list[_Entry] = []
+        self._entries: list[Entry] = []
         self._head = 0
         self._acked = 0
         self._last = 0
@@ -313,10 +262,10 @@ class Spool:
         self._spilled_total = 0
         self._recovered = 0
         self._recovery_damage: list[Record] = []
-        self._segments: deque[_Segment] = deque()
-        self._active: _Segment | None = None
+        self._segments: deque[Segment] = deque()
+        self._active: Segment | None = None
         self._next_number = 1
-        self._reader: tuple[_Segment, io.FileIO] | None = None
+        self._reader: tuple[Segment, io.FileIO] | None = None
         self._unsynced = False  # the active segment has records not fsync'd yet
         self._dir_unsynced = False  # a segment was created since the last directory fsync
         self._synced_at = time.monotonic()
@@ -478,7 +427,7 @@ class Spool:
                     seq,
                     size,
                 )
-            entry = _Entry(ticks, size, payload, None, 0, marks=marks)
+            entry = Entry(ticks, size, payload, None, 0, marks=marks)
         else:
             length = RECORD_HEADER_BYTES + len(marks) + size
             if length > self._disk_limit:
@@ -495,7 +444,7 @@ class Spool:
                     size,
                 )
             seg, offset = self._write(seq, ticks, marks, payload, length)
-            entry = _Entry(
+            entry = Entry(
                 ticks, size, payload if cache else None, seg, offset, length=length, marks=marks
             )
             if not cache:
@@ -733,7 +682,7 @@ class Spool:
 
     def _write(
         self, seq: int, ticks: int, marks: bytes, payload: bytes, length: int
-    ) -> tuple[_Segment, int]:
+    ) -> tuple[Segment, int]:
         """Write one record to the open segment (sealing/opening one as needed).
 
         Any OSError becomes :class:`SpoolDiskError` after the partial record is cut away,
@@ -803,13 +752,13 @@ class Spool:
             write_marks(self._directory, self._marks)
         return True
 
-    def _open_segment(self) -> _Segment:
+    def _open_segment(self) -> Segment:
         assert self._directory is not None
         number = self._next_number
         path = self._directory / segment_name(number)
         fd = os.open(path, _OPEN_FLAGS, 0o644)
         self._next_number = number + 1
-        seg = _Segment(path, number, 0, fd)
+        seg = Segment(path, number, 0, fd)
         self._segments.append(seg)
         self._active = seg
         self._dir_unsynced = True
@@ -898,7 +847,7 @@ class Spool:
         self._acked = self._last  # holds nothing any more: len() is 0
         self._ticks = self._memory_bytes = self._disk_bytes = 0
 
-    def _read(self, seq: int, entry: _Entry) -> bytes | None:
+    def _read(self, seq: int, entry: Entry) -> bytes | None:
         """The payload of ``entry`` from disk, or None after marking it lost."""
         seg = entry.segment
         assert seg is not None
@@ -936,99 +885,28 @@ class Spool:
         return data[found.payload_offset :]
 
     @staticmethod
-    def _mark_lost(entry: _Entry, reason: str, path: Path, offset: int) -> bytes | None:
+    def _mark_lost(entry: Entry, reason: str, path: Path, offset: int) -> bytes | None:
         """Mark ``entry`` lost for good (its payload cannot be had); always None."""
-        entry.lost = _Lost(reason, entry.ticks, path, offset)
+        entry.lost = LostRecord(reason, entry.ticks, path, offset)
         return None
 
     # ------------------------------------------------------------------ recovery
     def _recover(self, directory: Path) -> None:
-        """Rebuild the index from the segments of an earlier run (before the loop runs).
-
-        Reads every segment once, in write order, applying the supersede rule; a seq
-        missing between intact records becomes a lost entry; damage after the last
-        intact record is a torn tail (a crash mid-write) and is cut off. Payloads are
-        cached up to the memory limit, oldest first, like appends would have.
-        """
-        entries: list[_Entry] = []
-        base = 0  # entries hold base+1 .. base+len(entries)
-        started = False
-        pending: dict[int, int] = {}  # seq -> ticks of damaged records with a good header
-        tail: tuple[_Segment, int] | None = None  # first damage after the last good record
-        memory = 0
-        for path in segment_paths(directory):
-            number = segment_number(path)
-            assert number is not None
-            data = path.read_bytes()
-            seg = _Segment(path, number, len(data), None)
-            self._segments.append(seg)
-            self._next_number = max(self._next_number, number + 1)
-            for rec in scan(path, data, with_payload=False):
-                if rec.damage is not None or rec.seq is None or rec.seq == 0:
-                    self._recovery_damage.append(rec)
-                    if rec.seq:
-                        pending[rec.seq] = rec.ticks or 0
-                    if tail is None:
-                        tail = (seg, rec.offset)
-                    continue
-                tail = None
-                s = rec.seq
-                if not started:
-                    started = True
-                    base = min((d for d in pending if d < s), default=s) - 1
-                if s <= base:  # supersedes everything recovered so far
-                    for e in entries:
-                        if e.payload is not None:
-                            memory -= e.size
-                    entries.clear()
-                    base = s - 1
-                elif s <= base + len(entries):
-                    for e in entries[s - base - 1 :]:
-                        if e.payload is not None:
-                            memory -= e.size
-                    del entries[s - base - 1 :]
-                else:
-                    for gap in range(base + len(entries) + 1, s):
-                        lost = _Entry(pending.get(gap, 0), 0, None, None, 0)
-                        lost.lost = _Lost(
-                            "record missing or damaged (found at recovery)",
-                            pending.get(gap),
-                            None,
-                            None,
-                        )
-                        entries.append(lost)
-                pending.clear()
-                size = rec.payload_length
-                payload: bytes | None = None
-                if memory + size <= self._memory_limit:
-                    payload = data[rec.payload_offset : rec.payload_offset + size]
-                    memory += size
-                entry = _Entry(
-                    rec.ticks or 0,
-                    size,
-                    payload,
-                    seg,
-                    rec.offset,
-                    length=rec.length,
-                    marks=rec.marks,
-                )
-                entries.append(entry)
-        if tail is not None and tail[0] is self._segments[-1]:
-            seg, offset = tail
-            os.truncate(seg.path, offset)  # a torn tail: the append never returned
-            seg.size = offset
-        for i, e in enumerate(entries):
-            if e.segment is not None:
-                e.segment.live_max = base + 1 + i
+        """Rebuild the index from the segments of an earlier run (before the loop runs)."""
+        found = recover(directory, self._memory_limit)
+        self._segments.extend(found.segments)
+        self._next_number = max(self._next_number, found.next_number)
+        self._recovery_damage.extend(found.damage)
+        entries, base = found.entries, found.base
         self._entries = entries
         self._acked = base
         self._last = base + len(entries)
         self._ticks = sum(e.ticks for e in entries)
-        self._memory_bytes = memory
+        self._memory_bytes = found.memory
         self._spilled_total = sum(1 for e in entries if e.payload is None and e.lost is None)
         self._marks = entries[-1].marks if entries else read_marks(directory)
         self._recovered = len(entries)
-        self._disk_bytes = sum(s.size for s in self._segments)
+        self._disk_bytes = sum(seg.size for seg in self._segments)
         self._drop_acked_segments()
         for seg in list(self._segments):  # empty files (a cut tail) hold nothing
             if seg.size == 0:
