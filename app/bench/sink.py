@@ -3,7 +3,7 @@
 * default: acks every message without looking inside — the raw ceiling (loopback,
   websockets and the client's encoder, nothing else);
 * ``--parse``: validates each message as the bridge does (``ticks_batches`` of
-  ``decode_client``), without storing — what any bridge that reads the ticks can reach.
+  ``decode_client``, then the value rules of ``validate_blocks``), without storing — what any bridge that reads the ticks can reach.
 
 Run as a separate process by the pipeline benchmark, so that the ceilings and the real
 bridge are measured the same way: over loopback, from another process. The first line
@@ -18,7 +18,9 @@ from typing import Final, TypeVar
 
 from websockets.asyncio.server import ServerConnection, serve
 
+from app.clock import now_msc
 from app.protocol import codec
+from app.protocol.validation import validate_blocks
 
 _M = TypeVar("_M")
 
@@ -42,7 +44,9 @@ async def _handle_parsing(ws: ServerConnection) -> None:
     await ws.send(WELCOME)
     async for frame in ws:
         message = _expect(codec.decode_client(frame), codec.Ticks)
-        codec.ticks_batches(message)
+        verdict, _ = validate_blocks(codec.ticks_batches(message), now_msc=now_msc())
+        if not verdict.ok:
+            raise codec.ProtocolError("bad_tick", "invalid tick values")
         await ws.send(codec.encode(codec.Ack(message.seq)))
 
 

@@ -261,12 +261,18 @@ class LinkMachine:
         return made
 
     def _take_message(self) -> list[_Pending]:
-        """Pop the pieces of the next message: within the frame limit and batch_max_ticks."""
+        """Pop the pieces of the next message: within the frame limit, batch_max_ticks and
+        the protocol's blocks and symbols per message."""
         budget = self._frame_limit - codec.FRAME_OVERHEAD
         tick_room = self.options.batch_max_ticks
         pieces: list[_Pending] = []
-        while self._pending and tick_room > 0:
+        symbols: set[str] = set()
+        while self._pending and tick_room > 0 and len(pieces) < codec.MAX_BLOCKS_PER_MESSAGE:
             head = self._pending[0]
+            if head.batch.symbol not in symbols:
+                if len(symbols) >= codec.MAX_SYMBOLS_PER_MESSAGE:
+                    break  # the bridge's limits: the next message takes the rest
+                symbols.add(head.batch.symbol)
             fit = min(
                 codec.max_ticks_per_block(head.batch.symbol, budget), tick_room, len(head.batch)
             )

@@ -16,8 +16,12 @@ Frame size is bounded by construction: the bridge announces its limit in ``welco
 and :func:`ticks_frame_bytes` gives the exact encoded size of a message before it is
 encoded, so the link can cut and split to stay under it.
 
-Both sides validate here, before anything is stored: a malformed message is refused
-whole with a :class:`ProtocolError` whose ``code`` goes into the bridge's error reply.
+Both sides validate the form here, before anything is stored: a malformed message is
+refused whole with a :class:`ProtocolError` whose ``code`` goes into the bridge's error
+reply. Limits are checked before the work they bound: the number of blocks of a
+``Ticks`` message is read from its MessagePack array header before a single block is
+decoded (a 15 MB frame of one-tick blocks used to cost every other client seconds).
+The values the ticks carry are judged by :mod:`app.protocol.validation`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import msgspec
 import numpy as np
 import orjson
 
+from app.protocol import validation
+from app.protocol.validation import symbol_ok
 from app.ticks import TICK_DTYPE, TickArray, TickBatch
 
 #: The version this module speaks. v1 (JSON text frames) is refused with ``bad_version``.
@@ -41,7 +47,12 @@ DEFAULT_MAX_FRAME_BYTES: Final = 16 * 2**20
 MIN_MAX_FRAME_BYTES: Final = 4096
 #: Bytes of one tick on the wire (``TICK_DTYPE.itemsize``).
 TICK_BYTES: Final = TICK_DTYPE.itemsize
-MAX_SYMBOL_LENGTH: Final = 64
+#: Most blocks one ``Ticks`` message may carry (the link cuts its messages to fit).
+MAX_BLOCKS_PER_MESSAGE: Final = 4096
+#: Most distinct symbols one ``Ticks`` message may carry.
+MAX_SYMBOLS_PER_MESSAGE: Final = 1024
+#: Longest symbol name; defined with the other value rules in :mod:`app.protocol.validation`.
+MAX_SYMBOL_LENGTH: Final = validation.MAX_SYMBOL_LENGTH
 MAX_ID_LENGTH: Final = 200
 #: Largest error text either side sends; a refusal never echoes a payload.
 MAX_TEXT: Final = 200
@@ -117,9 +128,20 @@ class Error(_Message, frozen=True, tag="error"):
 ClientMessage = Hello | Ticks | Lost
 BridgeMessage = Welcome | Ack | Error
 
+
+class _TicksHead(_Message, frozen=True, tag="ticks"):
+    """A ``Ticks`` message with its blocks still encoded, to check their count first."""
+
+    seq: int
+    blocks: msgspec.Raw
+
+
 _M = TypeVar("_M")
 _ENCODER: Final = msgspec.msgpack.Encoder()
-_CLIENT_DECODER: Final = msgspec.msgpack.Decoder(ClientMessage)
+_CLIENT_DECODER: Final[msgspec.msgpack.Decoder[Hello | _TicksHead | Lost]] = (
+    msgspec.msgpack.Decoder(Hello | _TicksHead | Lost)
+)
+_BLOCKS_DECODER: Final = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
 _BRIDGE_DECODER: Final = msgspec.msgpack.Decoder(BridgeMessage)
 
 
@@ -187,8 +209,42 @@ def max_ticks_per_block(symbol: str, budget: int) -> int:
 
 # ------------------------------------------------------------------ decoding
 def decode_client(frame: bytes | str) -> ClientMessage:
-    """A client frame, typed; ProtocolError for anything else (v1 text frames included)."""
-    return _decode(_CLIENT_DECODER, frame)
+    """A client frame, typed; ProtocolError for anything else (v1 text frames included).
+
+    A ``Ticks`` message with more than :data:`MAX_BLOCKS_PER_MESSAGE` blocks is refused
+    (``too_many_blocks``) from its array header, before any block is decoded.
+    """
+    message = _decode(_CLIENT_DECODER, frame)
+    if not isinstance(message, _TicksHead):
+        return message
+    raw = bytes(memoryview(message.blocks)[:5])
+    n = _array_length(raw)
+    if n is None:
+        raise ProtocolError("bad_message", "'blocks' must be a list")
+    if n > MAX_BLOCKS_PER_MESSAGE:
+        raise ProtocolError(
+            "too_many_blocks",
+            f"message {message.seq} has {n} blocks; at most {MAX_BLOCKS_PER_MESSAGE} are accepted",
+        )
+    try:
+        blocks = _BLOCKS_DECODER.decode(message.blocks)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("bad_message", _short(f"not a protocol v2 message: {exc}")) from None
+    return Ticks(message.seq, blocks)
+
+
+def _array_length(head: bytes) -> int | None:
+    """The element count of a MessagePack array from its first bytes (None: no array)."""
+    if not head:
+        return None
+    b = head[0]
+    if 0x90 <= b <= 0x9F:
+        return b & 0x0F
+    if b == 0xDC and len(head) >= 3:
+        return int.from_bytes(head[1:3], "big")
+    if b == 0xDD and len(head) >= 5:
+        return int.from_bytes(head[1:5], "big")
+    return None
 
 
 def decode_bridge(frame: bytes | str) -> BridgeMessage:
@@ -242,18 +298,23 @@ def check_hello(hello: Hello) -> None:
 
 
 def ticks_batches(message: Ticks) -> list[TickBatch]:
-    """The blocks of a ``Ticks`` message as batches, validated column by column.
+    """The blocks of a ``Ticks`` message as batches, checked for form: seq, symbols,
+    whole ticks, and the symbols-per-message limit.
 
-    ``time`` is recomputed from ``time_msc`` (the two must agree; the wire carries both
-    only because the dtype does). The arrays are read-only views of one copy each.
+    The values are judged by :func:`app.protocol.validation.validate_blocks` (the bridge
+    runs it next, with its clock). The arrays are read-only views of one copy each.
     """
     if not 1 <= message.seq < 2**63:
         raise ProtocolError("bad_message", "'seq' must be an integer in 1..2^63-1")
     if not message.blocks:
         raise ProtocolError("bad_message", "'blocks' must be a non-empty list")
+    if len(message.blocks) > MAX_BLOCKS_PER_MESSAGE:
+        raise ProtocolError(
+            "too_many_blocks", f"at most {MAX_BLOCKS_PER_MESSAGE} blocks per message"
+        )
     out = []
     for i, (symbol, raw) in enumerate(message.blocks):
-        if not symbol or len(symbol) > MAX_SYMBOL_LENGTH or not symbol.isprintable():
+        if not symbol_ok(symbol):
             raise ProtocolError(
                 "bad_message",
                 f"block {i}: 'symbol' must be 1..{MAX_SYMBOL_LENGTH} printable characters",
@@ -264,27 +325,15 @@ def ticks_batches(message: Ticks) -> list[TickBatch]:
                 f"block {i} ({symbol}): {len(raw)} bytes is not a positive multiple "
                 f"of {TICK_BYTES}",
             )
-        ticks = np.frombuffer(raw, dtype=TICK_DTYPE)
-        problem = tick_problem(ticks)
-        if problem:
-            raise ProtocolError("bad_message", f"block {i} ({symbol}): {problem}")
-        out.append(TickBatch(symbol, ticks))
+        out.append(TickBatch(symbol, np.frombuffer(raw, dtype=TICK_DTYPE)))
+    symbols = len({b.symbol for b in out})
+    if symbols > MAX_SYMBOLS_PER_MESSAGE:
+        raise ProtocolError(
+            "too_many_symbols",
+            f"message {message.seq} has {symbols} symbols; at most "
+            f"{MAX_SYMBOLS_PER_MESSAGE} are accepted",
+        )
     return out
-
-
-def tick_problem(ticks: TickArray) -> str:
-    """Why these ticks cannot be stored, or ``""``. Vectorised: one pass per column."""
-    tm = ticks["time_msc"]
-    if np.any(tm[1:] < tm[:-1]):
-        return "time_msc goes backwards"
-    if np.any(tm < 0):
-        return "time_msc is negative"
-    if np.any(ticks["time"] != tm // 1000):
-        return "time is not time_msc // 1000"
-    for name in ("bid", "ask", "last", "volume_real"):
-        if not np.all(np.isfinite(ticks[name])):
-            return f"column {name} holds NaN or infinity"
-    return ""
 
 
 # ------------------------------------------------------------------ reading frames as text

@@ -17,7 +17,14 @@ acked.
 Every number that reaches SQLite stays within its signed 64-bit range: seqs are bounded
 by validation (``< 2**63``) and counters saturate (:func:`saturating_add`) instead of
 overflowing, since one overflowing counter write would fail every later commit of every
-client.
+client. A hello may not claim acks further than :data:`MAX_RESUME_GAP` beyond what is
+stored (:func:`resume`): one hello with ``resume_from`` 2^63-1 used to pin
+``lost_batches`` at the maximum and leave its session at a seq no message can follow.
+
+Tick values are judged by :func:`app.protocol.validation.validate_blocks` with the
+session's clock: a message with any invalid tick is refused whole (``bad_tick``, naming
+the seq, block, tick and reason) and nothing of it is stored, so an honest client's
+message is either stored entirely or not at all, and the sender learns why.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from app.clock import SYSTEM_CLOCK, Clock, now_msc
 from app.protocol.codec import (
     MAX_TEXT,
     ClientMessage,
@@ -34,10 +42,14 @@ from app.protocol.codec import (
     Ticks,
     ticks_batches,
 )
+from app.protocol.validation import DEFAULT_TICK_RULES, TickRules, describe, validate_blocks
 from app.ticks import TickBatch
 
 #: SQLite's largest INTEGER; every seq and counter the bridge writes stays at or below it.
 INT64_MAX: Final = 2**63 - 1
+#: How far a hello's ``resume_from`` may run ahead of the stored ``last_seq``: a restored
+#: database misses days of messages, not 2^63 (a million messages a day for 10,000 years).
+MAX_RESUME_GAP: Final = 2**42
 
 
 def saturating_add(value: int, increment: int) -> int:
@@ -50,17 +62,24 @@ def saturating_add(value: int, increment: int) -> int:
     return max(0, min(INT64_MAX, value + increment))
 
 
-def resume(stored_last: int, resume_from: int) -> tuple[int, int]:
+def resume(stored_last: int, resume_from: int, max_gap: int = MAX_RESUME_GAP) -> tuple[int, int]:
     """The hello rule: ``(last_seq to welcome with, batches to count as lost)``.
 
     A ``resume_from`` above what is stored means the store lost messages it had acked
     (the database was replaced or restored). The client no longer holds them, so
     insisting on them would refuse the session forever; instead the gap is adopted and
-    counted. ``check_hello`` bounds ``resume_from`` below ``2**63``, so the new
-    ``last_seq`` fits SQLite and the difference cannot be negative.
+    counted. A claim more than ``max_gap`` beyond what is stored is refused
+    (``bad_resume``): no restore loses that much, and adopting it would make the counter
+    and the session's seqs meaningless.
     """
     if not 0 <= resume_from <= INT64_MAX:
         raise ValueError(f"resume_from {resume_from} is not in 0..2^63-1")
+    if resume_from - stored_last > max_gap:
+        raise ProtocolError(
+            "bad_resume",
+            f"resume_from {resume_from} is more than {max_gap} beyond the {stored_last} "
+            "messages stored for this session",
+        )
     if resume_from <= stored_last:
         return stored_last, 0
     return resume_from, resume_from - stored_last
@@ -109,10 +128,17 @@ class Refuse:
 
     code: str
     message: str
+    #: For ``bad_tick``: the :class:`app.protocol.validation.Reason` value.
+    reason: str = ""
 
     @classmethod
     def of(cls, exc: ProtocolError) -> Refuse:
         return cls(exc.code, str(exc))
+
+    @property
+    def counter(self) -> str:
+        """The name the refusal is counted under in ``refused_by_reason``."""
+        return self.reason or self.code
 
 
 Decision = Accept | Duplicate | Refuse
@@ -129,6 +155,8 @@ class SessionRules:
     """
 
     last_stored: int
+    tick_rules: TickRules = DEFAULT_TICK_RULES
+    clock: Clock = SYSTEM_CLOCK
     accepted: int = field(init=False)
     committed: int = field(init=False)
 
@@ -146,6 +174,9 @@ class SessionRules:
         try:
             if isinstance(message, Ticks):
                 seq, batches = message.seq, ticks_batches(message)
+                refusal = self._judge(seq, batches)
+                if refusal is not None:
+                    return refusal
                 accept = Accept(seq, batches)
             elif isinstance(message, Lost):
                 seq = message.seq
@@ -163,6 +194,26 @@ class SessionRules:
             return Refuse("seq_gap", f"expected seq {self.accepted + 1}, got {seq}")
         self.accepted = seq
         return accept
+
+    def _judge(self, seq: int, batches: list[TickBatch]) -> Refuse | None:
+        """The value rules over the whole message: the first invalid tick refuses it."""
+        verdict, offsets = validate_blocks(
+            batches, now_msc=now_msc(self.clock), rules=self.tick_rules
+        )
+        row = verdict.first_bad()
+        if row is None:
+            return None
+        reason = verdict.reason(row)
+        assert reason is not None
+        block = int(offsets.searchsorted(row, side="right")) - 1
+        bad = int((verdict.codes != 0).sum())
+        batch = batches[block]
+        tick = row - int(offsets[block])
+        text = (
+            f"seq {seq} block {block} ({batch.symbol[:20]!r}) tick {tick}: "
+            f"{describe(batch.ticks, tick, reason)}; {bad} invalid tick(s), message refused"
+        )
+        return Refuse("bad_tick", text[:MAX_TEXT], reason.value)
 
     def commit(self, seq: int) -> int:
         """The store made everything up to ``seq`` durable; returns the seq to ack.

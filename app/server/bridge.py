@@ -23,7 +23,10 @@ takes over and the older one is closed once its accepted messages are committed,
 
 The frame limit is the bridge's own setting, announced in ``welcome``: the client sizes
 its messages to it (``codec.ticks_frame_bytes``), and websockets closes with 1009 any
-frame beyond it before it is buffered whole.
+frame beyond it before it is buffered whole. The other bounds (frames buffered per
+connection, uncommitted bytes per connection and in total, connections, how far a hello
+may resume, the tick value rules) are in :class:`app.server.limits.BridgeLimits`; every
+refusal is counted per reason in ``refused_by_reason``.
 """
 
 from __future__ import annotations
@@ -43,10 +46,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from app.clock import SYSTEM_CLOCK, Clock
 from app.protocol.codec import (
     DEFAULT_MAX_FRAME_BYTES,
     MAX_TEXT,
-    MIN_MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Ack,
     Error,
@@ -57,7 +60,8 @@ from app.protocol.codec import (
     decode_client,
     encode,
 )
-from app.server.accept import Accept, Duplicate, Refuse, SessionRules
+from app.server.accept import Accept, Duplicate, Refuse, SessionRules, resume
+from app.server.limits import MAX_GROUP, MAX_GROUP_BYTES, BridgeLimits, ByteBudget
 from app.server.store import TickStore
 
 log = logging.getLogger(__name__)
@@ -67,16 +71,6 @@ T = TypeVar("T")
 PATH = "/ws"
 #: A connection that does not say hello within this time is closed.
 HELLO_TIMEOUT = 10.0
-#: Most messages stored in one transaction (bounds the time one commit takes).
-MAX_GROUP = 256
-#: Tick bytes after which a group is cut short even below ``MAX_GROUP`` messages: with
-#: 16 MiB frames, 256 messages would make one transaction of 4 GiB.
-MAX_GROUP_BYTES = 32 * 2**20
-#: Accepted-but-uncommitted messages per connection before the reader stops reading,
-#: which pushes back on the client through TCP instead of growing memory.
-MAX_PENDING = 2 * MAX_GROUP
-#: The same push-back by size (at least one frame more than a full group).
-MAX_PENDING_BYTES = 2 * MAX_GROUP_BYTES
 
 
 def _short(text: str) -> str:
@@ -116,14 +110,16 @@ class Bridge:
         compression: str | None = None,
         hello_timeout: float = HELLO_TIMEOUT,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        limits: BridgeLimits | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        if max_frame_bytes < MIN_MAX_FRAME_BYTES:
-            raise ValueError(
-                f"max_frame_bytes {max_frame_bytes} is below the protocol's minimum "
-                f"{MIN_MAX_FRAME_BYTES} (a frame must hold a hello and one tick)"
-            )
+        if limits is None:
+            limits = BridgeLimits(max_frame_bytes=max_frame_bytes)
+        self.limits = limits
         self.store = store
-        self.max_frame_bytes = max_frame_bytes
+        self.max_frame_bytes = limits.max_frame_bytes
+        self.clock = clock
+        self.budget = ByteBudget(limits.max_total_pending_bytes)
         self._compression = compression
         self._hello_timeout = hello_timeout
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickstore-writer")
@@ -139,8 +135,9 @@ class Bridge:
             self._handle,
             host,
             port,
-            process_request=_only_ws_path,
+            process_request=self._admit,
             max_size=self.max_frame_bytes,
+            max_queue=self.limits.max_queue,
             compression=self._compression,
             ssl=ssl_context,
         )
@@ -160,9 +157,21 @@ class Bridge:
         """Run a store call on the writer thread."""
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """The handshake check: the path, and the connection limit (503 beyond it)."""
+        if request.path.split("?", 1)[0] != PATH:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found: the bridge is at /ws\n")
+        server = self._server
+        if server is not None and len(server.connections) > self.limits.max_connections:
+            self.store.count_refused("too_many_connections")
+            return connection.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE, "too many connections; retry later\n"
+            )
+        return None
+
     # ------------------------------------------------------------------ refusals
-    def note_refusal(self, who: str, code: str, message: str) -> None:
-        self.store.count_refused()
+    def note_refusal(self, who: str, code: str, message: str, counter: str = "") -> None:
+        self.store.count_refused(counter or code)
         log.warning("bridge refused a message from %s: %s: %s", who, code, _short(message))
 
     def note_too_big(self, who: str) -> None:
@@ -171,7 +180,7 @@ class Bridge:
         )
 
     async def refuse(self, ws: ServerConnection, who: str, refusal: Refuse) -> None:
-        self.note_refusal(who, refusal.code, refusal.message)
+        self.note_refusal(who, refusal.code, refusal.message, refusal.counter)
         with contextlib.suppress(ConnectionClosed):
             await ws.send(_error(refusal.code, refusal.message))
         await _close(ws, CloseCode.POLICY_VIOLATION, refusal.code)
@@ -202,6 +211,14 @@ class Bridge:
         who = f"{who} ({hello.client_id}/{hello.session})"
         await self._serve_session(ws, who, hello)
 
+    def _resume_refusal(self, last_seq: int, resume_from: int) -> Refuse | None:
+        """A hello claiming acks implausibly far beyond what is stored is refused."""
+        try:
+            resume(last_seq, resume_from, self.limits.max_resume_gap)
+        except ProtocolError as exc:
+            return Refuse.of(exc)
+        return None
+
     async def _serve_session(self, ws: ServerConnection, who: str, hello: Hello) -> None:
         key = (hello.client_id, hello.session)
         slot = self._slots.get(key)
@@ -229,32 +246,40 @@ class Bridge:
                     superseded = True
                 else:
                     last_seq = await self.call(self.store.last_seq, *key)
-                    if hello.resume_from > last_seq:
-                        log.error(
-                            "bridge: %s holds acks up to %d but only %d is stored "
-                            "(was the database replaced?); recording %d lost batches "
-                            "and continuing after %d",
-                            who,
-                            hello.resume_from,
-                            last_seq,
-                            hello.resume_from - last_seq,
-                            hello.resume_from,
-                        )
-                        last_seq = await self.call(self.store.adopt_resume, *key, hello.resume_from)
-                    welcome = Welcome(last_seq, self.max_frame_bytes, PROTOCOL_VERSION)
-                    try:
-                        await ws.send(encode(welcome))
-                    except ConnectionClosed:
-                        return
-                    conn = _Connection(self, ws, who, key, SessionRules(last_seq))
-                    slot.owner = conn
-                    if slot.generation != generation:  # overtaken while starting up
-                        conn.kick()
-                    try:
-                        refusal = await conn.serve()
-                    finally:
-                        slot.owner = None
-                    superseded, failed = conn.superseded, conn.failed
+                    refusal = self._resume_refusal(last_seq, hello.resume_from)
+                    if refusal is None:
+                        if hello.resume_from > last_seq:
+                            log.error(
+                                "bridge: %s holds acks up to %d but only %d is stored "
+                                "(was the database replaced?); recording %d lost batches "
+                                "and continuing after %d",
+                                who,
+                                hello.resume_from,
+                                last_seq,
+                                hello.resume_from - last_seq,
+                                hello.resume_from,
+                            )
+                            last_seq = await self.call(
+                                self.store.adopt_resume,
+                                *key,
+                                hello.resume_from,
+                                self.limits.max_resume_gap,
+                            )
+                        welcome = Welcome(last_seq, self.max_frame_bytes, PROTOCOL_VERSION)
+                        try:
+                            await ws.send(encode(welcome))
+                        except ConnectionClosed:
+                            return
+                        rules = SessionRules(last_seq, self.limits.tick_rules, self.clock)
+                        conn = _Connection(self, ws, who, key, rules)
+                        slot.owner = conn
+                        if slot.generation != generation:  # overtaken while starting up
+                            conn.kick()
+                        try:
+                            refusal = await conn.serve()
+                        finally:
+                            slot.owner = None
+                        superseded, failed = conn.superseded, conn.failed
         finally:
             slot.users -= 1
             if slot.users == 0:
@@ -323,7 +348,15 @@ class _Connection:
         return self._reader.result()
 
     def _full(self) -> bool:
-        return len(self._pending) >= MAX_PENDING or self._pending_bytes >= MAX_PENDING_BYTES
+        """Wait before reading more: this connection's own bounds, or the shared budget
+        while this connection has something pending (one with nothing pending is always
+        read, so a flood elsewhere never stalls it)."""
+        limits = self.bridge.limits
+        return (
+            len(self._pending) >= limits.max_pending
+            or self._pending_bytes >= limits.max_pending_bytes
+            or (bool(self._pending) and self.bridge.budget.over())
+        )
 
     async def _read_loop(self, committer: asyncio.Task[None]) -> Refuse | None:
         store = self.bridge.store
@@ -358,10 +391,17 @@ class _Connection:
                 store.count_received(decision.ticks)
             self._pending.append(decision)
             self._pending_bytes += decision.nbytes
+            self.bridge.budget.take(decision.nbytes)
             self._wake.set()
-            while self._full() and not committer.done():
-                self._room.clear()
-                await self._room.wait()
+            if self._full():
+                budget = self.bridge.budget
+                budget.watch(self._room)
+                try:
+                    while self._full() and not committer.done():
+                        self._room.clear()
+                        await self._room.wait()
+                finally:
+                    budget.unwatch(self._room)
         return None
 
     def _take_group(self) -> list[Accept]:
@@ -374,6 +414,7 @@ class _Connection:
         group = self._pending[:n]
         del self._pending[:n]
         self._pending_bytes -= size
+        self.bridge.budget.give(size)
         return group
 
     async def _commit_loop(self) -> None:
@@ -398,6 +439,7 @@ class _Connection:
                 self.failed = True
                 self.rules.forget_pending()
                 self._pending.clear()
+                self.bridge.budget.give(self._pending_bytes)
                 self._pending_bytes = 0
                 self._room.set()
                 if self._reader is not None:
@@ -428,9 +470,3 @@ async def _close(ws: ServerConnection, code: CloseCode, reason: str) -> None:
         await ws.close(code, reason)
     finally:
         drain.cancel()
-
-
-def _only_ws_path(connection: ServerConnection, request: Request) -> Response | None:
-    if request.path.split("?", 1)[0] != PATH:
-        return connection.respond(HTTPStatus.NOT_FOUND, "not found: the bridge is at /ws\n")
-    return None

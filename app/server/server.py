@@ -24,6 +24,7 @@ from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.bridge import PATH, Bridge
 from app.server.gateway import Gateway
 from app.server.hub import Hub
+from app.server.limits import BridgeLimits
 from app.server.settings import SettingsStore
 from app.server.store import TickStore
 
@@ -66,6 +67,8 @@ class ReferenceBackend:
         synchronous: str = "FULL",
         ssl_context: ssl.SSLContext | None = None,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        bridge_limits: BridgeLimits | None = None,
+        tick_clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if max_frame_bytes < MIN_MAX_FRAME_BYTES:
             # Checked here too, so a bad setting fails before a database is opened.
@@ -79,8 +82,13 @@ class ReferenceBackend:
         self._users = users
         self._token_ttl = token_ttl
         self._compression = compression
+        #: The bridge's bounds (frame limit, queues, budgets, tick rules); ``max_frame_bytes``
+        #: is used when no limits are given.
+        self.bridge_limits = bridge_limits or BridgeLimits(max_frame_bytes=max_frame_bytes)
         #: The bridge's frame limit, announced to clients in ``welcome``.
-        self.max_frame_bytes = max_frame_bytes
+        self.max_frame_bytes = self.bridge_limits.max_frame_bytes
+        #: "Now" for the tick time window (the wall clock; ``clock`` drives HTTP timers).
+        self._tick_clock = tick_clock
         self._clock = clock
         self._synchronous = synchronous
         #: Serve wss/https with this server context (tests of TLS and pinning).
@@ -104,7 +112,10 @@ class ReferenceBackend:
             )
             self._settings = await asyncio.to_thread(SettingsStore, self.db_path)
             self._bridge = Bridge(
-                store, compression=self._compression, max_frame_bytes=self.max_frame_bytes
+                store,
+                compression=self._compression,
+                limits=self.bridge_limits,
+                clock=self._tick_clock,
             )
             self._ports["bridge"] = await self._bridge.start(
                 self.host, self._ports["bridge"], self._ssl

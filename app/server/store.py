@@ -33,7 +33,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from app.server.accept import INT64_MAX, resume, saturating_add
+from app.server.accept import INT64_MAX, MAX_RESUME_GAP, resume, saturating_add
 from app.server.db import connect, transaction
 from app.ticks import TICK_DTYPE, TickArray, TickBatch, empty_ticks
 
@@ -56,6 +56,9 @@ COUNTERS: tuple[str, ...] = (
     "refused_messages",
     "lost_batches",
 )
+
+#: Prefix of the per-reason refusal counters in the ``counters`` table.
+REFUSED_PREFIX = "refused:"
 
 #: One message to store: its seq and its batches (none for a ``Lost`` marker).
 Item = tuple[int, Sequence[TickBatch]]
@@ -86,6 +89,11 @@ class TickStore:
         self._count_lock = threading.Lock()
         stored = dict(self._conn.execute("SELECT name, value FROM counters").fetchall())
         self._counts = {name: int(stored.get(name, 0)) for name in COUNTERS}
+        # Refusals per reason (protocol codes and tick rule names: a set the bridge's own
+        # code defines, so a peer cannot grow it).
+        self._counts.update(
+            {str(k): int(v) for k, v in stored.items() if str(k).startswith(REFUSED_PREFIX)}
+        )
         self._dirty = False
         self._commits = 0
         self._closed = False
@@ -174,7 +182,9 @@ class TickStore:
             self._counts.update(_added(self._counts, added))
         return new_last
 
-    def adopt_resume(self, client_id: str, session: str, resume_from: int) -> int:
+    def adopt_resume(
+        self, client_id: str, session: str, resume_from: int, max_gap: int = MAX_RESUME_GAP
+    ) -> int:
         """Accept a client's word that everything up to ``resume_from`` was acked before.
 
         Happens only when this database lost what it had acked (replaced, restored from
@@ -190,7 +200,7 @@ class TickStore:
                     (client_id, session),
                 ).fetchone()
                 stored_last = int(row[0]) if row else 0
-                new_last, lost = resume(stored_last, resume_from)
+                new_last, lost = resume(stored_last, resume_from, max_gap)
                 if not lost:
                     return stored_last
                 conn.execute(
@@ -236,8 +246,13 @@ class TickStore:
     def count_duplicate(self) -> None:
         self._bump("duplicate_batches")
 
-    def count_refused(self) -> None:
-        self._bump("refused_messages")
+    def count_refused(self, reason: str = "unspecified") -> None:
+        """One refused message, also counted under ``reason`` (``refused_by_reason``)."""
+        name = REFUSED_PREFIX + reason
+        with self._count_lock:
+            self._counts["refused_messages"] = saturating_add(self._counts["refused_messages"], 1)
+            self._counts[name] = saturating_add(self._counts.get(name, 0), 1)
+            self._dirty = True
 
     @property
     def commits(self) -> int:
@@ -256,7 +271,13 @@ class TickStore:
     def stats(self) -> dict[str, Any]:
         """The delivery statistics of protocol.md §2."""
         with self._count_lock:
-            result: dict[str, Any] = dict(self._counts)
+            counts = dict(self._counts)
+        result: dict[str, Any] = {name: counts[name] for name in COUNTERS}
+        result["refused_by_reason"] = {
+            name[len(REFUSED_PREFIX) :]: value
+            for name, value in sorted(counts.items())
+            if name.startswith(REFUSED_PREFIX)
+        }
         with self._reader() as conn:
             rows = conn.execute(
                 "SELECT client_id, session, last_seq, ticks FROM sessions "

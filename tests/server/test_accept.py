@@ -11,9 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.protocol.codec import TICK_BYTES, Hello, Lost, Ticks, decode_client, encode_ticks
+from app.protocol.codec import (
+    TICK_BYTES,
+    Hello,
+    Lost,
+    ProtocolError,
+    Ticks,
+    decode_client,
+    encode_ticks,
+)
 from app.server.accept import (
     INT64_MAX,
+    MAX_RESUME_GAP,
     Accept,
     Duplicate,
     Refuse,
@@ -114,7 +123,8 @@ class World:
             self.pending = []
         else:
             self.commit(len(self.pending))
-        new_last, lost = resume(self.last, resume_from)
+        # The model lets any gap through (max_gap=INT64_MAX) to reach the top seqs.
+        new_last, lost = resume(self.last, resume_from, INT64_MAX)
         assert lost == max(0, resume_from - self.last)
         if lost:
             self.adopted_to[self.last + 1] = new_last
@@ -298,7 +308,12 @@ def test_a_session_at_the_top_of_the_seq_range_refuses_instead_of_overflowing() 
 def test_resume_and_saturation() -> None:
     assert resume(5, 3) == (5, 0)
     assert resume(5, 9) == (9, 4)
-    assert resume(0, INT64_MAX) == (INT64_MAX, INT64_MAX)
+    assert resume(0, INT64_MAX, INT64_MAX) == (INT64_MAX, INT64_MAX)
+    # By default a claim beyond MAX_RESUME_GAP is refused (issue #13: 2^63-1 hellos).
+    with pytest.raises(ProtocolError, match="resume_from") as info:
+        resume(0, INT64_MAX)
+    assert info.value.code == "bad_resume"
+    assert resume(7, 7 + MAX_RESUME_GAP) == (7 + MAX_RESUME_GAP, MAX_RESUME_GAP)
     with pytest.raises(ValueError, match="resume_from"):
         resume(0, 2**63)
     with pytest.raises(ValueError, match="resume_from"):

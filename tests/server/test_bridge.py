@@ -33,6 +33,7 @@ from app.protocol.codec import (
 from app.server import ReferenceBackend
 from app.server.accept import INT64_MAX
 from app.server.bridge import Bridge
+from app.server.limits import BridgeLimits
 from app.server.store import TickStore
 from app.ticks import TickBatch
 from tests.conftest import wait_until
@@ -213,7 +214,9 @@ async def test_garbage_is_refused_and_harms_nobody_else(
         got, code = await wait_closed(ws)
         assert got, "expected an error message before the close"
         assert isinstance(got[-1], Error)
-        assert got[-1].code == "bad_message"
+        # Malformed: bad_message; well formed with impossible values: bad_tick
+        # (tests/server/test_bridge_limits.py checks each reason).
+        assert got[-1].code in ("bad_message", "bad_tick")
         assert len(got[-1].message) <= 200
         assert code == 1008
 
@@ -333,12 +336,15 @@ async def test_a_lost_message_advances_last_seq_and_counts_in_lost_batches(
 async def test_resumes_near_2_63_do_not_stop_storage_for_anyone(backend: ReferenceBackend) -> None:
     """Two hellos claiming acks up to nearly 2**63 (a broken or hostile client) would push
     lost_batches past SQLite's INTEGER range; every later commit wrote that counter and
-    failed. The counter saturates instead, and other clients go on storing."""
+    failed. Such a claim is now refused (``bad_resume``: beyond MAX_RESUME_GAP), so the
+    counter stays truthful, and other clients go on storing."""
     session = new_session()
     msgs = messages(2)
     for resume_from in (INT64_MAX, INT64_MAX - 1):
         async with open_ws(backend.bridge_url) as ws:
-            assert await say_hello(ws, "desk-huge", session, resume_from) == resume_from
+            await ws.send(encode(Hello("desk-huge", session, resume_from)))
+            got, code = await wait_closed(ws)
+            assert isinstance(got[-1], Error) and got[-1].code == "bad_resume", got
             session = new_session()
     async with open_ws(backend.bridge_url) as ws:
         await say_hello(ws, "desk-1", session)
@@ -347,21 +353,31 @@ async def test_resumes_near_2_63_do_not_stop_storage_for_anyone(backend: Referen
         await wait_ack(ws, 2)
     assert np.array_equal(backend.store.read_ticks(session=session), concat(msgs))
     stats = backend.store.stats()
-    assert stats["lost_batches"] == INT64_MAX
+    assert stats["lost_batches"] == 0
+    assert stats["refused_by_reason"]["bad_resume"] == 2
     assert stats["batches_stored"] == 2
 
 
 async def test_a_session_at_the_top_of_the_seq_range_is_refused_not_overflowed(
-    backend: ReferenceBackend,
+    db_path: Path,
 ) -> None:
     session = new_session()
-    async with open_ws(backend.bridge_url) as ws:
-        assert await say_hello(ws, "desk-huge", session, INT64_MAX) == INT64_MAX
-        await ws.send(encode(Lost(2**63)))
-        got, code = await wait_closed(ws)
-    assert isinstance(got[-1], Error)
-    assert (got[-1].code, code) == ("bad_message", 1008)
-    assert backend.store.last_seq("desk-huge", session) == INT64_MAX
+    # Only a bridge that lets any resume through can get a session to the top.
+    async with ReferenceBackend(
+        bridge_port=0,
+        gateway_port=0,
+        hub_port=0,
+        db_path=db_path,
+        bridge_limits=BridgeLimits(max_resume_gap=INT64_MAX),
+    ) as backend:
+        async with open_ws(backend.bridge_url) as ws:
+            assert await say_hello(ws, "desk-huge", session, INT64_MAX) == INT64_MAX
+            await ws.send(encode(Lost(2**63)))
+            got, code = await wait_closed(ws)
+        assert isinstance(got[-1], Error)
+        assert (got[-1].code, code) == ("bad_message", 1008)
+        assert backend.store.last_seq("desk-huge", session) == INT64_MAX
+        assert backend.store.stats()["lost_batches"] == INT64_MAX  # saturated, not overflowed
 
 
 async def test_other_paths_get_404(backend: ReferenceBackend) -> None:

@@ -201,6 +201,7 @@ async def test_bridge_stats_have_the_documented_shape(http: httpx.AsyncClient) -
         "duplicate_batches": 0,
         "refused_messages": 0,
         "lost_batches": 0,
+        "refused_by_reason": {},
         "sessions": [],
     }
 
