@@ -33,7 +33,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from app.server.accept import INT64_MAX, MAX_RESUME_GAP, resume, saturating_add
+from app.server.accept import INT64_MAX, resume, saturating_add
 from app.server.db import connect, transaction
 from app.ticks import TICK_DTYPE, TickArray, TickBatch, empty_ticks
 
@@ -183,7 +183,7 @@ class TickStore:
         return new_last
 
     def adopt_resume(
-        self, client_id: str, session: str, resume_from: int, max_gap: int = MAX_RESUME_GAP
+        self, client_id: str, session: str, resume_from: int, max_gap: int = INT64_MAX
     ) -> int:
         """Accept a client's word that everything up to ``resume_from`` was acked before.
 
@@ -191,6 +191,8 @@ class TickStore:
         an old backup). The client has already forgotten those batches, so insisting on
         them would refuse the session forever; instead the gap is recorded in
         ``lost_batches`` and delivery continues. Returns the session's new ``last_seq``.
+        The bridge passes its ``max_gap`` (``bad_resume`` beyond it); the store itself
+        only guarantees that nothing overflows.
         """
         with self._write_lock:
             conn = self._conn

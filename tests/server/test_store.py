@@ -46,7 +46,7 @@ def test_last_seq_and_counters_survive_reopening(tmp_path: Path) -> None:
         store.count_received(n)
         store.store("c", "s", [(1, msgs[0]), (2, msgs[1])])
         store.count_duplicate()
-        store.count_refused()
+        store.count_refused("bad_tick")
     with TickStore(db) as again:
         assert again.last_seq("c", "s") == 2
         assert again.stats() == {
@@ -56,6 +56,7 @@ def test_last_seq_and_counters_survive_reopening(tmp_path: Path) -> None:
             "duplicate_batches": 1,
             "refused_messages": 1,
             "lost_batches": 0,
+            "refused_by_reason": {"bad_tick": 1},
             "sessions": [{"client_id": "c", "session": "s", "last_seq": 2, "ticks": n}],
         }
 
