@@ -43,7 +43,7 @@ class BridgeLimits:
 
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     #: Frames websockets buffers per connection before it stops reading the socket.
-    max_queue: int = 4
+    max_queue: int = 2
     #: Accepted-but-uncommitted messages per connection before its reader waits.
     max_pending: int = 2 * MAX_GROUP
     #: The same by size (at least one frame more than a full group).
