@@ -3,7 +3,8 @@
 * default: acks every message without looking inside — the raw ceiling (loopback,
   websockets and the client's encoder, nothing else);
 * ``--parse``: validates each message as the bridge does (``ticks_batches`` of
-  ``decode_client``, then the value rules of ``validate_blocks``), without storing — what any bridge that reads the ticks can reach.
+  ``decode_client``, then the value rules of ``validate_blocks``), without storing —
+  what any bridge that reads the ticks can reach.
 
 Run as a separate process by the pipeline benchmark, so that the ceilings and the real
 bridge are measured the same way: over loopback, from another process. The first line

@@ -4,6 +4,7 @@ between arrays, and every adversarial value of issue #13 refused with its reason
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -121,7 +122,9 @@ def test_state_passed_between_arrays_judges_like_one_array(n: int, cut: int) -> 
     whole = validate_ticks("EURUSD", ticks, now_msc=NOW)
     first = validate_ticks("EURUSD", ticks[:cut], now_msc=NOW)
     second = validate_ticks("EURUSD", ticks[cut:], now_msc=NOW, last_msc=first.last_msc)
-    assert whole.ok and first.ok and second.ok
+    assert whole.ok
+    assert first.ok
+    assert second.ok
     assert second.last_msc == whole.last_msc == int(ticks["time_msc"][-1])
     # The state carries over: the first tick again, after the last one, is backwards.
     if n > 1:
@@ -131,7 +134,9 @@ def test_state_passed_between_arrays_judges_like_one_array(n: int, cut: int) -> 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(rows(), min_size=1, max_size=6), min_size=1, max_size=6))
-def test_blocks_in_one_pass_judge_like_each_block_alone(data: list[list[tuple[object, ...]]]) -> None:
+def test_blocks_in_one_pass_judge_like_each_block_alone(
+    data: list[list[tuple[object, ...]]],
+) -> None:
     blocks = [TickBatch(f"S{i}", np.array(b, dtype=TICK_DTYPE)) for i, b in enumerate(data)]
     verdict, offsets = validate_blocks(blocks, now_msc=NOW)
     for i, block in enumerate(blocks):
@@ -166,7 +171,8 @@ def test_issue_13_values_are_refused_with_their_reason(
     assert verdict.reason(2) is reason
     assert verdict.counts()[reason] >= 1
     line = describe(ticks, 2, reason)
-    assert line.startswith(reason.value) and "\n" not in line
+    assert line.startswith(reason.value)
+    assert "\n" not in line
 
 
 def test_year_9999_and_far_past_are_outside_the_window() -> None:
@@ -209,8 +215,6 @@ def test_bad_symbol_names_fail_every_row(symbol: str) -> None:
 
 
 def test_validation_is_vectorised_a_million_ticks_in_well_under_a_second() -> None:
-    import time
-
     ticks = honest(1_000_000, start=NOW - 10_000_000)
     started = time.perf_counter()
     verdict = validate_ticks("EURUSD", ticks, now_msc=NOW)
