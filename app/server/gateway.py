@@ -18,9 +18,11 @@ from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
 from app.server.httpjson import (
+    DEFAULT_HTTP_LIMITS,
     ApiError,
+    HttpLimits,
     health,
-    json_errors,
+    json_app,
     json_response,
     read_object,
 )
@@ -60,6 +62,7 @@ class Gateway:
         users: Mapping[str, str] | None = None,
         token_ttl: float = 3600.0,
         clock: Clock = SYSTEM_CLOCK,
+        limits: HttpLimits = DEFAULT_HTTP_LIMITS,
     ) -> None:
         if token_ttl <= 0:
             raise ValueError("token_ttl must be positive")
@@ -69,9 +72,10 @@ class Gateway:
         self._ttl = token_ttl
         self._clock = clock
         self._tokens: dict[str, _Token] = {}
+        self._limits = limits
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[json_errors])
+        app = json_app(self._limits)
         app.router.add_get("/health", health("gateway"))
         app.router.add_post("/api/auth/login", self._login)
         app.router.add_post("/api/auth/refresh", self._refresh)

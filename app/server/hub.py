@@ -3,21 +3,51 @@
 The registry lives in memory on purpose: a restarted hub knows nobody, answers the next
 heartbeat with 404, and each service registers again (protocol.md §3). That way the hub
 never reports a service alive from a stale database.
+
+Because it lives in memory, it is bounded (:class:`HubLimits`): registrations per owner
+and in total, and every field's length. Issue #13 grew the backend by 116 MB and the
+list answer to 101.6 MB with 2,000 junk registrations; now a registration beyond a quota
+is refused with 429 before anything is stored, and the list answer is at most
+``max_services`` entries of bounded size. Re-registering an id already held (a service
+restarting) is never refused by a quota.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
-from app.server.httpjson import ApiError, health, json_errors, json_response, read_object
+from app.server.httpjson import (
+    DEFAULT_HTTP_LIMITS,
+    ApiError,
+    HttpLimits,
+    health,
+    json_app,
+    json_response,
+    read_object,
+)
 
 #: A service is stale after this many heartbeat intervals without one.
 STALE_AFTER_INTERVALS = 3
 DEFAULT_HEARTBEAT_INTERVAL = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    """How much the in-memory registry may hold."""
+
+    max_services: int = 1000
+    max_per_owner: int = 100
+    #: Longest ``service_id``, ``name`` and ``version``.
+    max_field: int = 200
+    max_capabilities: int = 32
+    max_capability_length: int = 64
+
+
+DEFAULT_HUB_LIMITS: Final = HubLimits()
 
 
 @dataclass(slots=True)
@@ -29,22 +59,45 @@ class _Service:
     heartbeat_interval: float
     last_seen: float  # wall clock, for display
     seen_mono: float  # monotonic, for the stale rule
+    #: Who registered it, for the per-owner quota (see :func:`_owner`).
+    quota_owner: str = ""
 
 
-def _text(body: dict[str, Any], name: str, default: str | None = None) -> str:
+def _text(body: dict[str, Any], name: str, default: str | None = None, *, limit: int = 200) -> str:
     value = body.get(name, default)
-    if not isinstance(value, str) or (default is None and not value) or len(value) > 200:
-        raise ApiError(400, "bad_request", f"'{name}' must be a string of at most 200 characters")
+    if (
+        not isinstance(value, str)
+        or (default is None and not value)
+        or len(value) > limit
+        or not value.isprintable()
+    ):
+        raise ApiError(400, "bad_request", f"'{name}' must be at most {limit} printable characters")
     return value
 
 
+def _owner(request: web.Request) -> str:
+    """Whose quota a registration counts against: the peer's address.
+
+    Once the hub authenticates its callers, this is the credential's user instead.
+    """
+    return request.remote or "unknown"
+
+
 class Hub:
-    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        limits: HttpLimits = DEFAULT_HTTP_LIMITS,
+        hub_limits: HubLimits = DEFAULT_HUB_LIMITS,
+    ) -> None:
         self._clock = clock
         self._services: dict[str, _Service] = {}
+        self._limits = limits
+        self._hub_limits = hub_limits
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[json_errors])
+        app = json_app(self._limits)
         app.router.add_get("/health", health("hub"))
         app.router.add_post("/api/services/register", self._register)
         app.router.add_post("/api/services/{service_id}/heartbeat", self._heartbeat)
@@ -64,25 +117,60 @@ class Hub:
 
     async def _register(self, request: web.Request) -> web.Response:
         body = await read_object(request)
-        service_id = _text(body, "service_id")
+        bounds = self._hub_limits
+        service_id = _text(body, "service_id", limit=bounds.max_field)
         capabilities = body.get("capabilities", [])
-        if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
-            raise ApiError(400, "bad_request", "'capabilities' must be a list of strings")
+        if (
+            not isinstance(capabilities, list)
+            or len(capabilities) > bounds.max_capabilities
+            or not all(
+                isinstance(c, str) and len(c) <= bounds.max_capability_length and c.isprintable()
+                for c in capabilities
+            )
+        ):
+            raise ApiError(
+                400,
+                "bad_request",
+                f"'capabilities' must be a list of at most {bounds.max_capabilities} strings "
+                f"of at most {bounds.max_capability_length} printable characters",
+            )
         interval = body.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
             raise ApiError(400, "bad_request", "'heartbeat_interval' must be a positive number")
+        owner = _owner(request)
+        self._check_quota(service_id, owner)
         service = _Service(
             service_id=service_id,
-            name=_text(body, "name", service_id),
-            version=_text(body, "version", ""),
+            name=_text(body, "name", service_id, limit=bounds.max_field),
+            version=_text(body, "version", "", limit=bounds.max_field),
             capabilities=list(capabilities),
             heartbeat_interval=float(interval),
             last_seen=0.0,
             seen_mono=0.0,
+            quota_owner=owner,
         )
         self._touch(service)
         self._services[service_id] = service
         return json_response({"registered": True, "heartbeat_interval": interval})
+
+    def _check_quota(self, service_id: str, owner: str) -> None:
+        """429 when a new id would exceed the total or the owner's quota."""
+        if service_id in self._services:
+            return  # a restart re-registers its own id: never refused by a quota
+        bounds = self._hub_limits
+        if len(self._services) >= bounds.max_services:
+            raise ApiError(
+                429,
+                "quota_exceeded",
+                f"the hub holds its maximum of {bounds.max_services} services",
+            )
+        held = sum(1 for s in self._services.values() if s.quota_owner == owner)
+        if held >= bounds.max_per_owner:
+            raise ApiError(
+                429,
+                "quota_exceeded",
+                f"at most {bounds.max_per_owner} services per owner; deregister one first",
+            )
 
     async def _heartbeat(self, request: web.Request) -> web.Response:
         self._touch(self._known(request))

@@ -23,7 +23,8 @@ from app.ports import service_url
 from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.bridge import PATH, Bridge
 from app.server.gateway import Gateway
-from app.server.hub import Hub
+from app.server.httpjson import DEFAULT_HTTP_LIMITS, HttpLimits
+from app.server.hub import DEFAULT_HUB_LIMITS, Hub, HubLimits
 from app.server.limits import BridgeLimits
 from app.server.settings import SettingsStore
 from app.server.store import TickStore
@@ -39,9 +40,23 @@ def default_db_path() -> Path:
 
 
 async def _serve_app(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None
+    app: web.Application,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    limits: HttpLimits = DEFAULT_HTTP_LIMITS,
 ) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT)
+    # keepalive_timeout also runs from the moment a connection opens: one that sends no
+    # request, or half a request head, is closed after it (aiohttp's default is an hour).
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
+        keepalive_timeout=limits.idle_timeout,
+        # After an answer to a request whose body never finished (408), aiohttp reads
+        # on for this long before closing (its default: 10 s): no longer than idle.
+        lingering_time=limits.idle_timeout,
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
@@ -68,6 +83,8 @@ class ReferenceBackend:
         ssl_context: ssl.SSLContext | None = None,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         bridge_limits: BridgeLimits | None = None,
+        http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
+        hub_limits: HubLimits = DEFAULT_HUB_LIMITS,
         tick_clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if max_frame_bytes < MIN_MAX_FRAME_BYTES:
@@ -87,6 +104,8 @@ class ReferenceBackend:
         self.bridge_limits = bridge_limits or BridgeLimits(max_frame_bytes=max_frame_bytes)
         #: The bridge's frame limit, announced to clients in ``welcome``.
         self.max_frame_bytes = self.bridge_limits.max_frame_bytes
+        self.http_limits = http_limits
+        self._hub_limits = hub_limits
         #: "Now" for the tick time window (the wall clock; ``clock`` drives HTTP timers).
         self._tick_clock = tick_clock
         self._clock = clock
@@ -126,10 +145,12 @@ class ReferenceBackend:
                 users=self._users,
                 token_ttl=self._token_ttl,
                 clock=self._clock,
+                limits=self.http_limits,
             )
-            for name, app in (("gateway", gateway.app()), ("hub", Hub(clock=self._clock).app())):
+            hub = Hub(clock=self._clock, limits=self.http_limits, hub_limits=self._hub_limits)
+            for name, app in (("gateway", gateway.app()), ("hub", hub.app())):
                 runner, self._ports[name] = await _serve_app(
-                    app, self.host, self._ports[name], self._ssl
+                    app, self.host, self._ports[name], self._ssl, self.http_limits
                 )
                 self._runners.append(runner)
         except BaseException:
