@@ -44,8 +44,13 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from app.terminal.constants import TICK_FLAG_ASK, TICK_FLAG_BID
 from app.ticks import TickArray, TickBatch
+
+# ``TICK_FLAG_BID`` and ``TICK_FLAG_ASK`` of :mod:`app.terminal.constants` (importing it
+# would import the terminal package, whose replay reader imports this module; a test
+# checks that the values agree).
+TICK_FLAG_BID: Final = 0x02
+TICK_FLAG_ASK: Final = 0x04
 
 #: Longest symbol name (characters); MT5's own limit is 31, brokers' suffixes add some.
 MAX_SYMBOL_LENGTH: Final = 64
@@ -73,6 +78,11 @@ class Reason(enum.StrEnum):
     TIME_BACKWARDS = "time_backwards"
     UNKNOWN_FLAGS = "unknown_flags"
     BAD_SYMBOL = "bad_symbol"
+
+    @property
+    def code(self) -> np.uint8:
+        """The row code of this reason in a verdict's ``codes``."""
+        return _CODE[self]
 
 
 #: Row codes: 0 is a valid row, ``i + 1`` is ``_ORDER[i]``. The order is the precedence:
@@ -179,7 +189,7 @@ def validate_ticks(
     n = len(ticks)
     if not symbol_ok(symbol):
         return Verdict(np.full(n, _CODE[Reason.BAD_SYMBOL], dtype=np.uint8), last_msc)
-    codes = _row_codes(ticks, now_msc, rules)
+    codes = check_rows(ticks, now_msc, rules)
     tm = ticks["time_msc"]
     if n:
         prev = np.empty(n, dtype=np.int64)
@@ -211,7 +221,7 @@ def validate_blocks(
     if not blocks:
         return Verdict(np.zeros(0, dtype=np.uint8), None), offsets
     ticks = np.concatenate([b.ticks for b in blocks]) if len(blocks) > 1 else blocks[0].ticks
-    codes = _row_codes(ticks, now_msc, rules)
+    codes = check_rows(ticks, now_msc, rules)
     tm = ticks["time_msc"]
     if len(tm) > 1:
         back = np.zeros(len(tm), dtype=np.bool_)
@@ -231,8 +241,17 @@ def _mark(codes: Codes, mask: Bools, reason: Reason) -> None:
     codes[hit] = code
 
 
-def _row_codes(ticks: TickArray, now_msc: int, rules: TickRules) -> Codes:
-    """Each row's first broken stateless rule (0: none)."""
+def price_ok(values: npt.NDArray[np.float64], rules: TickRules) -> Bools:
+    """Which prices are finite and within ``0..max_price`` (0: not set)."""
+    with np.errstate(invalid="ignore"):
+        ok: Bools = (values >= 0) & (values <= rules.max_price)
+    return ok
+
+
+def check_rows(ticks: TickArray, now_msc: int, rules: TickRules) -> Codes:
+    """Each row's first broken stateless rule (0: none; see :attr:`Reason.code`): every
+    rule but the time order, which needs the row before (and the replay reader checks
+    on its own, across a file's blocks)."""
     n = len(ticks)
     codes = np.zeros(n, dtype=np.uint8)
     if not n:
@@ -242,10 +261,7 @@ def _row_codes(ticks: TickArray, now_msc: int, rules: TickRules) -> Codes:
     flags = ticks["flags"].astype(np.uint64)
     tm = ticks["time_msc"]
     finite = np.isfinite(bid) & np.isfinite(ask) & np.isfinite(last) & np.isfinite(vol_real)
-    price_ok = np.ones(n, dtype=np.bool_)
-    for column in (bid, ask, last):
-        with np.errstate(invalid="ignore"):
-            price_ok &= (column >= 0) & (column <= rules.max_price)
+    prices_ok = price_ok(bid, rules) & price_ok(ask, rules) & price_ok(last, rules)
     side_bits = flags & np.uint64(TICK_FLAG_BID | TICK_FLAG_ASK)
     one_side = (side_bits == TICK_FLAG_BID) | (side_bits == TICK_FLAG_ASK)
     with np.errstate(invalid="ignore"):
@@ -264,7 +280,7 @@ def _row_codes(ticks: TickArray, now_msc: int, rules: TickRules) -> Codes:
     codes[~in_window] = _CODE[Reason.TIME_WINDOW]
     codes[~volume_ok] = _CODE[Reason.VOLUME_RANGE]
     codes[crossed] = _CODE[Reason.ASK_BELOW_BID]
-    codes[~price_ok] = _CODE[Reason.PRICE_RANGE]
+    codes[~prices_ok] = _CODE[Reason.PRICE_RANGE]
     codes[~finite] = _CODE[Reason.NOT_FINITE]
     return codes
 

@@ -223,6 +223,25 @@ def test_validation_is_vectorised_a_million_ticks_in_well_under_a_second() -> No
     assert elapsed < 2.0, f"{elapsed:.2f} s for a million ticks"
 
 
+def test_flag_bits_agree_with_the_terminal_constants() -> None:
+    from app.protocol import validation  # noqa: PLC0415
+    from app.terminal import constants  # noqa: PLC0415
+
+    assert (validation.TICK_FLAG_BID, validation.TICK_FLAG_ASK) == (
+        constants.TICK_FLAG_BID,
+        constants.TICK_FLAG_ASK,
+    )
+    defined = (
+        constants.TICK_FLAG_BID
+        | constants.TICK_FLAG_ASK
+        | constants.TICK_FLAG_LAST
+        | constants.TICK_FLAG_VOLUME
+        | constants.TICK_FLAG_BUY
+        | constants.TICK_FLAG_SELL
+    )
+    assert defined & ~DEFINED_FLAGS == 0
+
+
 def test_rules_refuse_nonsense_bounds() -> None:
     with pytest.raises(ValueError, match="max_price"):
         TickRules(max_price=math.nan)

@@ -36,10 +36,12 @@ __all__ = [
     "I64",
     "REASONS",
     "R_BACKWARDS",
+    "R_CROSSED",
     "R_DATE",
     "R_EMPTY",
     "R_FIELDS",
     "R_FLAGGED_EMPTY",
+    "R_FUTURE",
     "R_NO_CARRY",
     "R_NUMBER",
     "R_RANGE",
@@ -93,6 +95,8 @@ R_NO_CARRY = 7
 R_TAINTED = 8
 R_BACKWARDS = 9
 R_RANGE = 10
+R_CROSSED = 11
+R_FUTURE = 12
 REASONS: Final[dict[int, str]] = {
     R_FIELDS: "has {count} fields, expected {expected}",
     R_DATE: "{text!r} is not a date YYYY.MM.DD",
@@ -104,7 +108,11 @@ REASONS: Final[dict[int, str]] = {
     R_TAINTED: "is empty and the last row that set it could not be read",
     R_BACKWARDS: "{text!r} is earlier than the row before",
     R_RANGE: "{text!r} is out of range",
+    R_CROSSED: "{text!r} is below <BID> although <FLAGS> marks both sides as changed",
+    R_FUTURE: "{text!r} lies in the future",
 }
+#: Most digits of an integer field: any such number fits int64 and uint64 alike.
+_MAX_INT_DIGITS = 18
 
 
 # ----------------------------------------------------------------------- bytes → lines
@@ -339,6 +347,11 @@ def parse_numbers(
     ok &= dots <= (0 if integer else 1)
     ok &= (cls == _DIGIT).any(axis=1)
     ok &= width <= _MAX_NUMBER
+    if integer:
+        # Longer integers would overflow numpy's cast (an OverflowError, not a bad row).
+        too_long = ok & ((cls == _DIGIT).sum(axis=1) > _MAX_INT_DIGITS)
+        rows.fail(_scatter(len(rows), idx[too_long]), R_RANGE, k)
+        ok &= ~too_long
     rows.fail(_scatter(len(rows), idx[~ok]), R_NUMBER, k)
     digits = 0
     if ok.all():

@@ -9,6 +9,9 @@ fields must hold and what to do about rows that do not:
 
 * a row with the wrong number of tabs, an unreadable date, time or number, or a time
   earlier than the row before is a bad row;
+* so is a tick the bridge would refuse (:mod:`app.protocol.validation`, the same rules:
+  negative or absurd prices, ask below bid unless one side alone changed, volume out of
+  range, flags beyond the defined bits, a time in the future), reported on its field;
 * empty tick fields are filled from the previous row that had one, by a running
   maximum over row indices (see :func:`_carry`).
 
@@ -29,6 +32,8 @@ from typing import BinaryIO, Final
 import numpy as np
 import numpy.typing as npt
 
+from app.clock import SYSTEM_CLOCK, Clock, now_msc
+from app.protocol.validation import DEFAULT_TICK_RULES, Reason, TickRules, check_rows, price_ok
 from app.terminal.constants import TICK_FLAG_ASK, TICK_FLAG_BID, TICK_FLAG_LAST, TICK_FLAG_VOLUME
 from app.terminal.export_files.formats import (
     BAR_HEADER,
@@ -44,10 +49,12 @@ from app.terminal.export_files.parse import (
     F64,
     I64,
     R_BACKWARDS,
+    R_CROSSED,
     R_DATE,
     R_EMPTY,
     R_FIELDS,
     R_FLAGGED_EMPTY,
+    R_FUTURE,
     R_NO_CARRY,
     R_RANGE,
     R_TAINTED,
@@ -76,6 +83,13 @@ __all__ = [
 
 #: Bytes read per block; whole lines only are parsed, the rest waits for the next block.
 DEFAULT_BLOCK_BYTES: Final = 4 << 20
+#: The bridge's rules, except that a file may hold history of any age (since 1970).
+FILE_TICK_RULES: Final = TickRules(
+    max_price=DEFAULT_TICK_RULES.max_price,
+    max_volume=DEFAULT_TICK_RULES.max_volume,
+    max_age_s=2**40,
+    max_ahead_s=DEFAULT_TICK_RULES.max_ahead_s,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +195,13 @@ class ExportReader:
         *,
         skip_bad_rows: bool = False,
         block_bytes: int = DEFAULT_BLOCK_BYTES,
+        rules: TickRules = FILE_TICK_RULES,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = Path(path)
         self.skip_bad_rows = skip_bad_rows
+        self._rules = rules
+        self._clock = clock
         self._block_bytes = max(64, int(block_bytes))
         with open(self.path, "rb") as f:
             head = f.read(4)
@@ -300,6 +318,10 @@ class ExportReader:
 
     def _ticks(self, rows: Rows, carry: list[_CarryState], state: _OrderState) -> TickArray:
         time_msc = self._times(rows)
+        # A time in the future is refused before the order check, so that it does not
+        # make every later (correct) row look backwards.
+        _, newest = self._rules.window(now_msc(self._clock))
+        rows.fail(time_msc > newest, R_FUTURE, 0)
         raw_flags, flags_present, _ = parse_numbers(rows, 6, np.uint64, signed=False, integer=True)
         rows.fail(~flags_present & ~rows.bad, R_EMPTY, 6)
         too_big = raw_flags.astype(np.uint64) > np.iinfo(np.uint32).max
@@ -327,6 +349,7 @@ class ExportReader:
                 zip((2, 3, 4, 5), columns, presents, strict=True)
             )
         ]
+        self._values(rows, time_msc, filled, flags)
         self._report_bad(rows)
         good = ~rows.bad
         n = int(good.sum())
@@ -343,6 +366,35 @@ class ExportReader:
         out["flags"] = flags[good]
         self._count(tm, state)
         return out
+
+    def _values(
+        self, rows: Rows, time_msc: I64, filled: list[F64], flags: npt.NDArray[np.uint32]
+    ) -> None:
+        """The value rules of the bridge over the rows read so far (filled forward), each
+        refusal on the field that breaks it."""
+        ticks = np.zeros(len(rows), dtype=TICK_DTYPE)
+        ticks["time_msc"] = time_msc
+        ticks["time"] = time_msc // 1000
+        ticks["bid"], ticks["ask"], ticks["last"] = filled[0], filled[1], filled[2]
+        volume = filled[3]
+        ticks["volume_real"] = volume
+        # The uint64 column of a negative or huge volume: saturate, so the rule sees it.
+        ticks["volume"] = np.clip(volume, 0, 2**63).astype(np.uint64)
+        ticks["flags"] = flags
+        codes = check_rows(ticks, now_msc(self._clock), self._rules)
+        if not codes.any():
+            return
+        # Rows already bad keep their first reason (``Rows.fail`` never overwrites one).
+        for reason, code, k in (
+            (Reason.ASK_BELOW_BID, R_CROSSED, 3),
+            (Reason.VOLUME_RANGE, R_RANGE, 5),
+            (Reason.TIME_WINDOW, R_FUTURE, 0),
+            (Reason.UNKNOWN_FLAGS, R_RANGE, 6),
+        ):
+            rows.fail(codes == reason.code, code, k)
+        is_price = (codes == Reason.PRICE_RANGE.code) | (codes == Reason.NOT_FINITE.code)
+        for k, column in ((2, filled[0]), (3, filled[1]), (4, filled[2])):
+            rows.fail(is_price & ~price_ok(column, self._rules), R_RANGE, k)
 
     def _bars(self, rows: Rows, state: _OrderState) -> RatesArray:
         t = self._times(rows)
