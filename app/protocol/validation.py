@@ -44,7 +44,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from app.ticks import TickArray, TickBatch
+from app.ticks import TICK_DTYPE, TickArray, TickBatch
 
 # ``TICK_FLAG_BID`` and ``TICK_FLAG_ASK`` of :mod:`app.terminal.constants` (importing it
 # would import the terminal package, whose replay reader imports this module; a test
@@ -220,7 +220,15 @@ def validate_blocks(
     np.cumsum(sizes, out=offsets[1:])
     if not blocks:
         return Verdict(np.zeros(0, dtype=np.uint8), None), offsets
-    ticks = np.concatenate([b.ticks for b in blocks]) if len(blocks) > 1 else blocks[0].ticks
+    if len(blocks) == 1:
+        ticks = blocks[0].ticks
+    else:
+        # Joining the raw bytes is several times faster than concatenating thousands of
+        # small structured arrays (which numpy does field by field).
+        raw = b"".join(
+            b.ticks.data if b.ticks.flags.c_contiguous else b.ticks.tobytes() for b in blocks
+        )
+        ticks = np.frombuffer(raw, dtype=TICK_DTYPE)
     codes = check_rows(ticks, now_msc, rules)
     tm = ticks["time_msc"]
     if len(tm) > 1:

@@ -162,7 +162,8 @@ class Bridge:
         if request.path.split("?", 1)[0] != PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found: the bridge is at /ws\n")
         server = self._server
-        if server is not None and len(server.connections) > self.limits.max_connections:
+        # ``connections`` holds the open ones; this one is still in its handshake.
+        if server is not None and len(server.connections) >= self.limits.max_connections:
             self.store.count_refused("too_many_connections")
             return connection.respond(
                 HTTPStatus.SERVICE_UNAVAILABLE, "too many connections; retry later\n"

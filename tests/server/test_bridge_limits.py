@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.clock import now_msc
 from app.protocol.codec import (
@@ -257,6 +257,26 @@ async def test_a_hostile_client_does_not_stall_an_honest_one_or_grow_the_backend
     )
     assert worst < 10.0, f"honest client stalled {worst:.1f} s"
     assert growth < 900 * 2**20, f"backend grew by {growth / 2**20:.0f} MB"
+
+
+async def test_connections_beyond_the_limit_are_refused_at_the_handshake(db_path: Path) -> None:
+    async with ReferenceBackend(
+        bridge_port=0,
+        gateway_port=0,
+        hub_port=0,
+        db_path=db_path,
+        bridge_limits=BridgeLimits(max_connections=2),
+    ) as backend:
+        async with open_ws(backend.bridge_url) as one, open_ws(backend.bridge_url) as two:
+            with pytest.raises(InvalidStatus) as refused:
+                async with open_ws(backend.bridge_url):
+                    pass
+            assert refused.value.response.status_code == 503
+            for i, ws in enumerate((one, two)):
+                await say_hello(ws, f"desk-{i}", new_session())
+        async with open_ws(backend.bridge_url) as again:  # room again once they closed
+            await say_hello(again, "desk-again", new_session())
+        assert backend.store.stats()["refused_by_reason"] == {"too_many_connections": 1}
 
 
 def test_limits_refuse_nonsense() -> None:
