@@ -259,36 +259,47 @@ def price_ok(values: npt.NDArray[np.float64], rules: TickRules) -> Bools:
 def check_rows(ticks: TickArray, now_msc: int, rules: TickRules) -> Codes:
     """Each row's first broken stateless rule (0: none; see :attr:`Reason.code`): every
     rule but the time order, which needs the row before (and the replay reader checks
-    on its own, across a file's blocks)."""
+    on its own, across a file's blocks).
+
+    The bridge runs this on every message, so the common case (every row valid) costs
+    one comparison per rule and column, combined in place; which rule a row broke is
+    only worked out when some row broke one.
+    """
     n = len(ticks)
     codes = np.zeros(n, dtype=np.uint8)
     if not n:
         return codes
     bid, ask, last = ticks["bid"], ticks["ask"], ticks["last"]
-    vol_real = ticks["volume_real"]
-    flags = ticks["flags"].astype(np.uint64)
-    tm = ticks["time_msc"]
-    finite = np.isfinite(bid) & np.isfinite(ask) & np.isfinite(last) & np.isfinite(vol_real)
-    prices_ok = price_ok(bid, rules) & price_ok(ask, rules) & price_ok(last, rules)
-    side_bits = flags & np.uint64(TICK_FLAG_BID | TICK_FLAG_ASK)
+    vol_real, flags, tm = ticks["volume_real"], ticks["flags"], ticks["time_msc"]
+    lo, hi = rules.window(now_msc)
+    side_bits = flags & np.uint32(TICK_FLAG_BID | TICK_FLAG_ASK)
     one_side = (side_bits == TICK_FLAG_BID) | (side_bits == TICK_FLAG_ASK)
     with np.errstate(invalid="ignore"):
-        crossed = (bid > 0) & (ask > 0) & (ask < bid) & ~one_side
-        volume_ok = (ticks["volume"] <= np.uint64(rules.max_volume)) & (
-            (vol_real >= 0) & (vol_real <= rules.max_volume)
-        )
-    lo, hi = rules.window(now_msc)
-    in_window = (tm >= lo) & (tm <= hi)
-    # Floor division of int64 is exact; only compared where time_msc is in the window.
+        # NaN fails every comparison, so the range checks also catch non-finite values.
+        prices = price_ok(bid, rules)
+        prices &= price_ok(ask, rules)
+        prices &= price_ok(last, rules)
+        crossed = ask < bid
+        crossed &= ask > 0
+        crossed &= ~one_side
+        volume = ticks["volume"] <= np.uint64(rules.max_volume)
+        volume &= vol_real >= 0
+        volume &= vol_real <= rules.max_volume
+    in_window = tm >= lo
+    in_window &= tm <= hi
     mismatch = ticks["time"] != tm // 1000
-    bad_flags = (flags & ~np.uint64(rules.allowed_flags)) != 0
+    bad_flags = (flags & np.uint32(~rules.allowed_flags & 0xFFFFFFFF)) != 0
+    good = prices & volume & in_window & ~crossed & ~mismatch & ~bad_flags
+    if good.all():
+        return codes
+    finite = np.isfinite(bid) & np.isfinite(ask) & np.isfinite(last) & np.isfinite(vol_real)
     # Reverse precedence: later assignments win, so the first reason listed is kept.
     codes[bad_flags] = _CODE[Reason.UNKNOWN_FLAGS]
     codes[mismatch] = _CODE[Reason.TIME_MISMATCH]
     codes[~in_window] = _CODE[Reason.TIME_WINDOW]
-    codes[~volume_ok] = _CODE[Reason.VOLUME_RANGE]
+    codes[~volume] = _CODE[Reason.VOLUME_RANGE]
     codes[crossed] = _CODE[Reason.ASK_BELOW_BID]
-    codes[~prices_ok] = _CODE[Reason.PRICE_RANGE]
+    codes[~prices] = _CODE[Reason.PRICE_RANGE]
     codes[~finite] = _CODE[Reason.NOT_FINITE]
     return codes
 
