@@ -184,3 +184,24 @@ async def test_hub_registrations_are_bounded_per_owner_and_in_size(db_path: Path
         f"{limits.max_per_owner} services; RSS +{(rss_after - rss_before) / 2**20:.1f} MB"
     )
     assert rss_after - rss_before < 50 * 2**20
+
+
+async def test_a_settings_document_is_bounded_in_size_and_depth(backend: ReferenceBackend) -> None:
+    """Settings are the documents the gateway keeps and every client pulls: a deep or
+    huge one is refused before it is stored, and the stored version does not move."""
+    limits = HttpLimits()
+    async with httpx.AsyncClient(base_url=backend.gateway_url) as http:
+        login = await http.post(
+            "/api/auth/login", json={"username": "trader", "password": "trader"}
+        )
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}", "If-Match": '"0"'}
+        nested: Any = {}
+        for _ in range(limits.max_json_depth):
+            nested = {"a": nested}
+        deep_doc = await http.put("/api/settings/desk-1", headers=auth, json={"settings": nested})
+        huge = {"settings": {"x": "y" * limits.max_body_bytes}}
+        huge_doc = await http.put("/api/settings/desk-1", headers=auth, json=huge)
+        stored = await http.get("/api/settings/desk-1", headers=auth)
+    assert deep_doc.status_code == 400
+    assert huge_doc.status_code == 413
+    assert stored.json() == {"version": 0, "settings": {}}
