@@ -384,6 +384,9 @@ async def _run(
     await runtime.start()
     last_ticks, last_t = 0, started
     replay = ReplayEndWatch(runtime)
+    #: Workers seen FAILED (id -> last error): a failure is final for that worker, and
+    #: the run must not end with exit 0 although part of the capture never happened.
+    failed: dict[int, str] = {}
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -397,8 +400,13 @@ async def _run(
                 if backfill:
                     print(backfill, flush=True)
             last_ticks, last_t = status.ticks, now
-            if replay.finished():
-                break
+            failed.update(
+                (w.worker_id, w.last_error or "failed")
+                for w in status.workers
+                if w.state is WorkerState.FAILED
+            )
+            if replay.finished() or (failed and replay.active):
+                break  # a replay with a failed worker can never finish
             if duration is not None and now - started >= duration:
                 break
             if status.workers and all(w.state is WorkerState.FAILED for w in status.workers):
@@ -416,6 +424,10 @@ async def _run(
             else:
                 runtime.monitor.history.to_csv(history)
     print(_summary(runtime.status(), time.monotonic() - started), flush=True)
+    if failed:
+        worker_id, error = min(failed.items())
+        print(f"error: worker {worker_id} failed: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
