@@ -51,7 +51,7 @@ from app.security.logins import (
     prompt_master_password,
     terminal_passwords,
 )
-from app.security.redact import install_redaction
+from app.security.redact import escape_controls, install_redaction
 from app.security.vault import VaultError
 from app.server.cli import add_backend_parser, run_backend
 
@@ -301,11 +301,11 @@ def _startup_config(path: Path | None) -> ClientConfig:
     store = ConfigStore(default_config_path())
     loaded = store.load()
     for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {escape_controls(warning)}", file=sys.stderr)
     if loaded.config.backend.gateway_username:
         result = asyncio.run(_pull(store))
         if result is not None:
-            print(f"settings: {result.status}: {result.message}", file=sys.stderr)
+            print(f"settings: {result.status}: {escape_controls(result.message)}", file=sys.stderr)
             if result.config is not None:
                 return result.config
     return loaded.config
@@ -315,7 +315,10 @@ async def _pull(store: ConfigStore) -> SyncResult | None:
     try:
         return await asyncio.wait_for(sync_with_gateway(store, only_pull=True), 10)
     except (TimeoutError, MissingCredentialError, VaultError) as exc:
-        print(f"warning: settings not pulled from the gateway: {exc}", file=sys.stderr)
+        print(
+            f"warning: settings not pulled from the gateway: {escape_controls(str(exc))}",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -412,7 +415,8 @@ async def _run(
             if status.workers and all(w.state is WorkerState.FAILED for w in status.workers):
                 print(_summary(status, now - started), flush=True)
                 first = status.workers[0]
-                print(f"error: every worker failed; first: {first.last_error}", file=sys.stderr)
+                error = escape_controls(first.last_error or "")
+                print(f"error: every worker failed; first: {error}", file=sys.stderr)
                 return 1
     finally:
         await runtime.stop()
@@ -426,7 +430,7 @@ async def _run(
     print(_summary(runtime.status(), time.monotonic() - started), flush=True)
     if failed:
         worker_id, error = min(failed.items())
-        print(f"error: worker {worker_id} failed: {error}", file=sys.stderr)
+        print(f"error: worker {worker_id} failed: {escape_controls(error)}", file=sys.stderr)
         return 1
     return 0
 
@@ -495,13 +499,13 @@ def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None
         if command == "doctor":
             return run_doctor(args)
     except (ConfigError, MissingCredentialError, VaultError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a fatal error: one clear line, the traceback only in debug
         log.debug("fatal error", exc_info=True)
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {escape_controls(str(exc))}", file=sys.stderr)
         return 1
     return 0
 

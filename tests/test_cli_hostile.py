@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
+
+import pytest
 
 from app.terminal.export_files import write_ticks
 from tests.export.helpers import market_ticks
@@ -50,3 +54,53 @@ def test_a_worker_failing_on_bad_data_names_file_line_and_field_and_run_exits_1(
     assert len(errors) == 1, result.stderr
     assert f"{bad}:6: <FLAGS>" in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def _settings_path(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A hostile settings path and the reason ``run`` must give for refusing it."""
+    path = tmp_path / f"{kind}.json"
+    if kind == "fifo":
+        os.mkfifo(path)  # used to hang forever
+        return path, "a FIFO, not a regular file"
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")  # used to end in a MemoryError at 5.4 GB
+        return path, "a character device, not a regular file"
+    if kind == "huge":
+        with path.open("wb") as f:
+            f.truncate(64 * 2**20)
+        return path, "larger than the 4 MiB allowed"
+    if kind == "duplicate":
+        path.write_text('{"pool": {"size": 1}, "pool": {"size": 64}}')
+        return path, "the key 'pool' appears twice in one object"
+    if kind == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)  # used to be a RecursionError
+        return path, "not valid JSON"
+    path.write_text('{"pool": {"\\u001b[2Jsize\\u0000": 1}}')
+    return path, "pool.\\x1b[2Jsize\\x00: unknown setting"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero")
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "huge", "duplicate", "deep", "controls"])
+def test_a_hostile_settings_file_is_refused_with_one_clear_line(tmp_path: Path, kind: str) -> None:
+    path, reason = _settings_path(tmp_path, kind)
+    result = run_cli("run", "--config", str(path), "--duration", "1", timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path}: ")
+    assert reason in lines[0]
+    assert lines[0].isprintable()  # no NUL, no escape sequence reaches the terminal
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero")
+def test_a_replay_source_that_is_a_fifo_or_a_device_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "EURUSD.csv"
+    os.mkfifo(fifo)
+    zero = tmp_path / "GBPUSD.csv"
+    zero.symlink_to("/dev/zero")
+    for path, kind in ((fifo, "a FIFO"), (zero, "a character device")):
+        result = run_cli("run", "--source", f"replay:{path}", "--duration", "5", timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [
+            f"error: --source: {path.name[:6]}: {path}: {kind}, not a regular file"
+        ]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Final, NoReturn, TextIO, TypeVar
 
 from app.security.audit import AuditLog
-from app.security.redact import install_redaction
+from app.security.redact import escape_controls, install_redaction
 from app.security.secret import Secret
 from app.security.vault import (
     MIN_MASTER_PASSWORD_LENGTH,
@@ -331,7 +331,7 @@ def run_credentials(
         _record(audit, reached_vault, action, subject, str(exc))
         if isinstance(exc, _UsageError):
             print(getattr(args, "credentials_usage", "").rstrip(), file=err)
-        print(f"error: {exc}", file=err)
+        print(f"error: {escape_controls(str(exc))}", file=err)
         return status
 
 
