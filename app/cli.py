@@ -43,6 +43,7 @@ from app.security.cli import (
     SecretSafeArgumentParser,
     add_credentials_parser,
     run_credentials,
+    take_env_master_password,
 )
 from app.security.logins import (
     MissingCredentialError,
@@ -469,6 +470,8 @@ def _bench(args: argparse.Namespace, window: WindowCommands | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None) -> int:
+    # First of all: no child process started later may inherit the master password.
+    take_env_master_password()
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from app.terminal.export_files import write_ticks
 from tests.export.helpers import market_ticks
-from tests.test_cli import run_cli
+from tests.conftest import wait_until_sync
+from tests.test_cli import CLI, run_cli
 
 
 def _replay_config(tmp_path: Path, files: dict[str, Path]) -> Path:
@@ -104,3 +107,40 @@ def test_a_replay_source_that_is_a_fifo_or_a_device_is_refused(tmp_path: Path) -
         assert result.stderr.splitlines() == [
             f"error: --source: {path.name[:6]}: {path}: {kind}, not a regular file"
         ]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc/PID/environ")
+def test_the_master_password_reaches_no_child_process_environment() -> None:
+    password = "master-" + os.urandom(8).hex()
+    env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": password}
+    proc = subprocess.Popen(
+        [*CLI, "run", "--duration", "30", "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        app = psutil.Process(proc.pid)
+
+        def workers() -> list[psutil.Process]:
+            return [c for c in app.children(recursive=True) if "spawn_main" in _cmdline(c)]
+
+        # The 5 workers (and the resource tracker) have started: the children to read.
+        wait_until_sync(lambda: len(workers()) >= 5, 60, "the pool's worker processes")
+        children = app.children(recursive=True)
+        assert any("resource_tracker" in _cmdline(c) for c in children)
+        for child in children:
+            environ = Path(f"/proc/{child.pid}/environ").read_bytes()
+            assert b"TRADING_CLIENT_MASTER_PASSWORD" not in environ, _cmdline(child)
+            assert password.encode() not in environ, _cmdline(child)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _cmdline(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
