@@ -12,8 +12,8 @@ import psutil
 import pytest
 
 from app.terminal.export_files import write_ticks
-from tests.export.helpers import market_ticks
 from tests.conftest import wait_until_sync
+from tests.export.helpers import market_ticks
 from tests.test_cli import CLI, run_cli
 
 
