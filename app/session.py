@@ -346,7 +346,11 @@ class DesktopSession:
 
     async def test_gateway(self, username: str, password: Secret) -> ConnectionTest:
         url = self.config.backend.gateway_url
-        tls = tls_context_for(url, tls_settings(self.config.security))
+        tls = tls_context_for(
+            url,
+            tls_settings(self.config.security),
+            plaintext_allowed=self.config.security.plaintext_allowed,
+        )
         try:
             async with (
                 httpx.AsyncClient(verify=tls if tls is not None else True, timeout=10) as http,

@@ -144,3 +144,44 @@ def _cmdline(proc: psutil.Process) -> str:
         return " ".join(proc.cmdline())
     except psutil.Error:
         return ""
+
+
+def _network_bridge_config(tmp_path: Path, allowed: list[str]) -> Path:
+    config = tmp_path / "network.json"
+    config.write_text(
+        json.dumps(
+            {
+                "terminals": [{"symbols": ["EURUSD"]}],
+                "pool": {"size": 1},
+                "backfill": {"enabled": False},
+                "security": {"plaintext_allowed": allowed},
+                "backend": {
+                    # TEST-NET-1: another machine, never answering.
+                    "bridge_url": "ws://192.0.2.1:3001/ws",
+                    "hub_url": "http://127.0.0.1:9/",
+                    "embedded": "never",
+                    "spool_dir": str(tmp_path / "spool"),
+                },
+            }
+        )
+    )
+    return config
+
+
+def test_plain_ws_to_another_machine_is_refused_unless_allowed_per_endpoint(
+    tmp_path: Path,
+) -> None:
+    refused = run_cli("run", "--config", str(_network_bridge_config(tmp_path, [])), timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        "error: Unencrypted connection: ws://192.0.2.1:3001 is not a loopback address, so "
+        "data and credentials cross the network in plain text; use wss://; refused (to allow "
+        "it anyway, list '192.0.2.1:3001' in security.plaintext_allowed)"
+    ]
+    # Another endpoint's permission does not count; this one's does.
+    other = _network_bridge_config(tmp_path, ["192.0.2.1:80"])
+    assert run_cli("run", "--config", str(other), timeout=60).returncode == 2
+    allowed = _network_bridge_config(tmp_path, ["192.0.2.1:3001"])
+    result = run_cli("run", "--config", str(allowed), "--duration", "2", "--quiet", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "allowed by security.plaintext_allowed" in result.stderr

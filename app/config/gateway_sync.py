@@ -52,7 +52,12 @@ async def sync_with_gateway(
 
     config, audit, user, password = await asyncio.to_thread(read_login)
     url = config.backend.gateway_url
-    tls = tls_context_for(url, tls_settings(config.security), audit.tls_pin_failure_hook())
+    tls = tls_context_for(
+        url,
+        tls_settings(config.security),
+        audit.tls_pin_failure_hook(),
+        plaintext_allowed=config.security.plaintext_allowed,
+    )
     async with (
         httpx.AsyncClient(verify=tls if tls is not None else True) as http,
         GatewayClient(url, user, password.reveal(), http=http) as gateway,
