@@ -221,6 +221,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, help="simulated terminal: ticks per second per symbol")
     p.add_argument("--workers", type=int, help="number of terminal connections (pool size)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument(
+        "--accept-remote-endpoints",
+        action="store_true",
+        help="take the gateway's changes of where data and credentials go (bridge, gateway, "
+        "hub URLs, client id, TLS, vault, audit log ...); without it they are refused",
+    )
     add_replay_arguments(p)
 
 
@@ -289,13 +295,14 @@ def _summary(status: RuntimeStatus, elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def _startup_config(path: Path | None) -> ClientConfig:
+def _startup_config(path: Path | None, accept_endpoints: bool = False) -> ClientConfig:
     """The settings to run with.
 
     A file named on the command line must be valid (exit 2 otherwise: the user is right
     there to fix it). The default file goes through the store: written on first run, and
     a corrupt one is set aside untouched while the newest valid backup is used. With a
-    gateway login configured, the gateway's settings are pulled first.
+    gateway login configured, the gateway's settings are pulled first (its changes of
+    where data goes only with ``accept_endpoints``).
     """
     if path is not None:
         return load_config(path)
@@ -304,7 +311,7 @@ def _startup_config(path: Path | None) -> ClientConfig:
     for warning in loaded.warnings:
         print(f"warning: {escape_controls(warning)}", file=sys.stderr)
     if loaded.config.backend.gateway_username:
-        result = asyncio.run(_pull(store))
+        result = asyncio.run(_pull(store, accept_endpoints))
         if result is not None:
             print(f"settings: {result.status}: {escape_controls(result.message)}", file=sys.stderr)
             if result.config is not None:
@@ -312,9 +319,10 @@ def _startup_config(path: Path | None) -> ClientConfig:
     return loaded.config
 
 
-async def _pull(store: ConfigStore) -> SyncResult | None:
+async def _pull(store: ConfigStore, accept_endpoints: bool) -> SyncResult | None:
     try:
-        return await asyncio.wait_for(sync_with_gateway(store, only_pull=True), 10)
+        pull = sync_with_gateway(store, only_pull=True, accept_endpoints=accept_endpoints)
+        return await asyncio.wait_for(pull, 10)
     except (TimeoutError, MissingCredentialError, VaultError) as exc:
         print(
             f"warning: settings not pulled from the gateway: {escape_controls(str(exc))}",
@@ -487,7 +495,12 @@ def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None
         if command == "gui":
             return _gui(args, window)
         if command == "run":
-            config = _apply_overrides(apply_replay_source(_startup_config(args.config), args), args)
+            config = _apply_overrides(
+                apply_replay_source(
+                    _startup_config(args.config, args.accept_remote_endpoints), args
+                ),
+                args,
+            )
             return asyncio.run(_run(config, args.duration, args.quiet, args.stats, args.history))
         if command == "backend":
             return run_backend(args)

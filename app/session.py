@@ -246,6 +246,8 @@ class DesktopSession:
         except VaultLocked:
             self._master = None  # wrong: ask again next time
             raise
+        if result.status == "endpoints_kept":
+            log.warning("settings: %s", result.message)  # the dialog asks; the log says
         if result.config is not None and result.config != self.config:
             async with self._lock:
                 self.config = result.config

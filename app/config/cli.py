@@ -109,7 +109,10 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
         formatter_class=_RAW,
     )
     sync.add_argument(
-        "--take", choices=["local", "remote"], help="settle a conflict with this side"
+        "--take",
+        choices=["local", "remote"],
+        help="settle a conflict with this side ('remote' also takes the gateway's changes of "
+        "where data goes, refused otherwise)",
     )
     schema = actions.add_parser(
         "schema",
