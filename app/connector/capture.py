@@ -82,11 +82,10 @@ class PollSizer:
 
     A poll re-reads the ticks between the start of the cursor's second and the cursor
     itself; at high rates that prefix alone can fill a fixed ``count``, and the capture
-    would never move on. So the next request is the prefix skipped last time *plus* new
-    ticks: ``batch``, or as many as the prefix when that is larger (a dense second is
-    then crossed in a few polls instead of re-reading a growing prefix ``batch`` at a
-    time), capped at :data:`MAX_POLL_COUNT` new ones; a full answer with nothing new
-    doubles the request. The prefix itself is never capped (see MAX_POLL_COUNT).
+    would never move on. So the next request is ``batch`` new ticks *plus* the prefix
+    skipped last time, and about doubles when a full answer held nothing new (the new
+    part capped at :data:`MAX_POLL_COUNT`). The prefix itself is never capped: a second
+    denser than any cap must still be read past.
     """
 
     batch: int
@@ -101,7 +100,7 @@ class PollSizer:
         """Update the request size; True when the answer was cut short and more waits."""
         full = returned >= self.count
         if full and new == 0:
-            self.count = skipped + min(MAX_POLL_COUNT, max(self.batch, self.count))
+            self.count = skipped + min(MAX_POLL_COUNT, self.count)
         else:
-            self.count = skipped + min(MAX_POLL_COUNT, max(self.batch, skipped))
+            self.count = skipped + self.batch
         return full
