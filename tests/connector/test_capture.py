@@ -92,7 +92,7 @@ def test_poll_sizer_reads_past_a_prefix_larger_than_any_cap() -> None:
     sizer.count = prefix
     assert sizer.after_poll(returned=prefix, skipped=prefix, new=0) is True
     assert sizer.count > prefix
-    assert sizer.after_poll(returned=prefix + 100, skipped=prefix, new=100) is True
+    assert sizer.after_poll(returned=prefix + 100, skipped=prefix, new=100) is False
     assert sizer.count == prefix + 100
 
 
