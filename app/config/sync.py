@@ -37,7 +37,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from app.config.endpoints import SettingChange, endpoint_changes, keep_local_endpoints
-from app.config.load import ConfigError
+from app.config.load import ConfigError, read_settings_file
 from app.config.schema import ClientConfig
 from app.config.store import (
     ConfigChangedError,
@@ -354,7 +354,7 @@ class SettingsSync:
 
     def _read_base(self) -> _Base | None:
         try:
-            doc = orjson.loads(self.state_path.read_bytes())
+            doc = orjson.loads(read_settings_file(self.state_path))
         except FileNotFoundError:
             return None
         except (OSError, orjson.JSONDecodeError) as exc:

@@ -51,6 +51,7 @@ from app.terminal import constants as c
 from app.terminal.market import DEFAULT_PROFILES, Market, SymbolProfile
 from app.terminal.types import AccountInfo, SymbolInfo, TerminalInfo, Tick
 from app.ticks import TickArray
+from app.untrusted import read_regular_file
 
 if TYPE_CHECKING:
     from app.terminal.api import DateLike
@@ -219,7 +220,8 @@ class SimulatedTerminal:
         if sig == self._control_sig:
             return
         try:
-            mode = FaultMode(json.loads(path.read_text(encoding="utf-8"))["mode"])
+            raw = read_regular_file(path, 64 * 2**10)  # a FIFO must not hang the worker
+            mode = FaultMode(json.loads(raw.decode("utf-8"))["mode"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable fault control file %s: %s", path, exc)
             return  # retried on the next change (e.g. a writer that was half-way through)
