@@ -185,3 +185,23 @@ def test_plain_ws_to_another_machine_is_refused_unless_allowed_per_endpoint(
     result = run_cli("run", "--config", str(allowed), "--duration", "2", "--quiet", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "allowed by security.plaintext_allowed" in result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs")
+def test_export_from_a_fifo_is_refused_with_one_line(tmp_path: Path) -> None:
+    fifo = tmp_path / "EURUSD.csv"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.csv"
+    result = run_cli(
+        "export",
+        "ticks",
+        "--symbol",
+        "EURUSD",
+        "--input",
+        str(fifo),
+        "--out",
+        str(out),
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [f"error: {fifo}: a FIFO, not a regular file"]
