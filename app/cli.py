@@ -43,6 +43,7 @@ from app.security.cli import (
     SecretSafeArgumentParser,
     add_credentials_parser,
     run_credentials,
+    take_env_master_password,
 )
 from app.security.logins import (
     MissingCredentialError,
@@ -51,7 +52,7 @@ from app.security.logins import (
     prompt_master_password,
     terminal_passwords,
 )
-from app.security.redact import install_redaction
+from app.security.redact import escape_controls, install_redaction
 from app.security.vault import VaultError
 from app.server.cli import add_backend_parser, run_backend
 
@@ -220,6 +221,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, help="simulated terminal: ticks per second per symbol")
     p.add_argument("--workers", type=int, help="number of terminal connections (pool size)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument(
+        "--accept-remote-endpoints",
+        action="store_true",
+        help="take the gateway's changes of where data and credentials go (bridge, gateway, "
+        "hub URLs, client id, TLS, vault, audit log ...); without it they are refused",
+    )
     add_replay_arguments(p)
 
 
@@ -288,34 +295,39 @@ def _summary(status: RuntimeStatus, elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def _startup_config(path: Path | None) -> ClientConfig:
+def _startup_config(path: Path | None, accept_endpoints: bool = False) -> ClientConfig:
     """The settings to run with.
 
     A file named on the command line must be valid (exit 2 otherwise: the user is right
     there to fix it). The default file goes through the store: written on first run, and
     a corrupt one is set aside untouched while the newest valid backup is used. With a
-    gateway login configured, the gateway's settings are pulled first.
+    gateway login configured, the gateway's settings are pulled first (its changes of
+    where data goes only with ``accept_endpoints``).
     """
     if path is not None:
         return load_config(path)
     store = ConfigStore(default_config_path())
     loaded = store.load()
     for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {escape_controls(warning)}", file=sys.stderr)
     if loaded.config.backend.gateway_username:
-        result = asyncio.run(_pull(store))
+        result = asyncio.run(_pull(store, accept_endpoints))
         if result is not None:
-            print(f"settings: {result.status}: {result.message}", file=sys.stderr)
+            print(f"settings: {result.status}: {escape_controls(result.message)}", file=sys.stderr)
             if result.config is not None:
                 return result.config
     return loaded.config
 
 
-async def _pull(store: ConfigStore) -> SyncResult | None:
+async def _pull(store: ConfigStore, accept_endpoints: bool) -> SyncResult | None:
     try:
-        return await asyncio.wait_for(sync_with_gateway(store, only_pull=True), 10)
+        pull = sync_with_gateway(store, only_pull=True, accept_endpoints=accept_endpoints)
+        return await asyncio.wait_for(pull, 10)
     except (TimeoutError, MissingCredentialError, VaultError) as exc:
-        print(f"warning: settings not pulled from the gateway: {exc}", file=sys.stderr)
+        print(
+            f"warning: settings not pulled from the gateway: {escape_controls(str(exc))}",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -384,6 +396,9 @@ async def _run(
     await runtime.start()
     last_ticks, last_t = 0, started
     replay = ReplayEndWatch(runtime)
+    #: Workers seen FAILED (id -> last error): a failure is final for that worker, and
+    #: the run must not end with exit 0 although part of the capture never happened.
+    failed: dict[int, str] = {}
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -397,14 +412,20 @@ async def _run(
                 if backfill:
                     print(backfill, flush=True)
             last_ticks, last_t = status.ticks, now
-            if replay.finished():
-                break
+            failed.update(
+                (w.worker_id, w.last_error or "failed")
+                for w in status.workers
+                if w.state is WorkerState.FAILED
+            )
+            if replay.finished() or (failed and replay.active):
+                break  # a replay with a failed worker can never finish
             if duration is not None and now - started >= duration:
                 break
             if status.workers and all(w.state is WorkerState.FAILED for w in status.workers):
                 print(_summary(status, now - started), flush=True)
                 first = status.workers[0]
-                print(f"error: every worker failed; first: {first.last_error}", file=sys.stderr)
+                error = escape_controls(first.last_error or "")
+                print(f"error: every worker failed; first: {error}", file=sys.stderr)
                 return 1
     finally:
         await runtime.stop()
@@ -416,6 +437,10 @@ async def _run(
             else:
                 runtime.monitor.history.to_csv(history)
     print(_summary(runtime.status(), time.monotonic() - started), flush=True)
+    if failed:
+        worker_id, error = min(failed.items())
+        print(f"error: worker {worker_id} failed: {escape_controls(error)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -453,6 +478,8 @@ def _bench(args: argparse.Namespace, window: WindowCommands | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None) -> int:
+    # First of all: no child process started later may inherit the master password.
+    take_env_master_password()
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -468,7 +495,12 @@ def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None
         if command == "gui":
             return _gui(args, window)
         if command == "run":
-            config = _apply_overrides(apply_replay_source(_startup_config(args.config), args), args)
+            config = _apply_overrides(
+                apply_replay_source(
+                    _startup_config(args.config, args.accept_remote_endpoints), args
+                ),
+                args,
+            )
             return asyncio.run(_run(config, args.duration, args.quiet, args.stats, args.history))
         if command == "backend":
             return run_backend(args)
@@ -483,13 +515,13 @@ def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None
         if command == "doctor":
             return run_doctor(args)
     except (ConfigError, MissingCredentialError, VaultError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a fatal error: one clear line, the traceback only in debug
         log.debug("fatal error", exc_info=True)
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {escape_controls(str(exc))}", file=sys.stderr)
         return 1
     return 0
 

@@ -235,13 +235,19 @@ class Runtime:
         )
 
     async def _start_backend(self, cfg: BackendConfig) -> asyncio.Event:
+        # Both endpoints are judged before anything starts: a refused plaintext endpoint
+        # leaves nothing half-started.
+        tls = tls_settings(self.config.security)
+        allowed = self.config.security.plaintext_allowed
+        link_tls = tls_context_for(
+            cfg.bridge_url, tls, self._on_pin_failure, plaintext_allowed=allowed
+        )
+        hub_tls = tls_context_for(cfg.hub_url, tls, self._on_pin_failure, plaintext_allowed=allowed)
         try:
             self.embedded = await start_embedded(cfg)
         except EmbeddedBackendError as exc:
             log.error("%s", exc)
         client_id = cfg.effective_client_id()
-        tls = tls_settings(self.config.security)
-        link_tls = tls_context_for(cfg.bridge_url, tls, self._on_pin_failure)
         options = link_options(cfg, link_tls)
         self._spool = self._open_spool(cfg, client_id)
         marker: SpooledPositions | None = None
@@ -261,7 +267,6 @@ class Runtime:
             self._drain_leftover(path, cfg, client_id, options)
         self.collector.subscribe(self.link.offer, name="bridge-link")
         self._tasks.append(asyncio.create_task(self.link.run(), name="bridge-link"))
-        hub_tls = tls_context_for(cfg.hub_url, tls, self._on_pin_failure)
         self._http = httpx.AsyncClient(verify=hub_tls if hub_tls is not None else True)
         self.hub = HubClient(
             cfg.hub_url,

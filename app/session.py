@@ -246,6 +246,8 @@ class DesktopSession:
         except VaultLocked:
             self._master = None  # wrong: ask again next time
             raise
+        if result.status == "endpoints_kept":
+            log.warning("settings: %s", result.message)  # the dialog asks; the log says
         if result.config is not None and result.config != self.config:
             async with self._lock:
                 self.config = result.config
@@ -346,7 +348,11 @@ class DesktopSession:
 
     async def test_gateway(self, username: str, password: Secret) -> ConnectionTest:
         url = self.config.backend.gateway_url
-        tls = tls_context_for(url, tls_settings(self.config.security))
+        tls = tls_context_for(
+            url,
+            tls_settings(self.config.security),
+            plaintext_allowed=self.config.security.plaintext_allowed,
+        )
         try:
             async with (
                 httpx.AsyncClient(verify=tls if tls is not None else True, timeout=10) as http,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from app.config.load import ConfigError
+from app.config.load import ConfigError, read_settings_file
 from app.config.store import (
     ConfigStore,
     InvalidConfig,
@@ -25,6 +25,7 @@ from app.config.store import (
     json_schema_bytes,
     write_json_schema,
 )
+from app.security.redact import escape_controls
 
 EXAMPLES = """examples:
   trading-client config show
@@ -108,7 +109,10 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
         formatter_class=_RAW,
     )
     sync.add_argument(
-        "--take", choices=["local", "remote"], help="settle a conflict with this side"
+        "--take",
+        choices=["local", "remote"],
+        help="settle a conflict with this side ('remote' also takes the gateway's changes of "
+        "where data goes, refused otherwise)",
     )
     schema = actions.add_parser(
         "schema",
@@ -159,7 +163,7 @@ def run_config(args: argparse.Namespace) -> int:
             case other:
                 raise ValueError(f"unknown config action {other!r}")
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2
 
 
@@ -172,7 +176,7 @@ def _sync(store: ConfigStore, take: Literal["local", "remote"] | None) -> int:
     try:
         result = asyncio.run(sync_with_gateway(store, take))
     except (MissingCredentialError, VaultError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2
     for line in describe(result):
         print(line)
@@ -183,14 +187,14 @@ def _show(store: ConfigStore) -> int:
     # repair=False: showing must not rename or write files.
     result = store.load(repair=False)
     for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {escape_controls(warning)}", file=sys.stderr)
     sys.stdout.write(config_json(result.config).decode())
     return 0
 
 
 def _validate(file: Path) -> int:
     try:
-        data = file.read_bytes()
+        data = read_settings_file(file)
     except OSError as exc:
         print(f"{file}: cannot read: {exc.strerror or exc}")
         return 2

@@ -34,12 +34,14 @@ async def sync_with_gateway(
     take: Literal["local", "remote"] | None = None,
     *,
     only_pull: bool = False,
+    accept_endpoints: bool = False,
     master_password: Callable[[], Secret] = prompt_master_password,
 ) -> SyncResult:
     """One sync step against the configured gateway (``only_pull`` at start-up).
 
     ``master_password`` is asked only when the vault is a file: a terminal prompt for the
-    command line, a dialog for the window.
+    command line, a dialog for the window. The gateway's changes of where data goes are
+    taken only with ``accept_endpoints`` or ``take="remote"`` (the user's consent).
     """
 
     def read_login() -> tuple[ClientConfig, AuditLog, str, Secret]:
@@ -52,19 +54,31 @@ async def sync_with_gateway(
 
     config, audit, user, password = await asyncio.to_thread(read_login)
     url = config.backend.gateway_url
-    tls = tls_context_for(url, tls_settings(config.security), audit.tls_pin_failure_hook())
+    tls = tls_context_for(
+        url,
+        tls_settings(config.security),
+        audit.tls_pin_failure_hook(),
+        plaintext_allowed=config.security.plaintext_allowed,
+    )
     async with (
         httpx.AsyncClient(verify=tls if tls is not None else True) as http,
         GatewayClient(url, user, password.reveal(), http=http) as gateway,
     ):
-        syncer = SettingsSync(store, gateway, config.backend.effective_client_id())
+        syncer = SettingsSync(
+            store,
+            gateway,
+            config.backend.effective_client_id(),
+            accept_endpoints=accept_endpoints,
+        )
         result = await (syncer.pull() if only_pull else syncer.sync())
         if result.status != "offline":  # offline: no login was even attempted
             outcome = "success" if gateway.logged_in else "failure"
             audit.record("login", f"{user} at {url}", outcome)
-        if result.status == "conflict" and take is not None:
+        if (result.status == "conflict" and take is not None) or (
+            result.status == "endpoints_kept" and take == "remote"
+        ):
             result = await syncer.resolve(take)
-    if result.status in ("pulled", "pushed"):
+    if result.status in ("pulled", "pushed", "endpoints_kept"):
         audit.record("config.change", str(store.path), "success", via=f"gateway {result.status}")
     return result
 
@@ -102,6 +116,6 @@ def describe(result: SyncResult) -> list[str]:
 
 
 def exit_code(result: SyncResult) -> int:
-    if result.status == "conflict":
+    if result.status in ("conflict", "endpoints_kept"):  # the user has a choice to make
         return EXIT_CONFLICT
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import orjson
 from pydantic import ValidationError
 
 from app.config.schema import ClientConfig
+from app.security.redact import escape_controls
+from app.untrusted import JsonRefusedError, loads_json, read_regular_file
+
+#: Largest settings file read (the defaults are about 3 KB): a symlink to ``/dev/zero``
+#: or a runaway file is refused before it is read.
+MAX_SETTINGS_BYTES: Final = 4 * 2**20
 
 
 class ConfigError(ValueError):
@@ -38,16 +43,13 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{loc}: {value!r} {rule}"
 
 
-def one_line(text: str) -> str:
-    """``text`` with every unprintable character escaped (``\\n``, ``\\x1b``, ...).
+#: Problem texts quote the file (unknown keys, symbol and terminal names): escaped.
+one_line = escape_controls
 
-    Problem texts quote the file (unknown keys, symbol and terminal names); a newline
-    there would split one problem over two lines, an escape sequence would play tricks
-    with the terminal it is printed on.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+def read_settings_file(path: Path) -> bytes:
+    """A settings file's bytes: a regular file within :data:`MAX_SETTINGS_BYTES`."""
+    return read_regular_file(path, MAX_SETTINGS_BYTES)
 
 
 def describe_validation_error(exc: ValidationError) -> list[str]:
@@ -57,9 +59,9 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
 
 def parse_config(data: bytes | str, source: str = "<config>") -> ClientConfig:
     try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: not valid JSON: {exc}") from None
+        doc = loads_json(data)
+    except JsonRefusedError as exc:
+        raise ConfigError(one_line(f"{source}: {exc}")) from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: the top level must be a JSON object")
     try:
@@ -74,7 +76,7 @@ def load_config(path: Path | None) -> ClientConfig:
     if path is None:
         return ClientConfig()
     try:
-        data = path.read_bytes()
+        data = read_settings_file(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return parse_config(data, str(path))

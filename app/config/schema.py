@@ -335,6 +335,12 @@ class SecurityConfig(_Section):
     audit_log: Path | None = Field(
         None, description="Audit log (JSON lines); empty uses the user log folder."
     )
+    plaintext_allowed: list[str] = Field(
+        default_factory=list,
+        description="Endpoints (host:port) on other machines that may be reached over plain "
+        "ws:// or http:// (data and passwords cross the network in clear); any other "
+        "endpoint not on this machine must use wss:// or https://.",
+    )
 
 
 def _hostname() -> str:

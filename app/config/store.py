@@ -34,8 +34,9 @@ import platformdirs
 from pydantic import ValidationError
 
 from app.clock import SYSTEM_CLOCK, Clock
-from app.config.load import ConfigError, describe_validation_error, one_line
+from app.config.load import ConfigError, describe_validation_error, one_line, read_settings_file
 from app.config.schema import ClientConfig
+from app.untrusted import JsonRefusedError, loads_json
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,9 @@ def validate_document(doc: Any, source: str = "<config>") -> ClientConfig:
 def check_config(data: bytes | str, source: str = "<config>") -> ClientConfig:
     """Parse and validate settings; like ``parse_config`` but with the problems listed."""
     try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidConfig(source, [f"not valid JSON: {exc}"]) from None
+        doc = loads_json(data)
+    except JsonRefusedError as exc:
+        raise InvalidConfig(source, [str(exc)]) from None
     return validate_document(doc, source)
 
 
@@ -226,7 +227,7 @@ class ConfigStore:
         """The settings in the file, without side effects; :class:`ConfigError` when it is
         missing, unreadable or invalid (``InvalidConfig`` then lists the problems)."""
         try:
-            data = self.path.read_bytes()
+            data = read_settings_file(self.path)
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
         return check_config(data, str(self.path))
@@ -248,7 +249,7 @@ class ConfigStore:
                 self._remove_stale_temps()
                 self._prune_backups(self._backup_files())
             try:
-                data: bytes | None = self.path.read_bytes()
+                data: bytes | None = read_settings_file(self.path)
             except FileNotFoundError:
                 data = None
             except OSError as exc:
@@ -293,7 +294,7 @@ class ConfigStore:
         for backup in self.backups():
             if backup.valid:
                 with contextlib.suppress(OSError, ConfigError):
-                    config = check_config(backup.path.read_bytes(), str(backup.path))
+                    config = check_config(read_settings_file(backup.path), str(backup.path))
                     chosen = backup
                     break
         source: Literal["defaults", "backup"]
@@ -351,7 +352,7 @@ class ConfigStore:
         new_canon = canonical_json(config)
         with self._lock:
             try:
-                old: bytes | None = self.path.read_bytes()
+                old: bytes | None = read_settings_file(self.path)
             except FileNotFoundError:
                 old = None
             except OSError as exc:
@@ -425,7 +426,7 @@ class ConfigStore:
         out: list[Backup] = []
         for ms, path in self._backup_files():
             try:
-                check_config(path.read_bytes(), str(path))
+                check_config(read_settings_file(path), str(path))
                 valid = True
             except (OSError, ConfigError):
                 valid = False
@@ -443,7 +444,7 @@ class ConfigStore:
                 raise ConfigError(f"{self.backup_dir}: there is no backup {n} (have {have})")
             backup = kept[n]
             try:
-                data = backup.path.read_bytes()
+                data = read_settings_file(backup.path)
             except OSError as exc:
                 raise ConfigError(f"{backup.path}: cannot read: {exc.strerror or exc}") from None
             config = check_config(data, str(backup.path))

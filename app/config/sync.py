@@ -7,7 +7,11 @@ would silently throw one of those edits away, so this is a three-way merge again
 file, so it survives restarts):
 
 * only the gateway changed → take its settings (validated first; invalid ones are refused
-  with every problem named, and the local file is left alone);
+  with every problem named, and the local file is left alone) - except the settings that
+  decide where data and credentials go (:mod:`app.config.endpoints`): those are taken
+  only with consent (``accept_endpoints``, or :meth:`SettingsSync.resolve` ``"remote"``
+  after the user saw them), else this machine's values stay and the result names each
+  refused change;
 * only the local file changed → send it, stating the version it was based on (If-Match),
   so that a change made at the gateway in the meantime comes back as a conflict;
 * both changed (differently) → nothing is overwritten: the result carries both sides for
@@ -32,7 +36,8 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from app.config.load import ConfigError
+from app.config.endpoints import SettingChange, endpoint_changes, keep_local_endpoints
+from app.config.load import ConfigError, read_settings_file
 from app.config.schema import ClientConfig
 from app.config.store import (
     ConfigChangedError,
@@ -49,6 +54,7 @@ log = logging.getLogger(__name__)
 SyncStatus = Literal[
     "in_sync",  # both sides hold the same settings
     "pulled",  # the gateway's settings were taken and saved locally
+    "endpoints_kept",  # as pulled, but its changes of where data goes were refused: refused
     "pushed",  # the local settings were stored at the gateway
     "local_ahead",  # pull(): local changes the gateway does not have yet (push them)
     "conflict",  # both sides changed: see ``local`` and ``remote``, then resolve()
@@ -77,11 +83,13 @@ class SyncResult:
     remote_settings: dict[str, Any] | None = None
     remote_version: int | None = None
     problems: tuple[str, ...] = ()
+    #: ``endpoints_kept``: the redirecting changes refused (resolve "remote" takes them).
+    refused: tuple[SettingChange, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """Nothing needs the user's attention."""
-        return self.status in ("in_sync", "pulled", "pushed", "local_ahead")
+        """Nothing needs the user's attention (a refused redirect is a safe outcome)."""
+        return self.status in ("in_sync", "pulled", "endpoints_kept", "pushed", "local_ahead")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,7 @@ class SettingsSync:
         client_id: str,
         *,
         state_path: Path | None = None,
+        accept_endpoints: bool = False,
     ) -> None:
         if not client_id:
             raise ValueError("client_id must not be empty")
@@ -123,6 +132,8 @@ class SettingsSync:
         self.state_path = state_path or store.path.with_name(f"{store.path.stem}.sync.json")
         self._lock = asyncio.Lock()
         self._open: _Open | None = None
+        #: Take the gateway's changes of where data goes without asking (headless flag).
+        self.accept_endpoints = accept_endpoints
 
     # ------------------------------------------------------------------ public API
     @property
@@ -231,7 +242,7 @@ class SettingsSync:
                 problems=problems,
             )
         if remote_changed and not local_changed:
-            return await self._take(local, remote_config, remote.version)
+            return await self._take_with_consent(local, remote_config, remote.version)
         if local_changed and not remote_changed:
             if mode == "pull":
                 return SyncResult(
@@ -272,6 +283,42 @@ class SettingsSync:
             "pushed", f"stored at the gateway as version {stored.version}", config=local
         )
 
+    async def _take_with_consent(
+        self, local: ClientConfig, remote: ClientConfig, version: int
+    ) -> SyncResult:
+        """Take ``remote``, but its changes of where data goes only when accepted."""
+        changes = endpoint_changes(local, remote)
+        if not changes or self.accept_endpoints:
+            return await self._take(local, remote, version)
+        kept = keep_local_endpoints(remote, local)
+        rest = canonical_json(kept) != canonical_json(local)
+        if rest:
+            taken = await self._take(local, kept, version)
+            if taken.status != "pulled":
+                return taken
+        else:
+            self._write_base(version, canonical_json(local))
+        # The base is what was applied, so the next sync refuses the same change again
+        # (it never pushes this machine's values over the gateway's by itself).
+        self._open = _Open(canonical_json(kept), remote, version)
+        message = (
+            f"the gateway's settings (version {version}) change where data or credentials "
+            f"go; refused, this machine's values kept: "
+            + "; ".join(change.describe() for change in changes)
+            + (" (the other changes were taken)" if rest else "")
+            + "; accept them in the window, with 'run --accept-remote-endpoints' or "
+            "'config sync --take remote'"
+        )
+        return SyncResult(
+            "endpoints_kept",
+            message,
+            config=kept,
+            local=kept,
+            remote=remote,
+            remote_version=version,
+            refused=changes,
+        )
+
     async def _take(self, local: ClientConfig, remote: ClientConfig, version: int) -> SyncResult:
         try:
             # Compare-and-set: an edit saved since the local file was read is not lost.
@@ -307,7 +354,7 @@ class SettingsSync:
 
     def _read_base(self) -> _Base | None:
         try:
-            doc = orjson.loads(self.state_path.read_bytes())
+            doc = orjson.loads(read_settings_file(self.state_path))
         except FileNotFoundError:
             return None
         except (OSError, orjson.JSONDecodeError) as exc:

@@ -19,7 +19,10 @@ import numpy as np
 
 from app.ticks import TickArray
 
-#: Cap on how many ticks one poll may ask for, however far the cursor lags.
+#: Cap on the *new* ticks one poll asks for, however far the cursor lags. The prefix
+#: re-read from the start of the cursor's second comes on top and is never capped: a
+#: second (even one millisecond) holding more ticks than any fixed count would otherwise
+#: trap the capture there for good, every answer holding only ticks already captured.
 MAX_POLL_COUNT = 1_000_000
 
 
@@ -80,7 +83,9 @@ class PollSizer:
     A poll re-reads the ticks between the start of the cursor's second and the cursor
     itself; at high rates that prefix alone can fill a fixed ``count``, and the capture
     would never move on. So the next request is ``batch`` new ticks *plus* the prefix
-    skipped last time, and doubles when a full answer held nothing new.
+    skipped last time, and about doubles when a full answer held nothing new (the new
+    part capped at :data:`MAX_POLL_COUNT`). The prefix itself is never capped: a second
+    denser than any cap must still be read past.
     """
 
     batch: int
@@ -95,7 +100,7 @@ class PollSizer:
         """Update the request size; True when the answer was cut short and more waits."""
         full = returned >= self.count
         if full and new == 0:
-            self.count = min(MAX_POLL_COUNT, self.count * 2)
+            self.count = skipped + min(MAX_POLL_COUNT, self.count)
         else:
-            self.count = min(MAX_POLL_COUNT, self.batch + skipped)
+            self.count = skipped + self.batch
         return full

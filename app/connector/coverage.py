@@ -36,6 +36,7 @@ from typing import Final
 import orjson
 
 from app.config.store import atomic_write
+from app.untrusted import read_regular_file
 
 __all__ = ["Cursor", "Span", "SpanBook", "find_gaps", "merge_spans"]
 
@@ -111,7 +112,7 @@ class SpanBook:
 
     def _load(self) -> dict[str, list[Span]]:
         try:
-            doc = orjson.loads(self.path.read_bytes())
+            doc = orjson.loads(read_regular_file(self.path, 64 * 2**20))
         except FileNotFoundError:
             return {}
         except (OSError, orjson.JSONDecodeError) as exc:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from app.config import ClientConfig, ConfigError
 from app.export.api import ExportProgress, export_bars, export_ticks, parse_time
+from app.security.redact import escape_controls
 from app.terminal.export_files import (
     TIMEFRAMES,
     ExportFormatError,
@@ -25,6 +26,7 @@ from app.terminal.export_files import (
     TextEncoding,
 )
 from app.terminal.replay import plan_of_spec, symbol_from_file_name
+from app.untrusted import check_regular_file
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -90,7 +92,7 @@ def run_export(args: argparse.Namespace) -> int:
         start = parse_time(args.start) if args.start else None
         end = parse_time(args.end) if args.end else None
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2
     source = args.db if args.db is not None else list(args.input)
     last_shown = -1.0
@@ -133,7 +135,7 @@ def run_export(args: argparse.Namespace) -> int:
                 progress=progress,
             )
     except (ExportFormatError, ExportUnavailableError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2
     what = "ticks" if args.what == "ticks" else f"{args.timeframe} bars"
     print(f"wrote {rows:,} {what} of {args.symbol} to {args.out}")
@@ -198,8 +200,12 @@ def apply_replay_source(config: ClientConfig, args: argparse.Namespace) -> Clien
     files = replay_files_from_source(source, args.symbols)
     for sym, paths in files.items():
         for p in paths:
-            if not p.is_file():
+            if not p.exists():
                 raise ConfigError(f"--source: {sym}: {p} does not exist")
+            try:
+                check_regular_file(p)
+            except OSError as exc:
+                raise ConfigError(f"--source: {sym}: {p}: {exc.strerror or exc}") from None
     data = config.model_dump()
     data["terminals"] = [
         {

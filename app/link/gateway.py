@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from app.clock import SYSTEM_CLOCK, Clock
+from app.link.bodies import MAX_GATEWAY_BODY, BodyRefusedError, bounded_request, parse_json
 from app.security.redact import register_secret
 from app.security.secret import Secret
 
@@ -228,7 +229,11 @@ class GatewayClient:
         self._check_open()
         url = self._url("/health")
         try:
-            resp = await self._http.get(url, timeout=self._timeout)
+            resp = await bounded_request(
+                self._http, "GET", url, limit=MAX_GATEWAY_BODY, timeout=self._timeout
+            )
+        except BodyRefusedError:
+            return False
         except httpx.RequestError as exc:
             reason = describe_request_error(exc, self._timeout)
             _log.debug("GET %s: %s", self._url("/health"), reason)
@@ -236,7 +241,7 @@ class GatewayClient:
         if resp.status_code != 200:
             return False
         try:
-            body = resp.json()
+            body = parse_json(resp)
         except ValueError:
             return False
         return isinstance(body, dict) and body.get("status") == "ok"
@@ -404,21 +409,29 @@ class GatewayClient:
         if token is not None:
             all_headers["Authorization"] = f"Bearer {token}"
         try:
-            return await self._http.request(
-                method, self._url(path), json=json, headers=all_headers, timeout=self._timeout
+            return await bounded_request(
+                self._http,
+                method,
+                self._url(path),
+                limit=MAX_GATEWAY_BODY,
+                json=json,
+                headers=all_headers,
+                timeout=self._timeout,
             )
+        except BodyRefusedError as exc:
+            raise self._error(method, path, str(exc)) from None
         except httpx.RequestError as exc:
             raise self._error(method, path, describe_request_error(exc, self._timeout)) from exc
 
     # ------------------------------------------------------------------ answers
     def _json(self, method: str, path: str, resp: httpx.Response) -> Any:
         try:
-            return resp.json()
-        except ValueError:
+            return parse_json(resp)
+        except ValueError as exc:
             raise self._error(
                 method,
                 path,
-                f"HTTP {resp.status_code}, answer is not JSON",
+                f"HTTP {resp.status_code}, answer refused: {exc}",
                 status=resp.status_code,
             ) from None
 
@@ -441,7 +454,7 @@ class GatewayClient:
             return
         code, message = "", ""
         try:
-            body = resp.json()
+            body = parse_json(resp)
         except ValueError:
             body = None
         if isinstance(body, dict):
@@ -458,7 +471,7 @@ class GatewayClient:
 
     def _error_code(self, resp: httpx.Response) -> str:
         try:
-            body = resp.json()
+            body = parse_json(resp)
         except ValueError:
             return ""
         if not isinstance(body, dict):

@@ -24,6 +24,7 @@ import httpx
 from app import __version__
 from app.backoff import Backoff, BackoffPolicy
 from app.clock import SYSTEM_CLOCK, Clock
+from app.link.bodies import MAX_HUB_BODY, BodyRefusedError, bounded_request, parse_json
 from app.link.gateway import (
     DEFAULT_TIMEOUT,
     checked_base_url,
@@ -225,9 +226,16 @@ class HubClient:
         where = f"{method} {self._base}{path}"
         self._state = replace(self._state, attempts=self._state.attempts + 1)
         try:
-            resp = await self._http.request(
-                method, self._base + path, json=payload, timeout=timeout
+            resp = await bounded_request(
+                self._http,
+                method,
+                self._base + path,
+                limit=MAX_HUB_BODY,
+                json=payload,
+                timeout=timeout,
             )
+        except BodyRefusedError as exc:
+            raise _ExchangeError(f"{where}: {exc}") from None
         except httpx.RequestError as exc:
             raise _ExchangeError(f"{where}: {describe_request_error(exc, timeout)}") from exc
         if resp.status_code in tolerate:
@@ -235,9 +243,11 @@ class HubClient:
         if not resp.is_success:
             raise _ExchangeError(f"{where}: HTTP {resp.status_code} {resp.reason_phrase}".rstrip())
         try:
-            return resp.status_code, resp.json()
-        except ValueError:
-            raise _ExchangeError(f"{where}: HTTP {resp.status_code}, answer is not JSON") from None
+            return resp.status_code, parse_json(resp)
+        except ValueError as exc:
+            raise _ExchangeError(
+                f"{where}: HTTP {resp.status_code}, answer refused: {exc}"
+            ) from None
 
     def _failed(self, error: str) -> float:
         if error != self._state.last_error:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Final, NoReturn, TextIO, TypeVar
 
 from app.security.audit import AuditLog
-from app.security.redact import install_redaction
+from app.security.redact import escape_controls, install_redaction, register_secret
 from app.security.secret import Secret
 from app.security.vault import (
     MIN_MASTER_PASSWORD_LENGTH,
@@ -168,6 +168,32 @@ def add_credentials_parser(subparsers: argparse._SubParsersAction[_P]) -> _P:
 
 
 # ---------------------------------------------------------------------------- input
+#: The master password taken from this process's environment (at most one).
+_TAKEN_FROM_ENV: list[Secret] = []
+
+
+def take_env_master_password(env: MutableMapping[str, str] | None = None) -> Secret | None:
+    """The master password from :data:`ENV_MASTER_PASSWORD`, removed from ``env``.
+
+    ``main`` calls this before anything else, so that no child process (workers, the
+    resource tracker, the backend) inherits the password in its environment; it is kept
+    in memory (registered for redaction) for whoever asks later. ``env`` other than
+    ``os.environ`` (tests) is read without that memory.
+    """
+    own = env is None or env is os.environ
+    target = os.environ if env is None else env
+    value = target.pop(ENV_MASTER_PASSWORD, "")
+    if value:
+        secret = Secret(value)
+        register_secret(secret)
+        if not own:
+            return secret
+        _TAKEN_FROM_ENV[:] = [secret]
+    if own and _TAKEN_FROM_ENV:
+        return _TAKEN_FROM_ENV[0]
+    return None
+
+
 class _Prompter:
     """Where secrets come from: hidden prompts on a terminal, else lines of stdin."""
 
@@ -192,9 +218,9 @@ class _Prompter:
         return Secret(value)
 
     def master_password(self, path: Path) -> Secret:
-        from_env = self._env.pop(ENV_MASTER_PASSWORD, "")
-        if from_env:
-            return Secret(from_env)
+        from_env = take_env_master_password(self._env)
+        if from_env is not None:
+            return from_env
         creating = not path.exists()
         what = f"master password for {'the new vault ' if creating else ''}{path}"
         password = self.ask(what, confirm=creating)
@@ -331,7 +357,7 @@ def run_credentials(
         _record(audit, reached_vault, action, subject, str(exc))
         if isinstance(exc, _UsageError):
             print(getattr(args, "credentials_usage", "").rstrip(), file=err)
-        print(f"error: {exc}", file=err)
+        print(f"error: {escape_controls(str(exc))}", file=err)
         return status
 
 

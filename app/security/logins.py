@@ -8,14 +8,13 @@ embedded default never prompts.
 from __future__ import annotations
 
 import getpass
-import os
 import sys
 from collections.abc import Callable
 
 from app.config import ClientConfig
 from app.config.schema import SecurityConfig
 from app.security.audit import AuditLog
-from app.security.cli import ENV_MASTER_PASSWORD
+from app.security.cli import ENV_MASTER_PASSWORD, take_env_master_password
 from app.security.secret import Secret
 from app.security.vault import KeyringVault, Vault, VaultUnavailable, open_vault
 
@@ -26,9 +25,9 @@ class MissingCredentialError(LookupError):
 
 def prompt_master_password() -> Secret:
     """For the file vault: the environment (automation) or a hidden prompt, never argv."""
-    from_env = os.environ.get(ENV_MASTER_PASSWORD)
-    if from_env:
-        return Secret(from_env)
+    from_env = take_env_master_password()
+    if from_env is not None:
+        return from_env
     if not sys.stdin.isatty():
         raise VaultUnavailable(
             f"the credential vault needs its master password: set {ENV_MASTER_PASSWORD} "

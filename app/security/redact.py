@@ -135,6 +135,18 @@ def redact(text: str, registry: SecretRegistry = REGISTRY) -> str:
     return text
 
 
+def escape_controls(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\n``, ``\\x1b``, ``\\x00``).
+
+    The one escaping for text a user, a file or a peer supplied, wherever the client
+    prints or logs it: a newline there would forge a second log line, an ANSI escape
+    would play tricks with the terminal, a NUL would cut the line for some readers.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 _EXC_FORMATTER: Final = logging.Formatter()
 
 
@@ -158,7 +170,8 @@ class RedactingFilter(logging.Filter):
         except Exception:
             # A mismatched format would make the handler print msg and args raw to stderr.
             message = f"{record.msg!s} (arguments did not fit: {record.args!r})"
-        record.msg = redact(message, self._registry)
+        # Escaped after redaction: a secret split by an escape would no longer match.
+        record.msg = escape_controls(redact(message, self._registry))
         record.args = None
         if record.exc_info:
             text = _EXC_FORMATTER.formatException(record.exc_info)

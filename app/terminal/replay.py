@@ -44,6 +44,7 @@ from app.terminal.simulated import (
 )
 from app.terminal.types import SymbolInfo, Tick
 from app.ticks import TICK_DTYPE, TickArray, empty_ticks
+from app.untrusted import check_regular_file
 
 if TYPE_CHECKING:
     from app.terminal.spec import TerminalSpec
@@ -205,8 +206,14 @@ class ReplayTerminal(SimulatedTerminal):
         self.files = {sym: [Path(p) for p in paths] for sym, paths in files.items()}
         for sym, paths in self.files.items():
             for p in paths:
-                if not p.is_file():
+                if not p.exists():
                     raise FileNotFoundError(f"{sym}: replay file {p} does not exist")
+                try:
+                    check_regular_file(p)  # a FIFO would hang the worker, /dev/zero fill it
+                except OSError as exc:
+                    raise FileNotFoundError(
+                        f"{sym}: replay file {p} cannot be read: {exc.strerror or exc}"
+                    ) from None
                 ExportReader(p)  # the header, now: a wrong file fails before any worker runs
         anchor = anchor_ms if anchor_ms is not None else now_msc(clock)
         self.plan = replay_plan(

@@ -18,8 +18,11 @@ Known differences from the real module (documented guesses where its behaviour i
 * an unknown symbol gives ``RES_E_INVALID_PARAMS`` from ``copy_ticks_*`` and
   ``RES_E_NOT_FOUND`` from ``symbol_info*``/``symbol_select``: treat both as "unknown";
 * ``symbols_total()`` returns 0 (not ``None``) without a connection, as ``MT5Api`` types it;
-* one call returns at most :data:`MAX_TICKS_PER_CALL` ticks (the oldest ones): continue
-  from the last ``time_msc`` for more;
+* ``copy_ticks_range`` returns at most :data:`MAX_TICKS_PER_CALL` ticks (the oldest
+  ones): continue from the last ``time_msc`` for more; ``copy_ticks_from`` returns up to
+  the ``count`` asked for (the caller's own memory bound), however large: ``date_from``
+  is a whole second, so a second holding more ticks than any fixed cap could never be
+  read past otherwise;
 * ``initialize`` under a broken link reports ``RES_E_INTERNAL_FAIL_CONNECT`` like every
   other call (the real one may say ``RES_E_INTERNAL_FAIL_INIT`` or ``_TIMEOUT``; all
   three are in ``CONNECTION_ERRORS``); under a stall it gives up after ``timeout`` ms
@@ -48,6 +51,7 @@ from app.terminal import constants as c
 from app.terminal.market import DEFAULT_PROFILES, Market, SymbolProfile
 from app.terminal.types import AccountInfo, SymbolInfo, TerminalInfo, Tick
 from app.ticks import TickArray
+from app.untrusted import read_regular_file
 
 if TYPE_CHECKING:
     from app.terminal.api import DateLike
@@ -216,7 +220,8 @@ class SimulatedTerminal:
         if sig == self._control_sig:
             return
         try:
-            mode = FaultMode(json.loads(path.read_text(encoding="utf-8"))["mode"])
+            raw = read_regular_file(path, 64 * 2**10)  # a FIFO must not hang the worker
+            mode = FaultMode(json.loads(raw.decode("utf-8"))["mode"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable fault control file %s: %s", path, exc)
             return  # retried on the next change (e.g. a writer that was half-way through)
@@ -504,8 +509,7 @@ class SimulatedTerminal:
         if not valid_count or count <= 0:
             self._fail(c.RES_E_INVALID_PARAMS)
             return None
-        limit = min(int(count), MAX_TICKS_PER_CALL)
-        return self._copy(symbol, start * 1000, self._until(), limit, flags)
+        return self._copy(symbol, start * 1000, self._until(), int(count), flags)
 
     def copy_ticks_range(
         self, symbol: str, date_from: DateLike, date_to: DateLike, flags: int

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.connector.capture import CaptureCursor, PollSizer
+from app.connector.capture import MAX_POLL_COUNT, CaptureCursor, PollSizer
 from app.ticks import TICK_DTYPE, TickArray
 
 
@@ -82,6 +82,18 @@ def test_poll_sizer_asks_for_the_skipped_prefix_plus_a_batch() -> None:
     assert sizer.count == 140
     assert sizer.after_poll(returned=50, skipped=50, new=0) is False
     assert sizer.count == 150
+
+
+def test_poll_sizer_reads_past_a_prefix_larger_than_any_cap() -> None:
+    # A second holding more ticks than MAX_POLL_COUNT: the request must still reach past
+    # the already captured prefix (it used to be capped at MAX_POLL_COUNT and stall).
+    prefix = MAX_POLL_COUNT + 5
+    sizer = PollSizer(100)
+    sizer.count = prefix
+    assert sizer.after_poll(returned=prefix, skipped=prefix, new=0) is True
+    assert sizer.count > prefix
+    assert sizer.after_poll(returned=prefix + 100, skipped=prefix, new=100) is False
+    assert sizer.count == prefix + 100
 
 
 @settings(max_examples=300, deadline=None)

@@ -355,13 +355,17 @@ async def invoke(client: GatewayClient, call: str) -> object:
     ("broken", "call", "fragment"),
     [
         ("settings=500", "get", "GET {url}/api/settings/desk-1: HTTP 500 (boom: server explo"),
-        ("settings=not-json", "get", "/api/settings/desk-1: HTTP 200, answer is not JSON"),
+        (
+            "settings=not-json",
+            "get",
+            "/api/settings/desk-1: HTTP 200, answer refused: not valid JSON",
+        ),
         ("settings=wrong-shape", "put", "PUT {url}/api/settings/desk-1: answer has the wrong"),
         ("settings=slow", "get", "/api/settings/desk-1: timed out after 1 s"),
         ("stats=wrong-shape", "stats", "/api/bridge/stats: answer has the wrong shape"),
         ("stats=500", "stats", "/api/bridge/stats: HTTP 500 (boom: server exploded)"),
         ("login=wrong-shape", "get", "POST {url}/api/auth/login: answer has the wrong shape"),
-        ("login=not-json", "get", "/api/auth/login: HTTP 200, answer is not JSON"),
+        ("login=not-json", "get", "/api/auth/login: HTTP 200, answer refused: not valid JSON"),
     ],
 )
 async def test_errors_say_where_and_what(

@@ -246,7 +246,7 @@ async def test_retries_follow_the_backoff_policy(servers: Servers) -> None:
     ("mode", "fragment"),
     [
         ("500", "HTTP 500"),
-        ("not-json", "not JSON"),
+        ("not-json", "not valid JSON"),
         ("wrong-shape", "wrong shape"),
         ("slow", "timed out after 1 s"),
     ],

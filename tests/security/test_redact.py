@@ -74,6 +74,19 @@ def test_message_and_arguments_are_redacted(secret: str, root_stream: io.StringI
     assert "logging in with ***" in text
 
 
+def test_control_characters_from_peers_and_files_are_escaped_in_every_log_line(
+    root_stream: io.StringIO,
+) -> None:
+    log = logging.getLogger("app.some.module")
+    hostile = "EUR\x1b[2J\x00USD\nERROR forged: second line"
+    log.warning("symbol %s refused", hostile)
+    text = root_stream.getvalue()
+    assert text.count("\n") == 1  # one record, one line: the forged line is not one
+    assert "\x1b" not in text
+    assert "\x00" not in text
+    assert "EUR\\x1b[2J\\x00USD\\nERROR forged" in text
+
+
 def _connect(password: str) -> None:
     raise ConnectionError(f"broker refused login, password was {password}")
 

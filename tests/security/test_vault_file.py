@@ -23,6 +23,7 @@ from app.security.vault import (
     ScryptParams,
     VaultFormatError,
     VaultLocked,
+    VaultUnavailable,
 )
 from tests.security.conftest import FAST_KDF
 
@@ -93,10 +94,30 @@ def test_file_is_0600_even_after_a_loose_chmod(
     assert stat.S_IMODE(filled.parent.stat().st_mode) == 0o700
     filled.chmod(0o644)
     vault = _vault(filled)
-    vault.get("gateway/alice")
-    assert "readable by other users" in caplog.text
+    assert vault.get("gateway/alice") is not None
+    # Fixed before a byte of it is used, not merely warned about.
+    assert stat.S_IMODE(filled.stat().st_mode) == 0o600
+    assert "other users could read it (mode 0644); made private (0600)" in caplog.text
     vault.set("mt5/new", Secret("value-5678"))
     assert stat.S_IMODE(filled.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero")
+def test_a_vault_path_that_is_a_fifo_a_device_or_huge_is_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "fifo.vault"
+    os.mkfifo(fifo)  # reading it used to wait forever for a writer
+    zero = tmp_path / "zero.vault"
+    zero.symlink_to("/dev/zero")  # reading it used to exhaust memory
+    huge = tmp_path / "huge.vault"
+    with huge.open("wb") as f:
+        f.truncate(64 * 2**20)  # sparse: costs no disk
+    reasons = {fifo: "a FIFO", zero: "a character device", huge: "larger than the 16 MiB"}
+    for path, reason in reasons.items():
+        with pytest.raises(VaultUnavailable, match=reason) as info:
+            _vault(path).get("gateway/alice")
+        assert "\n" not in str(info.value)
 
 
 def test_default_kdf_is_strong_and_recorded_in_the_header(tmp_path: Path) -> None:

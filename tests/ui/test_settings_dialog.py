@@ -25,6 +25,7 @@ from tests.ui.conftest import ui_config_document
 from ui.dialogs.master_password import MasterPasswordDialog
 from ui.dialogs.schema_form import FieldEditor
 from ui.dialogs.settings import SettingsDialog
+from ui.dialogs.sync_conflict import EndpointChangeDialog
 from ui.tasks import TaskRunner
 from ui.theme import DARK, apply_theme
 
@@ -329,3 +330,54 @@ async def test_sync_conflict_side_by_side_and_take_the_gateways(
     await wait_until(lambda: "took the gateway's settings" in dialog.status.text(), 30, "outcome")
     assert bars.input.text() == "2000"  # type: ignore[attr-defined]  # the editor reloaded
     await wait_until(lambda: streaming(session, old_runtime), 60, "capture to stream again")
+
+
+async def test_a_gateway_redirect_is_shown_old_to_new_and_applied_only_on_request(
+    gateway_session: DesktopSession, qtbot: QtBot, tmp_path: Path
+) -> None:
+    session = gateway_session
+    session.set_master_password(Secret(MASTER))
+    dialog = open_dialog(session, qtbot)
+    qtbot.mouseClick(dialog.sync_button, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: "stored at the gateway" in dialog.status.text(), 30, "the push")
+
+    # Someone with the gateway login moves this desk's audit log and changes a harmless one.
+    mine = session.config.security.audit_log
+    elsewhere = str(tmp_path / "elsewhere" / "audit.jsonl")
+    client_id = session.config.backend.effective_client_id()
+    async with GatewayClient(session.config.backend.gateway_url, "trader", "trader") as other:
+        current = await other.get_settings(client_id)
+        remote = dict(current.settings)
+        remote["security"] = {**remote["security"], "audit_log": elsewhere}
+        remote["cache"] = {**remote["cache"], "bar_history": 2000}
+        stored = await other.put_settings(client_id, remote, current.version)
+
+    async def ask() -> EndpointChangeDialog:
+        qtbot.mouseClick(dialog.sync_button, Qt.MouseButton.LeftButton)
+        await wait_until(
+            lambda: dialog.endpoint_dialog is not None and dialog.endpoint_dialog.isVisible(),
+            30,
+            "the endpoint change dialog",
+        )
+        assert dialog.endpoint_dialog is not None
+        return dialog.endpoint_dialog
+
+    asked = await ask()
+    assert asked.model.rows == [
+        ("security.audit_log", "(not set)" if mine is None else str(mine), elsewhere)
+    ]
+    assert asked.model.headers[2] == f"Gateway (v{stored.version})"
+    # The harmless change is already in; the redirect is not.
+    await wait_until(lambda: session.config.cache.bar_history == 2000, 30, "the rest taken")
+    assert session.store.read().security.audit_log == mine
+    qtbot.mouseClick(asked.keep_button, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: "Kept this machine's endpoints" in dialog.status.text(), 10, "kept")
+    assert session.store.read().security.audit_log == mine
+
+    asked = await ask()  # asked again at the next sync, never applied by itself
+    qtbot.mouseClick(asked.apply_button, Qt.MouseButton.LeftButton)
+    await wait_until(
+        lambda: str(session.config.security.audit_log) == elsewhere, 60, "the redirect applied"
+    )
+    assert str(session.store.read().security.audit_log) == elsewhere
+    await wait_until(lambda: "took the gateway's settings" in dialog.status.text(), 30, "outcome")

@@ -42,7 +42,7 @@ from app.session import DesktopSession, MasterPasswordRequired
 from ui.dialogs import palette_theme, set_message, wait_finished
 from ui.dialogs.master_password import MasterPasswordDialog
 from ui.dialogs.schema_form import SchemaForm, summary_html
-from ui.dialogs.sync_conflict import SyncConflictDialog
+from ui.dialogs.sync_conflict import EndpointChangeDialog, SyncConflictDialog
 from ui.tasks import TaskRunner
 from ui.theme import Theme
 
@@ -92,6 +92,7 @@ class SettingsDialog(QDialog):
         self._close_after_apply = False
         self.problems: list[tuple[str, str]] = []
         self.conflict_dialog: SyncConflictDialog | None = None
+        self.endpoint_dialog: EndpointChangeDialog | None = None
 
         layout = QVBoxLayout(self)
         self.summary = QLabel(self)
@@ -333,6 +334,11 @@ class SettingsDialog(QDialog):
             self._report(result.message, None)
             self._show_conflict(result)
             return
+        if result.status == "endpoints_kept":
+            self.reload()  # the rest of the gateway's settings was taken
+            self._report("The gateway's changes of where data goes were not applied.", None)
+            self._ask_endpoints(result)
+            return
         if result.ok:
             self.reload()
             self._report(f"Gateway: {result.message}", True)
@@ -353,6 +359,27 @@ class SettingsDialog(QDialog):
         dialog = SyncConflictDialog(result, self)
         self.conflict_dialog = dialog
         self.tasks.run(self._await_choice(dialog), "settings conflict")
+
+    def _ask_endpoints(self, result: SyncResult) -> None:
+        dialog = EndpointChangeDialog(result, self)
+        self.endpoint_dialog = dialog
+        self.tasks.run(self._await_endpoints(dialog), "endpoint change")
+
+    async def _await_endpoints(self, dialog: EndpointChangeDialog) -> None:
+        try:
+            await wait_finished(dialog)
+            choice = dialog.choice if isValid(dialog) else None
+        finally:
+            if isValid(self):
+                self.endpoint_dialog = None
+            if isValid(dialog):
+                dialog.deleteLater()
+        if not isValid(self):
+            return
+        if choice == "remote":
+            self._start_sync("remote")
+        else:
+            self._report("Kept this machine's endpoints; nothing was redirected.", None)
 
     async def _await_choice(self, dialog: SyncConflictDialog) -> None:
         try:

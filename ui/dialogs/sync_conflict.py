@@ -180,4 +180,64 @@ class SyncConflictDialog(QDialog):
         self.accept()
 
 
-__all__ = ["ConflictModel", "SyncConflictDialog", "conflict_rows"]
+class EndpointChangeDialog(QDialog):
+    """The gateway's changes of where data or credentials go, old → new, refused until
+    the user says otherwise: "Apply the gateway's" sets :attr:`choice` to ``"remote"``,
+    "Keep mine" (and Esc) to ``"local"``. The rest of the gateway's settings were already
+    taken; this machine's values of these stay unless applied here."""
+
+    def __init__(self, result: SyncResult, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.sync_result = result
+        self.choice: Choice | None = None
+        self.setObjectName("endpointChangeDialog")
+        self.setWindowTitle("The gateway wants to redirect this client")
+        layout = QVBoxLayout(self)
+        message = QLabel(
+            "The settings at the API gateway change where this client sends its data or "
+            "credentials. These changes were NOT applied: apply them only if you expected "
+            "them (whoever can write the gateway's settings could otherwise send your ticks "
+            "and passwords elsewhere).",
+            self,
+        )
+        message.setWordWrap(True)
+        layout.addWidget(message)
+        rows = [(c.setting, _show(c.local), _show(c.remote)) for c in result.refused]
+        self.model = ConflictModel(rows, result.remote_version, palette_theme())
+        self.table = QTableView(self)
+        self.table.setModel(self.model)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        layout.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        self.keep_button = QPushButton("Keep mine", self)
+        self.keep_button.setObjectName("keepMineEndpoints")
+        self.keep_button.setToolTip("Leave these settings as they are on this machine (Esc)")
+        self.apply_button = QPushButton("Apply the gateway's", self)
+        self.apply_button.setObjectName("applyRemoteEndpoints")
+        self.apply_button.setToolTip("Take these changes too, and restart capture with them")
+        for button in (self.keep_button, self.apply_button):
+            button.setAutoDefault(False)
+        self.keep_button.setDefault(True)
+        self.keep_button.clicked.connect(lambda: self.choose("local"))
+        self.apply_button.clicked.connect(lambda: self.choose("remote"))
+        buttons.addStretch(1)
+        buttons.addWidget(self.keep_button)
+        buttons.addWidget(self.apply_button)
+        layout.addLayout(buttons)
+        self.resize(760, 300)
+
+    def choose(self, choice: Choice) -> None:
+        self.choice = choice
+        self.accept()
+
+    def reject(self) -> None:
+        self.choice = "local"  # Esc keeps this machine's values, like "Keep mine"
+        super().reject()
+
+
+__all__ = ["ConflictModel", "EndpointChangeDialog", "SyncConflictDialog", "conflict_rows"]

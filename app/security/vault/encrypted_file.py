@@ -25,7 +25,6 @@ import contextlib
 import json
 import logging
 import os
-import stat
 import tempfile
 import unicodedata
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from app.security.secret import Secret
+from app.untrusted import read_regular_file
 
 if TYPE_CHECKING:
     from app.security.audit import AuditLog
@@ -95,6 +95,8 @@ class ScryptParams:
 
 
 DEFAULT_KDF: Final = ScryptParams()
+#: Largest vault file read (a few hundred secrets take a few KB).
+MAX_VAULT_BYTES: Final = 16 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,22 +211,16 @@ class FileVault(Vault):
 
     def _read(self) -> bytes | None:
         try:
-            blob = self.path.read_bytes()
+            # A regular file of a sane size, owner-only (made so, or refused): a FIFO or
+            # /dev/zero must not hang or exhaust the client, and a secret file other
+            # users can read is not used as if nothing were wrong.
+            return read_regular_file(self.path, MAX_VAULT_BYTES, private=True)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise VaultUnavailable(
                 f"cannot read the vault file {self.path}: {exc.strerror or exc}"
             ) from None
-        if os.name == "posix":
-            with contextlib.suppress(OSError):
-                if stat.S_IMODE(self.path.stat().st_mode) & 0o077:
-                    _log.warning(
-                        "vault file %s is readable by other users; it is made private "
-                        "on the next write (chmod 600 to fix it now)",
-                        self.path,
-                    )
-        return blob
 
     def _load(self) -> dict[str, str]:
         """Decrypt the whole file; an empty dict only when the file does not exist."""

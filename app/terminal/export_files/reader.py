@@ -70,6 +70,7 @@ from app.terminal.export_files.parse import (
     time_ms,
 )
 from app.ticks import TICK_DTYPE, TickArray
+from app.untrusted import UnsafeFileError, check_regular_file
 
 __all__ = [
     "ExportReader",
@@ -203,6 +204,10 @@ class ExportReader:
         self._rules = rules
         self._clock = clock
         self._block_bytes = max(64, int(block_bytes))
+        try:
+            check_regular_file(self.path)  # a FIFO would hang the reader, /dev/zero fill memory
+        except UnsafeFileError as exc:
+            raise ExportFormatError(str(self.path), 0, "", str(exc.strerror)) from None
         with open(self.path, "rb") as f:
             head = f.read(4)
         self._encoding, self._bom = detect_encoding(head)
