@@ -21,6 +21,12 @@ A session (client_id, session) is served by at most one connection: a newer conn
 takes over and the older one is closed once its accepted messages are committed, so the
 ``welcome`` of the newer one always reflects everything the older one stored.
 
+The hello must carry a credential (``hello.credential``, see :mod:`app.server.auth`)
+allowed for its client id, or the connection is refused (``error`` then close 1008)
+before any tick is read. A session belongs to its client id: only a credential allowed
+for that client id can open, resume or take over any of its sessions, so knowing a
+session id gives nothing to anyone else.
+
 The frame limit is the bridge's own setting, announced in ``welcome``: the client sizes
 its messages to it (``codec.ticks_frame_bytes``), and websockets closes with 1009 any
 frame beyond it before it is buffered whole.
@@ -58,6 +64,7 @@ from app.protocol.codec import (
     encode,
 )
 from app.server.accept import Accept, Duplicate, Refuse, SessionRules
+from app.server.auth import Authenticator, AuthRefused, forbidden
 from app.server.store import TickStore
 
 log = logging.getLogger(__name__)
@@ -90,6 +97,11 @@ def _peer(ws: ServerConnection) -> str:
     return str(addr)
 
 
+def _host(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    return str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
+
+
 def _too_big(exc: ConnectionClosed) -> bool:
     return exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG
 
@@ -112,6 +124,7 @@ class Bridge:
     def __init__(
         self,
         store: TickStore,
+        auth: Authenticator,
         *,
         compression: str | None = None,
         hello_timeout: float = HELLO_TIMEOUT,
@@ -123,6 +136,7 @@ class Bridge:
                 f"{MIN_MAX_FRAME_BYTES} (a frame must hold a hello and one tick)"
             )
         self.store = store
+        self._auth = auth
         self.max_frame_bytes = max_frame_bytes
         self._compression = compression
         self._hello_timeout = hello_timeout
@@ -199,7 +213,18 @@ class Bridge:
         except ProtocolError as exc:
             await self.refuse(ws, who, Refuse.of(exc))
             return
-        who = f"{who} ({hello.client_id}/{hello.session})"
+        try:
+            principal = await self._auth.credential(hello.credential, _host(ws))
+            if not principal.may(hello.client_id):
+                raise forbidden(principal, hello.client_id)
+        except AuthRefused as exc:
+            # Not counted in the store: an unauthenticated peer writes nothing at all.
+            log.warning("bridge refused the hello of %s: %s: %s", who, exc.code, exc.message)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(_error(exc.code, exc.message))
+            await _close(ws, CloseCode.POLICY_VIOLATION, exc.code)
+            return
+        who = f"{who} ({principal.name}: {hello.client_id}/{hello.session})"
         await self._serve_session(ws, who, hello)
 
     async def _serve_session(self, ws: ServerConnection, who: str, hello: Hello) -> None:

@@ -3,6 +3,11 @@
 The registry lives in memory on purpose: a restarted hub knows nobody, answers the next
 heartbeat with 404, and each service registers again (protocol.md §3). That way the hub
 never reports a service alive from a stale database.
+
+Every call but ``health`` needs a credential. A service id is a client id: a user may
+register, heartbeat and deregister only the ids it may use, an entry registered by one
+user is never overwritten or removed by another (admins excepted), and ``list`` shows a
+user only the services it may see.
 """
 
 from __future__ import annotations
@@ -13,7 +18,17 @@ from typing import Any
 from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
-from app.server.httpjson import ApiError, health, json_errors, json_response, read_object
+from app.server.auth import Authenticator, forbidden
+from app.server.httpjson import (
+    ApiError,
+    authenticated,
+    health,
+    json_errors,
+    json_response,
+    read_object,
+    refusal,
+)
+from app.server.users import Principal
 
 #: A service is stale after this many heartbeat intervals without one.
 STALE_AFTER_INTERVALS = 3
@@ -29,6 +44,7 @@ class _Service:
     heartbeat_interval: float
     last_seen: float  # wall clock, for display
     seen_mono: float  # monotonic, for the stale rule
+    owner: str = ""  # the user that registered it
 
 
 def _text(body: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -39,7 +55,8 @@ def _text(body: dict[str, Any], name: str, default: str | None = None) -> str:
 
 
 class Hub:
-    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, auth: Authenticator, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._auth = auth
         self._clock = clock
         self._services: dict[str, _Service] = {}
 
@@ -52,8 +69,19 @@ class Hub:
         app.router.add_get("/api/services", self._list)
         return app
 
-    def _known(self, request: web.Request) -> _Service:
-        service = self._services.get(request.match_info["service_id"])
+    @staticmethod
+    def _check(principal: Principal, service_id: str, existing: _Service | None) -> None:
+        """403 unless ``principal`` may act on ``service_id`` (and owns its entry)."""
+        if not principal.may(service_id):
+            raise refusal(forbidden(principal, service_id))
+        if existing is not None and existing.owner != principal.name and not principal.admin:
+            raise ApiError(403, "forbidden", "this service was registered by another user")
+
+    async def _known(self, request: web.Request) -> _Service:
+        principal = await authenticated(request, self._auth)
+        service_id = request.match_info["service_id"]
+        service = self._services.get(service_id)
+        self._check(principal, service_id, service)
         if service is None:
             raise ApiError(404, "unknown_service", "the hub does not know this service; register")
         return service
@@ -63,8 +91,10 @@ class Hub:
         service.seen_mono = self._clock.monotonic()
 
     async def _register(self, request: web.Request) -> web.Response:
+        principal = await authenticated(request, self._auth)
         body = await read_object(request)
         service_id = _text(body, "service_id")
+        self._check(principal, service_id, self._services.get(service_id))
         capabilities = body.get("capabilities", [])
         if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
             raise ApiError(400, "bad_request", "'capabilities' must be a list of strings")
@@ -79,24 +109,26 @@ class Hub:
             heartbeat_interval=float(interval),
             last_seen=0.0,
             seen_mono=0.0,
+            owner=principal.name,
         )
         self._touch(service)
         self._services[service_id] = service
         return json_response({"registered": True, "heartbeat_interval": interval})
 
     async def _heartbeat(self, request: web.Request) -> web.Response:
-        self._touch(self._known(request))
+        self._touch(await self._known(request))
         return json_response({"ok": True})
 
     async def _deregister(self, request: web.Request) -> web.Response:
-        del self._services[self._known(request).service_id]
+        del self._services[(await self._known(request)).service_id]
         return json_response({"ok": True})
 
     def status(self, service: _Service) -> str:
         silent = self._clock.monotonic() - service.seen_mono
         return "stale" if silent > STALE_AFTER_INTERVALS * service.heartbeat_interval else "alive"
 
-    async def _list(self, _: web.Request) -> web.Response:
+    async def _list(self, request: web.Request) -> web.Response:
+        principal = await authenticated(request, self._auth)
         return json_response(
             {
                 "services": [
@@ -109,6 +141,7 @@ class Hub:
                         "last_seen": s.last_seen,
                     }
                     for s in sorted(self._services.values(), key=lambda s: s.service_id)
+                    if principal.may(s.service_id)
                 ]
             }
         )
