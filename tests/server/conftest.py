@@ -34,7 +34,6 @@ KEYS = {ADMIN_KEY: Principal("@tests", frozenset(), admin=True)}
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-
 def add_user(
     db_path: Path,
     name: str = "trader",
