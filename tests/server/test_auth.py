@@ -52,7 +52,8 @@ async def refused_hello(backend: ReferenceBackend, message: Hello) -> Error:
         await ws.send(encode(message))
         got, code = await wait_closed(ws)
     assert code == 1008, (got, code)
-    assert len(got) == 1 and isinstance(got[0], Error), got
+    assert len(got) == 1, got
+    assert isinstance(got[0], Error), got
     return got[0]
 
 
