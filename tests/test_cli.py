@@ -15,6 +15,7 @@ import pytest
 
 from app.ports import free_ports
 from tests.conftest import wait_until_sync
+from tests.server.conftest import add_user
 
 CLI = [sys.executable, "-m", "app"]
 
@@ -168,15 +169,39 @@ def test_backend_and_run_from_two_terminals_survive_a_killed_backend(tmp_path: P
                     "hub_url": f"http://127.0.0.1:{ports[2]}",
                     "embedded": "never",
                     "client_id": "cli-desk",
+                    "gateway_username": "cli-user",
                     "spool_dir": str(tmp_path / "spool"),
                     "backoff": {"initial_s": 0.1, "maximum_s": 0.5},
                 },
+                "security": {"vault": "file", "vault_file": str(tmp_path / "vault.bin")},
             }
         )
     )
+    # The backend's user, and its password in the app's vault (no default account).
+    add_user(db, "cli-user", "cli-password-1", ["cli-desk"])
+    env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": "cli-master-pass"}
+    stored = subprocess.run(
+        [
+            *CLI,
+            "credentials",
+            "--vault-file",
+            str(tmp_path / "vault.bin"),
+            "--no-keyring",
+            "set",
+            "gateway/cli-user",
+        ],
+        input="cli-password-1\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert stored.returncode == 0, stored.stderr
     backend = _start_backend(ports, db)
     run = subprocess.Popen(
         [*CLI, "run", "--config", str(config), "--duration", "14"],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

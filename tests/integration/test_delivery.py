@@ -25,7 +25,7 @@ from app.server.server import ReferenceBackend
 from app.server.store import TickStore
 from app.terminal.market import DEFAULT_PROFILES, Market
 from tests.conftest import wait_until
-from tests.server.conftest import ADMIN_KEY, KEYS
+from tests.server.conftest import ADMIN_KEY, AUTH, KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -232,7 +232,8 @@ async def test_hub_down_at_start_then_up_registers_and_capture_never_stops(
             lambda: link_of(rt).state.ticks_acked > 0, 60, "delivery once the bridge is up"
         )
         async with httpx.AsyncClient() as http:
-            services = (await http.get(f"{backend.hub_url}/api/services")).json()["services"]
+            answer = await http.get(f"{backend.hub_url}/api/services", headers=AUTH)
+            services = answer.json()["services"]
         assert [s["service_id"] for s in services] == ["test-desk"]
         await rt.stop()
         runtimes.remove(rt)
