@@ -106,15 +106,19 @@ def users_path(db_path: Path) -> Path:
 
 
 def check_name(name: str) -> str:
+    """A user name: printable, no ``:`` (it ends the name in ``user:password``), and no
+    leading ``@`` (reserved for in-memory keys such as the embedded backend's)."""
     if (
         not name
         or len(name) > MAX_NAME
         or ":" in name
+        or name.startswith("@")
         or not name.isprintable()
         or name != name.strip()
     ):
         raise UsersError(
-            f"a user name is 1..{MAX_NAME} printable characters without ':' or outer spaces"
+            f"a user name is 1..{MAX_NAME} printable characters, without ':', a leading '@' "
+            "or outer spaces"
         )
     return name
 
