@@ -20,6 +20,29 @@ from tests.server.conftest import add_user
 CLI = [sys.executable, "-m", "app"]
 
 
+def vault_login(tmp_path: Path, db: Path, user: str, client_id: str) -> dict[str, str]:
+    """A backend user for ``client_id`` in ``db``'s users file and its password in the
+    file vault at ``tmp_path/vault.bin`` (the backend has no default account); returns
+    the environment that unlocks the vault. The config must name ``user`` as
+    ``backend.gateway_username`` and the vault file in ``security``."""
+    password = f"{user}-password-1"
+    add_user(db, user, password, [client_id])
+    env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": f"{user}-master-pass"}
+    vault = str(tmp_path / "vault.bin")
+    stored = run_cli(
+        "credentials",
+        "--vault-file",
+        vault,
+        "--no-keyring",
+        "set",
+        f"gateway/{user}",
+        env=env,
+        stdin=password + "\n",
+    )
+    assert stored.returncode == 0, stored.stderr
+    return env
+
+
 def run_cli(
     *args: str, timeout: float = 120, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -177,27 +200,7 @@ def test_backend_and_run_from_two_terminals_survive_a_killed_backend(tmp_path: P
             }
         )
     )
-    # The backend's user, and its password in the app's vault (no default account).
-    add_user(db, "cli-user", "cli-password-1", ["cli-desk"])
-    env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": "cli-master-pass"}
-    stored = subprocess.run(
-        [
-            *CLI,
-            "credentials",
-            "--vault-file",
-            str(tmp_path / "vault.bin"),
-            "--no-keyring",
-            "set",
-            "gateway/cli-user",
-        ],
-        input="cli-password-1\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert stored.returncode == 0, stored.stderr
+    env = vault_login(tmp_path, db, "cli-user", "cli-desk")
     backend = _start_backend(ports, db)
     run = subprocess.Popen(
         [*CLI, "run", "--config", str(config), "--duration", "14"],
