@@ -34,7 +34,16 @@ def add_users_parser(
     )
     users.add_argument("--db", type=Path, default=argparse.SUPPRESS, metavar="FILE")
     ops = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
-    add = ops.add_parser("add", help="add a user (asks for its password)")
+
+    def action(name: str, text: str, example: str) -> argparse.ArgumentParser:
+        return ops.add_parser(
+            name,
+            help=text,
+            epilog=f"examples:\n  trading-client backend users {example}\n",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    add = action("add", "add a user (asks for its password)", "add alice --client desk-1")
     add.add_argument("name")
     add.add_argument(
         "--client",
@@ -44,11 +53,9 @@ def add_users_parser(
         help="a client id the user may write and read (repeat for more)",
     )
     add.add_argument("--admin", action="store_true", help="may use every client id")
-    ops.add_parser("list", help="list users and their client ids")
-    remove = ops.add_parser("remove", help="remove a user")
-    remove.add_argument("name")
-    passwd = ops.add_parser("passwd", help="set a user's password (asks for it)")
-    passwd.add_argument("name")
+    action("list", "list users and their client ids", "list --db /tmp/ticks.sqlite")
+    action("remove", "remove a user", "remove alice").add_argument("name")
+    action("passwd", "set a user's password (asks for it)", "passwd alice").add_argument("name")
 
 
 def _password() -> str:
