@@ -47,12 +47,15 @@ from app.security.cli import (
 )
 from app.security.logins import (
     MissingCredentialError,
+    backend_credential,
+    needs_backend_credential,
     needs_vault,
     open_configured_vault,
     prompt_master_password,
     terminal_passwords,
 )
 from app.security.redact import escape_controls, install_redaction
+from app.security.secret import Secret
 from app.security.vault import VaultError
 from app.server.cli import add_backend_parser, run_backend
 
@@ -331,12 +334,15 @@ async def _pull(store: ConfigStore, accept_endpoints: bool) -> SyncResult | None
         return None
 
 
-def _passwords(config: ClientConfig) -> dict[str, str]:
-    if not needs_vault(config):
-        return {}
+def _passwords(config: ClientConfig) -> tuple[dict[str, str], Secret | None]:
+    """Terminal passwords and the backend login, from one opening of the vault."""
+    backend = needs_backend_credential(config)
+    if not needs_vault(config) and not backend:
+        return {}, None
     audit = AuditLog(config.security.audit_log)
     vault = open_configured_vault(config.security, prompt_master_password, audit)
-    return terminal_passwords(config, vault)
+    credential = backend_credential(config, vault) if backend else None
+    return terminal_passwords(config, vault), credential
 
 
 def _print_alert(event: AlertEvent) -> None:
@@ -384,7 +390,8 @@ async def _run(
     stats: Path | None = None,
     history: Path | None = None,
 ) -> int:
-    runtime = Runtime(config, passwords=_passwords(config))
+    passwords, credential = _passwords(config)
+    runtime = Runtime(config, passwords=passwords, credential=credential)
     if runtime.monitor is not None:
         runtime.monitor.alerts.subscribe(_print_alert)
     stop = asyncio.Event()

@@ -39,6 +39,7 @@ from app.monitor.monitor import Inputs, Monitor
 from app.monitor.system import SystemSample, SystemSampler
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
+from app.security.secret import Secret
 from app.terminal.replay import plan_of_spec
 from app.ticks import TickBatch
 
@@ -130,8 +131,12 @@ class Runtime:
         start_msc: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
         latency_sink: LatencySink | None = None,
+        credential: Secret | None = None,
     ) -> None:
         self.config = config
+        #: The backend login (``user:password`` or a token) for a backend this runtime
+        #: does not start; the embedded backend's own per-run key replaces it.
+        self._credential = credential
         self.handoff: Handoff[TickBatch] = Handoff(QUEUE_BATCHES)
         self.collector = Collector(
             config.cache.ticks_per_symbol, bar_history=config.cache.bar_history, clock=clock
@@ -248,6 +253,7 @@ class Runtime:
         except EmbeddedBackendError as exc:
             log.error("%s", exc)
         client_id = cfg.effective_client_id()
+        credential = self.embedded.credential if self.embedded is not None else self._credential
         options = link_options(cfg, link_tls)
         self._spool = self._open_spool(cfg, client_id)
         marker: SpooledPositions | None = None
@@ -262,9 +268,10 @@ class Runtime:
             options,
             latency_sink=self._latency_sink,
             marker=marker,
+            credential=credential,
         )
         for path in self._leftovers:
-            self._drain_leftover(path, cfg, client_id, options)
+            self._drain_leftover(path, cfg, client_id, options, credential)
         self.collector.subscribe(self.link.offer, name="bridge-link")
         self._tasks.append(asyncio.create_task(self.link.run(), name="bridge-link"))
         self._http = httpx.AsyncClient(verify=hub_tls if hub_tls is not None else True)
@@ -276,6 +283,7 @@ class Runtime:
             heartbeat_interval=cfg.hub_heartbeat_s,
             policy=cfg.backoff.policy(),
             http=self._http,
+            credential=credential,
         )
         self._tasks.append(asyncio.create_task(self.hub.run(), name="hub-client"))
         return self.link.room
@@ -314,12 +322,19 @@ class Runtime:
                 book.add_previous(key, span)
 
     def _drain_leftover(
-        self, path: Path, cfg: BackendConfig, client_id: str, options: LinkOptions
+        self,
+        path: Path,
+        cfg: BackendConfig,
+        client_id: str,
+        options: LinkOptions,
+        credential: Secret | None,
     ) -> None:
         """Deliver another crashed run's spool on a link of its own, then delete it."""
         # It never takes new messages, so its disk limit only has to hold what is there.
         spool = Spool(cfg.spool_memory_mb * 2**20, 2**50, path)
-        link = BridgeLink(cfg.bridge_url, client_id, spool, options, intake=False)
+        link = BridgeLink(
+            cfg.bridge_url, client_id, spool, options, intake=False, credential=credential
+        )
         log.warning("draining session %s of an earlier run: %d messages", spool.session, len(spool))
 
         async def drain() -> None:

@@ -35,6 +35,8 @@ from app.runtime import Runtime
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
 from app.security.logins import (
+    backend_credential,
+    needs_backend_credential,
     needs_vault,
     open_configured_vault,
     terminal_credential_name,
@@ -67,11 +69,13 @@ class ConnectionTest:
     message: str
 
 
-RuntimeFactory = Callable[[ClientConfig, dict[str, str]], Runtime]
+RuntimeFactory = Callable[[ClientConfig, dict[str, str], Secret | None], Runtime]
 
 
-def _default_runtime(config: ClientConfig, passwords: dict[str, str]) -> Runtime:
-    return Runtime(config, passwords=passwords)
+def _default_runtime(
+    config: ClientConfig, passwords: dict[str, str], credential: Secret | None
+) -> Runtime:
+    return Runtime(config, passwords=passwords, credential=credential)
 
 
 class DesktopSession:
@@ -120,7 +124,8 @@ class DesktopSession:
         self.state, self.error = SessionState.STARTING, ""
         try:
             passwords = await self._passwords(self.config)
-            runtime = self._runtime_factory(self.config, passwords)
+            credential = await self._backend_credential(self.config)
+            runtime = self._runtime_factory(self.config, passwords, credential)
             await runtime.start()
         except MasterPasswordRequired:
             self.state = SessionState.STOPPED
@@ -302,6 +307,11 @@ class DesktopSession:
         if not needs_vault(config):
             return {}
         return await self._in_vault(lambda vault: terminal_passwords(config, vault))
+
+    async def _backend_credential(self, config: ClientConfig) -> Secret | None:
+        if not needs_backend_credential(config):
+            return None
+        return await self._in_vault(lambda vault: backend_credential(config, vault))
 
     async def credential_names(self) -> list[str]:
         return await self._in_vault(lambda vault: sorted(vault.names()))

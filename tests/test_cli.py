@@ -15,8 +15,32 @@ import pytest
 
 from app.ports import free_ports
 from tests.conftest import wait_until_sync
+from tests.server.conftest import add_user
 
 CLI = [sys.executable, "-m", "app"]
+
+
+def vault_login(tmp_path: Path, db: Path, user: str, client_id: str) -> dict[str, str]:
+    """A backend user for ``client_id`` in ``db``'s users file and its password in the
+    file vault at ``tmp_path/vault.bin`` (the backend has no default account); returns
+    the environment that unlocks the vault. The config must name ``user`` as
+    ``backend.gateway_username`` and the vault file in ``security``."""
+    password = f"{user}-password-1"
+    add_user(db, user, password, [client_id])
+    env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": f"{user}-master-pass"}
+    vault = str(tmp_path / "vault.bin")
+    stored = run_cli(
+        "credentials",
+        "--vault-file",
+        vault,
+        "--no-keyring",
+        "set",
+        f"gateway/{user}",
+        env=env,
+        stdin=password + "\n",
+    )
+    assert stored.returncode == 0, stored.stderr
+    return env
 
 
 def run_cli(
@@ -168,15 +192,19 @@ def test_backend_and_run_from_two_terminals_survive_a_killed_backend(tmp_path: P
                     "hub_url": f"http://127.0.0.1:{ports[2]}",
                     "embedded": "never",
                     "client_id": "cli-desk",
+                    "gateway_username": "cli-user",
                     "spool_dir": str(tmp_path / "spool"),
                     "backoff": {"initial_s": 0.1, "maximum_s": 0.5},
                 },
+                "security": {"vault": "file", "vault_file": str(tmp_path / "vault.bin")},
             }
         )
     )
+    env = vault_login(tmp_path, db, "cli-user", "cli-desk")
     backend = _start_backend(ports, db)
     run = subprocess.Popen(
         [*CLI, "run", "--config", str(config), "--duration", "14"],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

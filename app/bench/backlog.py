@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from websockets.asyncio.client import connect
 
-from app.bench.harness import Progress, Settings, backend_args, server_process
+from app.bench.harness import BENCH_CREDENTIAL, Progress, Settings, backend_args, server_process
 from app.bench.runs import fresh_spool, pipeline_config, running, ticks_acked, ticks_captured
 from app.config import DEFAULT_SYMBOLS
 from app.ports import free_ports
@@ -31,7 +31,9 @@ async def _announced_limit(url: str) -> int | None:
     """``max_frame_bytes`` of the bridge's welcome, asked as a separate client."""
     with contextlib.suppress(Exception):
         async with asyncio.timeout(10), connect(url, compression=None) as ws:
-            await ws.send(codec.encode(codec.Hello("bench-probe", "limit", 0)))
+            await ws.send(
+                codec.encode(codec.Hello("bench", "limit", 0, credential=BENCH_CREDENTIAL.reveal()))
+            )
             welcome = codec.decode_bridge(await ws.recv())
             if isinstance(welcome, codec.Welcome):
                 return welcome.max_frame_bytes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -15,6 +16,7 @@ from typing import IO, Any, Final, TypeVar
 import psutil
 
 from app.bench import PHASES
+from app.security.secret import Secret
 
 _T = TypeVar("_T")
 
@@ -140,7 +142,27 @@ async def server_process(what: str, startup: float, *args: str) -> AsyncIterator
                 await finish(proc.wait(), 10)
 
 
+#: The benchmark's backend user: made fresh for each benchmark process, in the users file
+#: of each database it runs a backend on (the backend has no default account).
+BENCH_USER: Final = "bench"
+_BENCH_PASSWORD: Final = secrets.token_urlsafe(24)
+BENCH_CREDENTIAL: Final = Secret(f"{BENCH_USER}:{_BENCH_PASSWORD}")
+
+
+def _add_bench_user(db: Path) -> None:
+    from app.server.users import UserStore, users_path  # noqa: PLC0415 - server side only
+
+    store = UserStore(users_path(db))
+    if store.get(BENCH_USER) is not None:
+        store.remove(BENCH_USER)
+    store.add(BENCH_USER, _BENCH_PASSWORD, [BENCH_USER])
+
+
 def backend_args(settings: Settings, db: Path, ports: list[int] | None = None) -> list[str]:
+    """``python -m`` arguments of a backend on ``db`` (whose users file gets the bench
+    user, so that the runs' :data:`BENCH_CREDENTIAL` opens it)."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    _add_bench_user(db)
     bridge, gateway, hub = ports or [0, 0, 0]
     return [
         "app",

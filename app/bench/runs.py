@@ -14,7 +14,16 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from app.bench.harness import STOP_TIMEOUT_S, PhaseError, Progress, Settings, finish, kill, rss_mb
+from app.bench.harness import (
+    BENCH_CREDENTIAL,
+    STOP_TIMEOUT_S,
+    PhaseError,
+    Progress,
+    Settings,
+    finish,
+    kill,
+    rss_mb,
+)
 from app.config import DEFAULT_SYMBOLS, ClientConfig
 from app.monitor.histogram import LatencyHistogram
 from app.runtime import Runtime
@@ -144,7 +153,7 @@ async def running(
     """A started runtime whose workers all stream (and whose link is up, if
     ``need_link``); stopped on the way out, its worker processes killed if stopping
     takes longer than a minute."""
-    rt = Runtime(config, latency_sink=latency_sink)
+    rt = Runtime(config, latency_sink=latency_sink, credential=BENCH_CREDENTIAL)
     reporter = asyncio.create_task(_report(rt, name, progress))
     try:
         try:

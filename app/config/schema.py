@@ -247,7 +247,8 @@ class BackendConfig(_Section):
     hub_url: str = Field("http://localhost:7000", description="Central hub base URL.")
     gateway_username: str | None = Field(
         None,
-        description="API gateway login; its password lives in the credential vault "
+        description="Backend login (gateway, and the bridge and hub of a backend this app "
+        "does not start itself); its password lives in the credential vault "
         "(trading-client credentials set gateway/<username>).",
     )
     client_id: str | None = Field(

@@ -7,6 +7,10 @@ the configured ports. A remote backend is never shadowed.
 The backend runs in a process of its own (:mod:`app.server.process`), not on the
 client's loop: storing ticks in the desktop window's process cost the window most of a
 core at 10k ticks/s. It starts and stops with the runtime and never outlives the app.
+
+It accepts a random key made for this run (``EmbeddedBackend.credential``), for this
+client's id only; the runtime's link and hub client present it (see
+:mod:`app.server.process` for why a per-run key rather than one kept in the vault).
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ async def start_embedded(config: BackendConfig) -> EmbeddedBackend | None:
         gateway_port=gateway_port,
         hub_port=hub_port,
         db_path=db,
+        client_id=config.effective_client_id(),
     )
     await backend.start()
     return backend

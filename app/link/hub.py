@@ -12,6 +12,7 @@ for a night costs one warning, not thousands.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -30,11 +31,23 @@ from app.link.gateway import (
     checked_base_url,
     describe_request_error,
 )
+from app.security.secret import Secret
 
 _log = logging.getLogger(__name__)
 
 #: Deregistering happens on the way out; a hub that is away must not hold up shutdown.
 DEREGISTER_TIMEOUT: Final = 2.0
+
+
+def authorization(credential: Secret | None) -> dict[str, str]:
+    """The ``Authorization`` header of a backend credential: ``user:password`` goes as
+    Basic, a token as Bearer (docs/protocol.md)."""
+    if credential is None:
+        return {}
+    text = credential.reveal()
+    if ":" in text:
+        return {"Authorization": "Basic " + base64.b64encode(text.encode()).decode()}
+    return {"Authorization": "Bearer " + text}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,7 @@ class HubClient:
         http: httpx.AsyncClient | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Clock = SYSTEM_CLOCK,
+        credential: Secret | None = None,
     ) -> None:
         if not service_id:
             raise ValueError("service_id must not be empty")
@@ -102,6 +116,7 @@ class HubClient:
         }
         self._timeout = timeout
         self._clock = clock
+        self._credential = credential
         self._backoff = Backoff(policy or BackoffPolicy())
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
@@ -233,6 +248,7 @@ class HubClient:
                 limit=MAX_HUB_BODY,
                 json=payload,
                 timeout=timeout,
+                headers=authorization(self._credential),
             )
         except BodyRefusedError as exc:
             raise _ExchangeError(f"{where}: {exc}") from None

@@ -38,6 +38,7 @@ from app.collector import SequencedBatch
 from app.link.machine import LinkMachine, MachineOptions, Marker
 from app.link.spool import Spool
 from app.protocol import codec
+from app.security.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,20 @@ _RETRY_CUT_S = 0.05
 _REFUSAL_CODES = frozenset({CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE_TOO_BIG})
 #: Error codes that are not about a message (the link reconnects and sends it again).
 _NOT_A_REFUSAL = frozenset({"superseded", "internal_error", "shutting_down"})
+#: Error codes by which the bridge refuses the hello's credential (not a message).
+AUTH_REFUSALS = frozenset(
+    {
+        "unauthorized",
+        "invalid_credentials",
+        "invalid_token",
+        "token_expired",
+        "forbidden",
+        "too_many_attempts",
+    }
+)
+#: Least pause before trying a refused credential again: a wrong password stays wrong
+#: until someone fixes it, and hammering would only lock the user out.
+AUTH_RETRY_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +129,11 @@ class BridgeLink:
         latency_sink: LatencySink | None = None,
         marker: Marker | None = None,
         intake: bool = True,
+        credential: Secret | None = None,
     ) -> None:
         self.url = url
         self.client_id = client_id
+        self._credential = credential
         self.options = options or LinkOptions()
         self.machine = LinkMachine(
             spool,
@@ -141,6 +158,7 @@ class BridgeLink:
         self._ws: ClientConnection | None = None
         self._reconnects = 0
         self._last_error = ""
+        self._auth_refused = False
 
     @property
     def session(self) -> str:
@@ -249,8 +267,15 @@ class BridgeLink:
             except codec.ProtocolError as exc:
                 self._note_error(f"bridge broke the protocol ({exc.code}): {exc}")
             except _Refused as exc:
-                self.machine.on_refused()
-                self._note_error(f"bridge refused a message ({exc.code}): {exc}")
+                if exc.code in AUTH_REFUSALS:
+                    self._auth_refused = True
+                    self._note_error(
+                        f"the bridge refused the credential for client {self.client_id!r} "
+                        f"({exc.code}): {exc}"
+                    )
+                else:
+                    self.machine.on_refused()
+                    self._note_error(f"bridge refused a message ({exc.code}): {exc}")
             except Exception as exc:  # a bug must not end delivery for the whole run
                 log.exception("bridge link failed unexpectedly")
                 self._note_error(f"internal error: {type(exc).__name__}: {exc}")
@@ -262,6 +287,9 @@ class BridgeLink:
                 self._note_error(self.machine.halted)
             self._reconnects += 1
             delay = backoff.next_delay()
+            if self._auth_refused:
+                self._auth_refused = False
+                delay = max(delay, AUTH_RETRY_S)
             log.info("bridge link down; reconnecting in %.2f s", delay)
             await asyncio.sleep(delay)
 
@@ -281,7 +309,8 @@ class BridgeLink:
             open_timeout=opts.open_timeout,
             ssl=opts.ssl_context,
         ) as ws:
-            await ws.send(self.machine.hello(self.client_id))
+            credential = self._credential.reveal() if self._credential is not None else None
+            await ws.send(self.machine.hello(self.client_id, credential))
             answer = codec.decode_bridge(await asyncio.wait_for(ws.recv(), opts.open_timeout))
             if isinstance(answer, codec.Error):
                 raise _Refused(answer.code, answer.message)

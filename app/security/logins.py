@@ -56,6 +56,23 @@ def gateway_login(config: ClientConfig, vault: Vault) -> tuple[str, Secret]:
     return user, secret
 
 
+def backend_credential(config: ClientConfig, vault: Vault) -> Secret:
+    """The credential the bridge and hub get (``user:password``): the backend login the
+    settings name (``backend.gateway_username``) with its password from the vault. One
+    login for the whole backend, because the backend has one users file for its three
+    services."""
+    user, password = gateway_login(config, vault)
+    return Secret(f"{user}:{password.reveal()}")
+
+
+def needs_backend_credential(config: ClientConfig) -> bool:
+    """Whether the run needs a backend login from the vault: a backend is used and the
+    settings name a login, and the backend may be one this app does not start (with
+    ``embedded: always`` the embedded backend's per-run key always serves)."""
+    backend = config.backend
+    return backend.enabled and bool(backend.gateway_username) and backend.embedded != "always"
+
+
 def terminal_credential_name(terminal_name: str) -> str:
     return f"mt5/{terminal_name}"
 

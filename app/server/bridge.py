@@ -21,6 +21,12 @@ A session (client_id, session) is served by at most one connection: a newer conn
 takes over and the older one is closed once its accepted messages are committed, so the
 ``welcome`` of the newer one always reflects everything the older one stored.
 
+The hello must carry a credential (``hello.credential``, see :mod:`app.server.auth`)
+allowed for its client id, or the connection is refused (``error`` then close 1008)
+before any tick is read. A session belongs to its client id: only a credential allowed
+for that client id can open, resume or take over any of its sessions, so knowing a
+session id gives nothing to anyone else.
+
 The frame limit is the bridge's own setting, announced in ``welcome``: the client sizes
 its messages to it (``codec.ticks_frame_bytes``), and websockets closes with 1009 any
 frame beyond it before it is buffered whole. The other bounds (frames buffered per
@@ -61,6 +67,7 @@ from app.protocol.codec import (
     encode,
 )
 from app.server.accept import Accept, Duplicate, Refuse, SessionRules, resume
+from app.server.auth import Authenticator, AuthRefused, forbidden
 from app.server.limits import MAX_GROUP, MAX_GROUP_BYTES, BridgeLimits, ByteBudget
 from app.server.store import TickStore
 
@@ -82,6 +89,11 @@ def _peer(ws: ServerConnection) -> str:
     if isinstance(addr, tuple) and len(addr) >= 2:
         return f"{addr[0]}:{addr[1]}"
     return str(addr)
+
+
+def _host(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    return str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
 
 
 def _too_big(exc: ConnectionClosed) -> bool:
@@ -106,6 +118,7 @@ class Bridge:
     def __init__(
         self,
         store: TickStore,
+        auth: Authenticator,
         *,
         compression: str | None = None,
         hello_timeout: float = HELLO_TIMEOUT,
@@ -117,6 +130,7 @@ class Bridge:
             limits = BridgeLimits(max_frame_bytes=max_frame_bytes)
         self.limits = limits
         self.store = store
+        self._auth = auth
         self.max_frame_bytes = limits.max_frame_bytes
         self.clock = clock
         self.budget = ByteBudget(limits.max_total_pending_bytes)
@@ -209,7 +223,18 @@ class Bridge:
         except ProtocolError as exc:
             await self.refuse(ws, who, Refuse.of(exc))
             return
-        who = f"{who} ({hello.client_id}/{hello.session})"
+        try:
+            principal = await self._auth.credential(hello.credential, _host(ws))
+            if not principal.may(hello.client_id):
+                raise forbidden(principal, hello.client_id)
+        except AuthRefused as exc:
+            # Not counted in the store: an unauthenticated peer writes nothing at all.
+            log.warning("bridge refused the hello of %s: %s: %s", who, exc.code, exc.message)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(_error(exc.code, exc.message))
+            await _close(ws, CloseCode.POLICY_VIOLATION, exc.code)
+            return
+        who = f"{who} ({principal.name}: {hello.client_id}/{hello.session})"
         await self._serve_session(ws, who, hello)
 
     def _resume_refusal(self, last_seq: int, resume_from: int) -> Refuse | None:

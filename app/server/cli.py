@@ -19,12 +19,14 @@ from app.link.dump import DumpError, dump_lines
 from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.server import ReferenceBackend, default_db_path, serve_forever
 from app.server.store import TickStore
+from app.server.users_cli import add_users_parser, run_users, users_hint
 
 EXAMPLES = """examples:
   trading-client backend
   trading-client backend --bridge-port 3101 --db /tmp/ticks.sqlite
   trading-client backend --max-frame-bytes 1048576
   trading-client backend stats --db /tmp/ticks.sqlite
+  trading-client backend users add alice --client desk-1
 """
 
 
@@ -107,6 +109,7 @@ def add_backend_parser(
     dump.add_argument(
         "--rows", type=int, default=5, help="ticks shown at each end of a block (default 5)"
     )
+    add_users_parser(actions)
     return parser
 
 
@@ -137,6 +140,9 @@ def _announce(backend: ReferenceBackend) -> None:
         f"hub {backend.hub_url}  (db {backend.db_path})",
         flush=True,
     )
+    hint = users_hint(backend.db_path)
+    if hint:
+        print(hint, file=sys.stderr, flush=True)
 
 
 def run_backend(args: argparse.Namespace) -> int:
@@ -146,6 +152,8 @@ def run_backend(args: argparse.Namespace) -> int:
             return _print_stats(db)
         if getattr(args, "backend_command", None) == "dump":
             return _dump(args.path, args.rows)
+        if getattr(args, "backend_command", None) == "users":
+            return run_users(args, db)
         if args.max_frame_bytes < MIN_MAX_FRAME_BYTES:
             print(
                 f"error: --max-frame-bytes {args.max_frame_bytes} is below the protocol's "

@@ -1,44 +1,39 @@
 """The API gateway: logins, per-client settings with optimistic concurrency, bridge stats.
 
-Tokens are random, opaque and held in memory only: a restarted gateway forgets them and
-clients simply log in again, which keeps secrets out of the database. Passwords and
-tokens never reach a log line.
+Tokens are random, opaque and held in memory only (by :class:`~app.server.auth.
+Authenticator`): a restarted gateway forgets them and clients simply log in again, which
+keeps secrets out of the database. Passwords and tokens never reach a log line.
+
+There is no built-in account: users come from the backend's users file. Every endpoint
+but ``login`` and ``health`` needs a credential, and a user reads and writes only the
+settings of its own client ids; bridge statistics list only its own sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from aiohttp import web
 
-from app.clock import SYSTEM_CLOCK, Clock
+from app.server.auth import Authenticator, AuthRefused, forbidden
 from app.server.httpjson import (
     DEFAULT_HTTP_LIMITS,
     ApiError,
     HttpLimits,
+    authenticated,
     health,
     json_app,
     json_response,
+    peer_address,
     read_object,
+    refusal,
 )
 from app.server.settings import SettingsDoc, SettingsStore
 from app.server.store import TickStore
+from app.server.users import Principal
 
 log = logging.getLogger(__name__)
-
-DEFAULT_USERS: Mapping[str, str] = {"trader": "trader"}
-_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    username: str
-    expires: float  # on the monotonic clock
 
 
 def _etag(version: int) -> str:
@@ -58,20 +53,13 @@ class Gateway:
         self,
         store: TickStore,
         settings: SettingsStore,
+        auth: Authenticator,
         *,
-        users: Mapping[str, str] | None = None,
-        token_ttl: float = 3600.0,
-        clock: Clock = SYSTEM_CLOCK,
         limits: HttpLimits = DEFAULT_HTTP_LIMITS,
     ) -> None:
-        if token_ttl <= 0:
-            raise ValueError("token_ttl must be positive")
         self._store = store
         self._settings = settings
-        self._users = dict(DEFAULT_USERS if users is None else users)
-        self._ttl = token_ttl
-        self._clock = clock
-        self._tokens: dict[str, _Token] = {}
+        self._auth = auth
         self._limits = limits
 
     def app(self) -> web.Application:
@@ -84,30 +72,19 @@ class Gateway:
         app.router.add_get("/api/bridge/stats", self._stats)
         return app
 
-    # ------------------------------------------------------------------ tokens
-    def _issue(self, username: str) -> web.Response:
-        now = self._clock.monotonic()
-        # Forget expired tokens here, where the table grows, so it stays small.
-        for token in [t for t, v in self._tokens.items() if v.expires <= now]:
-            del self._tokens[token]
-        token = secrets.token_urlsafe(32)
-        self._tokens[token] = _Token(username, now + self._ttl)
-        ttl = int(self._ttl) if float(self._ttl).is_integer() else self._ttl
-        return json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl})
+    def _issue(self, principal: Principal) -> web.Response:
+        token = self._auth.issue(principal)
+        ttl = self._auth.token_ttl
+        ttl_out = int(ttl) if float(ttl).is_integer() else ttl
+        return json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl_out})
 
-    def _authorize(self, request: web.Request) -> str:
-        """The user behind the request's bearer token, or a 401."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "unauthorized", "a bearer token is required", headers=_UNAUTHORIZED)
-        entry = self._tokens.get(token)
-        if entry is None:
-            raise ApiError(401, "invalid_token", "unknown token", headers=_UNAUTHORIZED)
-        if entry.expires <= self._clock.monotonic():
-            del self._tokens[token]
-            raise ApiError(401, "token_expired", "the token has expired", headers=_UNAUTHORIZED)
-        return entry.username
+    async def _client(self, request: web.Request) -> str:
+        """The path's client id, once the request's principal may use it (else 401/403)."""
+        principal = await authenticated(request, self._auth)
+        client_id = request.match_info["client_id"]
+        if not principal.may(client_id):
+            raise refusal(forbidden(principal, client_id))
+        return client_id
 
     # ------------------------------------------------------------------ auth
     async def _login(self, request: web.Request) -> web.Response:
@@ -115,19 +92,15 @@ class Gateway:
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise ApiError(400, "bad_request", "'username' and 'password' must be strings")
-        expected = self._users.get(username)
-        # Compare even for an unknown user so that timing does not reveal which users exist.
-        matches = hmac.compare_digest(
-            (expected if expected is not None else "\x00" + password).encode(), password.encode()
-        )
-        if expected is None or not matches:
-            log.warning("gateway: failed login for user %r", username[:64])
-            raise ApiError(401, "invalid_credentials", "wrong username or password")
+        try:
+            principal = await self._auth.login(username, password, peer_address(request))
+        except AuthRefused as exc:
+            raise refusal(exc) from None
         log.info("gateway: user %r logged in", username)
-        return self._issue(username)
+        return self._issue(principal)
 
     async def _refresh(self, request: web.Request) -> web.Response:
-        return self._issue(self._authorize(request))
+        return self._issue(await authenticated(request, self._auth))
 
     # ------------------------------------------------------------------ settings
     @staticmethod
@@ -135,13 +108,12 @@ class Gateway:
         return json_response(doc.as_json(), status=status, headers={"ETag": _etag(doc.version)})
 
     async def _get_settings(self, request: web.Request) -> web.Response:
-        self._authorize(request)
-        doc = await asyncio.to_thread(self._settings.get, request.match_info["client_id"])
+        client_id = await self._client(request)
+        doc = await asyncio.to_thread(self._settings.get, client_id)
         return self._settings_response(doc)
 
     async def _put_settings(self, request: web.Request) -> web.Response:
-        self._authorize(request)
-        client_id = request.match_info["client_id"]
+        client_id = await self._client(request)
         if_match = request.headers.get("If-Match")
         if if_match is None:
             raise ApiError(
@@ -161,5 +133,10 @@ class Gateway:
         return self._settings_response(doc, 200 if ok else 412)
 
     # ------------------------------------------------------------------ stats
-    async def _stats(self, _: web.Request) -> web.Response:
-        return json_response(await asyncio.to_thread(self._store.stats))
+    async def _stats(self, request: web.Request) -> web.Response:
+        principal = await authenticated(request, self._auth)
+        stats = await asyncio.to_thread(self._store.stats)
+        if not principal.admin:
+            # Backend-wide counters name nobody; the sessions are each one client's.
+            stats["sessions"] = [s for s in stats["sessions"] if principal.may(s["client_id"])]
+        return json_response(stats)

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 from aiohttp import web
+
+from app.server.auth import Authenticator, AuthRefused
+from app.server.users import Principal
 
 log = logging.getLogger(__name__)
 
@@ -176,3 +180,26 @@ def health(service: str) -> Handler:
         return json_response({"status": "ok", "service": service})
 
     return handler
+
+
+def peer_address(request: web.Request) -> str:
+    """The client's address, the key of login throttling per address."""
+    return request.remote or "unknown"
+
+
+def refusal(exc: AuthRefused) -> ApiError:
+    """An authentication refusal as the JSON error protocol.md gives it."""
+    headers = {"WWW-Authenticate": 'Bearer, Basic realm="trading-client"'}
+    if exc.status == 429:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    elif exc.status == 403:
+        headers = {}
+    return ApiError(exc.status, exc.code, exc.message, headers=headers)
+
+
+async def authenticated(request: web.Request, auth: Authenticator) -> Principal:
+    """The principal behind the request's ``Authorization`` header, or a 401/429."""
+    try:
+        return await auth.header(request.headers.get("Authorization"), peer_address(request))
+    except AuthRefused as exc:
+        raise refusal(exc) from None

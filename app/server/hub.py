@@ -4,6 +4,11 @@ The registry lives in memory on purpose: a restarted hub knows nobody, answers t
 heartbeat with 404, and each service registers again (protocol.md §3). That way the hub
 never reports a service alive from a stale database.
 
+Every call but ``health`` needs a credential. A service id is a client id: a user may
+register, heartbeat and deregister only the ids it may use, an entry registered by one
+user is never overwritten or removed by another (admins excepted), and ``list`` shows a
+user only the services it may see.
+
 Because it lives in memory, it is bounded (:class:`HubLimits`): registrations per owner
 and in total, and every field's length. Issue #13 grew the backend by 116 MB and the
 list answer to 101.6 MB with 2,000 junk registrations; now a registration beyond a quota
@@ -20,15 +25,19 @@ from typing import Any, Final
 from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
+from app.server.auth import Authenticator, forbidden
 from app.server.httpjson import (
     DEFAULT_HTTP_LIMITS,
     ApiError,
     HttpLimits,
+    authenticated,
     health,
     json_app,
     json_response,
     read_object,
+    refusal,
 )
+from app.server.users import Principal
 
 #: A service is stale after this many heartbeat intervals without one.
 STALE_AFTER_INTERVALS = 3
@@ -59,8 +68,9 @@ class _Service:
     heartbeat_interval: float
     last_seen: float  # wall clock, for display
     seen_mono: float  # monotonic, for the stale rule
-    #: Who registered it, for the per-owner quota (see :func:`_owner`).
-    quota_owner: str = ""
+    #: The user that registered it: only it (or an admin) may overwrite or remove it,
+    #: and the per-owner quota counts it.
+    owner: str = ""
 
 
 def _text(body: dict[str, Any], name: str, default: str | None = None, *, limit: int = 200) -> str:
@@ -75,22 +85,16 @@ def _text(body: dict[str, Any], name: str, default: str | None = None, *, limit:
     return value
 
 
-def _owner(request: web.Request) -> str:
-    """Whose quota a registration counts against: the peer's address.
-
-    Once the hub authenticates its callers, this is the credential's user instead.
-    """
-    return request.remote or "unknown"
-
-
 class Hub:
     def __init__(
         self,
+        auth: Authenticator,
         *,
         clock: Clock = SYSTEM_CLOCK,
         limits: HttpLimits = DEFAULT_HTTP_LIMITS,
         hub_limits: HubLimits = DEFAULT_HUB_LIMITS,
     ) -> None:
+        self._auth = auth
         self._clock = clock
         self._services: dict[str, _Service] = {}
         self._limits = limits
@@ -105,8 +109,19 @@ class Hub:
         app.router.add_get("/api/services", self._list)
         return app
 
-    def _known(self, request: web.Request) -> _Service:
-        service = self._services.get(request.match_info["service_id"])
+    @staticmethod
+    def _check(principal: Principal, service_id: str, existing: _Service | None) -> None:
+        """403 unless ``principal`` may act on ``service_id`` (and owns its entry)."""
+        if not principal.may(service_id):
+            raise refusal(forbidden(principal, service_id))
+        if existing is not None and existing.owner != principal.name and not principal.admin:
+            raise ApiError(403, "forbidden", "this service was registered by another user")
+
+    async def _known(self, request: web.Request) -> _Service:
+        principal = await authenticated(request, self._auth)
+        service_id = request.match_info["service_id"]
+        service = self._services.get(service_id)
+        self._check(principal, service_id, service)
         if service is None:
             raise ApiError(404, "unknown_service", "the hub does not know this service; register")
         return service
@@ -116,9 +131,11 @@ class Hub:
         service.seen_mono = self._clock.monotonic()
 
     async def _register(self, request: web.Request) -> web.Response:
+        principal = await authenticated(request, self._auth)
         body = await read_object(request)
         bounds = self._hub_limits
         service_id = _text(body, "service_id", limit=bounds.max_field)
+        self._check(principal, service_id, self._services.get(service_id))
         capabilities = body.get("capabilities", [])
         if (
             not isinstance(capabilities, list)
@@ -137,8 +154,7 @@ class Hub:
         interval = body.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
             raise ApiError(400, "bad_request", "'heartbeat_interval' must be a positive number")
-        owner = _owner(request)
-        self._check_quota(service_id, owner)
+        self._check_quota(service_id, principal.name)
         service = _Service(
             service_id=service_id,
             name=_text(body, "name", service_id, limit=bounds.max_field),
@@ -147,7 +163,7 @@ class Hub:
             heartbeat_interval=float(interval),
             last_seen=0.0,
             seen_mono=0.0,
-            quota_owner=owner,
+            owner=principal.name,
         )
         self._touch(service)
         self._services[service_id] = service
@@ -164,7 +180,7 @@ class Hub:
                 "quota_exceeded",
                 f"the hub holds its maximum of {bounds.max_services} services",
             )
-        held = sum(1 for s in self._services.values() if s.quota_owner == owner)
+        held = sum(1 for s in self._services.values() if s.owner == owner)
         if held >= bounds.max_per_owner:
             raise ApiError(
                 429,
@@ -173,18 +189,19 @@ class Hub:
             )
 
     async def _heartbeat(self, request: web.Request) -> web.Response:
-        self._touch(self._known(request))
+        self._touch(await self._known(request))
         return json_response({"ok": True})
 
     async def _deregister(self, request: web.Request) -> web.Response:
-        del self._services[self._known(request).service_id]
+        del self._services[(await self._known(request)).service_id]
         return json_response({"ok": True})
 
     def status(self, service: _Service) -> str:
         silent = self._clock.monotonic() - service.seen_mono
         return "stale" if silent > STALE_AFTER_INTERVALS * service.heartbeat_interval else "alive"
 
-    async def _list(self, _: web.Request) -> web.Response:
+    async def _list(self, request: web.Request) -> web.Response:
+        principal = await authenticated(request, self._auth)
         return json_response(
             {
                 "services": [
@@ -197,6 +214,7 @@ class Hub:
                         "last_seen": s.last_seen,
                     }
                     for s in sorted(self._services.values(), key=lambda s: s.service_id)
+                    if principal.may(s.service_id)
                 ]
             }
         )

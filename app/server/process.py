@@ -18,6 +18,13 @@ Parent and child talk over one duplex pipe of small pickled tuples:
   ``("stopped",)`` after an orderly stop;
 * parent → child: ``("stop",)``, the orderly stop request.
 
+Authentication without typing: the parent makes a fresh random key for every backend it
+starts and hands it to the child inside the spawn arguments, which travel over
+multiprocessing's pipe, never argv, environment or disk. The child accepts that key in
+memory only, for the one client id it serves (plus whatever users its users file has);
+the parent's link and hub client present it. A new user types nothing, and no secret is
+ever written in plaintext.
+
 The child never outlives the parent: a parent that exits without asking (crash,
 ``kill -9``) closes its end of the pipe, and the child also watches the parent's process
 sentinel as the workers do. Either way it stops the backend the orderly way, so every
@@ -31,18 +38,20 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any
 
 from app.ports import service_url
+from app.security.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +92,9 @@ class BackendSpec:
     synchronous: str = "FULL"
     #: The parent's logging level: records below it are not even sent.
     log_level: int = logging.WARNING
+    #: The client id the per-run key may use, and the key (never in a repr).
+    client_id: str = ""
+    key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +184,7 @@ def _orphan_deadline(stopped: threading.Event) -> None:
 
 async def _serve(spec: BackendSpec, conn: Connection, channel: _Channel) -> int:
     from app.server.server import ReferenceBackend  # noqa: PLC0415 - after logging is set
+    from app.server.users import Principal  # noqa: PLC0415 - after logging is set
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -208,6 +221,9 @@ async def _serve(spec: BackendSpec, conn: Connection, channel: _Channel) -> int:
         hub_port=spec.hub_port,
         db_path=Path(spec.db_path),
         synchronous=spec.synchronous,
+        keys={spec.key: Principal("@embedded", frozenset({spec.client_id}))}
+        if spec.key and spec.client_id
+        else None,
     )
     try:
         await backend.start()
@@ -273,8 +289,13 @@ class BackendProcess:
         hub_port: int = 7000,
         db_path: Path | str,
         synchronous: str = "FULL",
+        client_id: str = "",
     ) -> None:
         self.host = host
+        #: The client id the per-run key is good for ("" = no key: users file only).
+        self.client_id = client_id
+        #: The key this backend accepts for ``client_id``, fresh for each instance.
+        self.credential = Secret(secrets.token_urlsafe(32))
         self.db_path = Path(db_path)
         self._ports = {"bridge": bridge_port, "gateway": gateway_port, "hub": hub_port}
         self._synchronous = synchronous
@@ -299,6 +320,8 @@ class BackendProcess:
             db_path=str(self.db_path),
             synchronous=self._synchronous,
             log_level=logging.getLogger().getEffectiveLevel(),
+            client_id=self.client_id,
+            key=self.credential.reveal(),
         )
         # daemon: should the parent exit without stop(), multiprocessing's exit handler
         # still terminates (SIGTERM: an orderly stop) and joins the child.

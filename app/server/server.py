@@ -21,6 +21,7 @@ from aiohttp import web
 from app.clock import SYSTEM_CLOCK, Clock
 from app.ports import service_url
 from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
+from app.server.auth import Authenticator
 from app.server.bridge import PATH, Bridge
 from app.server.gateway import Gateway
 from app.server.httpjson import DEFAULT_HTTP_LIMITS, HttpLimits
@@ -28,6 +29,7 @@ from app.server.hub import DEFAULT_HUB_LIMITS, Hub, HubLimits
 from app.server.limits import BridgeLimits
 from app.server.settings import SettingsStore
 from app.server.store import TickStore
+from app.server.users import Principal, UserStore, users_path
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,8 @@ class ReferenceBackend:
         gateway_port: int = 8000,
         hub_port: int = 7000,
         db_path: Path | str | None = None,
-        users: Mapping[str, str] | None = None,
+        keys: Mapping[str, Principal] | None = None,
+        users_file: Path | str | None = None,
         token_ttl: float = 3600.0,
         compression: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -96,7 +99,10 @@ class ReferenceBackend:
         self.host = host
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
         self._ports = {"bridge": bridge_port, "gateway": gateway_port, "hub": hub_port}
-        self._users = users
+        #: The users file (``backend users``); by default next to the database.
+        self.users_file = Path(users_file) if users_file is not None else users_path(self.db_path)
+        #: In-memory credentials (the embedded backend's per-run key, tests' keys).
+        self._keys = dict(keys or {})
         self._token_ttl = token_ttl
         self._compression = compression
         #: The bridge's bounds (frame limit, queues, budgets, tick rules); ``max_frame_bytes``
@@ -130,8 +136,15 @@ class ReferenceBackend:
                 TickStore, self.db_path, synchronous=self._synchronous
             )
             self._settings = await asyncio.to_thread(SettingsStore, self.db_path)
+            auth = Authenticator(
+                UserStore(self.users_file),
+                keys=self._keys,
+                token_ttl=self._token_ttl,
+                clock=self._clock,
+            )
             self._bridge = Bridge(
                 store,
+                auth,
                 compression=self._compression,
                 limits=self.bridge_limits,
                 clock=self._tick_clock,
@@ -139,15 +152,8 @@ class ReferenceBackend:
             self._ports["bridge"] = await self._bridge.start(
                 self.host, self._ports["bridge"], self._ssl
             )
-            gateway = Gateway(
-                store,
-                self._settings,
-                users=self._users,
-                token_ttl=self._token_ttl,
-                clock=self._clock,
-                limits=self.http_limits,
-            )
-            hub = Hub(clock=self._clock, limits=self.http_limits, hub_limits=self._hub_limits)
+            gateway = Gateway(store, self._settings, auth, limits=self.http_limits)
+            hub = Hub(auth, clock=self._clock, limits=self.http_limits, hub_limits=self._hub_limits)
             for name, app in (("gateway", gateway.app()), ("hub", hub.app())):
                 runner, self._ports[name] = await _serve_app(
                     app, self.host, self._ports[name], self._ssl, self.http_limits

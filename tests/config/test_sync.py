@@ -17,6 +17,7 @@ from app.config.store import ConfigStore, canonical_json
 from app.config.sync import SettingsSync
 from app.link.gateway import GatewayClient
 from app.server import ReferenceBackend
+from tests.server.conftest import add_user
 
 CLIENT_ID = "desk-7"
 
@@ -42,6 +43,7 @@ def snapshot(folder: Path) -> list[tuple[Path, bytes, int]]:
 
 @pytest.fixture
 async def backend(tmp_path: Path) -> AsyncIterator[ReferenceBackend]:
+    add_user(tmp_path / "backend.sqlite", admin=True)
     async with ReferenceBackend(
         bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "backend.sqlite"
     ) as running:

@@ -15,6 +15,7 @@ from app.config import ClientConfig
 from app.config.store import ConfigStore
 from app.link.gateway import GatewayClient
 from app.server.server import ReferenceBackend
+from tests.server.conftest import add_user
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +40,7 @@ async def test_config_sync_pushes_then_shows_a_conflict_and_takes_the_remote(
     tmp_path: Path,
 ) -> None:
     env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": "master-pass-123"}
+    add_user(tmp_path / "b.sqlite", admin=True)
     async with ReferenceBackend(
         bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "b.sqlite"
     ) as backend:

@@ -24,6 +24,7 @@ from app.connector.backfill import (
 )
 from app.connector.coverage import Span, SpanBook, find_gaps, merge_spans
 from app.runtime import Runtime
+from app.security.secret import Secret
 from app.server.store import TickStore
 from app.terminal.market import DEFAULT_PROFILES, Market
 from app.terminal.simulated import SimulatedTerminal
@@ -31,6 +32,7 @@ from app.terminal.spec import TerminalSpec
 from app.ticks import TickArray, TickBatch
 from tests.conftest import wait_until
 from tests.integration.test_delivery import Ports
+from tests.server.conftest import ADMIN_KEY
 
 RATE = 1_500.0  # high enough that many ticks share a millisecond
 T0 = 1_700_000_000_000
@@ -233,12 +235,12 @@ async def test_restart_backfills_the_gap_into_the_backend_exactly(tmp_path: Path
     config = ClientConfig.model_validate(data)
     async with ports.backend(tmp_path / "bridge.sqlite"):
         first_start = int(time.time() * 1000)
-        rt = Runtime(config, start_msc=first_start)
+        rt = Runtime(config, start_msc=first_start, credential=Secret(ADMIN_KEY))
         await rt.start()
         await wait_until(lambda: rt.collector.stats.ticks_total > 2_000, 60, "first run ticks")
         await rt.stop()
         await asyncio.sleep(1.5)  # the outage to be backfilled (ticks keep coming)
-        rt2 = Runtime(config)
+        rt2 = Runtime(config, credential=Secret(ADMIN_KEY))
         await rt2.start()
         await wait_until(lambda: not rt2.backfill.active, 60, "backfill to finish")
         await wait_until(

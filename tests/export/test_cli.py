@@ -13,7 +13,7 @@ from app.server.store import TickStore
 from app.terminal.export_files import rates_from_ticks, read_bars, read_ticks, write_ticks
 from app.ticks import TickArray
 from tests.export.helpers import dukascopy_ticks, market_ticks
-from tests.test_cli import _start_backend, _stop, run_cli
+from tests.test_cli import _start_backend, _stop, run_cli, vault_login
 
 
 def _config(tmp_path: Path, ports: list[int]) -> Path:
@@ -27,9 +27,11 @@ def _config(tmp_path: Path, ports: list[int]) -> Path:
                     "hub_url": f"http://127.0.0.1:{ports[2]}",
                     "client_id": "replay-desk",
                     "embedded": "never",
+                    "gateway_username": "replay-user",
                     "spool_dir": str(tmp_path / "spool"),
                 },
                 "backfill": {"state_file": str(tmp_path / "spans.json")},
+                "security": {"vault": "file", "vault_file": str(tmp_path / "vault.bin")},
             }
         )
     )
@@ -48,6 +50,7 @@ def test_run_replays_files_to_the_backend_and_export_reads_them_back(tmp_path: P
     write_ticks(files["SBER"][0], sber, digits=2)
     ports = free_ports(3)
     db = tmp_path / "bridge.sqlite"
+    env = vault_login(tmp_path, db, "replay-user", "replay-desk")
     backend = _start_backend(ports, db)
     try:
         source = "replay:" + ",".join(str(p) for p, _ in files.values())
@@ -60,6 +63,7 @@ def test_run_replays_files_to_the_backend_and_export_reads_them_back(tmp_path: P
             "--duration",
             "90",
             timeout=150,
+            env=env,
         )
         assert result.returncode == 0, result.stderr
         assert f"captured {len(eurusd) + len(sber):,} ticks" in result.stdout, result.stdout

@@ -25,6 +25,7 @@ from app.server.store import TickStore
 from app.terminal.market import DEFAULT_PROFILES, Market
 from app.ticks import TickArray
 from tests.conftest import wait_until_sync as wait_until
+from tests.server.conftest import add_user
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +33,7 @@ CLI = (sys.executable, "-m", "app")
 RATES = {"EURUSD": 2_000.0, "GBPUSD": 1_500.0, "XAUUSD": 1_500.0}  # 5,000 ticks/s
 SEED = 23
 CLIENT = "crash-desk"
+USER, PASSWORD = "crash-user", "crash-password-1"
 
 
 class Setup:
@@ -41,6 +43,8 @@ class Setup:
         self.db = tmp_path / "backend.sqlite"
         self.spool = tmp_path / "spool"
         self.config = tmp_path / "config.json"
+        self.vault = tmp_path / "vault.bin"
+        self.env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": "crash-master-pass"}
         self.config.write_text(
             json.dumps(
                 {
@@ -52,14 +56,37 @@ class Setup:
                         "hub_url": f"http://127.0.0.1:{self.hub}",
                         "client_id": CLIENT,
                         "embedded": "never",
+                        "gateway_username": USER,
                         "spool_dir": str(self.spool),
                         "backoff": {"initial_s": 0.1, "maximum_s": 0.5},
                     },
                     "backfill": {"state_file": str(tmp_path / "spans.json"), "save_interval_s": 1},
                     "monitor": {"enabled": False},
+                    "security": {"vault": "file", "vault_file": str(self.vault)},
                 }
             )
         )
+        # The backend's user, and its password in the app's vault: the real path of an
+        # app that talks to a backend it does not start.
+        add_user(self.db, USER, PASSWORD, [CLIENT])
+        stored = subprocess.run(
+            [
+                *CLI,
+                "credentials",
+                "--vault-file",
+                str(self.vault),
+                "--no-keyring",
+                "set",
+                f"gateway/{USER}",
+            ],
+            input=PASSWORD + "\n",
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert stored.returncode == 0, stored.stderr
 
     def backend(self) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
@@ -87,6 +114,7 @@ class Setup:
     def app(self, duration: float) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [*CLI, "run", "--config", str(self.config), "--duration", str(duration)],
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

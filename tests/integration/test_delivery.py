@@ -20,10 +20,12 @@ from app.connector import WorkerState
 from app.link.link import BridgeLink
 from app.ports import free_ports
 from app.runtime import Runtime
+from app.security.secret import Secret
 from app.server.server import ReferenceBackend
 from app.server.store import TickStore
 from app.terminal.market import DEFAULT_PROFILES, Market
 from tests.conftest import wait_until
+from tests.server.conftest import ADMIN_KEY, AUTH, KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +43,7 @@ class Ports:
             gateway_port=self.gateway,
             hub_port=self.hub,
             db_path=db,
+            keys=KEYS,
         )
 
     def config(self, tmp_path: Path, rates: dict[str, float], **backend: object) -> ClientConfig:
@@ -107,7 +110,9 @@ async def test_every_captured_tick_is_stored_once(tmp_path: Path, runtimes: list
     rates = dict.fromkeys(SYMBOLS, 2_000.0)
     async with ports.backend(tmp_path / "bridge.sqlite") as backend:
         start = now_msc()
-        rt = Runtime(ports.config(tmp_path, rates), start_msc=start)
+        rt = Runtime(
+            credential=Secret(ADMIN_KEY), config=ports.config(tmp_path, rates), start_msc=start
+        )
         runtimes.append(rt)
         await rt.start()
         await wait_until(lambda: link_of(rt).state.ticks_acked > 20_000, 60, "20k acked ticks")
@@ -133,7 +138,9 @@ async def test_bridge_down_for_five_seconds_loses_and_doubles_nothing(
     backend = ports.backend(db)
     await backend.start()
     start = now_msc()
-    rt = Runtime(ports.config(tmp_path, rates), start_msc=start)
+    rt = Runtime(
+        credential=Secret(ADMIN_KEY), config=ports.config(tmp_path, rates), start_msc=start
+    )
     runtimes.append(rt)
     await rt.start()
     link = link_of(rt)
@@ -177,7 +184,9 @@ async def test_garbage_from_the_bridge_resets_the_link_and_loses_nothing(
     rates = {"EURUSD": 1_000.0}
     async with serve(_garbage_bridge, "127.0.0.1", ports.bridge) as bad:
         start = now_msc()
-        rt = Runtime(ports.config(tmp_path, rates), start_msc=start)
+        rt = Runtime(
+            credential=Secret(ADMIN_KEY), config=ports.config(tmp_path, rates), start_msc=start
+        )
         runtimes.append(rt)
         await rt.start()
         link = link_of(rt)
@@ -207,7 +216,7 @@ async def test_hub_down_at_start_then_up_registers_and_capture_never_stops(
 ) -> None:
     ports = Ports()
     rates = {"EURUSD": 200.0}
-    rt = Runtime(ports.config(tmp_path, rates))
+    rt = Runtime(credential=Secret(ADMIN_KEY), config=ports.config(tmp_path, rates))
     runtimes.append(rt)
     await rt.start()
     assert rt.hub is not None
@@ -223,7 +232,8 @@ async def test_hub_down_at_start_then_up_registers_and_capture_never_stops(
             lambda: link_of(rt).state.ticks_acked > 0, 60, "delivery once the bridge is up"
         )
         async with httpx.AsyncClient() as http:
-            services = (await http.get(f"{backend.hub_url}/api/services")).json()["services"]
+            answer = await http.get(f"{backend.hub_url}/api/services", headers=AUTH)
+            services = answer.json()["services"]
         assert [s["service_id"] for s in services] == ["test-desk"]
         await rt.stop()
         runtimes.remove(rt)

@@ -25,8 +25,10 @@ from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embed
 from app.link.link import BridgeLink
 from app.ports import free_ports
 from app.runtime import Runtime
+from app.security.secret import Secret
 from app.server.server import ReferenceBackend
 from tests.conftest import wait_until, wait_until_sync
+from tests.server.conftest import ADMIN_KEY, KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -222,9 +224,10 @@ async def test_auto_leaves_a_running_bridge_alone(tmp_path: Path, runtimes: list
         gateway_port=ports.gateway,
         hub_port=ports.hub,
         db_path=tmp_path / "ext.sqlite",
+        keys=KEYS,
     )
     async with external:
-        rt = Runtime(ports.config(tmp_path, embedded="auto"))
+        rt = Runtime(ports.config(tmp_path, embedded="auto"), credential=Secret(ADMIN_KEY))
         runtimes.append(rt)
         await rt.start()
         assert rt.embedded is None

@@ -14,10 +14,12 @@ from app.collector import SequencedBatch
 from app.link.link import BridgeLink
 from app.link.spool import Spool
 from app.ports import free_ports
+from app.security.secret import Secret
 from app.server.server import ReferenceBackend
 from app.server.store import TickStore
 from app.ticks import TICK_DTYPE, TickBatch
 from tests.conftest import wait_until
+from tests.server.conftest import ADMIN_KEY, KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +40,10 @@ async def test_a_two_million_tick_batch_through_a_64_kb_bridge(tmp_path: Path) -
         hub_port=hub_port,
         db_path=db,
         max_frame_bytes=LIMIT,
+        keys=KEYS,
     ) as backend:
         spool = Spool(256 * 2**20, 0, None, client_id="big", session="s-big")
-        link = BridgeLink(backend.bridge_url, "big", spool)
+        link = BridgeLink(backend.bridge_url, "big", spool, credential=Secret(ADMIN_KEY))
         task = asyncio.create_task(link.run())
         try:
             await wait_until(lambda: link.state.connected, 30, "the link")

@@ -12,10 +12,12 @@ import pytest
 from app.link.spool import Spool
 from app.protocol import codec
 from app.runtime import Runtime, spool_root
+from app.security.secret import Secret
 from app.server.store import TickStore
 from app.ticks import TICK_DTYPE, TickArray, TickBatch
 from tests.conftest import wait_until
 from tests.integration.test_delivery import Ports, link_of
+from tests.server.conftest import ADMIN_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +48,7 @@ async def test_leftover_spools_are_delivered_and_removed(tmp_path: Path, disk_mb
     newer = leftover(root, "old-2", 5, 1_600_000_100_000)
     db = tmp_path / "bridge.sqlite"
     async with ports.backend(db):
-        rt = Runtime(config)
+        rt = Runtime(config, credential=Secret(ADMIN_KEY))
         await rt.start()
         try:
             link = link_of(rt)

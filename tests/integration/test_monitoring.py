@@ -10,8 +10,10 @@ import pytest
 from app.config import ClientConfig
 from app.monitor.alerts import AlertEvent, EventKind
 from app.runtime import Runtime
+from app.security.secret import Secret
 from tests.conftest import wait_until
 from tests.integration.test_delivery import Ports
+from tests.server.conftest import ADMIN_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +27,7 @@ async def test_bridge_outage_raises_link_down_and_its_return_resolves_it(tmp_pat
     events: list[AlertEvent] = []
     backend = ports.backend(tmp_path / "b.sqlite")
     await backend.start()
-    rt = Runtime(config)
+    rt = Runtime(config, credential=Secret(ADMIN_KEY))
     assert rt.monitor is not None
     monitor = rt.monitor
     monitor.alerts.subscribe(events.append)

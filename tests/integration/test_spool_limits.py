@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.runtime import Runtime
+from app.security.secret import Secret
 from tests.conftest import small_filesystem, wait_until
 from tests.integration.test_delivery import (
     Ports,
@@ -21,6 +22,7 @@ from tests.integration.test_delivery import (
     link_of,
     now_msc,
 )
+from tests.server.conftest import ADMIN_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +52,7 @@ async def test_a_full_spool_pauses_intake_back_pressures_the_pool_and_loses_noth
     # 1 MB of disk spool: about 17,000 ticks, a few seconds at 5,000 ticks/s.
     config = ports.config(tmp_path, RATES, spool_memory_mb=1, spool_disk_mb=1)
     start = now_msc()
-    rt = Runtime(config, start_msc=start)
+    rt = Runtime(config, start_msc=start, credential=Secret(ADMIN_KEY))
     await rt.start()
     stopped = False
     try:
@@ -90,7 +92,7 @@ async def test_a_full_disk_under_the_spool_pauses_alerts_and_resumes_losing_noth
         update={"backend": config.backend.model_copy(update={"spool_dir": small_disk})}
     )
     start = now_msc()
-    rt = Runtime(config, start_msc=start)
+    rt = Runtime(config, start_msc=start, credential=Secret(ADMIN_KEY))
     await rt.start()
     stopped = False
     try:

@@ -9,9 +9,11 @@ import pytest
 
 from app.config import ClientConfig
 from app.runtime import Runtime
+from app.security.secret import Secret
 from app.server.server import ReferenceBackend
 from tests.conftest import wait_until
 from tests.security.test_tls import Pki, _server_context, pki  # noqa: F401 - fixture
+from tests.server.conftest import ADMIN_KEY, KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +48,10 @@ async def test_pinned_tls_backend_is_used_and_a_wrong_pin_is_refused(
         hub_port=0,
         db_path=tmp_path / "b.sqlite",
         ssl_context=_server_context(pki),
+        keys=KEYS,
     ) as backend:
         assert backend.bridge_url.startswith("wss://")
-        rt = Runtime(_config(backend, tmp_path, pki, pki.spki))
+        rt = Runtime(_config(backend, tmp_path, pki, pki.spki), credential=Secret(ADMIN_KEY))
         await rt.start()
         try:
             assert rt.link is not None
@@ -59,7 +62,7 @@ async def test_pinned_tls_backend_is_used_and_a_wrong_pin_is_refused(
         finally:
             await rt.stop()
 
-        rt = Runtime(_config(backend, tmp_path, pki, pki.other_spki))
+        rt = Runtime(_config(backend, tmp_path, pki, pki.other_spki), credential=Secret(ADMIN_KEY))
         await rt.start()
         try:
             assert rt.link is not None

@@ -25,7 +25,27 @@ from app.protocol.codec import (
     encode_ticks,
 )
 from app.server import ReferenceBackend
+from app.server.users import Principal, UserStore, users_path
 from app.ticks import TickArray, TickBatch, empty_ticks
+
+#: The tests' key: an admin, so any client id works (authorization has tests of its own).
+ADMIN_KEY = "tests-admin-key-0123456789abcdef0123456789"
+KEYS = {ADMIN_KEY: Principal("@tests", frozenset(), admin=True)}
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def add_user(
+    db_path: Path,
+    name: str = "trader",
+    password: str = "trader",
+    clients: Sequence[str] = ("desk-1", "desk-2"),
+    *,
+    admin: bool = False,
+) -> str:
+    """A user in the users file of the backend at ``db_path``; returns its credential."""
+    UserStore(users_path(db_path)).add(name, password, list(clients), admin=admin)
+    return f"{name}:{password}"
+
 
 START_MSC = 1_732_440_000_000
 TIMEOUT = 10.0
@@ -79,10 +99,14 @@ async def recv_msg(ws: ClientConnection, timeout: float = TIMEOUT) -> BridgeMess
 
 
 async def hello(
-    ws: ClientConnection, client_id: str, session: str, resume_from: int = 0
+    ws: ClientConnection,
+    client_id: str,
+    session: str,
+    resume_from: int = 0,
+    credential: str | None = ADMIN_KEY,
 ) -> Welcome:
     """Send hello, return the welcome."""
-    await ws.send(encode(Hello(client_id, session, resume_from)))
+    await ws.send(encode(Hello(client_id, session, resume_from, credential=credential)))
     welcome = await recv_msg(ws)
     assert isinstance(welcome, Welcome), welcome
     return welcome
@@ -143,7 +167,8 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def backend(db_path: Path) -> AsyncIterator[ReferenceBackend]:
+    add_user(db_path)
     async with ReferenceBackend(
-        bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path
+        bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path, keys=KEYS
     ) as running:
         yield running

@@ -32,12 +32,15 @@ from app.protocol.codec import (
 )
 from app.server import ReferenceBackend
 from app.server.accept import INT64_MAX
+from app.server.auth import Authenticator
 from app.server.bridge import Bridge
 from app.server.limits import BridgeLimits
 from app.server.store import TickStore
 from app.ticks import TickBatch
 from tests.conftest import wait_until
 from tests.server.conftest import (
+    ADMIN_KEY,
+    KEYS,
     concat,
     hello,
     make_ticks,
@@ -238,7 +241,10 @@ async def test_garbage_is_refused_and_harms_nobody_else(
             ).decode(),
             id="v1 JSON text hello",
         ),
-        pytest.param(encode(Hello("x", "y", 0, versions=[1, 3])), id="v2 hello without v2"),
+        pytest.param(
+            encode(Hello("x", "y", 0, versions=[1, 3], credential=ADMIN_KEY)),
+            id="v2 hello without v2",
+        ),
     ],
 )
 async def test_a_client_of_another_protocol_version_is_refused(
@@ -276,7 +282,7 @@ async def test_a_frame_over_the_configured_limit_is_closed_with_1009_and_harms_n
     assert ticks_frame_bytes(3, 1, block_bytes("EURUSD", n)) == len(encode_ticks(3, biggest))
     assert limit - 2 * 60 < len(encode_ticks(3, biggest)) <= limit
     async with ReferenceBackend(
-        bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path, max_frame_bytes=limit
+        keys=KEYS, bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path, max_frame_bytes=limit
     ) as backend:
         async with open_ws(backend.bridge_url) as ok:
             assert (await hello(ok, "desk-ok", good)).max_frame_bytes == limit
@@ -304,9 +310,9 @@ async def test_a_frame_over_the_configured_limit_is_closed_with_1009_and_harms_n
 
 def test_a_frame_limit_below_the_protocol_minimum_is_refused(tmp_path: Path) -> None:
     with TickStore(tmp_path / "t.sqlite") as store, pytest.raises(ValueError, match="minimum"):
-        Bridge(store, max_frame_bytes=MIN_MAX_FRAME_BYTES - 1)
+        Bridge(store, Authenticator(None), max_frame_bytes=MIN_MAX_FRAME_BYTES - 1)
     with pytest.raises(ValueError, match="minimum"):
-        ReferenceBackend(db_path=tmp_path / "x.sqlite", max_frame_bytes=100)
+        ReferenceBackend(keys=KEYS, db_path=tmp_path / "x.sqlite", max_frame_bytes=100)
 
 
 async def test_a_lost_message_advances_last_seq_and_counts_in_lost_batches(
@@ -429,7 +435,9 @@ async def test_last_seq_survives_a_restart_of_the_backend(db_path: Path) -> None
     session = new_session()
     msgs = messages(6)
     async with (
-        ReferenceBackend(bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path) as first,
+        ReferenceBackend(
+            keys=KEYS, bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path
+        ) as first,
         open_ws(first.bridge_url) as ws,
     ):
         await say_hello(ws, "desk-1", session)
@@ -437,7 +445,7 @@ async def test_last_seq_survives_a_restart_of_the_backend(db_path: Path) -> None
             await send_ticks(ws, seq, msgs[seq - 1])
         await wait_ack(ws, 3)
     async with ReferenceBackend(
-        bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path
+        keys=KEYS, bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path
     ) as second:
         async with open_ws(second.bridge_url) as ws:
             assert await say_hello(ws, "desk-1", session, resume_from=3) == 3
@@ -456,7 +464,7 @@ async def test_a_replaced_database_records_the_loss_and_delivery_goes_on(
     # The client holds acks up to 3, but this (new) database never saw them.
     async with (
         ReferenceBackend(
-            bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "new.sqlite"
+            keys=KEYS, bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "new.sqlite"
         ) as backend,
         open_ws(backend.bridge_url) as ws,
     ):
@@ -472,7 +480,7 @@ async def test_a_replaced_database_records_the_loss_and_delivery_goes_on(
 
 async def test_a_connection_without_hello_is_closed(tmp_path: Path) -> None:
     with TickStore(tmp_path / "t.sqlite") as store:
-        bridge = Bridge(store, hello_timeout=0.2)
+        bridge = Bridge(store, Authenticator(None), hello_timeout=0.2)
         port = await bridge.start("127.0.0.1", 0)
         try:
             async with open_ws(f"ws://127.0.0.1:{port}/ws") as ws:
@@ -485,7 +493,9 @@ async def test_a_connection_without_hello_is_closed(tmp_path: Path) -> None:
 async def test_stopping_the_backend_commits_what_it_accepted(db_path: Path) -> None:
     session = new_session()
     msgs = messages(50, per_block=100)
-    backend = ReferenceBackend(bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path)
+    backend = ReferenceBackend(
+        keys=KEYS, bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path
+    )
     await backend.start()
     try:
         async with open_ws(backend.bridge_url) as ws:
@@ -506,7 +516,12 @@ async def test_stopping_the_backend_commits_what_it_accepted(db_path: Path) -> N
 async def test_compression_can_be_enabled(db_path: Path) -> None:
     async with (
         ReferenceBackend(
-            bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path, compression="deflate"
+            keys=KEYS,
+            bridge_port=0,
+            gateway_port=0,
+            hub_port=0,
+            db_path=db_path,
+            compression="deflate",
         ) as backend,
         connect(backend.bridge_url, compression="deflate") as ws,
     ):
@@ -535,7 +550,7 @@ async def test_a_failed_commit_closes_only_that_connection_and_the_resend_is_sto
     session = new_session()
     msgs = messages(3)
     with _FlakyStore(tmp_path / "t.sqlite") as store:
-        bridge = Bridge(store)
+        bridge = Bridge(store, Authenticator(None, keys=KEYS))
         url = f"ws://127.0.0.1:{await bridge.start('127.0.0.1', 0)}/ws"
         try:
             async with open_ws(url) as ws:

@@ -56,6 +56,16 @@ def test_the_parser_takes_db_before_or_after_stats() -> None:
 
 async def test_backend_prints_its_urls_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     db = tmp_path / "cli.sqlite"
+    added = subprocess.run(
+        [*CLI, "users", "--db", str(db), "add", "desk", "--client", "desk-cli"],
+        input="pw-of-desk\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "pw-of-desk" not in (tmp_path / "cli.sqlite.users.json").read_text()
     proc = await asyncio.create_subprocess_exec(
         *CLI,
         *EPHEMERAL,
@@ -75,7 +85,8 @@ async def test_backend_prints_its_urls_serves_and_stops_on_sigterm(tmp_path: Pat
             assert (await http.get(f"{gateway}/health")).json()["service"] == "gateway"
             assert (await http.get(f"{hub}/health")).json()["service"] == "hub"
         async with open_ws(bridge) as ws:
-            assert (await hello(ws, "desk-cli", new_session())).max_frame_bytes == 1048576
+            welcome = await hello(ws, "desk-cli", new_session(), credential="desk:pw-of-desk")
+            assert welcome.max_frame_bytes == 1048576
             await send_ticks(ws, 1, messages(1)[0])
             await wait_ack(ws, 1)
         proc.send_signal(signal.SIGTERM)

@@ -10,7 +10,7 @@ import pytest
 
 from app.clock import ManualClock
 from app.server import ReferenceBackend
-from tests.server.conftest import poll_until
+from tests.server.conftest import AUTH, KEYS, poll_until
 
 
 def service(service_id: str = "client-desk-1", interval: float = 5.0) -> dict[str, Any]:
@@ -30,7 +30,7 @@ async def listed(http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
 
 
 async def test_health(backend: ReferenceBackend) -> None:
-    async with httpx.AsyncClient(base_url=backend.hub_url) as http:
+    async with httpx.AsyncClient(base_url=backend.hub_url, headers=AUTH) as http:
         assert (await http.get("/health")).json() == {"status": "ok", "service": "hub"}
 
 
@@ -38,9 +38,9 @@ async def test_register_heartbeat_list_deregister(db_path: Path) -> None:
     clock = ManualClock(start=1_700_000_000.0)
     async with (
         ReferenceBackend(
-            bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path, clock=clock
+            keys=KEYS, bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path, clock=clock
         ) as backend,
-        httpx.AsyncClient(base_url=backend.hub_url) as http,
+        httpx.AsyncClient(base_url=backend.hub_url, headers=AUTH) as http,
     ):
         answer = await http.post("/api/services/register", json=service())
         assert answer.json() == {"registered": True, "heartbeat_interval": 5.0}
@@ -73,7 +73,7 @@ async def test_register_heartbeat_list_deregister(db_path: Path) -> None:
 
 
 async def test_a_silent_service_goes_stale_in_real_time(backend: ReferenceBackend) -> None:
-    async with httpx.AsyncClient(base_url=backend.hub_url) as http:
+    async with httpx.AsyncClient(base_url=backend.hub_url, headers=AUTH) as http:
         await http.post("/api/services/register", json=service("quiet", interval=0.05))
         await http.post("/api/services/register", json=service("chatty", interval=60))
 
@@ -88,14 +88,18 @@ async def test_after_a_hub_restart_heartbeats_get_404_until_registered_again(
     db_path: Path,
 ) -> None:
     async with (
-        ReferenceBackend(bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path) as first,
-        httpx.AsyncClient(base_url=first.hub_url) as http,
+        ReferenceBackend(
+            keys=KEYS, bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path
+        ) as first,
+        httpx.AsyncClient(base_url=first.hub_url, headers=AUTH) as http,
     ):
         await http.post("/api/services/register", json=service())
         assert (await http.post("/api/services/client-desk-1/heartbeat")).status_code == 200
     async with (
-        ReferenceBackend(bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path) as second,
-        httpx.AsyncClient(base_url=second.hub_url) as http,
+        ReferenceBackend(
+            keys=KEYS, bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path
+        ) as second,
+        httpx.AsyncClient(base_url=second.hub_url, headers=AUTH) as http,
     ):
         assert (await http.post("/api/services/client-desk-1/heartbeat")).status_code == 404
         await http.post("/api/services/register", json=service())
@@ -103,7 +107,7 @@ async def test_after_a_hub_restart_heartbeats_get_404_until_registered_again(
 
 
 async def test_a_bad_registration_is_400(backend: ReferenceBackend) -> None:
-    async with httpx.AsyncClient(base_url=backend.hub_url) as http:
+    async with httpx.AsyncClient(base_url=backend.hub_url, headers=AUTH) as http:
         for body in (
             {"name": "no id"},
             {**service(), "heartbeat_interval": 0},

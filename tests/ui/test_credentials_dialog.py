@@ -16,6 +16,7 @@ from pytestqt.qtbot import QtBot
 from app.config.store import ConfigStore
 from app.session import DesktopSession
 from tests.conftest import wait_until
+from tests.server.conftest import add_user
 from ui.dialogs.credentials import CredentialsDialog
 from ui.dialogs.master_password import MasterPasswordDialog
 from ui.tasks import TaskRunner
@@ -143,7 +144,9 @@ async def test_store_test_toggle_and_delete_then_wrong_master_password(
     assert TERMINAL_PASSWORD.encode("utf-16-le") not in blob
     assert MASTER.encode() not in blob
 
-    # The API gateway: a wrong password fails the test in red, the right one logs in.
+    # The API gateway: a wrong password fails the test in red, the right one logs in
+    # (as a user of the embedded backend's users file: there is no default account).
+    add_user(tmp_path / "backend.sqlite", admin=True)
     dialog.kind.setCurrentIndex(dialog.kind.findData("gateway"))
     assert dialog.username.isVisible()
     assert not dialog.terminal.isVisible()

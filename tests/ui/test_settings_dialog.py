@@ -21,6 +21,7 @@ from app.runtime import Runtime
 from app.security.secret import Secret
 from app.session import DesktopSession
 from tests.conftest import wait_until
+from tests.server.conftest import add_user
 from tests.ui.conftest import ui_config_document
 from ui.dialogs.master_password import MasterPasswordDialog
 from ui.dialogs.schema_form import FieldEditor
@@ -243,9 +244,10 @@ async def test_inline_problems_tooltips_apply_ok_and_cancel(
 # --------------------------------------------------------------------------- sync
 @pytest.fixture
 async def gateway_session(tmp_path: Path) -> AsyncIterator[DesktopSession]:
-    """A running session whose settings name a gateway login (the embedded reference
-    gateway's default user) and whose vault holds its password."""
+    """A running session whose settings name a gateway login (a user of the embedded
+    backend's users file: there is no default one) and whose vault holds its password."""
     doc = ui_config_document(tmp_path, backend={"gateway_username": "trader"})
+    add_user(tmp_path / "backend.sqlite", admin=True)
     store = ConfigStore(tmp_path / "settings" / "client-config.json")
     store.save(ClientConfig.model_validate(doc))
     session = DesktopSession(store)
