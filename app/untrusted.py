@@ -135,7 +135,7 @@ def loads_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise JsonRefusedError(f"not valid JSON: {exc}") from None
-    if json_depth(doc) > max_depth:
+    if json_depth(doc, max_depth) > max_depth:
         raise JsonRefusedError(f"nested deeper than {max_depth} levels")
     if _has_objects(doc):
         # Depth is bounded now, so the recursive parser is safe; it alone sees pairs.
@@ -143,8 +143,9 @@ def loads_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     return doc
 
 
-def json_depth(doc: Any) -> int:
-    """Nesting depth of a parsed document (a scalar is 0), without recursion."""
+def json_depth(doc: Any, stop_above: int | None = None) -> int:
+    """Nesting depth of a parsed document (a scalar is 0), without recursion; gives up
+    as soon as it exceeds ``stop_above`` (a peer's document may be huge)."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(doc, 0)]
     while stack:
@@ -157,6 +158,8 @@ def json_depth(doc: Any) -> int:
             continue
         depth += 1
         deepest = max(deepest, depth)
+        if stop_above is not None and deepest > stop_above:
+            return deepest
         stack.extend((child, depth) for child in children)
     return deepest
 

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from app.server.auth import Authenticator, AuthRefused
 from app.server.users import Principal
+from app.untrusted import json_depth
 
 log = logging.getLogger(__name__)
 
@@ -152,27 +153,6 @@ async def read_object(request: web.Request) -> dict[str, Any]:
             400, "bad_request", f"the body is nested deeper than {limits.max_json_depth} levels"
         )
     return doc
-
-
-def json_depth(doc: Any, stop_above: int) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0), iteratively (no recursion),
-    giving up as soon as it exceeds ``stop_above``."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(doc, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        depth += 1
-        deepest = max(deepest, depth)
-        if deepest > stop_above:
-            return deepest
-        stack.extend((child, depth) for child in children)
-    return deepest
 
 
 def health(service: str) -> Handler:

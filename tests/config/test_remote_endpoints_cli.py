@@ -20,6 +20,7 @@ from app.link.gateway import GatewayClient
 from app.ports import free_ports
 from app.server.server import ReferenceBackend
 from tests.config.test_sync_cli import cli
+from tests.server.conftest import add_user
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +29,7 @@ async def test_run_refuses_a_pulled_redirect_unless_accepted(tmp_path: Path) -> 
     env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": "master-pass-123"}
     (evil_port,) = free_ports(1)
     evil = f"ws://127.0.0.1:{evil_port}/ws"
+    add_user(tmp_path / "b.sqlite", admin=True)
     async with ReferenceBackend(
         bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "b.sqlite"
     ) as backend:

@@ -21,6 +21,7 @@ from app.config.store import ConfigStore
 from app.config.sync import SettingsSync
 from app.link.gateway import GatewayClient
 from app.server import ReferenceBackend
+from tests.server.conftest import add_user
 
 CLIENT_ID = "desk-victim"
 EVIL_BRIDGE = "ws://127.0.0.1:1/ws"
@@ -38,6 +39,7 @@ BACKEND_FIELDS = {
 
 @pytest.fixture
 async def backend(tmp_path: Path) -> AsyncIterator[ReferenceBackend]:
+    add_user(tmp_path / "backend.sqlite", admin=True)
     async with ReferenceBackend(
         bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "backend.sqlite"
     ) as running:

@@ -113,10 +113,14 @@ async def hello(
 
 
 async def say_hello(
-    ws: ClientConnection, client_id: str, session: str, resume_from: int = 0
+    ws: ClientConnection,
+    client_id: str,
+    session: str,
+    resume_from: int = 0,
+    credential: str | None = ADMIN_KEY,
 ) -> int:
     """Send hello, return ``welcome.last_seq``."""
-    return (await hello(ws, client_id, session, resume_from)).last_seq
+    return (await hello(ws, client_id, session, resume_from, credential)).last_seq
 
 
 async def send_ticks(ws: ClientConnection, seq: int, batches: Sequence[TickBatch]) -> None:

@@ -348,7 +348,7 @@ async def test_resumes_near_2_63_do_not_stop_storage_for_anyone(backend: Referen
     msgs = messages(2)
     for resume_from in (INT64_MAX, INT64_MAX - 1):
         async with open_ws(backend.bridge_url) as ws:
-            await ws.send(encode(Hello("desk-huge", session, resume_from)))
+            await ws.send(encode(Hello("desk-huge", session, resume_from, credential=ADMIN_KEY)))
             got, _ = await wait_closed(ws)
             assert isinstance(got[-1], Error), got
             assert got[-1].code == "bad_resume"
@@ -371,6 +371,7 @@ async def test_a_session_at_the_top_of_the_seq_range_is_refused_not_overflowed(
     session = new_session()
     # Only a bridge that lets any resume through can get a session to the top.
     async with ReferenceBackend(
+        keys=KEYS,
         bridge_port=0,
         gateway_port=0,
         hub_port=0,

@@ -32,6 +32,9 @@ from app.server.limits import BridgeLimits
 from app.server.process import BackendProcess
 from app.ticks import TICK_DTYPE, TickArray, TickBatch
 from tests.server.conftest import (
+    ADMIN_KEY,
+    KEYS,
+    add_user,
     new_session,
     open_ws,
     say_hello,
@@ -125,7 +128,7 @@ async def test_a_hello_resuming_beyond_any_plausible_gap_is_refused_and_storage_
     session = new_session()
     for _ in range(2):
         async with open_ws(backend.bridge_url) as ws:
-            await ws.send(encode(Hello("desk-h", session, INT64_MAX)))
+            await ws.send(encode(Hello("desk-h", session, INT64_MAX, credential=ADMIN_KEY)))
             got, _code = await wait_closed(ws)
         assert isinstance(got[-1], Error)
         assert got[-1].code == "bad_resume"
@@ -149,13 +152,17 @@ def _rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+#: The backend process's users-file login for these tests (an admin: any client id).
+CREDENTIAL = "tester:a-long-enough-test-password"
+
+
 async def _flood_one_tick_blocks(url: str, rounds: int) -> int:
     """15 MB frames of one-tick blocks (refused now), reconnecting after each refusal."""
     frame = encode(Ticks(1, [("EURUSD", live_ticks(1).tobytes())] * 215_000))
     refused = 0
     for _ in range(rounds):
         async with open_ws(url) as ws:
-            await say_hello(ws, "hostile-blocks", new_session())
+            await say_hello(ws, "hostile-blocks", new_session(), credential=CREDENTIAL)
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(frame)
                 await ws.send(frame)
@@ -168,7 +175,7 @@ async def _flood_big_valid_frames(url: str, frames: int) -> None:
     """Full 15 MB frames of valid ticks, as fast as the bridge reads them."""
     big = live_ticks(250_000)
     async with open_ws(url) as ws:
-        await say_hello(ws, "hostile-big", new_session())
+        await say_hello(ws, "hostile-big", new_session(), credential=CREDENTIAL)
         for seq in range(1, frames + 1):
             await ws.send(encode_ticks(seq, [TickBatch("BIG", big)]))
         await wait_ack(ws, frames, timeout=120)
@@ -191,6 +198,8 @@ async def _idle_sockets(port: int, n: int, stop: asyncio.Event) -> None:
 async def test_a_hostile_client_does_not_stall_an_honest_one_or_grow_the_backend(
     tmp_path: Path,
 ) -> None:
+    name, password = CREDENTIAL.split(":")
+    add_user(tmp_path / "b.db", name, password, (), admin=True)
     proc = BackendProcess(bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "b.db")
     await proc.start()
     try:
@@ -201,7 +210,7 @@ async def test_a_hostile_client_does_not_stall_an_honest_one_or_grow_the_backend
         latencies: list[float] = []
         peak = 0
         async with open_ws(url) as honest:
-            await say_hello(honest, "honest", session)
+            await say_hello(honest, "honest", session, credential=CREDENTIAL)
             # Warm up (imports, first commit) before the baseline.
             await send_ticks(honest, 1, [TickBatch("EURUSD", live_ticks(10))])
             await wait_ack(honest, 1)
@@ -261,6 +270,7 @@ async def test_a_hostile_client_does_not_stall_an_honest_one_or_grow_the_backend
 
 async def test_connections_beyond_the_limit_are_refused_at_the_handshake(db_path: Path) -> None:
     async with ReferenceBackend(
+        keys=KEYS,
         bridge_port=0,
         gateway_port=0,
         hub_port=0,

@@ -15,8 +15,10 @@ import httpx
 import pytest
 
 from app.server import ReferenceBackend
-from app.server.httpjson import HttpLimits, json_depth
+from app.server.httpjson import HttpLimits
 from app.server.hub import HubLimits
+from app.untrusted import json_depth
+from tests.server.conftest import ADMIN_KEY, AUTH, KEYS
 
 IDLE = 1.0
 #: A POST route of each service that reads a JSON body.
@@ -27,6 +29,7 @@ POST_PATH = {"gateway": "/api/auth/login", "hub": "/api/services/register"}
 async def strict(db_path: Path) -> AsyncIterator[ReferenceBackend]:
     """A backend with short timeouts, so the tests wait one second, not fifteen."""
     async with ReferenceBackend(
+        keys=KEYS,
         bridge_port=0,
         gateway_port=0,
         hub_port=0,
@@ -49,7 +52,7 @@ async def test_a_100k_deep_json_is_refused_with_400_quickly(
         if service == "gateway"
         else (backend.hub_url, "/api/services/register")
     )
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
         started = time.monotonic()
         answer = await http.post(path, content=deep(100_000))
         elapsed = time.monotonic() - started
@@ -61,7 +64,7 @@ async def test_a_100k_deep_json_is_refused_with_400_quickly(
 
 async def test_nesting_is_bounded_by_max_json_depth(backend: ReferenceBackend) -> None:
     depth = HttpLimits().max_json_depth
-    async with httpx.AsyncClient(base_url=backend.hub_url) as http:
+    async with httpx.AsyncClient(base_url=backend.hub_url, headers=AUTH) as http:
         ok = await http.post("/api/services/register", content=deep(depth - 1))
         too_deep = await http.post("/api/services/register", content=deep(depth))
     assert ok.status_code == 200, ok.text
@@ -84,7 +87,7 @@ async def test_a_body_above_the_limit_is_refused_with_413(
 ) -> None:
     url = backend.gateway_url if service == "gateway" else backend.hub_url
     body = b'{"x": "' + b"a" * (HttpLimits().max_body_bytes + 1) + b'"}'
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
         answer = await http.post(POST_PATH[service], content=body)
     assert answer.status_code == 413
     assert answer.json()["error"] == "request_entity_too_large"
@@ -117,7 +120,9 @@ HALF_OPEN = {
     "nothing": b"",
     "half a request head": b"POST {path} HTTP/1.1\r\nHost: x\r\nContent-",
     "half a body": b"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-    b'\r\nContent-Length: 100\r\n\r\n{"user',
+    + b"\r\nAuthorization: Bearer "
+    + ADMIN_KEY.encode()
+    + b'\r\nContent-Length: 100\r\n\r\n{"user',
 }
 
 
@@ -149,8 +154,10 @@ async def test_hub_registrations_are_bounded_per_owner_and_in_size(db_path: Path
     restarting service is never refused."""
     limits = HubLimits()
     async with (
-        ReferenceBackend(bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path) as backend,
-        httpx.AsyncClient(base_url=backend.hub_url) as http,
+        ReferenceBackend(
+            keys=KEYS, bridge_port=0, gateway_port=0, hub_port=0, db_path=db_path
+        ) as backend,
+        httpx.AsyncClient(base_url=backend.hub_url, headers=AUTH) as http,
     ):
         rss_before = _rss()
         statuses: dict[int, int] = {}
