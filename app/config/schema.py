@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.backoff import BackoffPolicy
 from app.clock import now_msc
+from app.servertime import parse_server_time_zone
 from app.terminal.spec import TerminalSpec
 
 DEFAULT_SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD"]
@@ -44,6 +45,13 @@ class TerminalConfig(_Section):
         60_000, ge=1_000, le=600_000, description="How long initialize() may take, in ms."
     )
     portable: bool = Field(False, description="Start the terminal in portable mode.")
+    server_time_zone: str | None = Field(
+        None,
+        description="The time zone the broker's server stamps ticks in: 'ny-close' "
+        "(GMT+2 in winter, GMT+3 in summer, on US daylight saving dates), an IANA name "
+        "('Europe/Athens', 'UTC') or an offset ('+02:00'). Empty: detected from fresh "
+        "ticks on a real terminal; 'ny-close' for the simulated and replay terminals.",
+    )
     symbols: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SYMBOLS),
         min_length=1,
@@ -96,6 +104,13 @@ class TerminalConfig(_Section):
             seen.add(s)
         return v
 
+    @field_validator("server_time_zone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        return parse_server_time_zone(v).key
+
     @field_validator("rates")
     @classmethod
     def _rates_in_range(cls, v: dict[str, float]) -> dict[str, float]:
@@ -134,6 +149,7 @@ class TerminalConfig(_Section):
             server=self.server,
             timeout_ms=self.timeout_ms,
             portable=self.portable,
+            server_time_zone=self.server_time_zone,
             seed=self.seed,
             rates=tuple(sorted(self.rates.items())),
             control_file=self.control_file,

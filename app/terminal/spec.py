@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from app.servertime import NY_CLOSE, ServerTimeZone, parse_server_time_zone
+
 TerminalKind = Literal["simulated", "mt5", "replay"]
 
 
@@ -29,6 +31,9 @@ class TerminalSpec:
     server: str | None = None
     timeout_ms: int = 60_000
     portable: bool = False
+    #: The server's time zone as set (``app.servertime`` key); ``None``: the kind's default
+    #: (see :meth:`zone`).
+    server_time_zone: str | None = None
     # --- simulated terminal only ---
     seed: int = 42
     #: Ticks per second per symbol; symbols not listed use their profile's default.
@@ -47,3 +52,13 @@ class TerminalSpec:
     replay_anchor_ms: int | None = None
     #: Skip (and log) unreadable rows instead of refusing the file.
     replay_skip_bad_rows: bool = False
+
+    def zone(self) -> ServerTimeZone | None:
+        """The zone the terminal stamps ticks in; ``None`` means "detect it" (real terminals).
+
+        Simulated and replay terminals default to ny-close, like most brokers: the
+        default run is never in UTC, so nothing downstream can quietly assume it.
+        """
+        if self.server_time_zone:
+            return parse_server_time_zone(self.server_time_zone)
+        return NY_CLOSE if self.kind in ("simulated", "replay") else None
