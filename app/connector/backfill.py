@@ -20,7 +20,12 @@ chunks, oldest first, while live capture runs from the start cursor on:
   is recorded as a span (saved every ``save_interval_s`` and at stop), so the next
   run fetches only the rest;
 * **observable**: :meth:`Backfill.progress` returns plain :class:`BackfillProgress`
-  records for the window and the ``run`` command to poll.
+  records for the window and the ``run`` command to poll;
+* **UTC**: gaps and cursors are UTC; the terminal is read through
+  :class:`~app.connector.server_clock.UtcTerminal` (its server time converted both ways),
+  as the live worker reads it. A real terminal without a configured zone has it detected
+  in the helper process from a fresh tick (as the worker does); in a closed market that
+  fails clearly and the job is retried, then left for the next run.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,7 +52,9 @@ from app.collector import Collector
 from app.config.schema import BackfillConfig
 from app.connector.capture import CaptureCursor
 from app.connector.coverage import Cursor, Span, SpanBook, find_gaps
+from app.connector.server_clock import OffsetDetector, UtcTerminal
 from app.connector.worker import initialize_terminal, watch_parent
+from app.servertime import ServerTimeZone, format_offset, parse_server_time_zone
 from app.terminal.api import MT5Api
 from app.terminal.constants import CONNECTION_ERRORS, COPY_TICKS_ALL
 from app.terminal.loader import open_terminal
@@ -69,6 +77,10 @@ log = logging.getLogger(__name__)
 
 #: Attempts per chunk before a job fails (connection errors are retried with backoff).
 _ATTEMPTS: Final = 5
+#: Looks at a symbol's last tick (and the pause between them) to detect a real
+#: terminal's server time zone in the history process.
+_DETECT_LOOKS: Final = 12
+_DETECT_PAUSE_S: Final = 0.25
 
 
 class BackfillState(StrEnum):
@@ -147,6 +159,7 @@ class HistorySource(Protocol):
 
 _API: MT5Api | None = None
 _SPEC: TerminalSpec | None = None
+_ZONE: ServerTimeZone | None = None
 _SELECTED: set[str] = set()
 
 
@@ -171,20 +184,44 @@ def _child_api() -> MT5Api:
     return _API
 
 
+def _child_zone(api: MT5Api, symbol: str) -> ServerTimeZone:
+    """The configured zone, or one detected from a fresh tick of ``symbol`` (a few looks)."""
+    global _ZONE  # noqa: PLW0603
+    assert _SPEC is not None
+    if _ZONE is None:
+        _ZONE = _SPEC.zone()
+    if _ZONE is not None:
+        return _ZONE
+    view, detector = UtcTerminal(api, None), OffsetDetector()
+    for look in range(_DETECT_LOOKS):
+        if look:
+            time.sleep(_DETECT_PAUSE_S)
+        offset = detector.observe(view.last_stamps([symbol]), int(time.time() * 1000))
+        if offset is not None:
+            _ZONE = parse_server_time_zone(format_offset(offset))
+            return _ZONE
+    raise HistoryError(
+        f"{_SPEC.name}: server time zone not detected (no fresh {symbol} tick; the market "
+        "may be closed): set terminals[].server_time_zone, or the next run fetches this"
+    )
+
+
 def _child_fetch(symbol: str, from_s: int, to_s: int) -> TickArray:
-    global _API  # noqa: PLW0603
+    global _API, _ZONE  # noqa: PLW0603
     api = _child_api()
     if symbol not in _SELECTED:
         if not api.symbol_select(symbol, True):
             code, text = api.last_error()
             raise HistoryError(f"symbol {symbol}: {text}", code)
         _SELECTED.add(symbol)
-    ticks = api.copy_ticks_range(symbol, from_s, to_s, COPY_TICKS_ALL)
+    ticks = UtcTerminal(api, _child_zone(api, symbol)).copy_ticks_range(
+        symbol, from_s, to_s, COPY_TICKS_ALL
+    )
     if ticks is None:
         code, text = api.last_error()
         if code in CONNECTION_ERRORS:
             api.shutdown()
-            _API = None  # initialise again on the next attempt
+            _API = _ZONE = None  # initialise (and detect) again on the next attempt
         raise HistoryError(f"copy_ticks_range {symbol}: {text}", code)
     return ticks
 
@@ -215,14 +252,16 @@ class TerminalHistory:
 
 
 class ApiHistory:
-    """History from a terminal API object in this process (tests, tools)."""
+    """History from a terminal API object in this process (tests, tools), whose server
+    clock is ``zone``."""
 
-    def __init__(self, api: MT5Api) -> None:
+    def __init__(self, api: MT5Api, zone: ServerTimeZone) -> None:
         self.api = api
+        self.terminal = UtcTerminal(api, zone)
 
     async def fetch(self, symbol: str, from_s: int, to_s: int) -> TickArray:
         ticks = await asyncio.to_thread(
-            self.api.copy_ticks_range, symbol, from_s, to_s, COPY_TICKS_ALL
+            self.terminal.copy_ticks_range, symbol, from_s, to_s, COPY_TICKS_ALL
         )
         if ticks is None:
             code, text = self.api.last_error()

@@ -33,6 +33,11 @@ class WorkerHealth:
     last_error_text: str
     last_tick_msc: int
     enabled: bool
+    #: The trade server's time zone the worker reads ticks in (``"ny-close"``, or a
+    #: detected fixed offset such as ``"+03:00"``); None while not known (detecting).
+    server_time_zone: str | None = None
+    #: Its offset from UTC in seconds, as of the worker's last report.
+    server_offset_s: int | None = None
 
     @property
     def last_error(self) -> str:

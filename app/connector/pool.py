@@ -56,6 +56,9 @@ class _Slot:
     held: bool = False
     last_error: tuple[int, str] = (0, "")
     last_tick_msc: int = 0
+    #: The server time zone the worker reported (None: not known yet, detecting).
+    server_time_zone: str | None = None
+    server_offset_s: int | None = None
     restart_requested: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -138,6 +141,8 @@ class ConnectorPool:
                     last_error_text=slot.last_error[1],
                     last_tick_msc=slot.last_tick_msc,
                     enabled=slot.enabled,
+                    server_time_zone=slot.server_time_zone,
+                    server_offset_s=slot.server_offset_s,
                 )
             )
         return out
@@ -337,12 +342,26 @@ class ConnectorPool:
         if msg.error_code or msg.error_text:
             slot.last_error = (msg.error_code, msg.error_text)
         if msg.state == "streaming":
+            zone, offset = msg.info.get("server_time_zone"), msg.info.get("server_offset_s")
+            slot.server_time_zone = zone if isinstance(zone, str) else None
+            slot.server_offset_s = offset if isinstance(offset, int) else None
+            if slot.state is WorkerState.STREAMING:
+                return  # a new offset (DST, re-detected): the stream goes on
             slot.state = WorkerState.STREAMING
             slot.streaming_since = self._clock.monotonic()
             slot.last_error = (0, "")
-            log.info("worker %d streaming %s", slot.worker_id, ", ".join(slot.spec.symbols))
-        elif msg.state == "connecting":
+            log.info(
+                "worker %d streaming %s (server time %s)",
+                slot.worker_id,
+                ", ".join(slot.spec.symbols),
+                slot.server_time_zone,
+            )
+        elif msg.state in ("connecting", "detecting"):
+            # Detecting: logged in, waiting for a fresh tick to learn the server's clock
+            # (app/connector/worker.py); shown as connecting, nothing is polled yet.
             slot.state = WorkerState.CONNECTING
+            slot.streaming_since = None
+            slot.server_time_zone = slot.server_offset_s = None
         elif msg.state in ("error", "failed"):
             # The worker is on its way out; do not show it as streaming meanwhile.
             slot.state = WorkerState.FAILED if msg.state == "failed" else WorkerState.BACKING_OFF

@@ -5,6 +5,20 @@ runs in its own process. The worker polls ``copy_ticks_from`` from its cursors (
 ``symbol_info_tick`` snapshots, which skip ticks), cuts the overlap, and ships each new
 batch to the supervisor as raw numpy bytes. On any terminal error it reports the MT5
 code and text and exits; the supervisor decides whether and when to start it again.
+
+Time: the terminal is read through :class:`~app.connector.server_clock.UtcTerminal`, so
+cursors and batches are UTC. A configured zone (``TerminalSpec.zone()``, always set for
+simulated and replay terminals) is used from the start. A real terminal's zone is
+*detected* at connect (every connect: a reconnect is a new process) and re-checked every
+:data:`RECHECK_S` seconds. Until it is known the worker reports ``detecting`` and does
+not poll: reading ticks with a wrong offset would move the cursors by hours (a hole, or
+ticks stamped in the future), while waiting loses nothing, as the ticks stay in the
+terminal's history and the cursor resumes from the last captured tick. A closed market
+gives no fresh tick, so a worker may wait in ``detecting`` until it opens; setting
+``terminals[].server_time_zone`` skips detection. A detected zone is a fixed offset: a
+broker's DST switch shows as a change at a re-check (logged, reported), and a polled tick
+more than :data:`FUTURE_LIMIT_MS` ahead of the clock (the spring switch read with the
+winter offset) sends the worker back to detecting before the tick is used.
 """
 
 from __future__ import annotations
@@ -19,8 +33,11 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+from app.clock import SYSTEM_CLOCK, Clock
 from app.connector import wire
 from app.connector.capture import CaptureCursor, PollSizer
+from app.connector.server_clock import OffsetDetector, UtcTerminal, future_ms
+from app.servertime import ServerTimeZone, format_offset, parse_server_time_zone
 from app.terminal.api import MT5Api
 from app.terminal.constants import COPY_TICKS_ALL, RES_E_AUTH_FAILED, RES_E_INTERNAL_FAIL
 from app.terminal.loader import TerminalUnavailable, open_terminal
@@ -35,6 +52,13 @@ EXIT_TERMINAL_ERROR = 3
 #: The terminal refused us (authorization, unknown symbol, no MetaTrader5 package):
 #: retrying without a change from the user cannot help.
 EXIT_FATAL = 4
+
+#: Seconds between looks at the symbols' last ticks while the zone is being detected.
+DETECT_LOOK_S = 1.0
+#: Seconds between re-checks of a detected zone (and of a configured zone's offset).
+RECHECK_S = 60.0
+#: A tick this far ahead of the UTC clock was read with a wrong offset.
+FUTURE_LIMIT_MS = 120_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +118,29 @@ def watch_parent() -> None:
 
 
 class _Worker:
-    def __init__(self, spec: WorkerSpec, conn: Connection, api: MT5Api) -> None:
+    def __init__(
+        self, spec: WorkerSpec, conn: Connection, api: MT5Api, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.spec = spec
         self.conn = conn
         self.api = api
-        start = int(time.time() * 1000)
+        self.clock = clock
+        #: The configured zone, or None: detect it (real terminals).
+        self.configured = spec.terminal.zone()
+        self.terminal = UtcTerminal(api, self.configured)
+        self.detector = OffsetDetector()
+        self.next_look = 0.0
+        self.reported_offset: int | None = None
+        self.warned_future = False
+        self.info: dict[str, object] = {}
+        start = int(clock.time() * 1000)  # UTC now: cursors are UTC
         self.cursors = {s: CaptureCursor(*spec.cursors.get(s, (start, 0))) for s in spec.symbols}
         self.sizers = {s: PollSizer(spec.max_batch) for s in spec.symbols}
-        self.last_sent = time.monotonic()
+        self.last_sent = clock.monotonic()
 
     def send(self, msg: wire.WorkerMessage) -> None:
         self.conn.send_bytes(wire.encode(msg))
-        self.last_sent = time.monotonic()
+        self.last_sent = self.clock.monotonic()
 
     def connect(self) -> None:
         t = self.spec.terminal
@@ -121,33 +156,109 @@ class _Worker:
                 )
         version = self.api.version()
         account = self.api.account_info()
-        self.send(
-            wire.StatusMsg(
-                "streaming",
-                info={
-                    "pid": os.getpid(),
-                    "version": list(version) if version else None,
-                    "login": account.login if account else None,
-                    "server": account.server if account else None,
-                },
+        self.info = {
+            "pid": os.getpid(),
+            "version": list(version) if version else None,
+            "login": account.login if account else None,
+            "server": account.server if account else None,
+        }
+        if self.configured is not None:
+            self.report_zone(self.configured)
+        else:
+            self.send(wire.StatusMsg("detecting", info=dict(self.info)))
+        self.check_zone()
+
+    # --- the server's clock --------------------------------------------------------------
+
+    def report_zone(self, zone: ServerTimeZone, was: ServerTimeZone | None = None) -> None:
+        """ "streaming", with the zone in use and its offset now (docs/time.md)."""
+        self.terminal.zone = zone
+        self.reported_offset = zone.offset_s(self.clock.time())
+        info = dict(self.info, server_time_zone=zone.key, server_offset_s=self.reported_offset)
+        if was is not None:
+            info["server_time_zone_was"] = was.key
+        self.send(wire.StatusMsg("streaming", info=info))
+
+    def check_zone(self) -> None:
+        """Detect or re-check the zone when due (see the module doc)."""
+        now = self.clock.monotonic()
+        if now < self.next_look:
+            return
+        zone = self.terminal.zone
+        self.next_look = now + (DETECT_LOOK_S if zone is None else RECHECK_S)
+        if self.configured is not None:
+            # A configured DST zone changes offset twice a year: keep the health true.
+            if self.configured.offset_s(self.clock.time()) != self.reported_offset:
+                self.report_zone(self.configured)
+            return
+        stamps = self.terminal.last_stamps(self.spec.symbols)
+        offset = self.detector.observe(stamps, int(self.clock.time() * 1000))
+        if offset is None or (zone is not None and zone.offset_s(0) == offset):
+            return
+        detected = parse_server_time_zone(format_offset(offset))  # e.g. "+03:00"
+        if zone is None:
+            log.info("worker %d: server time zone detected: %s", self.spec.worker_id, detected.key)
+        else:
+            log.warning(
+                "worker %d: server time zone changed from %s to %s",
+                self.spec.worker_id,
+                zone.key,
+                detected.key,
             )
+        self.report_zone(detected, zone)
+
+    def forget_zone(self, reason: str) -> None:
+        """Back to detecting: the detected offset no longer holds."""
+        log.warning(
+            "worker %d: %s; detecting the server time zone again", self.spec.worker_id, reason
         )
+        self.terminal.zone = None
+        self.reported_offset = None
+        self.next_look = 0.0
+        self.send(wire.StatusMsg("detecting", info=dict(self.info)))
+
+    # --- ticks ---------------------------------------------------------------------------
 
     def poll_once(self) -> bool:
         """Poll every symbol once; True when some answer was cut short (poll again now)."""
         more = False
         for symbol in self.spec.symbols:
+            if self.terminal.zone is None:
+                return False  # detecting: the ticks wait in the terminal
             cursor, sizer = self.cursors[symbol], self.sizers[symbol]
-            polled = self.api.copy_ticks_from(
+            polled = self.terminal.copy_ticks_from(
                 symbol, cursor.from_seconds, sizer.count, COPY_TICKS_ALL
             )
             if polled is None:
                 raise _terminal_error(self.api, f"copy_ticks_from {symbol}")
+            ahead = future_ms(polled, int(self.clock.time() * 1000))
+            if ahead > FUTURE_LIMIT_MS:
+                if self.configured is None:
+                    self.forget_zone(f"{symbol} ticks {ahead / 1000:.0f} s ahead of the clock")
+                    return False
+                if not self.warned_future:
+                    self.warned_future = True
+                    log.warning(
+                        "%s ticks are %.0f s ahead of the clock: is terminals[%s]."
+                        "server_time_zone (%s) right?",
+                        symbol,
+                        ahead / 1000,
+                        self.spec.terminal.name,
+                        self.configured.key,
+                    )
             new, skipped = cursor.cut(polled)
             more |= sizer.after_poll(len(polled), skipped, len(new))
             if len(new):
                 cursor.advance(new)
-                self.send(TickBatch(symbol, new, self.spec.worker_id, time.time()))
+                self.send(TickBatch(symbol, new, self.spec.worker_id, self.clock.time()))
+        return more
+
+    def step(self) -> bool:
+        """One round of the loop: the zone when due, then a poll of every symbol."""
+        self.check_zone()
+        more = self.poll_once()
+        if self.clock.monotonic() - self.last_sent >= self.spec.heartbeat_interval:
+            self.send(wire.HeartbeatMsg())
         return more
 
     def stop_requested(self) -> bool:
@@ -159,10 +270,7 @@ class _Worker:
     def run(self) -> int:
         self.connect()
         while not self.stop_requested():
-            more = self.poll_once()
-            if time.monotonic() - self.last_sent >= self.spec.heartbeat_interval:
-                self.send(wire.HeartbeatMsg())
-            if not more:
+            if not self.step():
                 time.sleep(self.spec.poll_interval)
         return EXIT_STOPPED
 

@@ -6,14 +6,21 @@ files instead of a generator, so the connection handling the capture code depend
 through the control file, symbol selection, ``COPY_TICKS_*`` masks, whole-second
 ``date_from``) is literally the same code; only the data calls are replaced.
 
-Time. A replay has an *anchor*: the wall-clock moment (epoch ms) at which it starts,
-shared by every worker process through :class:`~app.terminal.spec.TerminalSpec` so that
-they all see the same replay clock, also after a restart. With ``speed`` ``s`` (> 0),
-the tick stamped ``origin + d`` (``origin`` = the first tick of all the files) becomes
-visible ``d / s`` after the anchor; ``speed = 0`` makes every tick visible at once. With
-``shift_to_now``, every tick time is moved by ``anchor - origin``: the first tick is
-stamped with the start time, and at speed 1 replayed ticks carry wall-clock times, as
-if the market were live. Without it, ticks keep the times in the file (server time).
+Time. An MT5 export is in the server time of the broker it was recorded at (GMT+2 in
+winter at most), so the replay is a terminal of that time zone (``server_time_zone``,
+ny-close by default): it serves the file's stamps as they are, and the worker converts
+them to UTC like any terminal's. A replay has an *anchor*: the wall-clock moment (UTC
+epoch ms) at which it starts, shared by every worker process through
+:class:`~app.terminal.spec.TerminalSpec` so that they all see the same replay clock, also
+after a restart. With ``speed`` ``s`` (> 0), the tick stamped ``origin + d``
+(``origin`` = the first tick of all the files) becomes visible ``d / s`` after the
+anchor; ``speed = 0`` makes every tick visible at once. With ``shift_to_now``, every
+tick time is moved so that the first tick is stamped with the start time *on the
+server's clock* (the anchor in server time), and at speed 1 replayed ticks carry the
+server's "now", as if the market were live. Without it, ticks keep the times in the
+file. The served clock runs on from the anchor by elapsed time: a replay started in
+summer that crosses the autumn switch keeps counting in summer time (it serves what the
+files hold, never inserts or removes an hour).
 
 Files. One or more tick exports per symbol, read with the vectorised reader
 (:mod:`app.terminal.export_files`) when the symbol is first selected, then held in
@@ -34,14 +41,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.clock import SYSTEM_CLOCK, Clock, now_msc
+from app.servertime import NY_CLOSE, ServerTimeZone
 from app.terminal import constants as c
+from app.terminal.arguments import COPY_MASKS, SYMBOL_INFO_ZERO
 from app.terminal.export_files import ExportFormatError, ExportReader, read_time_span
 from app.terminal.market import SymbolProfile
-from app.terminal.simulated import (
-    _MASKS,
-    _SYMBOL_INFO_ZERO,
-    SimulatedTerminal,
-)
+from app.terminal.simulated import SimulatedTerminal
 from app.terminal.types import SymbolInfo, Tick
 from app.ticks import TICK_DTYPE, TickArray, empty_ticks
 from app.untrusted import check_regular_file
@@ -73,7 +78,7 @@ def symbol_from_file_name(path: Path | str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ReplayPlan:
-    """Where a replay starts and ends, in the times it serves (epoch ms).
+    """Where a replay starts and ends (epoch ms): served (server) times and their UTC.
 
     Computed from the first and last row of each file only, so planning a replay of
     hundreds of MB costs two small reads per file.
@@ -81,30 +86,52 @@ class ReplayPlan:
 
     #: Time of the first tick in the files (server time, before any shift).
     origin_ms: int
-    #: Added to every tick time (``anchor - origin`` with ``shift_to_now``, else 0).
+    #: Added to every tick time (server-now at the anchor minus ``origin`` with
+    #: ``shift_to_now``, else 0).
     shift_ms: int
-    #: Wall-clock ms at which the replay starts.
+    #: Wall-clock (UTC) ms at which the replay starts.
     anchor_ms: int
     speed: float
-    #: Served time of each symbol's last tick.
-    end_ms: Mapping[str, int]
+    #: Served (server) time of each symbol's last tick.
+    served_end_ms: Mapping[str, int]
+    #: The clock the served times are on.
+    zone: ServerTimeZone = NY_CLOSE
+
+    @property
+    def served_start_ms(self) -> int:
+        """The served (server) time of the first tick."""
+        return self.origin_ms + self.shift_ms
 
     @property
     def start_ms(self) -> int:
-        """The served time of the first tick: where capture must start."""
-        return self.origin_ms + self.shift_ms
+        """The first tick in UTC: where capture must start (capture cursors are UTC)."""
+        return _utc_ms(self.zone, self.served_start_ms)
+
+    @property
+    def end_ms(self) -> dict[str, int]:
+        """Each symbol's last tick in UTC, as the collector will hold it.
+
+        A last tick in the autumn hour is read as the earlier pass (the file's last row
+        alone cannot say which): a watch on it may end at most an hour early there.
+        """
+        return {sym: _utc_ms(self.zone, ms) for sym, ms in self.served_end_ms.items()}
 
     def served_until(self, wall_ms: int) -> int:
-        """Ticks with a served time ``<=`` this are visible at ``wall_ms``."""
+        """Ticks with a served time ``<=`` this are visible at ``wall_ms`` (UTC)."""
         if self.speed <= 0:
             return _NEVER
-        return self.start_ms + math.floor((wall_ms - self.anchor_ms) * self.speed)
+        return self.served_start_ms + math.floor((wall_ms - self.anchor_ms) * self.speed)
 
     def finished_at(self) -> float | None:
         """Wall-clock ms at which every tick is visible (None when speed is 0: at once)."""
-        if self.speed <= 0 or not self.end_ms:
+        if self.speed <= 0 or not self.served_end_ms:
             return None
-        return self.anchor_ms + (max(self.end_ms.values()) - self.start_ms) / self.speed
+        last = max(self.served_end_ms.values())
+        return self.anchor_ms + (last - self.served_start_ms) / self.speed
+
+
+def _utc_ms(zone: ServerTimeZone, server_ms: int) -> int:
+    return int(zone.to_utc_ms(np.array([server_ms], np.int64))[0])
 
 
 def replay_plan(
@@ -113,8 +140,9 @@ def replay_plan(
     speed: float,
     shift_to_now: bool,
     anchor_ms: int,
+    zone: ServerTimeZone = NY_CLOSE,
 ) -> ReplayPlan:
-    """The plan of a replay of ``files`` (symbol → export files)."""
+    """The plan of a replay of ``files`` (symbol → export files) recorded in ``zone``."""
     if not files:
         raise ValueError("a replay needs at least one file")
     spans: dict[str, tuple[int, int]] = {}
@@ -124,13 +152,16 @@ def replay_plan(
         firsts, lasts = zip(*(read_time_span(p) for p in paths), strict=True)
         spans[symbol] = (min(firsts), max(lasts))
     origin = min(first for first, _ in spans.values())
-    shift = anchor_ms - origin if shift_to_now else 0
+    # "Now" on the server's clock: the first tick is stamped as the broker would stamp it.
+    server_now = int(zone.to_server_ms(np.array([anchor_ms], np.int64))[0])
+    shift = server_now - origin if shift_to_now else 0
     return ReplayPlan(
         origin_ms=origin,
         shift_ms=shift,
         anchor_ms=anchor_ms,
         speed=max(0.0, float(speed)),
-        end_ms={sym: last + shift for sym, (_, last) in spans.items()},
+        served_end_ms={sym: last + shift for sym, (_, last) in spans.items()},
+        zone=zone,
     )
 
 
@@ -143,6 +174,7 @@ def plan_of_spec(spec: TerminalSpec) -> ReplayPlan:
         speed=spec.replay_speed,
         shift_to_now=spec.replay_shift_to_now,
         anchor_ms=spec.replay_anchor_ms,
+        zone=spec.zone() or NY_CLOSE,
     )
 
 
@@ -200,6 +232,7 @@ class ReplayTerminal(SimulatedTerminal):
         clock: Clock = SYSTEM_CLOCK,
         accounts: Mapping[int, str] | None = None,
         control_file: Path | str | None = None,
+        server_time_zone: ServerTimeZone = NY_CLOSE,
     ) -> None:
         if not math.isfinite(speed) or speed < 0:
             raise ValueError(f"replay speed must be a finite number >= 0, got {speed}")
@@ -217,7 +250,11 @@ class ReplayTerminal(SimulatedTerminal):
                 ExportReader(p)  # the header, now: a wrong file fails before any worker runs
         anchor = anchor_ms if anchor_ms is not None else now_msc(clock)
         self.plan = replay_plan(
-            self.files, speed=speed, shift_to_now=shift_to_now, anchor_ms=anchor
+            self.files,
+            speed=speed,
+            shift_to_now=shift_to_now,
+            anchor_ms=anchor,
+            zone=server_time_zone,
         )
         self._skip_bad_rows = skip_bad_rows
         self._series: dict[str, _Series] = {}
@@ -237,7 +274,12 @@ class ReplayTerminal(SimulatedTerminal):
             for sym in self.files
         }
         super().__init__(
-            0, profiles=profiles, clock=clock, accounts=accounts, control_file=control_file
+            0,
+            profiles=profiles,
+            clock=clock,
+            accounts=accounts,
+            control_file=control_file,
+            server_time_zone=server_time_zone,
         )
         self._path = "replay"
 
@@ -251,6 +293,7 @@ class ReplayTerminal(SimulatedTerminal):
             skip_bad_rows=spec.replay_skip_bad_rows,
             clock=clock,
             control_file=spec.control_file,
+            server_time_zone=spec.zone() or NY_CLOSE,
         )
 
     # --- data --------------------------------------------------------------------------
@@ -287,13 +330,17 @@ class ReplayTerminal(SimulatedTerminal):
         return lo, max(lo, hi)
 
     def _copy(
-        self, symbol: str, from_msc: int, until: int, count: int, flags: int
+        self, symbol: str, from_s: int, to_s: int | None, count: int, flags: int
     ) -> TickArray | None:
+        """The file's ticks as they are: they are in server time already."""
         series = self._load(symbol)
         if series is None:
             return None
-        lo, hi = self._visible(series, from_msc, until)
-        mask = _MASKS[flags]
+        until = self._until()
+        if to_s is not None:
+            until = min(until, to_s * 1000 + 1)
+        lo, hi = self._visible(series, from_s * 1000, until)
+        mask = COPY_MASKS[flags]
         if mask:
             part = series.ticks[lo:hi]
             out = part[(part["flags"] & np.uint32(mask)) != 0][:count]
@@ -341,7 +388,7 @@ class ReplayTerminal(SimulatedTerminal):
         bid = float(tick["bid"]) if tick is not None else 0.0
         ask = float(tick["ask"]) if tick is not None else 0.0
         last = float(tick["last"]) if tick is not None else 0.0
-        fields = dict(_SYMBOL_INFO_ZERO)
+        fields = dict(SYMBOL_INFO_ZERO)
         fields.update(
             select=self._selected[symbol],
             visible=self._selected[symbol],

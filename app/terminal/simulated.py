@@ -10,6 +10,12 @@ What it deliberately reproduces because capture code must cope with it:
 * dates are whole seconds (``date_from`` is truncated), so a poll from "the last tick"
   re-reads part of a second and the caller must de-duplicate;
 * ticks exist only up to the injected clock's "now": it is a live terminal;
+* ticks are stamped in the trade server's time zone (``server_time_zone``, ny-close by
+  default: GMT+2 in winter, GMT+3 in summer), not in UTC, as a real broker stamps them,
+  and the dates asked for are read on that clock; the market underneath stays a pure
+  function of UTC. In the autumn hour a 24/7 symbol's stamps go back an hour while the
+  ticks stay in true order; an ambiguous ``date_from`` is read as the earlier pass (more
+  ticks, never fewer), an ambiguous ``date_to`` as the later one;
 * faults on demand (:class:`FaultMode`), in-process or from another process through a
   JSON control file, for tests of reconnects and watchdogs.
 
@@ -31,23 +37,22 @@ Known differences from the real module (documented guesses where its behaviour i
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, get_type_hints
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from app.clock import SYSTEM_CLOCK, Clock, now_msc
+from app.servertime import NY_CLOSE, ServerTimeZone
 from app.terminal import constants as c
+from app.terminal.arguments import COPY_MASKS, SYMBOL_INFO_ZERO, epoch_seconds, match_group
 from app.terminal.market import DEFAULT_PROFILES, Market, SymbolProfile
 from app.terminal.types import AccountInfo, SymbolInfo, TerminalInfo, Tick
 from app.ticks import TickArray
@@ -74,11 +79,6 @@ COMPANY: Final = "Simulated Markets Ltd."
 _CONTROL_POLL_S = 0.05
 _STALL_STEP_S = 0.01
 _DEFAULT_TIMEOUT_MS = 60_000
-_MASKS: Final[dict[int, int]] = {
-    c.COPY_TICKS_ALL: 0,
-    c.COPY_TICKS_INFO: c.TICK_FLAG_BID | c.TICK_FLAG_ASK,
-    c.COPY_TICKS_TRADE: c.TICK_FLAG_LAST | c.TICK_FLAG_VOLUME,
-}
 
 
 class FaultMode(StrEnum):
@@ -99,28 +99,6 @@ def write_fault(path: Path, mode: FaultMode | str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"mode": FaultMode(mode).value}), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _epoch_seconds(value: object) -> int | None:
-    """Whole epoch seconds of a date argument, or None if it is not one.
-
-    The real terminal works at second resolution here: fractions are truncated. Naive
-    datetimes are taken as UTC (as the MetaTrader5 documentation asks callers to use).
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        seconds: float = aware.timestamp()
-    elif isinstance(value, int | np.integer):
-        return int(value) if value >= 0 else None
-    elif isinstance(value, float | np.floating):
-        seconds = float(value)
-    else:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return math.floor(seconds)
 
 
 class SimulatedTerminal:
@@ -165,9 +143,12 @@ class SimulatedTerminal:
         clock: Clock = SYSTEM_CLOCK,
         accounts: Mapping[int, str] | None = None,
         control_file: Path | str | None = None,
+        server_time_zone: ServerTimeZone = NY_CLOSE,
     ) -> None:
         self.market = Market(seed, profiles if profiles is not None else DEFAULT_PROFILES, rates)
         self._clock = clock
+        #: The clock the trade server stamps ticks in (``app.servertime``).
+        self.server_time_zone = server_time_zone
         self._accounts = dict(accounts) if accounts is not None else None
         self._selected = dict.fromkeys(self.market.symbols(), True)
         self._connected = False
@@ -184,7 +165,11 @@ class SimulatedTerminal:
     @classmethod
     def from_spec(cls, spec: TerminalSpec, *, clock: Clock = SYSTEM_CLOCK) -> SimulatedTerminal:
         return cls(
-            seed=spec.seed, rates=dict(spec.rates), clock=clock, control_file=spec.control_file
+            seed=spec.seed,
+            rates=dict(spec.rates),
+            clock=clock,
+            control_file=spec.control_file,
+            server_time_zone=spec.zone() or NY_CLOSE,
         )
 
     # --- faults ------------------------------------------------------------------------
@@ -397,7 +382,7 @@ class SimulatedTerminal:
     def symbols_get(self, group: str = "*") -> tuple[SymbolInfo, ...] | None:
         if not self._ready():
             return None
-        names = _match_group(self.market.symbols(), group)
+        names = match_group(self.market.symbols(), group)
         at = now_msc(self._clock) + 1
         self._ok()
         return tuple(self._symbol_info(name, at) for name in names)
@@ -425,13 +410,14 @@ class SimulatedTerminal:
             self._fail(c.RES_E_NOT_FOUND)
             return None
         self._ok()
+        server_msc = self._server_msc(int(tick["time_msc"]))
         return Tick(
-            time=int(tick["time"]),
+            time=server_msc // 1000,
             bid=float(tick["bid"]),
             ask=float(tick["ask"]),
             last=float(tick["last"]),
             volume=int(tick["volume"]),
-            time_msc=int(tick["time_msc"]),
+            time_msc=server_msc,
             flags=int(tick["flags"]),
             volume_real=float(tick["volume_real"]),
         )
@@ -452,11 +438,11 @@ class SimulatedTerminal:
         bid = float(tick["bid"]) if tick is not None else 0.0
         ask = float(tick["ask"]) if tick is not None else 0.0
         last = float(tick["last"]) if tick is not None else 0.0
-        fields = dict(_SYMBOL_INFO_ZERO)
+        fields = dict(SYMBOL_INFO_ZERO)
         fields.update(
             select=self._selected[symbol],
             visible=self._selected[symbol],
-            time=int(tick["time"]) if tick is not None else 0,
+            time=self._server_msc(int(tick["time_msc"])) // 1000 if tick is not None else 0,
             digits=p.digits,
             spread=round((ask - bid) / p.point),
             spread_float=True,
@@ -501,77 +487,52 @@ class SimulatedTerminal:
     ) -> TickArray | None:
         if not self._ready():
             return None
-        start = _epoch_seconds(date_from)
+        start = epoch_seconds(date_from)
         valid_count = isinstance(count, int | np.integer) and not isinstance(count, bool)
-        if symbol not in self._selected or start is None or flags not in _MASKS:
+        if symbol not in self._selected or start is None or flags not in COPY_MASKS:
             self._fail(c.RES_E_INVALID_PARAMS)
             return None
         if not valid_count or count <= 0:
             self._fail(c.RES_E_INVALID_PARAMS)
             return None
-        return self._copy(symbol, start * 1000, self._until(), int(count), flags)
+        return self._copy(symbol, start, None, int(count), flags)
 
     def copy_ticks_range(
         self, symbol: str, date_from: DateLike, date_to: DateLike, flags: int
     ) -> TickArray | None:
-        """Ticks with ``date_from <= time_msc / 1000 <= date_to`` (both ends whole seconds).
+        """Ticks with ``date_from <= time_msc / 1000 <= date_to`` (both ends whole seconds,
+        server time).
 
         ``date_to`` is inclusive at millisecond ``date_to * 1000``, as MQL5's
         ``CopyTicksRange`` documents ``to_msc``.
         """
         if not self._ready():
             return None
-        start, end = _epoch_seconds(date_from), _epoch_seconds(date_to)
-        if symbol not in self._selected or start is None or end is None or flags not in _MASKS:
+        start, end = epoch_seconds(date_from), epoch_seconds(date_to)
+        if symbol not in self._selected or start is None or end is None or flags not in COPY_MASKS:
             self._fail(c.RES_E_INVALID_PARAMS)
             return None
-        until = min(end * 1000 + 1, self._until())
-        return self._copy(symbol, start * 1000, until, MAX_TICKS_PER_CALL, flags)
+        return self._copy(symbol, start, end, MAX_TICKS_PER_CALL, flags)
 
-    # Where the ticks come from: the two hooks a terminal serving other data overrides
-    # (the replay terminal serves files), keeping the argument checks and error codes.
-    def _until(self) -> int:
-        """Exclusive bound (epoch ms) of the tick times that exist now."""
-        return now_msc(self._clock) + 1
-
+    # Where the ticks come from: the hook a terminal serving other data overrides (the
+    # replay terminal serves files), keeping the argument checks and error codes.
     def _copy(
-        self, symbol: str, from_msc: int, until: int, count: int, flags: int
+        self, symbol: str, from_s: int, to_s: int | None, count: int, flags: int
     ) -> TickArray | None:
-        ticks = self.market.ticks_from(symbol, from_msc, count, until, mask=_MASKS[flags])
+        """The first ``count`` ticks from server second ``from_s`` up to now (and up to
+        ``to_s`` inclusive when given), stamped in server time."""
+        zone = self.server_time_zone
+        from_msc = zone.to_utc_s(from_s, later=False) * 1000
+        until = now_msc(self._clock) + 1
+        if to_s is not None:
+            until = min(until, zone.to_utc_s(to_s, later=True) * 1000 + 1)
+        ticks = self.market.ticks_from(symbol, from_msc, count, until, mask=COPY_MASKS[flags])
+        server = zone.to_server_ms(ticks["time_msc"])
+        ticks["time_msc"] = server
+        ticks["time"] = server // 1000
         self._ok()
         return ticks
 
-
-#: Every ``SymbolInfo`` field at its type's zero; the simulation fills in what it knows.
-_SYMBOL_INFO_ZERO: Final[dict[str, Any]] = {
-    name: kind() for name, kind in get_type_hints(SymbolInfo).items()
-}
-
-
-def _match_group(names: tuple[str, ...], group: str) -> list[str]:
-    """MT5 group syntax: comma-separated ``*`` masks, ``!`` excludes; inclusions first.
-
-    A group of exclusions only selects nothing, as inclusions are applied first.
-    Matching is case-insensitive, as symbol names are in the terminal.
-    """
-    include: list[str] = []
-    exclude: list[str] = []
-    for raw in group.split(","):
-        mask = raw.strip().upper()
-        if not mask:
-            continue
-        if mask.startswith("!"):
-            exclude.append(mask[1:])
-        else:
-            include.append(mask)
-
-    def hit(name: str, masks: list[str]) -> bool:
-        return any(_mask_regex(m).fullmatch(name.upper()) for m in masks)
-
-    return [n for n in names if hit(n, include) and not hit(n, exclude)]
-
-
-@functools.lru_cache(maxsize=256)
-def _mask_regex(mask: str) -> re.Pattern[str]:
-    """Only ``*`` is a wildcard in MT5 masks; everything else is literal."""
-    return re.compile(".*".join(re.escape(part) for part in mask.split("*")))
+    def _server_msc(self, utc_msc: int) -> int:
+        """One UTC instant as the server's clock stamps it."""
+        return utc_msc + 1000 * self.server_time_zone.offset_s(utc_msc // 1000)

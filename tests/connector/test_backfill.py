@@ -125,7 +125,7 @@ async def test_a_gap_is_filled_with_no_hole_and_no_duplicate_at_either_edge(
     collector.ingest(TickBatch("EURUSD", ticks[live_from : live_from + 5_000]))
     term = SimulatedTerminal(3, rates={"EURUSD": RATE})
     assert term.initialize()
-    backfill = _backfill(tmp_path, collector, ApiHistory(term), live_ms)
+    backfill = _backfill(tmp_path, collector, ApiHistory(term, term.server_time_zone), live_ms)
     target = BackfillTarget(TerminalSpec(name="sim"), "EURUSD", (live_ms, 0))
     await backfill.start([target], lambda: {"EURUSD": _end_cursor(ticks, live_from + 4_999)})
     await backfill.wait()
@@ -179,7 +179,7 @@ async def test_cancelled_backfill_resumes_where_it_stopped(tmp_path: Path) -> No
 
     first = Collector(10_000_000)
     rec1 = Recorder(first)
-    gated = Gated(ApiHistory(term), free=1)
+    gated = Gated(ApiHistory(term, term.server_time_zone), free=1)
     backfill = _backfill(tmp_path, first, gated, live_ms)
     await backfill.start([target], lambda: {"EURUSD": (live_ms, 0)})
     await asyncio.wait_for(gated.blocked.wait(), 30)
@@ -193,7 +193,7 @@ async def test_cancelled_backfill_resumes_where_it_stopped(tmp_path: Path) -> No
 
     second = Collector(10_000_000)
     rec2 = Recorder(second)
-    again = _backfill(tmp_path, second, ApiHistory(term), live_ms)
+    again = _backfill(tmp_path, second, ApiHistory(term, term.server_time_zone), live_ms)
     await again.start([target], lambda: {"EURUSD": (live_ms, 0)})
     await again.wait()
     assert again.progress()[0].state is BackfillState.DONE
@@ -207,7 +207,7 @@ async def test_a_failing_terminal_marks_the_job_failed(tmp_path: Path) -> None:
     _, _, live_ms = _setup(tmp_path, ticks)
     term = SimulatedTerminal(3, rates={"EURUSD": RATE})  # never initialised: every call fails
     collector = Collector(1_000)
-    backfill = _backfill(tmp_path, collector, ApiHistory(term), live_ms)
+    backfill = _backfill(tmp_path, collector, ApiHistory(term, term.server_time_zone), live_ms)
     backfill._policy = backfill._policy.__class__(0.001, 0.002)
     target = BackfillTarget(TerminalSpec(name="sim"), "EURUSD", (live_ms, 0))
     await backfill.start([target], dict)

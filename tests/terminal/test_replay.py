@@ -65,8 +65,12 @@ def test_real_speed_with_shift_to_now_maps_ticks_onto_the_wall_clock(
     )
     assert term.initialize()
     assert term.symbol_select("EURUSD")
-    shift = anchor - int(ticks["time_msc"][0])
-    assert term.plan.start_ms == anchor
+    # "Now" is the server's now: 2027-01-15 at a ny-close server is GMT+2.
+    server_now = anchor + 2 * 3_600_000
+    shift = server_now - int(ticks["time_msc"][0])
+    assert term.plan.start_ms == anchor  # in UTC, where capture starts
+    assert term.plan.served_start_ms == server_now
+    assert term.plan.end_ms == {"EURUSD": int(ticks["time_msc"][-1]) + shift - 2 * 3_600_000}
     clock.advance(5.0)  # at speed 2: ten seconds of the file are visible
     got = term.copy_ticks_from("EURUSD", 0, 10_000_000, c.COPY_TICKS_ALL)
     assert got is not None

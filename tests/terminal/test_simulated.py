@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from app.clock import ManualClock
+from app.servertime import UTC_ZONE
 from app.terminal import constants
 from app.terminal import simulated as simulated_module
 from app.terminal.constants import TICK_FLAG_ASK, TICK_FLAG_BID, TICK_FLAG_LAST, TICK_FLAG_VOLUME
@@ -63,7 +64,10 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def term(clock: ManualClock) -> Iterator[SimulatedTerminal]:
-    t = SimulatedTerminal(seed=3, clock=clock)
+    # A server on UTC: these tests check the API's conventions against the market's own
+    # (UTC) history; the server clock (ny-close by default) is tested in
+    # test_simulated_server_time.py.
+    t = SimulatedTerminal(seed=3, clock=clock, server_time_zone=UTC_ZONE)
     assert t.initialize()
     yield t
     t.shutdown()
