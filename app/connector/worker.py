@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+import numpy as np
+
 from app.clock import SYSTEM_CLOCK, Clock
 from app.connector import wire
 from app.connector.capture import CaptureCursor, PollSizer
@@ -132,6 +134,8 @@ class _Worker:
         self.next_look = 0.0
         self.reported_offset: int | None = None
         self.warned_future = False
+        #: A re-detected zone, used from the end of the current polling round.
+        self.pending: ServerTimeZone | None = None
         self.info: dict[str, object] = {}
         start = int(clock.time() * 1000)  # UTC now: cursors are UTC
         self.cursors = {s: CaptureCursor(*spec.cursors.get(s, (start, 0))) for s in spec.symbols}
@@ -198,14 +202,17 @@ class _Worker:
         detected = parse_server_time_zone(format_offset(offset))  # e.g. "+03:00"
         if zone is None:
             log.info("worker %d: server time zone detected: %s", self.spec.worker_id, detected.key)
-        else:
-            log.warning(
-                "worker %d: server time zone changed from %s to %s",
-                self.spec.worker_id,
-                zone.key,
-                detected.key,
-            )
-        self.report_zone(detected, zone)
+            self.report_zone(detected)
+            return
+        log.warning(
+            "worker %d: server time zone changed from %s to %s",
+            self.spec.worker_id,
+            zone.key,
+            detected.key,
+        )
+        # One more round with the old offset first: the ticks stamped before the switch
+        # are read right with it (the ones after it are held back by the future guard).
+        self.pending = detected
 
     def forget_zone(self, reason: str) -> None:
         """Back to detecting: the detected offset no longer holds."""
@@ -221,42 +228,59 @@ class _Worker:
 
     def poll_once(self) -> bool:
         """Poll every symbol once; True when some answer was cut short (poll again now)."""
+        if self.terminal.zone is None:
+            return False  # detecting: the ticks wait in the terminal
         more = False
+        stale_reason = ""
         for symbol in self.spec.symbols:
-            if self.terminal.zone is None:
-                return False  # detecting: the ticks wait in the terminal
             cursor, sizer = self.cursors[symbol], self.sizers[symbol]
             polled = self.terminal.copy_ticks_from(
                 symbol, cursor.from_seconds, sizer.count, COPY_TICKS_ALL
             )
             if polled is None:
                 raise _terminal_error(self.api, f"copy_ticks_from {symbol}")
-            ahead = future_ms(polled, int(self.clock.time() * 1000))
-            if ahead > FUTURE_LIMIT_MS:
-                if self.configured is None:
-                    self.forget_zone(f"{symbol} ticks {ahead / 1000:.0f} s ahead of the clock")
-                    return False
-                if not self.warned_future:
-                    self.warned_future = True
-                    log.warning(
-                        "%s ticks are %.0f s ahead of the clock: is terminals[%s]."
-                        "server_time_zone (%s) right?",
-                        symbol,
-                        ahead / 1000,
-                        self.spec.terminal.name,
-                        self.configured.key,
-                    )
+            now_ms = int(self.clock.time() * 1000)
+            ahead = future_ms(polled, now_ms)
+            stale = ahead > FUTURE_LIMIT_MS and self.configured is None
+            if stale:
+                # Read with an offset that no longer holds (the spring switch): keep the
+                # ticks before the first impossible one, which were read right, and end
+                # the round on every symbol so (their pre-switch ticks are read right too).
+                stale_reason = f"{symbol} ticks {ahead / 1000:.0f} s ahead of the clock"
+                cut = np.searchsorted(polled["time_msc"], now_ms + FUTURE_LIMIT_MS, "right")
+                polled = polled[: int(cut)]
+            elif ahead > FUTURE_LIMIT_MS:
+                self.warn_future(symbol, ahead)
             new, skipped = cursor.cut(polled)
             more |= sizer.after_poll(len(polled), skipped, len(new))
             if len(new):
                 cursor.advance(new)
                 self.send(TickBatch(symbol, new, self.spec.worker_id, self.clock.time()))
+        if stale_reason and self.pending is None:
+            self.forget_zone(stale_reason)
+            return False
         return more
+
+    def warn_future(self, symbol: str, ahead_ms: int) -> None:
+        """A configured zone that seems wrong: said once, the capture goes on as set."""
+        if self.warned_future or self.configured is None:
+            return
+        self.warned_future = True
+        log.warning(
+            "%s ticks are %.0f s ahead of the clock: is terminals[%s].server_time_zone (%s) right?",
+            symbol,
+            ahead_ms / 1000,
+            self.spec.terminal.name,
+            self.configured.key,
+        )
 
     def step(self) -> bool:
         """One round of the loop: the zone when due, then a poll of every symbol."""
         self.check_zone()
         more = self.poll_once()
+        if self.pending is not None:
+            new, self.pending = self.pending, None
+            self.report_zone(new, self.terminal.zone)
         if self.clock.monotonic() - self.last_sent >= self.spec.heartbeat_interval:
             self.send(wire.HeartbeatMsg())
         return more

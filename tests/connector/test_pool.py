@@ -6,10 +6,12 @@ captured with what the terminal's (deterministic) history holds for the same spa
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
 import time
+import zoneinfo
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -53,10 +55,14 @@ class Recorder:
     def __init__(self) -> None:
         self.batches: dict[str, list[TickArray]] = defaultdict(list)
         self.seqs: list[int] = []
+        #: Tick→collector latency of every batch, as the monitor measures it.
+        self.latencies: list[float] = []
 
     def __call__(self, item: SequencedBatch) -> None:
         self.seqs.append(item.seq)
         self.batches[item.batch.symbol].append(item.batch.ticks)
+        if not item.history:
+            self.latencies.append(item.received_at - int(item.batch.ticks["time_msc"][0]) / 1000)
 
     def ticks(self, symbol: str) -> TickArray:
         return np.concatenate(self.batches[symbol])
@@ -131,6 +137,16 @@ async def test_sigkilled_worker_restarts_and_the_stream_has_no_gap_and_no_double
         lambda: all(s is WorkerState.STREAMING for s in states()), 90, "5 streaming workers"
     )
     await wait_until(lambda: all(rec.count(s) > 100 for s in SYMBOLS), 30, "ticks on every symbol")
+    # The simulated server keeps ny-close time (GMT+3 while New York is on summer time).
+    summer = datetime.datetime.now(zoneinfo.ZoneInfo("America/New_York")).dst()
+    for w in rt.pool.health():
+        assert (w.server_time_zone, w.server_offset_s) == (
+            "ny-close",
+            3 * 3600 if summer else 2 * 3600,
+        )
+    # Ticks are UTC after the worker: their latency is the pipeline's, not the offset.
+    assert min(rec.latencies) >= 0
+    assert max(rec.latencies) < 30  # seconds on a busy machine, never the 2-3 h offset
     before = {w.worker_id: w for w in rt.pool.health()}
     victim = next(w for w in before.values() if "EURUSD" in w.symbols)
     assert victim.pid is not None
