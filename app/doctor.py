@@ -23,6 +23,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,6 +283,28 @@ def check_metatrader5(config: ClientConfig) -> list[Check]:
     return checks
 
 
+def check_server_time(config: ClientConfig, now_s: float | None = None) -> list[Check]:
+    """Each terminal's server clock: the one set (and its offset now) or "detected".
+
+    Why: a wrong server time zone shifts every tick by hours (docs/time.md); the trader
+    should see which clock each terminal is read with before a capture starts.
+    """
+    now = time.time() if now_s is None else now_s
+    checks = []
+    for t in config.terminals:
+        zone = t.to_spec(anchor_ms=0).zone()
+        if zone is None:
+            detail = (
+                "detected at connect from a fresh tick (a closed market delays it; "
+                "terminals[].server_time_zone sets it)"
+            )
+        else:
+            source = "set" if t.server_time_zone else "default"
+            detail = f"{zone.label(now)}, {source}"
+        checks.append(Check("ok", f"terminal {t.name} server time", detail))
+    return checks
+
+
 def check_vault(config: ClientConfig) -> Check:
     mode = config.security.vault
     file = config.security.vault_file or default_vault_path()
@@ -513,6 +536,7 @@ def run_checks(config_path: Path | None, timeout: float) -> tuple[list[Check], C
         lambda: [settings_check],
         check_qt,
         lambda: check_metatrader5(config),
+        lambda: check_server_time(config),
         lambda: [check_vault(config)],
         lambda: check_backend(config, timeout),
         lambda: [check_disk()],

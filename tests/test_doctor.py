@@ -207,3 +207,31 @@ def test_pins_for_host_and_host_port() -> None:
     assert pins_for(settings, "example.com", 8443) == (a, b)
     assert pins_for(settings, "::1", 443) == (c,)
     assert pins_for(settings, "other.example", 443) == ()
+
+
+def test_each_terminal_shows_the_server_clock_it_is_read_with() -> None:
+    from app.config import ClientConfig  # noqa: PLC0415
+    from app.doctor import check_server_time  # noqa: PLC0415
+
+    config = ClientConfig.model_validate(
+        {
+            "terminals": [
+                {"name": "sim", "symbols": ["EURUSD"]},
+                {"name": "broker", "kind": "mt5", "symbols": ["GBPUSD"]},
+                {
+                    "name": "athens",
+                    "kind": "mt5",
+                    "symbols": ["XAUUSD"],
+                    "server_time_zone": "Europe/Athens",
+                },
+            ]
+        }
+    )
+    july = 1_751_371_200.0  # 2025-07-01 12:00 UTC: summer in New York and in Athens
+    lines = [c.line() for c in check_server_time(config, july)]
+    assert lines == [
+        "[ok]   terminal sim server time: ny-close (GMT+3), default",
+        "[ok]   terminal broker server time: detected at connect from a fresh tick (a closed "
+        "market delays it; terminals[].server_time_zone sets it)",
+        "[ok]   terminal athens server time: Europe/Athens (GMT+3), set",
+    ]
