@@ -15,10 +15,16 @@ not poll: reading ticks with a wrong offset would move the cursors by hours (a h
 ticks stamped in the future), while waiting loses nothing, as the ticks stay in the
 terminal's history and the cursor resumes from the last captured tick. A closed market
 gives no fresh tick, so a worker may wait in ``detecting`` until it opens; setting
-``terminals[].server_time_zone`` skips detection. A detected zone is a fixed offset: a
-broker's DST switch shows as a change at a re-check (logged, reported), and a polled tick
-more than :data:`FUTURE_LIMIT_MS` ahead of the clock (the spring switch read with the
-winter offset) sends the worker back to detecting before the tick is used.
+``terminals[].server_time_zone`` skips detection. A detected zone is a fixed offset
+(``"+03:00"``), so a broker's DST switch shows as a change: at a re-check (logged,
+reported, used after one more round at the old offset, which reads the ticks stamped
+before the switch right), or earlier, when a polled tick lies more than
+:data:`FUTURE_LIMIT_MS` ahead of the clock (the spring switch read with the winter
+offset): the ticks before it are kept and the worker detects again. The spring switch is
+captured exactly either way (tests/connector/test_server_time.py). The autumn switch is
+not, for a 24/7 symbol: after it, asking from the cursor with the new offset returns the
+hour before the switch again, read an hour late. Configure the zone (``ny-close``) where
+that hour matters; FX and metals are closed then at a ny-close broker (Sunday morning).
 """
 
 from __future__ import annotations
