@@ -31,7 +31,14 @@ from app.servertime import ServerTimeZone, detect_offset_s
 from app.terminal.api import MT5Api
 from app.ticks import TickArray
 
-__all__ = ["MAX_AGE_MS", "MAX_LOOK_GAP_MS", "OffsetDetector", "UtcTerminal", "ticks_to_utc"]
+__all__ = [
+    "MAX_AGE_MS",
+    "MAX_LOOK_GAP_MS",
+    "OffsetDetector",
+    "UtcTerminal",
+    "future_ms",
+    "ticks_to_utc",
+]
 
 #: A changed last tick proves freshness only if the previous look is this recent.
 MAX_LOOK_GAP_MS: Final = 120_000
