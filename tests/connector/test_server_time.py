@@ -31,7 +31,7 @@ from app.terminal.market import DEFAULT_PROFILES, Market
 from app.terminal.replay import ReplayTerminal, plan_of_spec
 from app.terminal.simulated import SimulatedTerminal
 from app.terminal.spec import TerminalSpec
-from app.ticks import TickArray, TickBatch
+from app.ticks import TickArray, TickBatch, empty_ticks
 from tests.test_servertime import US_AUTUMN, US_SPRING, utc_s
 
 H = 3600
@@ -80,7 +80,8 @@ class Harness:
             self.step()
 
     def ticks(self, symbol: str) -> TickArray:
-        return np.concatenate([b.ticks for b in self.batches[symbol]])
+        # (Empty for a symbol whose market is closed then, e.g. FX on a Sunday morning.)
+        return np.concatenate([empty_ticks()] + [b.ticks for b in self.batches[symbol]])
 
     def zones(self) -> list[tuple[str, object]]:
         return [(s.state, s.info.get("server_time_zone")) for s in self.statuses]
