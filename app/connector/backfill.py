@@ -174,17 +174,30 @@ def _child_api() -> MT5Api:
 def _child_fetch(symbol: str, from_s: int, to_s: int) -> TickArray:
     global _API  # noqa: PLW0603
     api = _child_api()
-    if symbol not in _SELECTED:
-        if not api.symbol_select(symbol, True):
-            code, text = api.last_error()
-            raise HistoryError(f"symbol {symbol}: {text}", code)
-        _SELECTED.add(symbol)
+    try:
+        if symbol not in _SELECTED:
+            select_symbol(api, symbol)
+            _SELECTED.add(symbol)
+        return copy_range(api, symbol, from_s, to_s)
+    except HistoryError as exc:
+        if exc.code in CONNECTION_ERRORS:
+            api.shutdown()
+            _API = None  # initialise (and select) again on the next attempt
+        raise
+
+
+def select_symbol(api: MT5Api, symbol: str) -> None:
+    """Put ``symbol`` in Market Watch: a terminal serves history only for those."""
+    if not api.symbol_select(symbol, True):
+        code, text = api.last_error()
+        raise HistoryError(f"symbol {symbol} is not available: {text}", code)
+
+
+def copy_range(api: MT5Api, symbol: str, from_s: int, to_s: int) -> TickArray:
+    """``copy_ticks_range``; ``None`` is the terminal's error (an empty array: no ticks)."""
     ticks = api.copy_ticks_range(symbol, from_s, to_s, COPY_TICKS_ALL)
     if ticks is None:
         code, text = api.last_error()
-        if code in CONNECTION_ERRORS:
-            api.shutdown()
-            _API = None  # initialise again on the next attempt
         raise HistoryError(f"copy_ticks_range {symbol}: {text}", code)
     return ticks
 
@@ -219,15 +232,13 @@ class ApiHistory:
 
     def __init__(self, api: MT5Api) -> None:
         self.api = api
+        self._selected: set[str] = set()
 
     async def fetch(self, symbol: str, from_s: int, to_s: int) -> TickArray:
-        ticks = await asyncio.to_thread(
-            self.api.copy_ticks_range, symbol, from_s, to_s, COPY_TICKS_ALL
-        )
-        if ticks is None:
-            code, text = self.api.last_error()
-            raise HistoryError(f"copy_ticks_range {symbol}: {text}", code)
-        return ticks
+        if symbol not in self._selected:
+            await asyncio.to_thread(select_symbol, self.api, symbol)
+            self._selected.add(symbol)
+        return await asyncio.to_thread(copy_range, self.api, symbol, from_s, to_s)
 
     async def close(self) -> None:
         return None

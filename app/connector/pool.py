@@ -337,10 +337,22 @@ class ConnectorPool:
         if msg.error_code or msg.error_text:
             slot.last_error = (msg.error_code, msg.error_text)
         if msg.state == "streaming":
+            back = slot.state is WorkerState.OFFLINE
             slot.state = WorkerState.STREAMING
-            slot.streaming_since = self._clock.monotonic()
+            if slot.streaming_since is None:  # not reset by a return from "offline"
+                slot.streaming_since = self._clock.monotonic()
             slot.last_error = (0, "")
-            log.info("worker %d streaming %s", slot.worker_id, ", ".join(slot.spec.symbols))
+            log.info(
+                "worker %d %s %s",
+                slot.worker_id,
+                "back online, streaming" if back else "streaming",
+                ", ".join(slot.spec.symbols),
+            )
+        elif msg.state == "offline":
+            slot.state = WorkerState.OFFLINE
+            if slot.streaming_since is None:
+                slot.streaming_since = self._clock.monotonic()
+            log.warning("worker %d: %s", slot.worker_id, msg.error_text)
         elif msg.state == "connecting":
             slot.state = WorkerState.CONNECTING
         elif msg.state in ("error", "failed"):

@@ -5,6 +5,13 @@ runs in its own process. The worker polls ``copy_ticks_from`` from its cursors (
 ``symbol_info_tick`` snapshots, which skip ticks), cuts the overlap, and ships each new
 batch to the supervisor as raw numpy bytes. On any terminal error it reports the MT5
 code and text and exits; the supervisor decides whether and when to start it again.
+
+The real module answers ``None`` (``False``) and leaves the reason in ``last_error()``:
+every such answer is an error here, never "no ticks" (an *empty* array is "no ticks").
+Once a second the worker asks ``terminal_info().connected``: a terminal that lost its
+trade server still answers, but nothing new arrives; the worker reports "offline"
+(not an error: it keeps polling from its cursors, so the ticks the terminal downloads
+when it is back are captured without a hole) and "streaming" again when it is back.
 """
 
 from __future__ import annotations
@@ -22,7 +29,12 @@ from multiprocessing.connection import Connection
 from app.connector import wire
 from app.connector.capture import CaptureCursor, PollSizer
 from app.terminal.api import MT5Api
-from app.terminal.constants import COPY_TICKS_ALL, RES_E_AUTH_FAILED, RES_E_INTERNAL_FAIL
+from app.terminal.constants import (
+    CONNECTION_ERRORS,
+    COPY_TICKS_ALL,
+    RES_E_AUTH_FAILED,
+    RES_E_INTERNAL_FAIL,
+)
 from app.terminal.loader import TerminalUnavailable, open_terminal
 from app.terminal.spec import TerminalSpec
 from app.ticks import TickBatch
@@ -47,6 +59,8 @@ class WorkerSpec:
     poll_interval: float = 0.002
     max_batch: int = 10_000
     heartbeat_interval: float = 0.5
+    #: Seconds between two ``terminal_info().connected`` checks (one cheap IPC call).
+    connection_check_interval: float = 1.0
 
 
 class _FatalError(Exception):
@@ -102,6 +116,11 @@ class _Worker:
         self.cursors = {s: CaptureCursor(*spec.cursors.get(s, (start, 0))) for s in spec.symbols}
         self.sizers = {s: PollSizer(spec.max_batch) for s in spec.symbols}
         self.last_sent = time.monotonic()
+        #: What "streaming" reports (sent again when the terminal is back online).
+        self.info: dict[str, object] = {}
+        #: None until the first check; then whether the terminal has its trade server.
+        self.online: bool | None = None
+        self.checked_at = -float("inf")
 
     def send(self, msg: wire.WorkerMessage) -> None:
         self.conn.send_bytes(wire.encode(msg))
@@ -111,27 +130,46 @@ class _Worker:
         t = self.spec.terminal
         if not initialize_terminal(self.api, t):
             raise _terminal_error(self.api, f"initialize {t.name}")
+        # Every connect, restarts included: a terminal serves data only for symbols in
+        # its Market Watch, and a restarted terminal may show only its default set.
         for symbol in self.spec.symbols:
             if not self.api.symbol_select(symbol, True):
                 code, text = self.api.last_error()
+                retry = code in CONNECTION_ERRORS or code == RES_E_INTERNAL_FAIL
                 raise _FatalError(
                     code,
                     f"symbol {symbol} is not available on {t.name}: {text}",
-                    EXIT_FATAL if code not in (RES_E_INTERNAL_FAIL,) else EXIT_TERMINAL_ERROR,
+                    EXIT_TERMINAL_ERROR if retry else EXIT_FATAL,
                 )
         version = self.api.version()
+        if version is None:
+            raise _terminal_error(self.api, f"version {t.name}")
         account = self.api.account_info()
-        self.send(
-            wire.StatusMsg(
-                "streaming",
-                info={
-                    "pid": os.getpid(),
-                    "version": list(version) if version else None,
-                    "login": account.login if account else None,
-                    "server": account.server if account else None,
-                },
-            )
-        )
+        if account is None:
+            raise _terminal_error(self.api, f"account_info {t.name}")
+        self.info = {
+            "pid": os.getpid(),
+            "version": list(version),
+            "login": account.login,
+            "server": account.server,
+        }
+        self.check_connection(time.monotonic())
+
+    def check_connection(self, now: float) -> None:
+        """Report "offline"/"streaming" when ``terminal_info().connected`` changes."""
+        self.checked_at = now
+        info = self.api.terminal_info()
+        if info is None:
+            raise _terminal_error(self.api, f"terminal_info {self.spec.terminal.name}")
+        online = bool(info.connected)
+        if online == self.online:
+            return
+        self.online = online
+        if online:
+            self.send(wire.StatusMsg("streaming", info=self.info))
+        else:
+            text = f"terminal {self.spec.terminal.name} offline: no connection to its trade server"
+            self.send(wire.StatusMsg("offline", 0, text, info=self.info))
 
     def poll_once(self) -> bool:
         """Poll every symbol once; True when some answer was cut short (poll again now)."""
@@ -160,6 +198,9 @@ class _Worker:
         self.connect()
         while not self.stop_requested():
             more = self.poll_once()
+            now = time.monotonic()
+            if now - self.checked_at >= self.spec.connection_check_interval:
+                self.check_connection(now)
             if time.monotonic() - self.last_sent >= self.spec.heartbeat_interval:
                 self.send(wire.HeartbeatMsg())
             if not more:
