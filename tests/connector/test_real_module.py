@@ -92,6 +92,16 @@ def test_none_at_connect_is_an_error_with_the_mt5_code(
     assert statuses(pipe[0]) == []  # never reported "streaming"
 
 
+def test_initialize_timing_out_is_a_retryable_error(pipe: tuple[Connection, Connection]) -> None:
+    term = SimulatedTerminal(seed=3, clock=ManualClock(NOW))
+    term.set_fault(FaultMode.STALL)
+    spec = WorkerSpec(1, TerminalSpec(name="sim", timeout_ms=100), ("EURUSD",))
+    with pytest.raises(_FatalError) as err:
+        _Worker(spec, pipe[1], term).connect()
+    assert (err.value.code, err.value.text) == (-10005, "initialize sim: IPC timeout")
+    assert err.value.exit_code == EXIT_TERMINAL_ERROR  # backoff and retry, not "failed"
+
+
 def test_an_unknown_symbol_fails_naming_it(pipe: tuple[Connection, Connection]) -> None:
     term = SimulatedTerminal(seed=3, clock=ManualClock(NOW))
     worker = in_process_worker(term, pipe[1], ("EURUSD", "EURUSDX"))

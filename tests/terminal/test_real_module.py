@@ -26,7 +26,6 @@ CALL_FAILED = (-1, "Terminal: Call failed")
 NOT_FOUND = (-4, "Terminal: Not found")
 SUCCESS = (1, "Success")
 IPC_TIMEOUT = (-10005, "IPC timeout")
-IPC_SEND = (-10001, "IPC send failed")
 
 #: The real ``TerminalInfo`` fields (as ``app/terminal/types.py`` mirrors them): no "portable".
 REAL_TERMINAL_INFO = [
