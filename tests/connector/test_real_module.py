@@ -204,6 +204,8 @@ async def test_offline_terminal_is_shown_alerted_and_resumed_without_a_hole(
     await wait_until(
         lambda: any(a.id == "terminal_offline:1" for a in alerts.active()), 15, "the alert"
     )
+    (alert,) = [a for a in alerts.active() if a.id == "terminal_offline:1"]
+    assert alert.message.startswith("terminal offline (worker 1)")
     await wait_until(lambda: now_msc() > offline_at + 1_500, 10, "an outage with ticks in it")
     newest = max(int(rec.ticks(s)["time_msc"][-1]) for s in rates)
     assert newest < offline_at + 1_000  # nothing new arrived while offline
