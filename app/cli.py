@@ -64,6 +64,7 @@ log = logging.getLogger("trading_client")
 _STATE_MARK = {
     WorkerState.CONNECTING: "c",
     WorkerState.STREAMING: "S",
+    WorkerState.OFFLINE: "o",
     WorkerState.STALLED: "!",
     WorkerState.BACKING_OFF: "b",
     WorkerState.FAILED: "X",

@@ -344,13 +344,18 @@ class DesktopSession:
                     password=spec.password,
                     server=spec.server,
                     timeout=min(spec.timeout_ms, 15_000),
+                    portable=spec.portable,
                 )
                 if not ok:
                     code, text = api.last_error()
                     return ConnectionTest(False, f"MT5 error {code}: {text}")
                 info = api.account_info()
-                who = f"account {info.login} on {info.server}" if info else "connected"
-                return ConnectionTest(True, f"{terminal_name}: {who}")
+                if info is None:  # None is an error with a reason, never "no account"
+                    code, text = api.last_error()
+                    return ConnectionTest(False, f"account_info: MT5 error {code}: {text}")
+                return ConnectionTest(
+                    True, f"{terminal_name}: account {info.login} on {info.server}"
+                )
             finally:
                 api.shutdown()
 

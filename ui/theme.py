@@ -34,6 +34,8 @@ class Theme:
     ok: str
     warn: str
     bad: str
+    #: A terminal that answers but lost its trade server: neither healthy nor broken.
+    offline: str
     info: str
     chart_bg: str
     chart_fg: str
@@ -58,6 +60,7 @@ DARK = Theme(
     ok="#30a46c",
     warn="#f5a524",
     bad="#e5484d",
+    offline="#a78bfa",
     info="#3d8bfd",
     chart_bg="#121316",
     chart_fg="#a8adb7",
@@ -79,6 +82,7 @@ LIGHT = Theme(
     ok="#1a7f37",
     warn="#b7791f",
     bad="#cf222e",
+    offline="#7c3aed",
     info="#1f6feb",
     chart_bg="#ffffff",
     chart_fg="#40454f",

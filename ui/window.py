@@ -425,8 +425,10 @@ class MainWindow(QMainWindow):
         workers = runtime.pool.health()
         streaming = sum(w.state is WorkerState.STREAMING for w in workers)
         failed = sum(w.state is WorkerState.FAILED for w in workers)
+        offline = sum(w.state is WorkerState.OFFLINE for w in workers)
         color = t.ok if streaming == len(workers) else t.bad if failed else t.warn
-        s.set("pool", f"pool {streaming}/{len(workers)} streaming", color)
+        text = f"pool {streaming}/{len(workers)} streaming"
+        s.set("pool", text + (f", {offline} terminal offline" if offline else ""), color)
         monitor = runtime.monitor
         if monitor is None:
             return

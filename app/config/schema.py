@@ -372,7 +372,7 @@ class MonitorConfig(_Section):
     rules: list[dict[str, Any]] | None = Field(
         None,
         description="Alert rules (threshold or state rules); empty uses the built-in set "
-        "(TPS, p99 latency, worker failed, link down, spool, memory, no ticks).",
+        "(TPS, p99 latency, worker failed, terminal offline, link down, spool, memory, no ticks).",
     )
     reraise_after_s: float = Field(
         300.0,

@@ -209,19 +209,30 @@ def _child_zone(api: MT5Api, symbol: str) -> ServerTimeZone:
 def _child_fetch(symbol: str, from_s: int, to_s: int) -> TickArray:
     global _API, _ZONE  # noqa: PLW0603
     api = _child_api()
-    if symbol not in _SELECTED:
-        if not api.symbol_select(symbol, True):
-            code, text = api.last_error()
-            raise HistoryError(f"symbol {symbol}: {text}", code)
-        _SELECTED.add(symbol)
-    ticks = UtcTerminal(api, _child_zone(api, symbol)).copy_ticks_range(
-        symbol, from_s, to_s, COPY_TICKS_ALL
-    )
-    if ticks is None:
-        code, text = api.last_error()
-        if code in CONNECTION_ERRORS:
+    try:
+        if symbol not in _SELECTED:
+            select_symbol(api, symbol)
+            _SELECTED.add(symbol)
+        return copy_range(UtcTerminal(api, _child_zone(api, symbol)), symbol, from_s, to_s)
+    except HistoryError as exc:
+        if exc.code in CONNECTION_ERRORS:
             api.shutdown()
-            _API = _ZONE = None  # initialise (and detect) again on the next attempt
+            _API = _ZONE = None  # initialise (select, detect) again on the next attempt
+        raise
+
+
+def select_symbol(api: MT5Api, symbol: str) -> None:
+    """Put ``symbol`` in Market Watch: a terminal serves history only for those."""
+    if not api.symbol_select(symbol, True):
+        code, text = api.last_error()
+        raise HistoryError(f"symbol {symbol} is not available: {text}", code)
+
+
+def copy_range(terminal: UtcTerminal, symbol: str, from_s: int, to_s: int) -> TickArray:
+    """``copy_ticks_range`` in UTC; ``None`` is the terminal's error (an empty array: no ticks)."""
+    ticks = terminal.copy_ticks_range(symbol, from_s, to_s, COPY_TICKS_ALL)
+    if ticks is None:
+        code, text = terminal.api.last_error()
         raise HistoryError(f"copy_ticks_range {symbol}: {text}", code)
     return ticks
 
@@ -258,15 +269,13 @@ class ApiHistory:
     def __init__(self, api: MT5Api, zone: ServerTimeZone) -> None:
         self.api = api
         self.terminal = UtcTerminal(api, zone)
+        self._selected: set[str] = set()
 
     async def fetch(self, symbol: str, from_s: int, to_s: int) -> TickArray:
-        ticks = await asyncio.to_thread(
-            self.terminal.copy_ticks_range, symbol, from_s, to_s, COPY_TICKS_ALL
-        )
-        if ticks is None:
-            code, text = self.api.last_error()
-            raise HistoryError(f"copy_ticks_range {symbol}: {text}", code)
-        return ticks
+        if symbol not in self._selected:
+            await asyncio.to_thread(select_symbol, self.api, symbol)
+            self._selected.add(symbol)
+        return await asyncio.to_thread(copy_range, self.terminal, symbol, from_s, to_s)
 
     async def close(self) -> None:
         return None

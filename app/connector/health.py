@@ -9,6 +9,9 @@ from dataclasses import dataclass
 class WorkerState(enum.StrEnum):
     CONNECTING = "connecting"
     STREAMING = "streaming"
+    #: The terminal answers but lost its trade server (``terminal_info().connected`` is
+    #: False): no new ticks until it is back; the worker keeps its cursors and waits.
+    OFFLINE = "offline"
     STALLED = "stalled"
     BACKING_OFF = "backing_off"
     FAILED = "failed"

@@ -347,15 +347,23 @@ class ConnectorPool:
             slot.server_offset_s = offset if isinstance(offset, int) else None
             if slot.state is WorkerState.STREAMING:
                 return  # a new offset (DST, re-detected): the stream goes on
+            back = slot.state is WorkerState.OFFLINE
             slot.state = WorkerState.STREAMING
-            slot.streaming_since = self._clock.monotonic()
+            if slot.streaming_since is None:  # not reset by a return from "offline"
+                slot.streaming_since = self._clock.monotonic()
             slot.last_error = (0, "")
             log.info(
-                "worker %d streaming %s (server time %s)",
+                "worker %d %s %s (server time %s)",
                 slot.worker_id,
+                "back online, streaming" if back else "streaming",
                 ", ".join(slot.spec.symbols),
                 slot.server_time_zone,
             )
+        elif msg.state == "offline":
+            slot.state = WorkerState.OFFLINE
+            if slot.streaming_since is None:
+                slot.streaming_since = self._clock.monotonic()
+            log.warning("worker %d: %s", slot.worker_id, msg.error_text)
         elif msg.state in ("connecting", "detecting"):
             # Detecting: logged in, waiting for a fresh tick to learn the server's clock
             # (app/connector/worker.py); shown as connecting, nothing is polled yet.

@@ -25,6 +25,14 @@ captured exactly either way (tests/connector/test_server_time.py). The autumn sw
 not, for a 24/7 symbol: after it, asking from the cursor with the new offset returns the
 hour before the switch again, read an hour late. Configure the zone (``ny-close``) where
 that hour matters; FX and metals are closed then at a ny-close broker (Sunday morning).
+
+The real module answers ``None`` (``False``) and leaves the reason in ``last_error()``:
+every such answer is an error here, never "no ticks" (an *empty* array is "no ticks").
+Once a second the worker asks ``terminal_info().connected``: a terminal that lost its
+trade server still answers, but nothing new arrives; the worker reports "offline"
+(not an error: it keeps polling from its cursors, so the ticks the terminal downloads
+when it is back are captured without a hole) and "streaming" again when it is back.
+One method, :meth:`_Worker.announce`, turns (online, zone) into the state reported.
 """
 
 from __future__ import annotations
@@ -47,7 +55,12 @@ from app.connector.capture import CaptureCursor, PollSizer
 from app.connector.server_clock import OffsetDetector, UtcTerminal, future_ms
 from app.servertime import ServerTimeZone, format_offset, parse_server_time_zone
 from app.terminal.api import MT5Api
-from app.terminal.constants import COPY_TICKS_ALL, RES_E_AUTH_FAILED, RES_E_INTERNAL_FAIL
+from app.terminal.constants import (
+    CONNECTION_ERRORS,
+    COPY_TICKS_ALL,
+    RES_E_AUTH_FAILED,
+    RES_E_INTERNAL_FAIL,
+)
 from app.terminal.loader import TerminalUnavailable, open_terminal
 from app.terminal.spec import TerminalSpec
 from app.ticks import TickBatch
@@ -79,6 +92,8 @@ class WorkerSpec:
     poll_interval: float = 0.002
     max_batch: int = 10_000
     heartbeat_interval: float = 0.5
+    #: Seconds between two ``terminal_info().connected`` checks (one cheap IPC call).
+    connection_check_interval: float = 1.0
 
 
 class _FatalError(Exception):
@@ -147,6 +162,9 @@ class _Worker:
         self.cursors = {s: CaptureCursor(*spec.cursors.get(s, (start, 0))) for s in spec.symbols}
         self.sizers = {s: PollSizer(spec.max_batch) for s in spec.symbols}
         self.last_sent = clock.monotonic()
+        #: None until the first check; then whether the terminal has its trade server.
+        self.online: bool | None = None
+        self.checked_at = -float("inf")
 
     def send(self, msg: wire.WorkerMessage) -> None:
         self.conn.send_bytes(wire.encode(msg))
@@ -156,38 +174,72 @@ class _Worker:
         t = self.spec.terminal
         if not initialize_terminal(self.api, t):
             raise _terminal_error(self.api, f"initialize {t.name}")
+        # Every connect, restarts included: a terminal serves data only for symbols in
+        # its Market Watch, and a restarted terminal may show only its default set.
         for symbol in self.spec.symbols:
             if not self.api.symbol_select(symbol, True):
                 code, text = self.api.last_error()
+                retry = code in CONNECTION_ERRORS or code == RES_E_INTERNAL_FAIL
                 raise _FatalError(
                     code,
                     f"symbol {symbol} is not available on {t.name}: {text}",
-                    EXIT_FATAL if code not in (RES_E_INTERNAL_FAIL,) else EXIT_TERMINAL_ERROR,
+                    EXIT_TERMINAL_ERROR if retry else EXIT_FATAL,
                 )
         version = self.api.version()
+        if version is None:
+            raise _terminal_error(self.api, f"version {t.name}")
         account = self.api.account_info()
+        if account is None:
+            raise _terminal_error(self.api, f"account_info {t.name}")
         self.info = {
             "pid": os.getpid(),
-            "version": list(version) if version else None,
-            "login": account.login if account else None,
-            "server": account.server if account else None,
+            "version": list(version),
+            "login": account.login,
+            "server": account.server,
         }
+        self.check_connection(self.clock.monotonic(), announce=False)
         if self.configured is not None:
             self.report_zone(self.configured)
         else:
-            self.send(wire.StatusMsg("detecting", info=dict(self.info)))
+            self.announce()
         self.check_zone()
+
+    def announce(self, was: ServerTimeZone | None = None) -> None:
+        """Report the state that (online, zone) make: offline, detecting or streaming."""
+        zone = self.terminal.zone
+        info = dict(self.info)
+        if zone is not None:
+            info.update(server_time_zone=zone.key, server_offset_s=self.reported_offset)
+        if was is not None:
+            info["server_time_zone_was"] = was.key
+        if self.online is False:
+            text = f"terminal {self.spec.terminal.name} offline: no connection to its trade server"
+            self.send(wire.StatusMsg("offline", 0, text, info=info))
+        elif zone is None:
+            self.send(wire.StatusMsg("detecting", info=info))
+        else:
+            self.send(wire.StatusMsg("streaming", info=info))
+
+    def check_connection(self, now: float, *, announce: bool = True) -> None:
+        """Report "offline"/"streaming" when ``terminal_info().connected`` changes."""
+        self.checked_at = now
+        info = self.api.terminal_info()
+        if info is None:
+            raise _terminal_error(self.api, f"terminal_info {self.spec.terminal.name}")
+        online = bool(info.connected)
+        if online == self.online:
+            return
+        self.online = online
+        if announce:
+            self.announce()
 
     # --- the server's clock --------------------------------------------------------------
 
     def report_zone(self, zone: ServerTimeZone, was: ServerTimeZone | None = None) -> None:
-        """ "streaming", with the zone in use and its offset now (docs/time.md)."""
+        """Use ``zone`` from now on and report it with its offset now (docs/time.md)."""
         self.terminal.zone = zone
         self.reported_offset = zone.offset_s(self.clock.time())
-        info = dict(self.info, server_time_zone=zone.key, server_offset_s=self.reported_offset)
-        if was is not None:
-            info["server_time_zone_was"] = was.key
-        self.send(wire.StatusMsg("streaming", info=info))
+        self.announce(was)
 
     def check_zone(self) -> None:
         """Detect or re-check the zone when due (see the module doc)."""
@@ -228,7 +280,7 @@ class _Worker:
         self.terminal.zone = None
         self.reported_offset = None
         self.next_look = 0.0
-        self.send(wire.StatusMsg("detecting", info=dict(self.info)))
+        self.announce()
 
     # --- ticks ---------------------------------------------------------------------------
 
@@ -284,6 +336,9 @@ class _Worker:
         """One round of the loop: the zone when due, then a poll of every symbol."""
         self.check_zone()
         more = self.poll_once()
+        now = self.clock.monotonic()
+        if now - self.checked_at >= self.spec.connection_check_interval:
+            self.check_connection(now)
         if self.pending is not None:
             new, self.pending = self.pending, None
             self.report_zone(new, self.terminal.zone)

@@ -129,6 +129,7 @@ class Monitor:
 
         for w in inputs.workers:
             m[f"worker_failed.{w.worker_id}"] = w.state is WorkerState.FAILED
+            m[f"terminal_offline.{w.worker_id}"] = w.state is WorkerState.OFFLINE
             m[f"worker.{w.worker_id}.reconnects"] = w.reconnects
         m["pool.reconnects"] = sum(w.reconnects for w in inputs.workers)
         m["pool.streaming"] = sum(w.state is WorkerState.STREAMING for w in inputs.workers)

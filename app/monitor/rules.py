@@ -399,6 +399,15 @@ def default_rules() -> list[Rule]:
             message="worker {worker} failed",
         ),
         StateRule(
+            "terminal_offline",
+            "terminal_offline.*",
+            bad_when=True,
+            severity=Severity.CRITICAL,
+            wildcard_label="worker",
+            message="terminal offline (worker {worker}): the terminal lost its trade server; "
+            "no new ticks until it is back, then capture resumes without a hole",
+        ),
+        StateRule(
             "link_down",
             "link.down",
             bad_when=True,

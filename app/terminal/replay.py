@@ -280,6 +280,7 @@ class ReplayTerminal(SimulatedTerminal):
             accounts=accounts,
             control_file=control_file,
             server_time_zone=server_time_zone,
+            market_watch=tuple(self.files),  # the user's files: all in Market Watch
         )
         self._path = "replay"
 
@@ -353,11 +354,11 @@ class ReplayTerminal(SimulatedTerminal):
         series = self._load(symbol)
         if series is None:
             return None
-        i = int(np.searchsorted(series.time_msc, self._until(), side="left")) - 1
+        i = int(np.searchsorted(series.time_msc, self._live_until(), side="left")) - 1
         return series.ticks[i] if i >= 0 else None
 
     def symbol_info_tick(self, symbol: str) -> Tick | None:
-        if not self._ready():
+        if not self._ready("symbol_info_tick"):
             return None
         if symbol not in self._selected:
             self._fail(c.RES_E_NOT_FOUND)

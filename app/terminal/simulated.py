@@ -17,7 +17,21 @@ What it deliberately reproduces because capture code must cope with it:
   ticks stay in true order; an ambiguous ``date_from`` is read as the earlier pass (more
   ticks, never fewer), an ambiguous ``date_to`` as the later one;
 * faults on demand (:class:`FaultMode`), in-process or from another process through a
-  JSON control file, for tests of reconnects and watchdogs.
+  JSON control file, for tests of reconnects and watchdogs; and single functions
+  answering ``None`` with a given ``last_error`` code (``write_fault(..., fail=...)``);
+* Market Watch: a fresh terminal shows only its default set (:data:`DEFAULT_MARKET_WATCH`,
+  the FX majors); other symbols exist (``symbols_get``, ``symbol_info`` with
+  ``select=False``) but serve no data until ``symbol_select(symbol, True)``:
+  ``symbol_info_tick`` and ``copy_ticks_*`` answer ``None`` with ``RES_E_FAIL``
+  ("Terminal: Call failed", as users of the real module report);
+* a terminal that lost its trade server while the IPC works (:attr:`FaultMode.OFFLINE`):
+  every call succeeds, ``terminal_info().connected`` is False and no tick newer than the
+  moment it went offline exists; back online, the history is complete again (the real
+  terminal downloads the missed ticks on reconnect);
+* ``portable=True`` keeps the data folder in the installation folder
+  (``terminal_info().data_path == path``); otherwise it is the per-user
+  ``AppData\\Roaming\\MetaQuotes\\Terminal\\<instance id>``. The real ``TerminalInfo`` has no
+  ``portable`` field: that is where the flag shows.
 
 Known differences from the real module (documented guesses where its behaviour is not):
 
@@ -37,13 +51,9 @@ Known differences from the real module (documented guesses where its behaviour i
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-import os
 import time
-from collections.abc import Mapping
-from enum import StrEnum
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -53,22 +63,30 @@ from app.clock import SYSTEM_CLOCK, Clock, now_msc
 from app.servertime import NY_CLOSE, ServerTimeZone
 from app.terminal import constants as c
 from app.terminal.arguments import COPY_MASKS, SYMBOL_INFO_ZERO, epoch_seconds, match_group
+from app.terminal.faults import ControlFile, FaultMode, write_fault
 from app.terminal.market import DEFAULT_PROFILES, Market, SymbolProfile
 from app.terminal.types import AccountInfo, SymbolInfo, TerminalInfo, Tick
 from app.ticks import TickArray
-from app.untrusted import read_regular_file
 
 if TYPE_CHECKING:
     from app.terminal.api import DateLike
     from app.terminal.spec import TerminalSpec
 
-__all__ = ["MAX_TICKS_PER_CALL", "FaultMode", "SimulatedTerminal", "write_fault"]
-
-log = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_MARKET_WATCH",
+    "MAX_TICKS_PER_CALL",
+    "FaultMode",
+    "SimulatedTerminal",
+    "write_fault",
+]
 
 #: Cap on the ticks one ``copy_ticks_*`` call returns (~60 MB), so that a range of days
 #: at a high tick rate cannot exhaust memory; the real terminal caps its buffers too.
 MAX_TICKS_PER_CALL: Final = 1_000_000
+
+#: What a fresh simulated terminal shows in Market Watch; other symbols need
+#: ``symbol_select(symbol, True)`` before they serve data, as on a real terminal.
+DEFAULT_MARKET_WATCH: Final = frozenset({"EURUSD", "GBPUSD", "USDJPY"})
 
 BUILD: Final = 4755
 BUILD_DATE: Final = "24 Jan 2025"
@@ -76,29 +94,12 @@ DEFAULT_LOGIN: Final = 10_000_001
 DEFAULT_SERVER: Final = "Simulated-Demo"
 COMPANY: Final = "Simulated Markets Ltd."
 
-_CONTROL_POLL_S = 0.05
+#: Where a non-portable terminal keeps its data (the instance id hashes the install path).
+_USER_DATA_PATH: Final = (
+    "C:\\Users\\trader\\AppData\\Roaming\\MetaQuotes\\Terminal\\D0E8209F77C8CF37AD8BF550E51FF075"
+)
 _STALL_STEP_S = 0.01
 _DEFAULT_TIMEOUT_MS = 60_000
-
-
-class FaultMode(StrEnum):
-    """What the simulated terminal pretends is wrong with it."""
-
-    OK = "ok"
-    #: The link to the terminal broke: calls fail with ``RES_E_INTERNAL_FAIL_CONNECT``
-    #: until the mode is "ok" again *and* the caller re-initialises.
-    DISCONNECT = "disconnect"
-    #: The terminal hangs: calls block until the mode changes.
-    STALL = "stall"
-    #: The trade server rejects credentials: ``initialize``/``login`` with a login fail.
-    AUTH_FAIL = "auth_fail"
-
-
-def write_fault(path: Path, mode: FaultMode | str) -> None:
-    """Set the fault of every simulated terminal watching ``path`` (atomically)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"mode": FaultMode(mode).value}), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class SimulatedTerminal:
@@ -144,22 +145,35 @@ class SimulatedTerminal:
         accounts: Mapping[int, str] | None = None,
         control_file: Path | str | None = None,
         server_time_zone: ServerTimeZone = NY_CLOSE,
+        market_watch: Collection[str] | None = None,
     ) -> None:
         self.market = Market(seed, profiles if profiles is not None else DEFAULT_PROFILES, rates)
         self._clock = clock
         #: The clock the trade server stamps ticks in (``app.servertime``).
         self.server_time_zone = server_time_zone
         self._accounts = dict(accounts) if accounts is not None else None
-        self._selected = dict.fromkeys(self.market.symbols(), True)
+        # Market Watch as a fresh terminal shows it: the default majors, and every
+        # symbol that is not one of the default profiles (a test's own market).
+        shown = market_watch
+        if shown is None:
+            shown = [
+                s
+                for s in self.market.symbols()
+                if s in DEFAULT_MARKET_WATCH or s not in DEFAULT_PROFILES
+            ]
+        self._selected = {s: s in shown for s in self.market.symbols()}
         self._connected = False
         self._error = (c.RES_E_INTERNAL_FAIL_CONNECT, c.ERROR_TEXT[c.RES_E_INTERNAL_FAIL_CONNECT])
         self._login = next(iter(self._accounts), DEFAULT_LOGIN) if self._accounts else DEFAULT_LOGIN
         self._server = DEFAULT_SERVER
         self._path = "C:\\Program Files\\Simulated MetaTrader 5"
         self._fault = FaultMode.OK
-        self._control_file = Path(control_file) if control_file is not None else None
-        self._control_sig: tuple[int, int, int] | None = None
-        self._control_checked = -math.inf
+        self._portable = False
+        #: Exclusive bound of the tick times served while offline (None: online).
+        self._offline_until: int | None = None
+        #: Functions made to answer None with a code (fault injection).
+        self._failing: dict[str, int] = {}
+        self._control = ControlFile(Path(control_file)) if control_file is not None else None
         self._poll_control(force=True)
 
     @classmethod
@@ -179,39 +193,24 @@ class SimulatedTerminal:
         self._poll_control()
         return self._fault
 
-    def set_fault(self, mode: FaultMode | str) -> None:
+    def set_fault(self, mode: FaultMode | str, *, fail: Mapping[str, int] | None = None) -> None:
         """Inject a fault in this process (the control file, when it changes, overrides)."""
-        self._apply_fault(FaultMode(mode))
+        self._apply_fault(FaultMode(mode), fail or {})
 
-    def _apply_fault(self, mode: FaultMode) -> None:
+    def _apply_fault(self, mode: FaultMode, fail: Mapping[str, int]) -> None:
+        if mode is FaultMode.OFFLINE and self._offline_until is None:
+            self._offline_until = self._until()  # nothing newer arrives from now on
+        elif mode is not FaultMode.OFFLINE:
+            self._offline_until = None
         self._fault = mode
+        self._failing = {name: code for name, code in fail.items() if code in c.ERROR_TEXT}
         if mode is FaultMode.DISCONNECT:
             self._connected = False
 
     def _poll_control(self, *, force: bool = False) -> None:
-        """Re-read the control file when it changed; at most every 50 ms, so calls stay cheap."""
-        path = self._control_file
-        if path is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._control_checked < _CONTROL_POLL_S:
-            return
-        self._control_checked = now
-        try:
-            st = os.stat(path)
-        except OSError:
-            return  # no file: no override, keep the current mode
-        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if sig == self._control_sig:
-            return
-        try:
-            raw = read_regular_file(path, 64 * 2**10)  # a FIFO must not hang the worker
-            mode = FaultMode(json.loads(raw.decode("utf-8"))["mode"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring unreadable fault control file %s: %s", path, exc)
-            return  # retried on the next change (e.g. a writer that was half-way through)
-        self._control_sig = sig
-        self._apply_fault(mode)
+        """Apply the control file's fault when it changed (read at most every 50 ms)."""
+        if self._control is not None and (change := self._control.poll(force=force)):
+            self._apply_fault(*change)
 
     def _wait_while_stalled(self, deadline: float = math.inf) -> bool:
         """Block like a hung terminal; False if ``deadline`` (monotonic) passed first."""
@@ -223,15 +222,31 @@ class SimulatedTerminal:
             self._poll_control()
         return True
 
-    def _ready(self) -> bool:
-        """Gate of every call that talks to the terminal."""
+    def _ready(self, call: str) -> bool:
+        """Gate of every call that talks to the terminal (``call``: the function's name)."""
         self._wait_while_stalled()
         if self._fault is FaultMode.DISCONNECT:
             self._connected = False
         if not self._connected:
             self._fail(c.RES_E_INTERNAL_FAIL_CONNECT)
             return False
+        injected = self._failing.get(call)
+        if injected is not None:
+            self._fail(injected)
+            return False
         return True
+
+    def _live_until(self) -> int:
+        """Exclusive bound of the tick times served now: frozen while offline."""
+        until = self._until()
+        return until if self._offline_until is None else min(until, self._offline_until)
+
+    def _shown(self, symbol: str) -> bool:
+        """A known symbol serves data only from Market Watch (``RES_E_FAIL`` otherwise)."""
+        if self._selected.get(symbol, True):
+            return True
+        self._fail(c.RES_E_FAIL)
+        return False
 
     def _fail(self, code: int) -> None:
         self._error = (code, c.ERROR_TEXT[code])
@@ -260,8 +275,14 @@ class SimulatedTerminal:
             self._connected = False
             self._fail(c.RES_E_INTERNAL_FAIL_CONNECT)
             return False
+        injected = self._failing.get("initialize")
+        if injected is not None:
+            self._connected = False
+            self._fail(injected)
+            return False
         if path is not None:
             self._path = path
+        self._portable = bool(portable)
         if login is not None and not self._authorize(login, password, server):
             self._connected = False
             return False
@@ -276,7 +297,7 @@ class SimulatedTerminal:
         server: str | None = None,
         timeout: int = _DEFAULT_TIMEOUT_MS,
     ) -> bool:
-        if not self._ready():
+        if not self._ready("login"):
             return False
         if not self._authorize(login, password, server):
             return False
@@ -299,7 +320,7 @@ class SimulatedTerminal:
         self._connected = False
 
     def version(self) -> tuple[int, int, str] | None:
-        if not self._ready():
+        if not self._ready("version"):
             return None
         self._ok()
         return (500, BUILD, BUILD_DATE)
@@ -308,13 +329,13 @@ class SimulatedTerminal:
         return self._error
 
     def terminal_info(self) -> TerminalInfo | None:
-        if not self._ready():
+        if not self._ready("terminal_info"):
             return None
         self._ok()
         return TerminalInfo(
             community_account=False,
             community_connection=False,
-            connected=True,
+            connected=self._fault is not FaultMode.OFFLINE,
             dlls_allowed=False,
             trade_allowed=False,
             tradeapi_disabled=False,
@@ -325,19 +346,19 @@ class SimulatedTerminal:
             build=BUILD,
             maxbars=100_000,
             codepage=0,
-            ping_last=25_000,
+            ping_last=25_000 if self._fault is not FaultMode.OFFLINE else 0,
             community_balance=0.0,
             retransmission=0.0,
             company=COMPANY,
             name="Simulated MetaTrader 5",
             language="English",
             path=self._path,
-            data_path=self._path,
+            data_path=self._path if self._portable else _USER_DATA_PATH,
             commondata_path="C:\\ProgramData\\MetaQuotes\\Terminal\\Common",
         )
 
     def account_info(self) -> AccountInfo | None:
-        if not self._ready():
+        if not self._ready("account_info"):
             return None
         self._ok()
         return AccountInfo(
@@ -374,38 +395,37 @@ class SimulatedTerminal:
     # --- symbols -----------------------------------------------------------------------
 
     def symbols_total(self) -> int:
-        if not self._ready():
+        if not self._ready("symbols_total"):
             return 0
         self._ok()
         return len(self._selected)
 
     def symbols_get(self, group: str = "*") -> tuple[SymbolInfo, ...] | None:
-        if not self._ready():
+        if not self._ready("symbols_get"):
             return None
         names = match_group(self.market.symbols(), group)
-        at = now_msc(self._clock) + 1
+        at = self._live_until()
         self._ok()
         return tuple(self._symbol_info(name, at) for name in names)
 
     def symbol_info(self, symbol: str) -> SymbolInfo | None:
-        if not self._ready():
+        if not self._ready("symbol_info"):
             return None
         if symbol not in self._selected:
             self._fail(c.RES_E_NOT_FOUND)
             return None
         self._ok()
-        return self._symbol_info(symbol, now_msc(self._clock) + 1)
+        return self._symbol_info(symbol, self._live_until())
 
     def symbol_info_tick(self, symbol: str) -> Tick | None:
-        if not self._ready():
+        if not self._ready("symbol_info_tick"):
             return None
         if symbol not in self._selected:
             self._fail(c.RES_E_NOT_FOUND)
             return None
-        if not self._selected[symbol]:
-            self._fail(c.RES_E_FAIL)  # as the real one, for a symbol not in Market Watch
+        if not self._shown(symbol):
             return None
-        tick = self.market.last_tick(symbol, now_msc(self._clock) + 1)
+        tick = self.market.last_tick(symbol, self._live_until())
         if tick is None:
             self._fail(c.RES_E_NOT_FOUND)
             return None
@@ -423,7 +443,7 @@ class SimulatedTerminal:
         )
 
     def symbol_select(self, symbol: str, enable: bool = True) -> bool:
-        if not self._ready():
+        if not self._ready("symbol_select"):
             return False
         if symbol not in self._selected:
             self._fail(c.RES_E_NOT_FOUND)
@@ -485,7 +505,7 @@ class SimulatedTerminal:
     def copy_ticks_from(
         self, symbol: str, date_from: DateLike, count: int, flags: int
     ) -> TickArray | None:
-        if not self._ready():
+        if not self._ready("copy_ticks_from"):
             return None
         start = epoch_seconds(date_from)
         valid_count = isinstance(count, int | np.integer) and not isinstance(count, bool)
@@ -494,6 +514,8 @@ class SimulatedTerminal:
             return None
         if not valid_count or count <= 0:
             self._fail(c.RES_E_INVALID_PARAMS)
+            return None
+        if not self._shown(symbol):
             return None
         return self._copy(symbol, start, None, int(count), flags)
 
@@ -506,13 +528,20 @@ class SimulatedTerminal:
         ``date_to`` is inclusive at millisecond ``date_to * 1000``, as MQL5's
         ``CopyTicksRange`` documents ``to_msc``.
         """
-        if not self._ready():
+        if not self._ready("copy_ticks_range"):
             return None
         start, end = epoch_seconds(date_from), epoch_seconds(date_to)
         if symbol not in self._selected or start is None or end is None or flags not in COPY_MASKS:
             self._fail(c.RES_E_INVALID_PARAMS)
             return None
+        if not self._shown(symbol):
+            return None
         return self._copy(symbol, start, end, MAX_TICKS_PER_CALL, flags)
+
+    def _until(self) -> int:
+        """Exclusive bound (UTC epoch ms) of the tick times that exist now; the replay
+        terminal overrides it with its own clock."""
+        return now_msc(self._clock) + 1
 
     # Where the ticks come from: the hook a terminal serving other data overrides (the
     # replay terminal serves files), keeping the argument checks and error codes.
@@ -523,7 +552,7 @@ class SimulatedTerminal:
         ``to_s`` inclusive when given), stamped in server time."""
         zone = self.server_time_zone
         from_msc = zone.to_utc_s(from_s, later=False) * 1000
-        until = now_msc(self._clock) + 1
+        until = self._live_until()
         if to_s is not None:
             until = min(until, zone.to_utc_s(to_s, later=True) * 1000 + 1)
         ticks = self.market.ticks_from(symbol, from_msc, count, until, mask=COPY_MASKS[flags])

@@ -307,6 +307,7 @@ def test_two_terminals_with_one_seed_serve_one_history(clock: ManualClock) -> No
     a, b, other = (SimulatedTerminal(seed=s, clock=clock) for s in (5, 5, 6))
     for t in (a, b, other):
         assert t.initialize()
+        assert t.symbol_select("BTCUSD", True)  # not in the default Market Watch
     b.copy_ticks_from("BTCUSD", NOW - 100, 3, b.COPY_TICKS_ALL)  # a different history of asks
     got_a = a.copy_ticks_range("BTCUSD", NOW - 120, NOW, a.COPY_TICKS_ALL)
     got_b = b.copy_ticks_range("BTCUSD", NOW - 120, NOW, b.COPY_TICKS_ALL)

@@ -26,6 +26,8 @@ def terminal(at_s: float) -> tuple[SimulatedTerminal, ManualClock]:
     clock = ManualClock(at_s)
     term = SimulatedTerminal(SEED, clock=clock)
     assert term.initialize()
+    for symbol in DEFAULT_PROFILES:  # into Market Watch: hidden ones serve no data
+        assert term.symbol_select(symbol, True)
     return term, clock
 
 

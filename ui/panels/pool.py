@@ -60,6 +60,7 @@ _NUMERIC = frozenset({COL_WORKER, COL_TICKS, COL_RECONNECTS, COL_UPTIME})
 #: Theme colour of each state, and what it means for someone reading the table.
 STATE_COLOURS: dict[WorkerState, str] = {
     WorkerState.STREAMING: "ok",
+    WorkerState.OFFLINE: "offline",
     WorkerState.CONNECTING: "warn",
     WorkerState.BACKING_OFF: "warn",
     WorkerState.STALLED: "bad",
@@ -68,6 +69,9 @@ STATE_COLOURS: dict[WorkerState, str] = {
 }
 STATE_HELP: dict[WorkerState, str] = {
     WorkerState.STREAMING: "Logged in and sending ticks",
+    WorkerState.OFFLINE: "Terminal offline: the terminal answers but lost its connection to "
+    "the trade server, so no new ticks arrive. Capture resumes by itself, without a hole, "
+    "when the terminal is back (check its network or the broker's server)",
     WorkerState.CONNECTING: "Starting the process and logging in to the terminal",
     WorkerState.BACKING_OFF: "The connection ended; waiting before the next attempt "
     "(Reconnect skips the wait)",
@@ -312,8 +316,11 @@ class PoolPanel(Panel):
         streaming = sum(h.state is WorkerState.STREAMING for h in health)
         reconnects = sum(h.reconnects for h in health)
         plural = "" if reconnects == 1 else "s"
+        offline = sum(h.state is WorkerState.OFFLINE for h in health)
         self.summary.setText(
-            f"{streaming}/{len(health)} streaming · {reconnects:,} reconnect{plural}"
+            f"{streaming}/{len(health)} streaming · "
+            + (f"{offline} terminal offline · " if offline else "")
+            + f"{reconnects:,} reconnect{plural}"
         )
 
     def apply_theme(self, theme: Theme) -> None:
