@@ -47,8 +47,11 @@ from typing import TYPE_CHECKING, Any, Final, get_type_hints
 import numpy as np
 
 from app.clock import SYSTEM_CLOCK, Clock, now_msc
+from app.servertime import NY_CLOSE, ServerTimeZone
+from app.sessions import SessionBook
 from app.terminal import constants as c
-from app.terminal.market import DEFAULT_PROFILES, Market, SymbolProfile
+from app.terminal.market import DEFAULT_PROFILES, SymbolProfile
+from app.terminal.session_market import SessionMarket, market_for
 from app.terminal.types import AccountInfo, SymbolInfo, TerminalInfo, Tick
 from app.ticks import TickArray
 from app.untrusted import read_regular_file
@@ -165,8 +168,18 @@ class SimulatedTerminal:
         clock: Clock = SYSTEM_CLOCK,
         accounts: Mapping[int, str] | None = None,
         control_file: Path | str | None = None,
+        sessions: SessionBook | None = None,
+        session_zone: ServerTimeZone = NY_CLOSE,
     ) -> None:
-        self.market = Market(seed, profiles if profiles is not None else DEFAULT_PROFILES, rates)
+        # Trading hours (``sessions``, read through ``session_zone``): no ticks while a
+        # market is closed; None trades every symbol 24/7.
+        self.market = market_for(
+            seed,
+            profiles if profiles is not None else DEFAULT_PROFILES,
+            rates,
+            sessions,
+            session_zone,
+        )
         self._clock = clock
         self._accounts = dict(accounts) if accounts is not None else None
         self._selected = dict.fromkeys(self.market.symbols(), True)
@@ -184,7 +197,12 @@ class SimulatedTerminal:
     @classmethod
     def from_spec(cls, spec: TerminalSpec, *, clock: Clock = SYSTEM_CLOCK) -> SimulatedTerminal:
         return cls(
-            seed=spec.seed, rates=dict(spec.rates), clock=clock, control_file=spec.control_file
+            seed=spec.seed,
+            rates=dict(spec.rates),
+            clock=clock,
+            control_file=spec.control_file,
+            sessions=spec.sessions,
+            session_zone=spec.zone() or NY_CLOSE,
         )
 
     # --- faults ------------------------------------------------------------------------
@@ -492,6 +510,8 @@ class SimulatedTerminal:
             name=p.name,
             path=p.path or p.name,
         )
+        if isinstance(self.market, SessionMarket):
+            fields.update(self.market.session_fields(symbol, at_msc, tick))
         return SymbolInfo(**fields)
 
     # --- ticks -------------------------------------------------------------------------
