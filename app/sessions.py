@@ -199,18 +199,21 @@ class SessionBook:
 
     classes: tuple[tuple[str, WeeklySchedule], ...]
     symbols: tuple[tuple[str, WeeklySchedule], ...] = ()
+    #: Holidays of single symbols, on top of their schedule's own.
+    symbol_holidays: tuple[tuple[str, tuple[Holiday, ...]], ...] = ()
 
     @classmethod
     def default(cls) -> SessionBook:
         return cls(tuple((name, WeeklySchedule.of(r)) for name, r in DEFAULT_CLASS_HOURS.items()))
 
     def schedule(self, symbol: str, path: str = "") -> WeeklySchedule:
-        """The symbol's own schedule if set, else its class's."""
-        own = dict(self.symbols).get(symbol)
-        if own is not None:
-            return own
-        classes = dict(self.classes)
-        return classes.get(symbol_class(symbol, path)) or classes["forex"]
+        """The symbol's own schedule if set, else its class's; plus its own holidays."""
+        base = dict(self.symbols).get(symbol)
+        if base is None:
+            classes = dict(self.classes)
+            base = classes.get(symbol_class(symbol, path)) or classes["forex"]
+        extra = dict(self.symbol_holidays).get(symbol)
+        return base.with_holidays(extra) if extra else base
 
 
 @dataclass(frozen=True, slots=True)
