@@ -389,3 +389,32 @@ class MarketHours:
             return None
         span = h.current_span(utc_s)
         return span[0] if span is not None else None
+
+    def closed_until(self, symbol: str, utc_s: int) -> int:
+        """When a market closed at ``utc_s`` opens again (``utc_s`` itself when open or
+        unknown, or when it never opens within the look-ahead)."""
+        h = self.hours.get(symbol)
+        if not self.enabled or h is None or h.is_open(utc_s):
+            return utc_s
+        nxt = h.next_open(utc_s)
+        return utc_s if nxt is None else nxt
+
+    def reach_back(self, symbol: str, utc_s: int, open_s: int) -> int:
+        """The instant from which ``symbol``'s market was open for ``open_s`` seconds up
+        to ``utc_s``: a look-back in trading time, so a weekend does not use it up.
+
+        Wall time (``utc_s - open_s``) for a market open 24/7, unknown, or not open at
+        all within a year before.
+        """
+        h = self.hours.get(symbol)
+        if not self.enabled or h is None or h.schedule.always_open:
+            return utc_s - open_s
+        need, to = open_s, utc_s
+        window = max(open_s, 7 * _DAY)
+        while to > utc_s - open_s - 52 * 7 * _DAY:
+            for a, b in reversed(h.open_spans(to - window, to)):
+                if b - a >= need:
+                    return b - need
+                need -= b - a
+            to -= window
+        return utc_s - open_s

@@ -375,7 +375,8 @@ class BackfillConfig(_Section):
         24.0,
         gt=0,
         le=2_160,
-        description="Look back at most this many hours; an older part of a gap stays a gap.",
+        description="Look back at most this many hours of open market (a weekend does not "
+        "count); an older part of a gap stays a gap.",
     )
     chunk_minutes: int = Field(
         10,
