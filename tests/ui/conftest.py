@@ -55,6 +55,8 @@ def ui_config_document(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
             }
         ],
         "pool": {"size": 5, "backoff": {"initial_s": 0.5, "maximum_s": 2.0}},
+        # ... and the window counts every market open (no row reads "closed").
+        "sessions": {"enabled": False},
         "cache": {"ticks_per_symbol": 20000},
         "security": {"vault": "file", "vault_file": str(tmp_path / "credentials.vault")},
         "backend": {
