@@ -14,6 +14,7 @@ import zoneinfo
 import numpy as np
 import pytest
 
+from app.config import ClientConfig
 from app.servertime import NY_CLOSE, parse_server_time_zone
 from app.sessions import (
     Holiday,
@@ -151,3 +152,27 @@ def test_days_and_times_parse() -> None:
             parse_hhmm(bad)
     with pytest.raises(ValueError, match="open before it closes"):
         WeeklySchedule.of([("Mon", "10:00", "09:00")])
+
+
+def test_the_client_and_the_simulated_terminal_agree_unless_configured_apart() -> None:
+    default = ClientConfig()
+    spec = default.terminals[0].to_spec()
+    assert spec.sessions == default.sessions.book() == SessionBook.default()
+    edited = ClientConfig.model_validate(
+        {
+            "sessions": {
+                "forex": [{"days": "Mon-Fri", "open": "01:00", "close": "23:00"}],
+                "symbols": {"GOLD": "metals"},
+                "holidays": [{"date": "2026-01-14", "symbols": ["EURUSD"]}],
+            }
+        }
+    )
+    book = edited.sessions.book()
+    assert edited.terminals[0].to_spec().sessions == SessionBook.default()  # the broker's
+    assert book != SessionBook.default()
+    wednesday = ny(2026, 1, 14, 9)
+    assert not TradingHours(book.schedule("EURUSD"), NY_CLOSE).is_open(wednesday)
+    assert TradingHours(book.schedule("GBPUSD"), NY_CLOSE).is_open(wednesday)
+    assert book.schedule("GOLD") == book.schedule("XAUUSD")
+    always = ClientConfig.model_validate({"terminals": [{"market_hours": "always"}]})
+    assert always.terminals[0].to_spec().sessions is None
