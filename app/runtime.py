@@ -40,6 +40,8 @@ from app.monitor.system import SystemSample, SystemSampler
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
 from app.security.secret import Secret
+from app.servertime import NY_CLOSE
+from app.sessions import MarketHours
 from app.terminal.replay import plan_of_spec
 from app.ticks import TickBatch
 
@@ -146,6 +148,14 @@ class Runtime:
         workers = plan_workers(config, passwords)
         #: What each connection was planned with (terminal spec, symbols, start cursors).
         self.planned_workers: list[WorkerSpec] = workers
+        #: Which markets are open now: the ``sessions`` settings read through each
+        #: terminal's server zone (a terminal that detects its zone counts as ny-close
+        #: until a worker reports it: ``market_hours.set_zone``).
+        self.market_hours = MarketHours.build(
+            config.sessions.book(),
+            {s: w.terminal.zone() or NY_CLOSE for w in workers for s in w.symbols},
+            enabled=config.sessions.enabled,
+        )
         self.pool = ConnectorPool(
             workers,
             self.handoff,
@@ -156,7 +166,9 @@ class Runtime:
             clock=clock,
         )
         #: History catch-up since the previous run: ``backfill.progress()`` / ``.cancel()``.
-        self.backfill = Backfill(config.backfill, self.collector, clock=clock)
+        self.backfill = Backfill(
+            config.backfill, self.collector, clock=clock, market_hours=self.market_hours
+        )
         self._backfill_targets = [
             BackfillTarget(w.terminal, sym, w.cursors.get(sym, (start, 0)))
             for w in workers
@@ -237,6 +249,7 @@ class Runtime:
             queue_depth=self.handoff.pending(),
             last_tick_msc={sym: s.last_time_msc for sym, s in stats.symbols.items()},
             system=sample,
+            market_hours=self.market_hours,
         )
 
     async def _start_backend(self, cfg: BackendConfig) -> asyncio.Event:

@@ -183,7 +183,11 @@ def test_backend_and_run_from_two_terminals_survive_a_killed_backend(tmp_path: P
         json.dumps(
             {
                 "terminals": [
-                    {"symbols": ["EURUSD", "GBPUSD"], "rates": {"EURUSD": 2000, "GBPUSD": 2000}}
+                    {
+                        "symbols": ["EURUSD", "GBPUSD"],
+                        "rates": {"EURUSD": 2000, "GBPUSD": 2000},
+                        "market_hours": "always",
+                    }
                 ],
                 "pool": {"size": 2},
                 "backend": {
@@ -300,8 +304,13 @@ def test_a_corrupt_default_settings_file_is_kept_aside_and_the_run_goes_on() -> 
 @pytest.mark.slow
 def test_run_writes_stats_and_history(tmp_path: Path) -> None:
     stats, history = tmp_path / "stats.json", tmp_path / "history.csv"
+    # The default settings, with a market that trades on any day: every symbol ticks.
+    config = tmp_path / "client-config.json"
+    config.write_text(json.dumps({"terminals": [{"market_hours": "always"}]}))
     result = run_cli(
-        "run", "--duration", "4", "--quiet", "--stats", str(stats), "--history", str(history)
+        "run",
+        *("--config", str(config), "--duration", "4", "--quiet"),
+        *("--stats", str(stats), "--history", str(history)),
     )
     assert result.returncode == 0, result.stderr
     doc = json.loads(stats.read_text())

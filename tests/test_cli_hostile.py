@@ -151,7 +151,7 @@ def _network_bridge_config(tmp_path: Path, allowed: list[str]) -> Path:
     config.write_text(
         json.dumps(
             {
-                "terminals": [{"symbols": ["EURUSD"]}],
+                "terminals": [{"symbols": ["EURUSD"], "market_hours": "always"}],
                 "pool": {"size": 1},
                 "backfill": {"enabled": False},
                 "security": {"plaintext_allowed": allowed},

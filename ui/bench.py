@@ -46,7 +46,14 @@ def _config(folder: Path, total_rate: float) -> ClientConfig:
     per_symbol = total_rate / len(SYMBOLS)
     return ClientConfig.model_validate(
         {
-            "terminals": [{"symbols": list(SYMBOLS), "rates": dict.fromkeys(SYMBOLS, per_symbol)}],
+            # A benchmark loads the pipeline at its rate whatever the day: no weekend.
+            "terminals": [
+                {
+                    "symbols": list(SYMBOLS),
+                    "rates": dict.fromkeys(SYMBOLS, per_symbol),
+                    "market_hours": "always",
+                }
+            ],
             "pool": {"size": len(SYMBOLS)},
             "monitor": {"rules": []},
             # Live ticks only: a backfill of earlier runs' gaps would add its own load.

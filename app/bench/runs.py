@@ -95,7 +95,13 @@ def pipeline_config(
         }
     return ClientConfig.model_validate(
         {
-            "terminals": [{"rates": dict.fromkeys(DEFAULT_SYMBOLS, rate_per_symbol)}],
+            # A benchmark loads the pipeline at its rate whatever the day: no weekend.
+            "terminals": [
+                {
+                    "rates": dict.fromkeys(DEFAULT_SYMBOLS, rate_per_symbol),
+                    "market_hours": "always",
+                }
+            ],
             "backend": backend,
             "backfill": {"enabled": False, "state_file": str(spool_dir / "backfill.json")},
             "monitor": {"enabled": monitoring},

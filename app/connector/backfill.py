@@ -55,6 +55,7 @@ from app.connector.coverage import Cursor, Span, SpanBook, find_gaps
 from app.connector.server_clock import OffsetDetector, UtcTerminal
 from app.connector.worker import initialize_terminal, watch_parent
 from app.servertime import ServerTimeZone, format_offset, parse_server_time_zone
+from app.sessions import MarketHours
 from app.terminal.api import MT5Api
 from app.terminal.constants import CONNECTION_ERRORS, COPY_TICKS_ALL
 from app.terminal.loader import open_terminal
@@ -351,8 +352,12 @@ class Backfill:
         clock: Clock = SYSTEM_CLOCK,
         sources: Callable[[TerminalSpec], HistorySource] = TerminalHistory,
         policy: BackoffPolicy | None = None,
+        market_hours: MarketHours | None = None,
     ) -> None:
         self.config = config
+        #: When markets trade: the look-back counts open hours, a closed stretch is
+        #: asked for in one request (it is still asked for: the terminal has the truth).
+        self._hours = market_hours or MarketHours(enabled=False)
         self._collector = collector
         self._clock = clock
         self._sources = sources
@@ -370,8 +375,10 @@ class Backfill:
         """Work out the gaps (nothing is fetched yet); returns them as pending jobs."""
         if not self.config.enabled:
             return []
-        floor = now_msc(self._clock) - int(self.config.max_span_h * 3_600_000)
+        now_s = now_msc(self._clock) // 1000
+        span_s = int(self.config.max_span_h * 3600)
         for target in targets:
+            floor = self._hours.reach_back(target.symbol, now_s, span_s) * 1000
             key = SpanBook.key(target.terminal.name, target.symbol)
             self._live.append(_Live(key, target.symbol, target.live_begin))
             if target.terminal.kind == "replay":
@@ -508,7 +515,8 @@ class Backfill:
         cursor = job.cursor
         while cursor.as_tuple() < job.gap.end:
             from_s = cursor.from_seconds
-            to_s = min(from_s + chunk_s, last_s + 1)
+            reopens = self._hours.closed_until(symbol, from_s)
+            to_s = min(max(from_s + chunk_s, reopens), last_s + 1)
             raw = await self._fetch(source, symbol, from_s, to_s)
             new, _ = cursor.cut(raw)
             final = to_s > last_s

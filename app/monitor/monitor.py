@@ -32,6 +32,7 @@ from app.monitor.histogram import LatencyHistogram
 from app.monitor.history import SeriesHistory
 from app.monitor.rates import RateBook
 from app.monitor.system import SystemSample
+from app.sessions import MarketHours
 
 LATENCIES = ("tick_to_collector", "collector_to_ack")
 
@@ -47,6 +48,24 @@ class Inputs:
     system: SystemSample | None = None
     #: Free bytes on the disk of each spool folder (the link's durable spool).
     spool_free_bytes: Mapping[str, int] = field(default_factory=dict)
+    #: Which markets are open; None: all of them, always.
+    market_hours: MarketHours | None = None
+
+
+def _quiet_in_session(hours: MarketHours | None, symbol: str, msc: int, now: float) -> float | None:
+    """Seconds *inside the trading session* without a tick: a closed market is quiet by
+    design (0, so a raised "no tick" alert resolves at the close), and after the open
+    the silence counts from the open, not from Friday's last tick."""
+    if not msc:
+        return None
+    since = msc / 1000
+    if hours is not None:
+        if not hours.is_open(symbol, now):
+            return 0.0
+        opened = hours.open_since(symbol, now)
+        if opened is not None:
+            since = max(since, float(opened))
+    return max(0.0, now - since)
 
 
 class Monitor:
@@ -134,8 +153,9 @@ class Monitor:
         m["pool.reconnects"] = sum(w.reconnects for w in inputs.workers)
         m["pool.streaming"] = sum(w.state is WorkerState.STREAMING for w in inputs.workers)
         m["queue.depth"] = inputs.queue_depth
+        hours = inputs.market_hours
         for symbol, msc in inputs.last_tick_msc.items():
-            m[f"seconds_since_tick.{symbol}"] = max(0.0, now - msc / 1000) if msc else None
+            m[f"seconds_since_tick.{symbol}"] = _quiet_in_session(hours, symbol, msc, now)
 
         link = inputs.link
         if link is not None:

@@ -61,10 +61,12 @@ import numpy as np
 
 from app.clock import SYSTEM_CLOCK, Clock, now_msc
 from app.servertime import NY_CLOSE, ServerTimeZone
+from app.sessions import SessionBook
 from app.terminal import constants as c
 from app.terminal.arguments import COPY_MASKS, SYMBOL_INFO_ZERO, epoch_seconds, match_group
 from app.terminal.faults import ControlFile, FaultMode, write_fault
-from app.terminal.market import DEFAULT_PROFILES, Market, SymbolProfile
+from app.terminal.market import DEFAULT_PROFILES, SymbolProfile
+from app.terminal.session_market import SessionMarket, market_for
 from app.terminal.types import AccountInfo, SymbolInfo, TerminalInfo, Tick
 from app.ticks import TickArray
 
@@ -146,8 +148,17 @@ class SimulatedTerminal:
         control_file: Path | str | None = None,
         server_time_zone: ServerTimeZone = NY_CLOSE,
         market_watch: Collection[str] | None = None,
+        sessions: SessionBook | None = None,
     ) -> None:
-        self.market = Market(seed, profiles if profiles is not None else DEFAULT_PROFILES, rates)
+        # Trading hours (``sessions``, in server time): no ticks while a market is
+        # closed; None trades every symbol 24/7.
+        self.market = market_for(
+            seed,
+            profiles if profiles is not None else DEFAULT_PROFILES,
+            rates,
+            sessions,
+            server_time_zone,
+        )
         self._clock = clock
         #: The clock the trade server stamps ticks in (``app.servertime``).
         self.server_time_zone = server_time_zone
@@ -184,6 +195,7 @@ class SimulatedTerminal:
             clock=clock,
             control_file=spec.control_file,
             server_time_zone=spec.zone() or NY_CLOSE,
+            sessions=spec.sessions,
         )
 
     # --- faults ------------------------------------------------------------------------
@@ -498,6 +510,8 @@ class SimulatedTerminal:
             name=p.name,
             path=p.path or p.name,
         )
+        if isinstance(self.market, SessionMarket):
+            fields.update(self.market.session_fields(symbol, at_msc, tick))
         return SymbolInfo(**fields)
 
     # --- ticks -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from app.servertime import NY_CLOSE, ServerTimeZone, parse_server_time_zone
+from app.sessions import SessionBook
 
 TerminalKind = Literal["simulated", "mt5", "replay"]
 
@@ -40,6 +41,9 @@ class TerminalSpec:
     rates: tuple[tuple[str, float], ...] = ()
     #: JSON file a test (or a user) writes to inject faults into a running simulated terminal.
     control_file: Path | None = None
+    #: The simulated market's trading hours (in :meth:`zone`'s server time); ``None``
+    #: trades every symbol 24/7.
+    sessions: SessionBook | None = None
     # --- replay terminal only ---
     #: (symbol, (file, ...)) pairs: the MT5 tick exports each symbol is replayed from.
     replay_files: tuple[tuple[str, tuple[Path, ...]], ...] = ()

@@ -38,7 +38,9 @@ async def test_run_refuses_a_pulled_redirect_unless_accepted(tmp_path: Path) -> 
         ConfigStore(path).save(
             ClientConfig.model_validate(
                 {
-                    "terminals": [{"symbols": ["EURUSD"], "rates": {"EURUSD": 50}}],
+                    "terminals": [
+                        {"symbols": ["EURUSD"], "rates": {"EURUSD": 50}, "market_hours": "always"}
+                    ],
                     "pool": {"size": 1},
                     "backfill": {"enabled": False},
                     "security": {"vault": "file", "vault_file": str(vault)},

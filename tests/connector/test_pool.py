@@ -36,7 +36,10 @@ SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD"]
 def make_config(*terminals: TerminalConfig, size: int = 5) -> ClientConfig:
     return ClientConfig.model_validate(
         {
-            "terminals": [t.model_dump() for t in terminals],
+            # The pool is tested against a market that trades 24/7, whatever the day.
+            "terminals": [
+                {"market_hours": "always", **t.model_dump(exclude_unset=True)} for t in terminals
+            ],
             "pool": {
                 "size": size,
                 "stall_timeout_s": 3,

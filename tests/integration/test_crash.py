@@ -48,7 +48,14 @@ class Setup:
         self.config.write_text(
             json.dumps(
                 {
-                    "terminals": [{"symbols": list(RATES), "rates": RATES, "seed": SEED}],
+                    "terminals": [
+                        {
+                            "symbols": list(RATES),
+                            "rates": RATES,
+                            "seed": SEED,
+                            "market_hours": "always",
+                        }
+                    ],
                     "pool": {"size": 3, "backoff": {"initial_s": 0.2, "maximum_s": 1.0}},
                     "backend": {
                         "bridge_url": f"ws://127.0.0.1:{self.bridge}/ws",

@@ -49,7 +49,9 @@ class Ports:
     def config(self, tmp_path: Path, rates: dict[str, float], **backend: object) -> ClientConfig:
         return ClientConfig.model_validate(
             {
-                "terminals": [{"symbols": list(rates), "rates": rates, "seed": 11}],
+                "terminals": [
+                    {"symbols": list(rates), "rates": rates, "seed": 11, "market_hours": "always"}
+                ],
                 "pool": {"size": len(rates), "backoff": {"initial_s": 0.2, "maximum_s": 1.0}},
                 "backend": {
                     "bridge_url": f"ws://127.0.0.1:{self.bridge}/ws",

@@ -61,7 +61,9 @@ class Ports:
         rates = rates or {"EURUSD": 200.0}
         return ClientConfig.model_validate(
             {
-                "terminals": [{"symbols": list(rates), "rates": rates, "seed": 11}],
+                "terminals": [
+                    {"symbols": list(rates), "rates": rates, "seed": 11, "market_hours": "always"}
+                ],
                 "pool": {"size": len(rates), "backoff": {"initial_s": 0.2, "maximum_s": 1.0}},
                 "backend": self.backend_doc(tmp_path, **backend),
             }
@@ -240,7 +242,7 @@ def test_kill_9_of_the_app_leaves_no_embedded_backend(tmp_path: Path) -> None:
     ports = Ports()
     config = tmp_path / "client.json"
     doc = {
-        "terminals": [{"symbols": ["EURUSD"], "rates": {"EURUSD": 500}}],
+        "terminals": [{"symbols": ["EURUSD"], "rates": {"EURUSD": 500}, "market_hours": "always"}],
         "pool": {"size": 1},
         "backend": ports.backend_doc(tmp_path),
     }

@@ -58,7 +58,7 @@ def _config(tmp_path: Path) -> Path:
     """Settings that need nothing from the machine: simulated terminal, no backend."""
     path = tmp_path / "client-config.json"
     doc = {
-        "terminals": [{"symbols": ["EURUSD", "XAUUSD"], "seed": 3}],
+        "terminals": [{"symbols": ["EURUSD", "XAUUSD"], "seed": 3, "market_hours": "always"}],
         "pool": {"size": 2},
         "backend": {"enabled": False},
     }

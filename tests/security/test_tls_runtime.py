@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 def _config(backend: ReferenceBackend, tmp_path: Path, certs: Pki, pin: str) -> ClientConfig:
     return ClientConfig.model_validate(
         {
-            "terminals": [{"symbols": ["EURUSD"], "rates": {"EURUSD": 500}}],
+            "terminals": [
+                {"symbols": ["EURUSD"], "rates": {"EURUSD": 500}, "market_hours": "always"}
+            ],
             "pool": {"size": 1},
             "security": {"tls": {"ca_bundle": str(certs.ca_pem), "pins": {"127.0.0.1": [pin]}}},
             "backend": {

@@ -50,9 +50,13 @@ def ui_config_document(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
                 "symbols": ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD"],
                 "seed": 7,
                 "control_file": str(tmp_path / "terminal-control.json"),
+                # Quotes for every symbol whatever the day (sessions: test_market_watch_sessions).
+                "market_hours": "always",
             }
         ],
         "pool": {"size": 5, "backoff": {"initial_s": 0.5, "maximum_s": 2.0}},
+        # ... and the window counts every market open (no row reads "closed").
+        "sessions": {"enabled": False},
         "cache": {"ticks_per_symbol": 20000},
         "security": {"vault": "file", "vault_file": str(tmp_path / "credentials.vault")},
         "backend": {

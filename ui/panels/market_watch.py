@@ -51,6 +51,7 @@ from ui.panels.quotes import (
     ASK,
     BID,
     CHANGE,
+    CLOSED,
     COLUMNS,
     LAST,
     NOT_CAPTURED,
@@ -205,7 +206,8 @@ class MarketWatch(Panel):
         def last_price(symbol: str, new: int) -> float | None:
             return newest_last(cache, symbol, new)
 
-        self.model.update(runtime.collector.stats.symbols, metrics, last_price, now)
+        closed = runtime.market_hours.closed(now)
+        self.model.update(runtime.collector.stats.symbols, metrics, last_price, now, closed)
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
@@ -424,6 +426,7 @@ _NOT_RUNNING = "Capture is not running: quotes shown are the last ones received.
 __all__ = [
     "ASK",
     "BID",
+    "CLOSED",
     "COLUMNS",
     "NOT_CAPTURED",
     "SORT_ROLE",

@@ -37,6 +37,8 @@ FLASH_S = 0.5
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 #: Text of a row whose symbol no terminal captures.
 NOT_CAPTURED = "not captured — add it in Settings"
+#: Time cell of a symbol whose market is closed (outside its trading session).
+CLOSED = "closed"
 
 SYMBOL, BID, ASK, SPREAD, LAST, CHANGE, TPS, TIME = range(8)
 COLUMNS = ("Symbol", "Bid", "Ask", "Spread", "Last", "Change", "Ticks/s", "Time")
@@ -49,7 +51,7 @@ HEADER_TIPS = (
     "Bid now minus the first bid seen this session, in price units.",
     "Ticks received per second for this symbol, over the last second.",
     f"Time of the newest tick (local). The row turns grey after {STALE_AFTER_S:g} s "
-    "without a tick.",
+    f"without a tick, and reads '{CLOSED}' while the market is closed (Settings > sessions).",
 )
 _NUMERIC_COLUMNS = frozenset(range(BID, len(COLUMNS)))
 _NO_VALUE = float("-inf")  # sort key of an empty cell: always at one end
@@ -75,6 +77,8 @@ class Quote:
     ask_dir: int = 0
     ask_until: float = 0.0
     stale: bool = False
+    #: Outside the symbol's trading session: greyed, "closed", never stale.
+    closed: bool = False
 
     @property
     def digits(self) -> int:
@@ -176,8 +180,12 @@ class QuoteModel(QAbstractTableModel):
         metrics: Mapping[str, Any],
         last_price: LastPrice | None,
         now: float,
+        closed: frozenset[str] = frozenset(),
     ) -> None:
-        """Fold one snapshot in; emit ``dataChanged`` for the changed cells of each row."""
+        """Fold one snapshot in; emit ``dataChanged`` for the changed cells of each row.
+
+        ``closed``: the symbols whose market is closed now (the runtime's market hours).
+        """
         for r, q in enumerate(self._rows):
             lo, hi = len(COLUMNS), -1
             s = stats.get(q.symbol) if q.captured else None
@@ -212,9 +220,14 @@ class QuoteModel(QAbstractTableModel):
             if tps != q.tps:
                 q.tps = tps
                 lo, hi = min(lo, TPS), max(hi, TPS)
-            stale = q.captured and (q.time_msc <= 0 or now - q.time_msc / 1000 > STALE_AFTER_S)
-            if stale != q.stale:
-                q.stale = stale
+            is_closed = q.captured and q.symbol in closed
+            stale = (
+                q.captured
+                and not is_closed
+                and (q.time_msc <= 0 or now - q.time_msc / 1000 > STALE_AFTER_S)
+            )
+            if (stale, is_closed) != (q.stale, q.closed):
+                q.stale, q.closed = stale, is_closed
                 lo, hi = SYMBOL, len(COLUMNS) - 1
             if hi >= 0:
                 self._row_changed(r, lo, hi)
@@ -279,7 +292,7 @@ class QuoteModel(QAbstractTableModel):
             return format_signed(q.change, d)
         if c == TPS:
             return MISSING if q.tps is None else f"{q.tps:.1f}"
-        return format_time_msc(q.time_msc)
+        return CLOSED if q.closed else format_time_msc(q.time_msc)
 
     def _sort_key(self, q: Quote, c: int) -> Any:
         if c == SYMBOL:
@@ -300,7 +313,7 @@ class QuoteModel(QAbstractTableModel):
         t = self._theme
         if not q.captured:
             return t.color("muted")
-        if q.stale:
+        if q.stale or q.closed:
             return t.color("stale")
         direction = q.bid_dir if c == BID else q.ask_dir if c == ASK else 0
         if c == CHANGE and q.change is not None:
@@ -313,7 +326,7 @@ class QuoteModel(QAbstractTableModel):
 
     def _background(self, q: Quote, c: int) -> QColor | None:
         direction = q.bid_dir if c == BID else q.ask_dir if c == ASK else 0
-        if not direction or q.stale:
+        if not direction or q.stale or q.closed:
             return None
         tint = self._theme.color("up" if direction > 0 else "down")
         tint.setAlpha(48)
@@ -324,6 +337,12 @@ class QuoteModel(QAbstractTableModel):
             return (
                 f"{q.symbol} is not captured by any terminal. Add it to a terminal's symbols "
                 "in Settings to see its quotes here."
+            )
+        if q.closed:
+            last = format_datetime_msc(q.time_msc) if q.time_msc > 0 else "none yet"
+            return (
+                f"{q.symbol}: market closed (outside its trading session, Settings > "
+                f"sessions); no tick is expected. Last tick: {last}."
             )
         if q.time_msc <= 0:
             return f"{q.symbol}: waiting for the first tick."
@@ -363,6 +382,7 @@ __all__ = [
     "ASK",
     "BID",
     "CHANGE",
+    "CLOSED",
     "COLUMNS",
     "FLASH_S",
     "HEADER_TIPS",
