@@ -58,6 +58,7 @@ from app.security.redact import escape_controls, install_redaction
 from app.security.secret import Secret
 from app.security.vault import VaultError
 from app.server.cli import add_backend_parser, run_backend
+from app.terminal.cli import add_terminal_parser, run_terminal
 
 log = logging.getLogger("trading_client")
 
@@ -112,6 +113,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_credentials_parser(sub)
     add_export_parser(sub)
     add_doctor_parser(sub)
+    add_terminal_parser(sub)
     bench = sub.add_parser(
         "bench",
         help="measure throughput and latency, printing JSON",
@@ -521,6 +523,8 @@ def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None
             return run_export(args)
         if command == "doctor":
             return run_doctor(args)
+        if command == "terminal":
+            return run_terminal(args)
     except (ConfigError, MissingCredentialError, VaultError) as exc:
         print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2

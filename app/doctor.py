@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 from app import __version__
 from app.config import ClientConfig, ConfigError
 from app.config.store import ConfigStore, default_config_path
-from app.link.embedded import is_loopback
 from app.logfiles import log_file_path
 from app.paths import app_paths, data_dir
+from app.ports import is_loopback
 from app.security.connections import tls_settings
 from app.security.logins import needs_vault
 from app.security.tls import (
