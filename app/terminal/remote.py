@@ -25,7 +25,8 @@ What it does differently from ``mt5linux``'s client, and why:
 * **One call, one round trip, one lock.** The helper calls the function and reads
   ``last_error()`` under a lock shared by every connection of the server process: the
   module is a process-wide singleton, and another client's call must not overwrite the
-  error code between our call and our ``last_error()``.
+  error code between our call and our ``last_error()``. A call that cannot get the lock
+  within its timeout (another client's call hangs) answers -10005 itself.
 * **Errors as the real module reports them.** Connection refused, EOF and reset give
   ``None``/``False`` and ``last_error() == (-10004, "No IPC connection")``; an answer
   slower than ``request_timeout_s`` gives ``-10005 "IPC timeout"``. The connection is
@@ -109,12 +110,16 @@ def _tc_plain(v):
         return ("t", tuple(_tc_plain(x) for x in v))
     return ("v", _tc_scalar(v))
 
-def _tc_call(name, args, kwargs):
-    with _tc_shared.lock:
+def _tc_call(name, args, kwargs, wait_s):
+    if not _tc_shared.lock.acquire(True, wait_s):
+        return ("v", None), (-10005, "IPC timeout: the terminal is busy with another call")
+    try:
         result = getattr(mt5, name)(*args, **dict(kwargs))
         error = None
         if result is None or result is False:
             error = tuple(mt5.last_error())
+    finally:
+        _tc_shared.lock.release()
     return _tc_plain(result), error
 """
 
@@ -211,6 +216,10 @@ class RemoteTerminal:
     def _close(self) -> None:
         conn, self._conn, self._call = self._conn, None, None
         if conn is not None:
+            # The socket first: rpyc's close() would otherwise wait up to a request
+            # timeout for a stalled server's answer before it lets go.
+            with contextlib.suppress(Exception):
+                conn._channel.close()
             with contextlib.suppress(Exception):
                 conn.close()
 
@@ -242,8 +251,12 @@ class RemoteTerminal:
         if call is None:
             self._error = _error(c.RES_E_INTERNAL_FAIL_CONNECT)
             return None
+        # Wait for the server's lock a little less than we wait for the answer, so that a
+        # terminal busy with another client's hung call is the server's -10005, in time.
+        answer_s = float(self._conn._config["sync_request_timeout"])
+        wait_s = answer_s - INITIALIZE_GRACE_S if name == "initialize" else 0.8 * answer_s
         try:
-            plain, error = call(name, args, tuple(kwargs.items()))
+            plain, error = call(name, args, tuple(kwargs.items()), wait_s)
         except Exception as exc:
             self._fail_ipc(exc, name)
             return None
