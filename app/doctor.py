@@ -45,6 +45,7 @@ from app.security.tls import (
 )
 from app.security.vault import default_vault_path, keyring_status
 from app.terminal.loader import TerminalUnavailable, load_metatrader5
+from app.terminal.remote_doctor import remote_terminal_lines
 
 Level = Literal["ok", "warn", "fail"]
 
@@ -513,6 +514,7 @@ def run_checks(config_path: Path | None, timeout: float) -> tuple[list[Check], C
         lambda: [settings_check],
         check_qt,
         lambda: check_metatrader5(config),
+        lambda: [Check(*line) for line in remote_terminal_lines(config.terminals, timeout)],
         lambda: [check_vault(config)],
         lambda: check_backend(config, timeout),
         lambda: [check_disk()],

@@ -197,7 +197,11 @@ class RemoteTerminal:
         rpyc = load_rpyc()
         try:
             stream = rpyc.SocketStream.connect(
-                self.host, self.port, timeout=min(timeout_s, CONNECT_TIMEOUT_S), nodelay=True
+                self.host,
+                self.port,
+                timeout=min(timeout_s, CONNECT_TIMEOUT_S),
+                attempts=1,  # rpyc's default retries 6 times: 6x the timeout
+                nodelay=True,
             )
             stream.sock.settimeout(None)  # rpyc polls the socket itself
             conn = rpyc.utils.factory.connect_stream(
@@ -265,6 +269,21 @@ class RemoteTerminal:
         else:
             self._error = _error(c.RES_S_OK)
         return plain
+
+    def probe(self, timeout_s: float) -> tuple[bool, tuple[int, int, str] | None]:
+        """(server reachable, ``version()``) without ``initialize``: what ``doctor`` asks.
+
+        ``initialize`` could start a terminal or log in; a check must not. The version is
+        None when the terminal behind a reachable server is not initialised yet.
+        """
+        if not self._connect(timeout_s):
+            return False, None
+        try:
+            self._conn._config["sync_request_timeout"] = timeout_s
+            version = self.version()
+            return self._conn is not None or version is not None, version
+        finally:
+            self._close()
 
     # --- session -----------------------------------------------------------------------
 

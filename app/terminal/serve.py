@@ -53,7 +53,7 @@ class TerminalServer:
         rpyc = load_rpyc()
         from rpyc.utils.server import ThreadedServer  # noqa: PLC0415 - rpyc is optional
 
-        sys.modules["MetaTrader5"] = module
+        self.module = module
         quiet = logging.getLogger("app.terminal.serve.rpyc")
         quiet.setLevel(logging.ERROR)  # rpyc logs every connection at INFO
         self._server = ThreadedServer(
@@ -65,6 +65,8 @@ class TerminalServer:
         self.port = int(self._server.port)
 
     def serve(self) -> None:
+        # Only now, in the serving process: what the clients' "import MetaTrader5" finds.
+        sys.modules["MetaTrader5"] = self.module
         self._server.start()
 
     def close(self) -> None:

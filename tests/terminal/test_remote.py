@@ -7,7 +7,7 @@ that terminal (or its deterministic market) gives in this process.
 from __future__ import annotations
 
 import json
-import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,17 +16,19 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from app.cli import main
 from app.config import TerminalConfig
 from app.ports import free_ports
 from app.terminal import constants as c
 from app.terminal.loader import TerminalUnavailable, open_terminal
 from app.terminal.market import DEFAULT_PROFILES, Market
 from app.terminal.remote import RemoteTerminal
+from app.terminal.remote_doctor import remote_terminal_lines
 from app.terminal.simulated import SimulatedTerminal
 from app.terminal.spec import TerminalSpec
 from app.terminal.types import AccountInfo, SymbolInfo, TerminalInfo, Tick
 from app.ticks import TICK_DTYPE
-from tests.terminal.served import CLI, ServedTerminal
+from tests.terminal.served import ServedTerminal
 
 SEED, RATE = 11, 400
 
@@ -40,7 +42,16 @@ def control(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def served(control: Path) -> Iterator[ServedTerminal]:
+    """A server of the test's own, with a fault control file."""
     server = ServedTerminal(seed=SEED, rate=RATE, control_file=control).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[ServedTerminal]:
+    """One server for the tests that neither break nor stall it (starting one takes ~1 s)."""
+    server = ServedTerminal(seed=SEED, rate=RATE).start()
     yield server
     server.stop()
 
@@ -52,9 +63,9 @@ def connected(server: ServedTerminal, request_timeout_s: float = 5.0) -> RemoteT
 
 
 def test_answers_are_the_simulated_terminals_with_the_projects_types(
-    served: ServedTerminal,
+    shared: ServedTerminal,
 ) -> None:
-    t = connected(served)
+    t = connected(shared)
     local = SimulatedTerminal(SEED, rates=dict.fromkeys(DEFAULT_PROFILES, float(RATE)))
     assert local.initialize()
     assert t.version() == local.version()
@@ -115,6 +126,8 @@ def test_a_killed_server_is_an_ipc_error_and_a_restarted_one_serves_again(
     served.start()
     assert t.initialize(timeout=5_000), t.last_error()
     assert t.copy_ticks_from("EURUSD", int(time.time()) - 1, 10, c.COPY_TICKS_ALL) is not None
+    t.shutdown()
+    assert served.stop() == 0  # SIGTERM: the server stops cleanly
 
 
 def test_a_slow_server_times_out_with_the_ipc_timeout_code_and_no_hang(
@@ -122,9 +135,11 @@ def test_a_slow_server_times_out_with_the_ipc_timeout_code_and_no_hang(
 ) -> None:
     t = connected(served, request_timeout_s=0.5)
     control.write_text(json.dumps({"mode": "stall"}))  # every call of the server now hangs
-    time.sleep(0.1)  # the served terminal re-reads its control file every 50 ms
-    began = time.monotonic()
-    assert t.copy_ticks_from("EURUSD", int(time.time()), 10, c.COPY_TICKS_ALL) is None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the server has read its control file
+        began = time.monotonic()
+        if t.copy_ticks_from("EURUSD", int(time.time()), 10, c.COPY_TICKS_ALL) is None:
+            break
     waited = time.monotonic() - began
     assert 0.4 < waited < 3, waited
     assert t.last_error()[0] == c.RES_E_INTERNAL_FAIL_TIMEOUT
@@ -164,12 +179,6 @@ def test_nothing_listening_fails_fast_with_no_ipc_connection() -> None:
     assert t.last_error()[0] == c.RES_E_INTERNAL_FAIL_CONNECT
 
 
-def _serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, "terminal", "serve", *args], capture_output=True, text=True, timeout=60, check=False
-    )
-
-
 BAD_ARGUMENTS = [
     (("--port", "http"), "--port must be a whole number"),
     (("--port", "70000"), "--port 70000 is not in 0..65535"),
@@ -179,32 +188,52 @@ BAD_ARGUMENTS = [
 ]
 
 
-def test_serve_refuses_bad_arguments_in_one_line() -> None:
-    procs = [
-        subprocess.Popen(
-            [*CLI, "terminal", "serve", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for args, _ in BAD_ARGUMENTS
-    ]
-    for proc, (args, says) in zip(procs, BAD_ARGUMENTS, strict=True):
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 2, args
+def test_serve_refuses_bad_arguments_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for args, says in BAD_ARGUMENTS:
+        assert main(["terminal", "serve", *args]) == 2, args
+        out, err = capsys.readouterr()
         lines = err.strip().splitlines()
         assert len(lines) == 1, err
         assert says in lines[0], err
         assert out == ""
+    assert "MetaTrader5" not in sys.modules
 
 
-def test_serve_on_a_port_in_use_says_so_in_one_line(served: ServedTerminal) -> None:
-    result = _serve("--port", str(served.port))
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
+def test_serve_on_a_port_in_use_says_so_in_one_line(
+    shared: ServedTerminal, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["terminal", "serve", "--port", str(shared.port)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
-    assert f"cannot listen on 127.0.0.1:{served.port}" in lines[0]
+    assert f"cannot listen on 127.0.0.1:{shared.port}" in lines[0]
+    assert "MetaTrader5" not in sys.modules
 
 
-def test_serve_stops_on_sigterm_with_exit_0(served: ServedTerminal) -> None:
-    assert served.stop() == 0
+def test_doctor_warns_about_code_execution_and_says_which_servers_answer(
+    shared: ServedTerminal,
+) -> None:
+    (nobody,) = free_ports(1)
+    terminals = [
+        TerminalConfig(name="up", kind="remote", port=shared.port),
+        TerminalConfig(name="down", kind="remote", port=nobody),
+        TerminalConfig(name="far", kind="remote", host="192.0.2.10", allow_remote_code=True),
+        TerminalConfig(name="sim"),
+    ]
+    began = time.monotonic()
+    lines = remote_terminal_lines(terminals, timeout_s=0.5)
+    assert time.monotonic() - began < 5
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for level, what, detail, _fix in lines:
+        by_name.setdefault(what, []).append((level, detail))
+    assert set(by_name) == {"terminal up", "terminal down", "terminal far"}
+    up = by_name["terminal up"]
+    assert up[0][0] == "warn"
+    assert "anyone who can connect can run code as you" in up[0][1]
+    assert up[1][0] == "ok"
+    assert f"127.0.0.1:{shared.port} answers" in up[1][1]
+    assert [level for level, _ in by_name["terminal down"]] == ["warn", "fail"]
+    assert "No IPC connection" in by_name["terminal down"][1][1]
+    far = by_name["terminal far"]
+    assert far[0][0] == "warn"
+    assert "another machine" in far[0][1]
+    assert far[1][0] == "fail"
