@@ -72,11 +72,12 @@ class TerminalConfig(_Section):
         "code as its user.",
     )
     request_timeout_s: float = Field(
-        10.0,
+        5.0,
         ge=0.1,
         le=600,
         description="Remote terminal only: longest wait for one call's answer, seconds "
-        "(initialize waits timeout_ms instead); slower is reported as IPC timeout -10005.",
+        "(initialize waits timeout_ms instead); slower is reported as IPC timeout -10005. "
+        "Keep it below pool.stall_timeout_s.",
     )
     symbols: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SYMBOLS),

@@ -160,7 +160,7 @@ class RemoteTerminal:
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         *,
-        request_timeout_s: float = 10.0,
+        request_timeout_s: float = 5.0,
         allow_remote_code: bool = False,
     ) -> None:
         self.host = host

@@ -44,7 +44,7 @@ class TerminalSpec:
     #: refused unless the user said so (see :func:`app.terminal.remote.refuse_remote_host`).
     allow_remote_code: bool = False
     #: Longest wait for one call's answer (rpyc ``sync_request_timeout``), seconds.
-    request_timeout_s: float = 10.0
+    request_timeout_s: float = 5.0
     # --- simulated terminal only ---
     seed: int = 42
     #: Ticks per second per symbol; symbols not listed use their profile's default.
