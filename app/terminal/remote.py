@@ -203,18 +203,18 @@ class RemoteTerminal:
                 attempts=1,  # rpyc's default retries 6 times: 6x the timeout
                 nodelay=True,
             )
-            stream.sock.settimeout(None)  # rpyc polls the socket itself
             conn = rpyc.utils.factory.connect_stream(
                 stream,
                 rpyc.VoidService,
                 config={"sync_request_timeout": timeout_s, "allow_pickle": False},
             )
+            self._conn = conn
             conn.root.execute(SERVER_HELPER)
             self._call = conn.root.namespace["_tc_call"]
         except Exception as exc:  # refused, reset, a server that is not RPyC, no module
             self._fail_ipc(exc, "connect")
+            self._close()
             return False
-        self._conn = conn
         return True
 
     def _close(self) -> None:
@@ -228,8 +228,8 @@ class RemoteTerminal:
                 conn.close()
 
     def _fail_ipc(self, exc: BaseException, what: str) -> None:
-        """A broken or slow link, in the module's terms; the connection is dropped."""
-        self._close()
+        """A failed call in the module's terms. A broken or slow link drops the connection
+        (the caller initialises again); an exception raised on the server keeps it."""
         if getattr(exc, "_remote_tb", None) is not None:  # raised on the server
             first = str(exc).strip().splitlines()[:1]
             detail = f"{type(exc).__name__}: {first[0] if first else ''}"
@@ -239,6 +239,7 @@ class RemoteTerminal:
                 f"on the server during {what}: {detail[:200]}",
             )
             return
+        self._close()
         code = (
             c.RES_E_INTERNAL_FAIL_TIMEOUT
             if isinstance(exc, TimeoutError)

@@ -88,6 +88,11 @@ def test_answers_are_the_simulated_terminals_with_the_projects_types(
     assert t.last_error() == (c.RES_E_NOT_FOUND, c.ERROR_TEXT[c.RES_E_NOT_FOUND])
     assert t.copy_ticks_from("NOSUCH", 0, 10, c.COPY_TICKS_ALL) is None
     assert t.last_error()[0] == c.RES_E_INVALID_PARAMS
+    # An exception on the server (here: no such function) is an error, not a broken link.
+    assert t._invoke("no_such_function") is None
+    assert t.last_error()[0] == c.RES_E_INTERNAL_FAIL
+    assert "AttributeError" in t.last_error()[1]
+    assert t.version() is not None
 
     start_s = int(time.time()) - 3
     got = t.copy_ticks_from("EURUSD", start_s, 100_000, c.COPY_TICKS_ALL)
