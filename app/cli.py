@@ -58,6 +58,7 @@ from app.security.redact import escape_controls, install_redaction
 from app.security.secret import Secret
 from app.security.vault import VaultError
 from app.server.cli import add_backend_parser, run_backend
+from app.terminal.cli import add_terminal_parser, run_terminal
 
 log = logging.getLogger("trading_client")
 
@@ -113,19 +114,22 @@ def _build_parser() -> argparse.ArgumentParser:
     add_credentials_parser(sub)
     add_export_parser(sub)
     add_doctor_parser(sub)
+    add_terminal_parser(sub)
     bench = sub.add_parser(
         "bench",
         help="measure throughput and latency, printing JSON",
         epilog=(
             "examples:\n  trading-client bench pipeline --seconds 5 --json\n"
             "  trading-client bench gui --seconds 10\n"
+            "  trading-client bench remote --seconds 5   # remote terminal (RPyC) vs native\n"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_argument(
         "what",
-        choices=["pipeline", "gui"],
-        help="pipeline: capture to backend; gui: the window at 10k and 100k ticks/s",
+        choices=["pipeline", "gui", "remote"],
+        help="pipeline: capture to backend; gui: the window at 10k and 100k ticks/s; "
+        "remote: capture through terminal serve (RPyC) against the native path",
     )
     bench.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
     bench.add_argument("--json", action="store_true", help="print only the JSON document")
@@ -467,6 +471,21 @@ def _bench(args: argparse.Namespace, window: WindowCommands | None) -> int:
         return 0
     from app.bench.pipeline import Settings, bench  # noqa: PLC0415 - heavy, only for this command
 
+    if args.what == "remote":
+        from app.bench.remote import bench_remote  # noqa: PLC0415 - as above
+
+        if not args.json:
+            print(
+                f"measuring capture through a remote terminal against the native path; "
+                f"{args.seconds:g} s per measurement (progress below, JSON at the end) ...",
+                file=sys.stderr,
+            )
+        remote = asyncio.run(
+            bench_remote(Settings(seconds=args.seconds, startup_timeout=args.startup_timeout))
+        )
+        print(orjson.dumps(remote, option=orjson.OPT_INDENT_2).decode())
+        return 1 if remote["failed"] else 0
+
     if not args.json:
         print(
             f"measuring {', '.join(args.phases)}; {args.seconds:g} s each "
@@ -522,6 +541,8 @@ def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None
             return run_export(args)
         if command == "doctor":
             return run_doctor(args)
+        if command == "terminal":
+            return run_terminal(args)
     except (ConfigError, MissingCredentialError, VaultError) as exc:
         print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2

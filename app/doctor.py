@@ -33,9 +33,9 @@ from urllib.parse import urlsplit
 from app import __version__
 from app.config import ClientConfig, ConfigError
 from app.config.store import ConfigStore, default_config_path
-from app.link.embedded import is_loopback
 from app.logfiles import log_file_path
 from app.paths import app_paths, data_dir
+from app.ports import is_loopback
 from app.security.connections import tls_settings
 from app.security.logins import needs_vault
 from app.security.tls import (
@@ -46,6 +46,7 @@ from app.security.tls import (
 )
 from app.security.vault import default_vault_path, keyring_status
 from app.terminal.loader import TerminalUnavailable, load_metatrader5
+from app.terminal.remote_doctor import remote_terminal_lines
 
 Level = Literal["ok", "warn", "fail"]
 
@@ -537,6 +538,7 @@ def run_checks(config_path: Path | None, timeout: float) -> tuple[list[Check], C
         check_qt,
         lambda: check_metatrader5(config),
         lambda: check_server_time(config),
+        lambda: [Check(*line) for line in remote_terminal_lines(config.terminals, timeout)],
         lambda: [check_vault(config)],
         lambda: check_backend(config, timeout),
         lambda: [check_disk()],

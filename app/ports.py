@@ -1,10 +1,21 @@
 """Free loopback ports, for a backend that must come up on ports nobody else holds
-(the GUI benchmark's embedded backends, the tests' servers), and the URL of a service
-on one."""
+(the GUI benchmark's embedded backends, the tests' servers), the URL of a service on
+one, and whether a host is this machine."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only ("localhost" or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def free_ports(n: int) -> list[int]:

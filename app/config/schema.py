@@ -33,6 +33,7 @@ from app.sessions import (
     parse_days,
     parse_hhmm,
 )
+from app.terminal.remote import refuse_remote_host
 from app.terminal.spec import TerminalSpec
 
 DEFAULT_SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD"]
@@ -46,10 +47,12 @@ class TerminalConfig(_Section):
     name: str = Field(
         "simulated", min_length=1, description="A name for this terminal, shown in the pool panel."
     )
-    kind: Literal["simulated", "mt5", "replay"] = Field(
+    kind: Literal["simulated", "mt5", "replay", "remote"] = Field(
         "simulated",
         description="'mt5' attaches to a real MetaTrader 5 terminal (Windows, 'mt5' extra); "
-        "'simulated' uses the built-in terminal; 'replay' serves MT5 tick export files.",
+        "'remote' to a MetaTrader5 module served over RPyC (mt5linux under Wine on Linux, "
+        "or 'trading-client terminal serve'); 'simulated' uses the built-in terminal; "
+        "'replay' serves MT5 tick export files.",
     )
     path: str | None = Field(
         None, description="Path to terminal64.exe; empty attaches to the running terminal."
@@ -68,6 +71,30 @@ class TerminalConfig(_Section):
         "(GMT+2 in winter, GMT+3 in summer, on US daylight saving dates), an IANA name "
         "('Europe/Athens', 'UTC') or an offset ('+02:00'). Empty: detected from fresh "
         "ticks on a real terminal; 'ny-close' for the simulated and replay terminals.",
+    )
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Remote terminal only: the RPyC server's address. Anything but this "
+        "machine needs allow_remote_code; prefer an SSH tunnel "
+        "(ssh -L 18812:127.0.0.1:18812 HOST).",
+    )
+    port: int = Field(
+        18812, ge=1, le=65535, description="Remote terminal only: the RPyC server's port."
+    )
+    allow_remote_code: bool = Field(
+        False,
+        description="Remote terminal only: allow a host other than this machine. RPyC "
+        "classic is remote code execution: anyone who reaches the server's port can run "
+        "code as its user.",
+    )
+    request_timeout_s: float = Field(
+        5.0,
+        ge=0.1,
+        le=600,
+        description="Remote terminal only: longest wait for one call's answer, seconds "
+        "(initialize waits timeout_ms instead); slower is reported as IPC timeout -10005. "
+        "Keep it below pool.stall_timeout_s.",
     )
     symbols: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SYMBOLS),
@@ -143,6 +170,14 @@ class TerminalConfig(_Section):
         return v
 
     @model_validator(mode="after")
+    def _remote_host_allowed(self) -> TerminalConfig:
+        if self.kind == "remote":
+            refused = refuse_remote_host(self.host, self.port, self.allow_remote_code)
+            if refused is not None:
+                raise ValueError(refused)
+        return self
+
+    @model_validator(mode="after")
     def _replay_has_files(self) -> TerminalConfig:
         if self.kind != "replay":
             return self
@@ -173,6 +208,10 @@ class TerminalConfig(_Section):
             timeout_ms=self.timeout_ms,
             portable=self.portable,
             server_time_zone=self.server_time_zone,
+            host=self.host,
+            port=self.port,
+            allow_remote_code=self.allow_remote_code,
+            request_timeout_s=self.request_timeout_s,
             seed=self.seed,
             rates=tuple(sorted(self.rates.items())),
             control_file=self.control_file,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from app.config import BackendConfig
+from app.ports import is_loopback
 from app.server.process import BackendProcess, BackendProcessError
 
 log = logging.getLogger(__name__)
@@ -37,15 +37,6 @@ class EmbeddedBackendError(RuntimeError):
 def _host_port(url: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "localhost", parts.port or default_port
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -9,7 +9,7 @@ from typing import Literal
 from app.servertime import NY_CLOSE, ServerTimeZone, parse_server_time_zone
 from app.sessions import SessionBook
 
-TerminalKind = Literal["simulated", "mt5", "replay"]
+TerminalKind = Literal["simulated", "mt5", "replay", "remote"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,10 @@ class TerminalSpec:
     ``kind="simulated"`` uses :class:`~app.terminal.simulated.SimulatedTerminal`, whose
     market is a pure function of ``seed``, the symbol and the time;
     ``kind="replay"`` uses :class:`~app.terminal.replay.ReplayTerminal`, which serves
-    MT5 tick export files (``replay_*`` fields).
+    MT5 tick export files (``replay_*`` fields);
+    ``kind="remote"`` uses :class:`~app.terminal.remote.RemoteTerminal`: a ``MetaTrader5``
+    module served over RPyC classic (the ``mt5linux`` server under Wine, or
+    ``trading-client terminal serve``) at ``host``:``port``.
     """
 
     name: str = "simulated"
@@ -35,6 +38,14 @@ class TerminalSpec:
     #: The server's time zone as set (``app.servertime`` key); ``None``: the kind's default
     #: (see :meth:`zone`).
     server_time_zone: str | None = None
+    # --- remote terminal only ---
+    host: str = "127.0.0.1"
+    port: int = 18812
+    #: RPyC classic lets whoever connects run code: a host that is not this machine is
+    #: refused unless the user said so (see :func:`app.terminal.remote.refuse_remote_host`).
+    allow_remote_code: bool = False
+    #: Longest wait for one call's answer (rpyc ``sync_request_timeout``), seconds.
+    request_timeout_s: float = 5.0
     # --- simulated terminal only ---
     seed: int = 42
     #: Ticks per second per symbol; symbols not listed use their profile's default.
