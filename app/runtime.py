@@ -42,6 +42,7 @@ from app.security.connections import tls_context_for, tls_settings
 from app.security.secret import Secret
 from app.terminal.replay import plan_of_spec
 from app.ticks import TickBatch
+from app.zones import ServerZones
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +139,17 @@ class Runtime:
         #: does not start; the embedded backend's own per-run key replaces it.
         self._credential = credential
         self.handoff: Handoff[TickBatch] = Handoff(QUEUE_BATCHES)
-        self.collector = Collector(
-            config.cache.ticks_per_symbol, bar_history=config.cache.bar_history, clock=clock
-        )
         pool_cfg = config.pool
         start = start_msc if start_msc is not None else int(clock.time() * 1000)
         workers = plan_workers(config, passwords)
+        #: Each symbol's server time zone (settings, then what the workers detect).
+        self.zones = ServerZones.from_specs((w.terminal, w.symbols) for w in workers)
+        self.collector = Collector(
+            config.cache.ticks_per_symbol,
+            bar_history=config.cache.bar_history,
+            clock=clock,
+            zones=self.zones,
+        )
         #: What each connection was planned with (terminal spec, symbols, start cursors).
         self.planned_workers: list[WorkerSpec] = workers
         self.pool = ConnectorPool(
@@ -155,6 +161,7 @@ class Runtime:
             start_msc=start,
             clock=clock,
         )
+        self.pool.on_streaming = self.zones.report
         #: History catch-up since the previous run: ``backfill.progress()`` / ``.cancel()``.
         self.backfill = Backfill(config.backfill, self.collector, clock=clock)
         self._backfill_targets = [

@@ -16,9 +16,10 @@ import logging
 import multiprocessing
 import multiprocessing.context
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
+from typing import Any
 
 from app.backoff import Backoff, BackoffPolicy
 from app.clock import SYSTEM_CLOCK, Clock
@@ -99,6 +100,8 @@ class ConnectorPool:
         self._ctx = multiprocessing.get_context("spawn")
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called on the loop with (terminal name, info) of every "streaming" status.
+        self.on_streaming: Callable[[str, Mapping[str, Any]], object] | None = None
 
     # ---------------------------------------------------------------- public API
     async def start(self) -> None:
@@ -341,6 +344,8 @@ class ConnectorPool:
             slot.streaming_since = self._clock.monotonic()
             slot.last_error = (0, "")
             log.info("worker %d streaming %s", slot.worker_id, ", ".join(slot.spec.symbols))
+            if self.on_streaming is not None:
+                self.on_streaming(slot.spec.terminal.name, msg.info)
         elif msg.state == "connecting":
             slot.state = WorkerState.CONNECTING
         elif msg.state in ("error", "failed"):
