@@ -40,8 +40,9 @@ D1: Final = _DAY
 W1: Final = 7 * _DAY
 #: A calendar month; the number only names it (no month is 30 days by rule).
 MN1: Final = 30 * _DAY
-#: 1970-01-01 was a Thursday: Sunday 00:00 is 4 days after a multiple of a week.
-_SUNDAY_SHIFT: Final = 4 * _DAY
+#: 1970-01-01 was a Thursday: Sunday 00:00 is 3 days after a multiple of a week.
+_SUNDAY_SHIFT: Final = 3 * _DAY
+_HOUR: Final = 60 * _MIN
 #: Every server offset is a whole quarter hour (app.servertime), so bars this long or
 #: shorter start at the same instants in UTC as in any server time.
 _ZONE_FREE: Final = 15 * _MIN
@@ -97,15 +98,19 @@ def bar_starts_utc_ms(utc_ms: I64, tf_ms: int, zone: ServerTimeZone) -> I64:
     """The UTC open of each tick's bar: the server-time boundary converted back to UTC.
 
     Bars of 15 minutes or less are the plain UTC floor (every offset is a whole quarter
-    hour). Longer ones go through the zone: the few distinct boundaries are converted
-    once each, in order, so a boundary in an autumn hour is read as its earlier pass
-    (the bar opens when the server's clock first showed it).
+    hour). Bars up to an hour are floored by each tick's own offset (no switch falls
+    inside one, and the autumn hour's two passes stay two bars, as UTC has them). Longer
+    ones go through the zone: the few distinct server boundaries are converted once
+    each, in order, so a boundary in an autumn hour is read as its earlier pass (the
+    bar opens when the server's clock first showed it, and holds both passes).
     """
     utc_ms = np.asarray(utc_ms, dtype=np.int64)
     if (tf_ms <= _ZONE_FREE and _ZONE_FREE % tf_ms == 0) or not len(utc_ms):
         return utc_ms - np.mod(utc_ms, tf_ms)
-    if zone.is_fixed() and not is_calendar(tf_ms) and zone.offset_s(0) * 1000 % tf_ms == 0:
-        return utc_ms - np.mod(utc_ms, tf_ms)
+    if tf_ms <= _HOUR:
+        if zone.is_fixed():
+            return utc_ms - np.mod(utc_ms + zone.offset_s(0) * 1000, tf_ms)
+        return utc_ms - np.mod(zone.to_server_ms(utc_ms), tf_ms)
     server = period_starts_server_ms(zone.to_server_ms(utc_ms), tf_ms)
     uniq, back = np.unique(server, return_inverse=True)
     result: I64 = zone.to_utc_ms(uniq)[back]
