@@ -72,6 +72,11 @@ class ServerZones:
         """Every terminal and its zone (``None``: detected, not reported yet)."""
         return dict(self._zones)
 
+    def clock(self, symbol: str, utc_s: float) -> ServerClockText:
+        """The server clock of ``symbol``'s terminal (else the first terminal's)."""
+        terminal = self._terminal_of.get(symbol) or next(iter(self._zones), "")
+        return server_clock_text(self._zones.get(terminal), utc_s, terminal)
+
     # ---------------------------------------------------------------- updates
     def report(self, terminal: str, info: Mapping[str, object]) -> bool:
         """A worker of ``terminal`` reported its zone (its "streaming" status ``info``).

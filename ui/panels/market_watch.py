@@ -205,7 +205,9 @@ class MarketWatch(Panel):
         def last_price(symbol: str, new: int) -> float | None:
             return newest_last(cache, symbol, new)
 
-        self.model.update(runtime.collector.stats.symbols, metrics, last_price, now)
+        self.model.update(
+            runtime.collector.stats.symbols, metrics, last_price, now, runtime.zones.zone
+        )
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
