@@ -62,7 +62,7 @@ def add_export_parser(
     parser = subparsers.add_parser(
         "export",
         help="write ticks or bars of a symbol to an MT5 export, CSV or Parquet file",
-        description="Export ticks or M1..D1 bars of one symbol from the reference backend's "
+        description="Export ticks or M1..MN1 bars of one symbol from the reference backend's "
         "database or from MT5 tick export files.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
