@@ -96,7 +96,7 @@ def test_chart_axis_labels_are_server_time(qtbot: QtBot, tick_msc: int, hours: i
     assert labels == want
     assert any(label.startswith(f"{12 + hours - 1}:5") for label in labels)  # 13:55 / 14:55
     assert f"GMT+{hours}" in axis.toolTip()
-    assert "UTC = axis" in axis.toolTip()
+    assert "UTC is GMT" in axis.toolTip()
     assert "local time" in axis.toolTip()
     assert " 12:00:00.123 UTC" in chart.status.toolTip()
 

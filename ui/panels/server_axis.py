@@ -38,24 +38,14 @@ class ServerDateAxis(pg.DateAxisItem):  # type: ignore[misc]
         return True
 
     def describe(self, at_utc_s: float) -> str:
-        """What the labels mean, with UTC and the machine's local time next to them."""
+        """What the labels mean, with UTC's and the machine's local offset next to them."""
         local = dt.datetime.fromtimestamp(at_utc_s, dt.UTC).astimezone()
         local_off = local.utcoffset()
         local_s = int(local_off.total_seconds()) if local_off is not None else 0
         if self.zone is None:
-            head = "Times are UTC: the server's time zone is not known yet (server time unknown)"
+            head = "Axis in UTC: the server's time zone is not known yet (server time unknown)"
         else:
-            head = f"Times are server time: {self.zone.key}, {format_offset(self.offset_s)}"
+            head = f"Axis in server time: {self.zone.key}, {format_offset(self.offset_s)}"
         return (
-            f"{head}\nUTC = axis {_shift(-self.offset_s)}\n"
-            f"local time ({local.strftime('%Z')}, {format_offset(local_s)}) = axis "
-            f"{_shift(local_s - self.offset_s)}"
+            f"{head}\nUTC is GMT\nlocal time here: {local.strftime('%Z')}, {format_offset(local_s)}"
         )
-
-
-def _shift(seconds: int) -> str:
-    if seconds == 0:
-        return "as shown"
-    sign = "+" if seconds > 0 else "−"
-    h, m = divmod(abs(seconds) // 60, 60)
-    return f"{sign} {h} h" + (f" {m} min" if m else "")
