@@ -9,6 +9,7 @@ the newest tick looks two or three hours old, or in the future.)
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,15 @@ async def test_default_simulated_terminal_latency_is_milliseconds(tmp_path: Path
     assert rt.monitor is not None
     monitor = rt.monitor
     seen: list[float] = []
+    # The pool hands every "streaming" status to the zones (where a detected zone lands).
+    reports: list[tuple[str, dict[str, object]]] = []
+    report = rt.zones.report
+
+    def record(terminal: str, info: Mapping[str, object]) -> bool:
+        reports.append((terminal, dict(info)))
+        return report(terminal, info)
+
+    rt.pool.on_streaming = record
 
     def settled() -> bool:
         # Once a second-interval's median is under a second: the first intervals hold
@@ -57,5 +67,7 @@ async def test_default_simulated_terminal_latency_is_milliseconds(tmp_path: Path
     finally:
         await rt.stop()
     # Hours off (GMT+2/+3) would show here too: the newest tick is seconds old in UTC.
+    assert reports
+    assert reports[0][0] == "sim"
     assert -1.0 < age < 10.0, f"the newest tick is {age:.0f} s old (UTC expected)"
     assert all(abs(p) < 3600 for p in seen), seen
