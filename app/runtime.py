@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -44,6 +45,7 @@ from app.servertime import NY_CLOSE
 from app.sessions import MarketHours
 from app.terminal.replay import plan_of_spec
 from app.ticks import TickBatch
+from app.zones import ServerZones
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +142,17 @@ class Runtime:
         #: does not start; the embedded backend's own per-run key replaces it.
         self._credential = credential
         self.handoff: Handoff[TickBatch] = Handoff(QUEUE_BATCHES)
-        self.collector = Collector(
-            config.cache.ticks_per_symbol, bar_history=config.cache.bar_history, clock=clock
-        )
         pool_cfg = config.pool
         start = start_msc if start_msc is not None else int(clock.time() * 1000)
         workers = plan_workers(config, passwords)
+        #: Each symbol's server time zone (settings, then what the workers detect).
+        self.zones = ServerZones.from_specs((w.terminal, w.symbols) for w in workers)
+        self.collector = Collector(
+            config.cache.ticks_per_symbol,
+            bar_history=config.cache.bar_history,
+            clock=clock,
+            zones=self.zones,
+        )
         #: What each connection was planned with (terminal spec, symbols, start cursors).
         self.planned_workers: list[WorkerSpec] = workers
         #: Which markets are open now: the ``sessions`` settings read through each
@@ -165,6 +172,7 @@ class Runtime:
             start_msc=start,
             clock=clock,
         )
+        self.pool.on_streaming = self._on_worker_zone
         #: History catch-up since the previous run: ``backfill.progress()`` / ``.cancel()``.
         self.backfill = Backfill(
             config.backfill, self.collector, clock=clock, market_hours=self.market_hours
@@ -227,6 +235,14 @@ class Runtime:
                 self.monitor.tick(self._monitor_inputs(sample, free))
             except Exception:
                 log.exception("monitor tick failed")
+
+    def _on_worker_zone(self, terminal: str, info: Mapping[str, Any]) -> None:
+        """A worker's server zone (set, or detected on a real terminal): bars and the
+        window read it from ``zones``, and the session hours of its symbols follow it."""
+        if self.zones.report(terminal, info):
+            zone = self.zones.terminal_zone(terminal)
+            if zone is not None:
+                self.market_hours.set_zone(self.zones.symbols_of(terminal), zone)
 
     def _spool_free_bytes(self) -> dict[str, int]:
         """Free space under the spool folder (a statvfs: off the loop, once a second)."""

@@ -194,21 +194,30 @@ class DesktopSession:
         fmt: FileFormat = "mt5",
         progress: ProgressCallback | None = None,
     ) -> int:
-        """Write the cached ticks of ``symbol`` (or bars of ``timeframe``, M1…D1) to
-        ``path`` in a worker thread; returns rows written. ``progress`` returning False
-        cancels (the partial file is removed: :class:`ExportCancelledError`)."""
+        """Write the cached ticks of ``symbol`` (or bars of ``timeframe``, M1…MN1) to
+        ``path`` in a worker thread, in the symbol's server time like MT5's exports (UTC
+        while a detected zone is not known yet); returns rows written. ``progress``
+        returning False cancels (the partial file is removed: :class:`ExportCancelledError`)."""
         if self.runtime is None:
             raise RuntimeError("capture is not running: nothing is cached to export")
         collector = self.runtime.collector
+        zone = self.runtime.zones.zone_or_utc(symbol)
         if timeframe is None:
             rows = await asyncio.to_thread(
-                export_ticks, collector, symbol, path, fmt=fmt, progress=progress
+                export_ticks, collector, symbol, path, fmt=fmt, progress=progress, zone=zone
             )
         else:
             rows = await asyncio.to_thread(
-                export_bars, collector, symbol, path, timeframe, fmt=fmt, progress=progress
+                export_bars,
+                collector,
+                symbol,
+                path,
+                timeframe,
+                fmt=fmt,
+                progress=progress,
+                zone=zone,
             )
-        log.info("exported %d rows of %s to %s", rows, symbol, path)
+        log.info("exported %d rows of %s to %s in server time %s", rows, symbol, path, zone.key)
         return rows
 
     # ------------------------------------------------------------------ settings

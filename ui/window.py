@@ -64,6 +64,7 @@ class StatusBar:
         bar = window.statusBar()
         self.labels: dict[str, QLabel] = {}
         tips = {
+            "server": "The trade server's clock of the symbol in the Tick Chart",
             "session": "Capture state",
             "link": "Data bridge connection: acknowledged ticks and unacknowledged backlog",
             "pool": "Terminal connections streaming / total",
@@ -412,7 +413,7 @@ class MainWindow(QMainWindow):
         else:
             s.set("session", "capturing", t.ok)
         if runtime is None:
-            for key in ("link", "pool", "tps", "p99"):
+            for key in ("server", "link", "pool", "tps", "p99"):
                 s.set(key, "")
             s.set("alerts", "")
             return
@@ -422,6 +423,9 @@ class MainWindow(QMainWindow):
         else:
             self._refresh_link(link)
         self._refresh_backfill(runtime.backfill.progress())
+        chart = self.panels.get("tickChart")
+        clock = runtime.zones.clock(str(getattr(chart, "symbol", "")), time.time())
+        s.set("server", clock.text, None, clock.tooltip)
         workers = runtime.pool.health()
         streaming = sum(w.state is WorkerState.STREAMING for w in workers)
         failed = sum(w.state is WorkerState.FAILED for w in workers)

@@ -6,6 +6,10 @@ from all its ticks at once. The mean is derived on read with :func:`spread_mean`
 
 Bars exist only for periods that had ticks: a gap of several minutes produces no empty
 bars, as in MetaTrader's own history.
+
+Bar opens are UTC (the project's rule, docs/time.md) but cut where MT5 cuts them: at the
+server's hour, midnight, Sunday or month boundaries (:mod:`app.timeframes`), so an
+aggregator of H1 or longer is given its symbol's server zone.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import numpy as np
 import numpy.typing as npt
 
 from app.collector.ring import StructRing
+from app.servertime import UTC_ZONE, ServerTimeZone
 from app.ticks import TickArray
+from app.timeframes import bar_end_utc_ms, bar_starts_utc_ms
 
-#: One bar. ``time_msc`` is the bar start (a multiple of the timeframe, epoch ms);
+#: One bar. ``time_msc`` is the bar start in UTC epoch ms (a server-time boundary of
+#: the timeframe, see :mod:`app.timeframes`);
 #: prices are bid; spreads are ``ask - bid`` in price units.
 BAR_DTYPE: np.dtype[np.void] = np.dtype(
     [
@@ -45,6 +52,9 @@ H1: int = 60 * M1
 
 #: Closed bars kept per aggregator: one week of M1.
 DEFAULT_BAR_HISTORY: int = 7 * 24 * 60
+#: Instants across a year (both daylight-saving switches), to tell whether a zone can
+#: move a timeframe's boundaries at all.
+_PROBE = np.arange(1_704_067_200_000, 1_735_689_600_000, 3_600_000 + 7 * 60_000, dtype=np.int64)
 
 
 @overload
@@ -109,15 +119,47 @@ class BarAggregator:
     bar, which subscribers may already have consumed. Such ticks are ignored and
     counted in :attr:`late_dropped`. A tick older than its predecessor but within the
     open bar is still merged into it: it changes no closed bar.
+
+    Server time: ``zone`` places the boundaries of H1 and longer bars (None: UTC, while
+    a detected zone is not known yet). :meth:`set_zone` applies from the next bar on; a
+    tick at or after the open bar's start always joins it or a later bar, never counts
+    as late because the boundaries moved.
     """
 
-    def __init__(self, timeframe_ms: int = M1, history: int = DEFAULT_BAR_HISTORY) -> None:
+    def __init__(
+        self,
+        timeframe_ms: int = M1,
+        history: int = DEFAULT_BAR_HISTORY,
+        zone: ServerTimeZone | None = None,
+    ) -> None:
         if timeframe_ms <= 0:
             raise ValueError(f"timeframe_ms must be > 0, got {timeframe_ms}")
         self._tf = int(timeframe_ms)
         self._closed = StructRing(BAR_DTYPE, history)
         self._open: _OpenBar | None = None
         self._late = 0
+        self._zone = zone or UTC_ZONE
+        #: Bars that start at plain multiples of the timeframe in UTC whatever the zone.
+        self._plain = bool(np.array_equal(self._starts(_PROBE), _PROBE - _PROBE % self._tf))
+        #: UTC end of the open bar (zone-dependent timeframes only).
+        self._open_end = 0
+
+    @property
+    def zone(self) -> ServerTimeZone:
+        return self._zone
+
+    def set_zone(self, zone: ServerTimeZone | None) -> None:
+        """Cut bars by ``zone`` from the next bar on (a zone detected or re-detected)."""
+        self._zone = zone or UTC_ZONE
+        self._plain = bool(np.array_equal(self._starts(_PROBE), _PROBE - _PROBE % self._tf))
+
+    def _starts(self, time_msc: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return bar_starts_utc_ms(time_msc, self._tf, self._zone)
+
+    def _opened(self, bar: _OpenBar) -> None:
+        self._open = bar
+        if not self._plain:
+            self._open_end = bar_end_utc_ms(bar.start, self._tf, self._zone)
 
     @property
     def timeframe_ms(self) -> int:
@@ -180,7 +222,7 @@ class BarAggregator:
             bars = np.concatenate((old, mine))
         self._closed = StructRing(BAR_DTYPE, self._closed.capacity)
         self._closed.append(bars[:-1])
-        self._open = _OpenBar.from_record(bars[-1])
+        self._opened(_OpenBar.from_record(bars[-1]))
         self._late += older.late_dropped
 
     def update(self, ticks: TickArray) -> BarArray:
@@ -193,9 +235,22 @@ class BarAggregator:
         if n == 0:
             return empty_bars()
         time_msc = ticks["time_msc"]
-        starts = time_msc - np.mod(time_msc, self._tf)  # floored, also for negative times
-        first = int(starts[0])
         prev = self._open
+        if self._plain:
+            starts = time_msc - np.mod(time_msc, self._tf)  # floored, also for negative times
+        else:
+            if (
+                prev is not None
+                and prev.start <= time_msc.min()
+                and time_msc.max() < self._open_end
+            ):
+                return self._update_one_bar(ticks, prev.start)
+            starts = self._starts(time_msc)
+            if prev is not None:  # the zone changed under the open bar: it still holds
+                starts = np.where(
+                    (starts < prev.start) & (time_msc >= prev.start), prev.start, starts
+                )
+        first = int(starts[0])
         if (prev is None or first >= prev.start) and (starts == first).all():
             return self._update_one_bar(ticks, first)
 
@@ -222,7 +277,7 @@ class BarAggregator:
         else:
             newly_closed = bars[:-1]
         self._closed.append(newly_closed)
-        self._open = _OpenBar.from_record(bars[-1])
+        self._opened(_OpenBar.from_record(bars[-1]))
         return newly_closed
 
     def _update_one_bar(self, ticks: TickArray, start: int) -> BarArray:
@@ -245,16 +300,18 @@ class BarAggregator:
             return empty_bars()
         newly_closed = empty_bars() if bar is None else bar.to_array()
         self._closed.append(newly_closed)
-        self._open = _OpenBar(
-            start,
-            float(bid[0]),
-            high,
-            low,
-            float(bid[-1]),
-            len(ticks),
-            smin,
-            smax,
-            float(_running_sum(0.0, spread)[-1]),
+        self._opened(
+            _OpenBar(
+                start,
+                float(bid[0]),
+                high,
+                low,
+                float(bid[-1]),
+                len(ticks),
+                smin,
+                smax,
+                float(_running_sum(0.0, spread)[-1]),
+            )
         )
         return newly_closed
 

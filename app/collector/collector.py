@@ -21,6 +21,7 @@ from app.collector.cache import TickCache, TickRing
 from app.collector.fanout import CallbackSubscription, FanOut, QueueSubscription
 from app.collector.sequenced import SequencedBatch
 from app.collector.stats import CollectorStats, SymbolStats
+from app.servertime import ServerTimeZone
 from app.ticks import TICK_DTYPE, TickBatch
 
 _log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class _SymbolState:
         "ring",
         "stale",
         "ticks",
+        "zones_version",
     )
 
     def __init__(self, ring: TickRing, aggregators: tuple[BarAggregator, ...]) -> None:
@@ -57,6 +59,7 @@ class _SymbolState:
         self.last_bid = 0.0
         self.last_ask = 0.0
         self.history: _History | None = None
+        self.zones_version = -1
 
 
 class _History:
@@ -66,9 +69,15 @@ class _History:
 
     __slots__ = ("aggregators", "last_msc", "ring")
 
-    def __init__(self, capacity: int, timeframes: tuple[int, ...], bar_history: int) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        timeframes: tuple[int, ...],
+        bar_history: int,
+        zone: ServerTimeZone | None,
+    ) -> None:
         self.ring = TickRing(capacity)
-        self.aggregators = tuple(BarAggregator(tf, bar_history) for tf in timeframes)
+        self.aggregators = tuple(BarAggregator(tf, bar_history, zone) for tf in timeframes)
         self.last_msc: int | None = None
 
 
@@ -78,6 +87,16 @@ class BatchSource(Protocol):
     async def take(self, at_most: int | None = None) -> list[TickBatch]: ...
 
     def done(self, n: int) -> None: ...
+
+
+class ZoneLookup(Protocol):
+    """Where a symbol's server zone comes from (:class:`app.zones.ServerZones`):
+    ``version`` changes whenever a zone does."""
+
+    @property
+    def version(self) -> int: ...
+
+    def zone(self, symbol: str) -> ServerTimeZone | None: ...
 
 
 class Collector:
@@ -98,6 +117,7 @@ class Collector:
         bar_timeframes_ms: Iterable[int] = (M1,),
         bar_history: int = DEFAULT_BAR_HISTORY,
         clock: Clock = SYSTEM_CLOCK,
+        zones: ZoneLookup | None = None,
     ) -> None:
         timeframes = tuple(dict.fromkeys(int(tf) for tf in bar_timeframes_ms))
         if any(tf <= 0 for tf in timeframes):
@@ -108,6 +128,9 @@ class Collector:
         self._timeframes = timeframes
         self._bar_history = bar_history
         self._clock = clock
+        #: Bars of H1 and longer open at the symbol's server boundaries (app.timeframes);
+        #: a zone reported later applies from each aggregator's next bar.
+        self._zones = zones
         self._fanout: FanOut[SequencedBatch] = FanOut()
         self._symbols: dict[str, _SymbolState] = {}
         self._seq = 0
@@ -133,6 +156,8 @@ class Collector:
         state = self._symbols.get(batch.symbol)
         if state is None:
             state = self._add_symbol(batch.symbol)
+        if self._zones is not None and state.zones_version != self._zones.version:
+            self._refresh_zone(batch.symbol, state)
 
         time_msc = ticks["time_msc"]
         newest_before = np.maximum.accumulate(time_msc)
@@ -194,7 +219,10 @@ class Collector:
         hist = state.history
         if hist is None:
             hist = state.history = _History(
-                self._cache.capacity_per_symbol, self._timeframes, self._bar_history
+                self._cache.capacity_per_symbol,
+                self._timeframes,
+                self._bar_history,
+                self._zone_of(batch.symbol),
             )
         time_msc = ticks["time_msc"]
         newest_before = np.maximum.accumulate(time_msc)
@@ -290,9 +318,26 @@ class Collector:
                 await asyncio.sleep(0)  # a long backlog must not starve the loop
 
     def _add_symbol(self, symbol: str) -> _SymbolState:
-        aggregators = tuple(BarAggregator(tf, self._bar_history) for tf in self._timeframes)
+        zone = self._zone_of(symbol)
+        aggregators = tuple(BarAggregator(tf, self._bar_history, zone) for tf in self._timeframes)
         state = self._symbols[symbol] = _SymbolState(self._cache.ring(symbol), aggregators)
+        if self._zones is not None:
+            state.zones_version = self._zones.version
         return state
+
+    def _zone_of(self, symbol: str) -> ServerTimeZone | None:
+        return None if self._zones is None else self._zones.zone(symbol)
+
+    def _refresh_zone(self, symbol: str, state: _SymbolState) -> None:
+        assert self._zones is not None
+        state.zones_version = self._zones.version
+        zone = self._zones.zone(symbol)
+        for aggregator in state.aggregators:
+            if aggregator.zone != zone:
+                aggregator.set_zone(zone)
+        if state.history is not None:
+            for aggregator in state.history.aggregators:
+                aggregator.set_zone(zone)
 
     # -- reading ----------------------------------------------------------------------
 

@@ -16,9 +16,10 @@ import logging
 import multiprocessing
 import multiprocessing.context
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
+from typing import Any
 
 from app.backoff import Backoff, BackoffPolicy
 from app.clock import SYSTEM_CLOCK, Clock
@@ -102,6 +103,8 @@ class ConnectorPool:
         self._ctx = multiprocessing.get_context("spawn")
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called on the loop with (terminal name, info) of every "streaming" status.
+        self.on_streaming: Callable[[str, Mapping[str, Any]], object] | None = None
 
     # ---------------------------------------------------------------- public API
     async def start(self) -> None:
@@ -345,6 +348,8 @@ class ConnectorPool:
             zone, offset = msg.info.get("server_time_zone"), msg.info.get("server_offset_s")
             slot.server_time_zone = zone if isinstance(zone, str) else None
             slot.server_offset_s = offset if isinstance(offset, int) else None
+            if self.on_streaming is not None:  # the zone, also when only it changed
+                self.on_streaming(slot.spec.terminal.name, msg.info)
             if slot.state is WorkerState.STREAMING:
                 return  # a new offset (DST, re-detected): the stream goes on
             back = slot.state is WorkerState.OFFLINE

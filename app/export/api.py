@@ -11,6 +11,12 @@ Outputs: the MT5 export layout (``mt5``, read back by MT5 and by this project), 
 CSV (``csv``) or Parquet (``parquet``, with the optional ``pyarrow``). Bars are built
 from the ticks (:mod:`app.terminal.export_files.rates`: bid prices, spread in points).
 
+Server time: files are written in the server's time, like the terminal's own exports
+(docs/time.md). The collector and the database hold UTC, so their exports take the
+symbol's ``zone``: ticks are converted on the way out, bars are cut at the server's
+boundaries, and ``start_msc``/``end_msc`` are server time (as a trader reads MT5).
+Export files are already in server time and are passed through (``zone`` None).
+
 Blocking (file I/O); a window runs it in a worker thread and shows ``progress``.
 """
 
@@ -27,6 +33,7 @@ import numpy as np
 
 from app.collector import Collector
 from app.server.store import TickStore
+from app.servertime import ServerTimeZone
 from app.terminal.export_files import (
     ExportReader,
     FileFormat,
@@ -51,6 +58,7 @@ __all__ = [
     "export_bars",
     "export_ticks",
     "infer_digits",
+    "server_time_ticks",
     "source_ticks",
 ]
 
@@ -132,6 +140,44 @@ def source_ticks(
             yield _in_range(part, start_msc, end_msc)
 
 
+def _utc_bounds(
+    zone: ServerTimeZone | None, start_msc: int | None, end_msc: int | None
+) -> tuple[int | None, int | None]:
+    """Server-time bounds as UTC: the start's earlier pass, the end's later pass (an
+    ambiguous autumn hour is taken whole)."""
+    if zone is None:
+        return start_msc, end_msc
+    lo = None if start_msc is None else int(zone.to_utc_ms(np.array([start_msc], np.int64))[0])
+    hi = (
+        None
+        if end_msc is None
+        else int(zone.to_utc_ms(np.array([end_msc], np.int64), later=True)[0])
+    )
+    return lo, hi
+
+
+def server_time_ticks(
+    source: TickSource,
+    symbol: str,
+    zone: ServerTimeZone | None,
+    start_msc: int | None = None,
+    end_msc: int | None = None,
+    *,
+    client_id: str | None = None,
+) -> Iterator[TickArray]:
+    """:func:`source_ticks` stamped in ``zone``'s server time (bounds in server time too);
+    ``zone`` None: the source already is in server time (export files)."""
+    lo, hi = _utc_bounds(zone, start_msc, end_msc)
+    for chunk in source_ticks(source, symbol, lo, hi, client_id=client_id):
+        if zone is None or not len(chunk):
+            yield chunk
+            continue
+        out = chunk.copy()
+        out["time_msc"] = zone.to_server_ms(chunk["time_msc"])
+        out["time"] = out["time_msc"] // 1000
+        yield out
+
+
 def infer_digits(ticks: TickArray, max_digits: int = 8) -> int:
     """The fewest decimals that write every bid and ask exactly (a symbol's ``digits``)."""
     sample = np.concatenate((ticks["bid"][:10_000], ticks["ask"][:10_000]))
@@ -170,15 +216,17 @@ def export_ticks(
     encoding: TextEncoding = "utf-8",
     client_id: str | None = None,
     progress: ProgressCallback | None = None,
+    zone: ServerTimeZone | None = None,
 ) -> int:
     """Write the ticks of ``symbol`` in [start, end) to ``path``; returns rows written.
 
     ``digits`` None writes prices as the shortest exact text (MT5 would write the
-    symbol's digits; pass them for identical files).
+    symbol's digits; pass them for identical files). ``zone``: the UTC source's ticks
+    are written in this server time (the module doc).
     """
     out = Path(path)
     rows = 0
-    chunks = source_ticks(source, symbol, start_msc, end_msc, client_id=client_id)
+    chunks = server_time_ticks(source, symbol, zone, start_msc, end_msc, client_id=client_id)
     try:
         if fmt == "parquet":
 
@@ -219,15 +267,17 @@ def export_bars(
     encoding: TextEncoding = "utf-8",
     client_id: str | None = None,
     progress: ProgressCallback | None = None,
+    zone: ServerTimeZone | None = None,
 ) -> int:
-    """Write ``timeframe`` bars (M1…D1) of ``symbol`` built from its ticks; returns bars.
+    """Write ``timeframe`` bars (M1…MN1) of ``symbol`` built from its ticks; returns bars.
 
     ``digits`` (also the point of the spread) is inferred from the prices when None.
-    D1 bars are written without the ``<TIME>`` column, as MT5 does.
+    D1 and longer bars are written without the ``<TIME>`` column, as MT5 does. ``zone``:
+    the UTC source's ticks are cut at that server's boundaries and stamped in its time.
     """
     tf = timeframe_ms(timeframe)
     out = Path(path)
-    chunks = source_ticks(source, symbol, start_msc, end_msc, client_id=client_id)
+    chunks = server_time_ticks(source, symbol, zone, start_msc, end_msc, client_id=client_id)
     first = next(chunks, None)
     if first is None:
         first = np.zeros(0, dtype=TICK_DTYPE)
@@ -270,7 +320,8 @@ def export_bars(
 
 def parse_time(text: str) -> int:
     """Epoch ms of ``2024-01-02``, ``2024-01-02T10:00[:00[.123]]``, ``2024.01.02 10:00``
-    (server time, taken as UTC like every time here) or plain epoch milliseconds."""
+    or plain epoch milliseconds, as a server-time stamp: the wall time is read as if it
+    were UTC, which is how server-time stamps are held (``time_msc`` of an export)."""
     value = text.strip()
     if value.isdigit():
         return int(value)

@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import ClientConfig, ConfigError
+from app.config import ClientConfig, ConfigError, load_config
+from app.config.store import default_config_path
 from app.export.api import ExportProgress, export_bars, export_ticks, parse_time
 from app.security.redact import escape_controls
+from app.servertime import NY_CLOSE, ServerTimeZone, parse_server_time_zone
 from app.terminal.export_files import (
     TIMEFRAMES,
     ExportFormatError,
@@ -46,7 +48,11 @@ EXAMPLES = """examples:
       --from 2024-01-02 --to 2024-01-03 --out EURUSD_M5.csv
   trading-client export ticks --symbol XAUUSD --db ticks.sqlite --format parquet --out x.parquet
 
-Times are server time (as the terminal writes them), e.g. 2024-01-02T10:00:00 or epoch ms.
+Files are written in server time, like the terminal's own exports. --from/--to are
+server time too (as MT5 shows it), e.g. 2024-01-02T10:00:00, or epoch ms. The database
+holds UTC: --db exports convert with --server-time-zone (default: the zone of the
+configured terminal capturing the symbol, else ny-close; the first line on stderr says
+which). Export files (--input) are already in server time and are not converted.
 """
 
 
@@ -56,7 +62,7 @@ def add_export_parser(
     parser = subparsers.add_parser(
         "export",
         help="write ticks or bars of a symbol to an MT5 export, CSV or Parquet file",
-        description="Export ticks or M1..D1 bars of one symbol from the reference backend's "
+        description="Export ticks or M1..MN1 bars of one symbol from the reference backend's "
         "database or from MT5 tick export files.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -69,6 +75,17 @@ def add_export_parser(
         "--input", type=Path, nargs="+", metavar="FILE", help="MT5 tick export file(s)"
     )
     parser.add_argument("--client-id", help="--db only: only ticks sent by this client")
+    parser.add_argument(
+        "--server-time-zone",
+        metavar="ZONE",
+        help="--db only: write in this server time: ny-close, an IANA name or +02:00 "
+        "(default: the capturing terminal's zone in the settings, else ny-close)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="settings file naming the terminals (default: the user's settings file)",
+    )
     parser.add_argument("--from", dest="start", metavar="TIME", help="first time (inclusive)")
     parser.add_argument("--to", dest="end", metavar="TIME", help="last time (exclusive)")
     parser.add_argument(
@@ -94,6 +111,13 @@ def run_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2
+    try:
+        zone, said = export_zone(args)
+    except (ValueError, ConfigError) as exc:
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
+        return 2
+    if said is not None:
+        print(escape_controls(said), file=sys.stderr, flush=True)
     source = args.db if args.db is not None else list(args.input)
     last_shown = -1.0
 
@@ -119,6 +143,7 @@ def run_export(args: argparse.Namespace) -> int:
                 encoding=encoding,
                 client_id=args.client_id,
                 progress=progress,
+                zone=zone,
             )
         else:
             rows = export_bars(
@@ -133,6 +158,7 @@ def run_export(args: argparse.Namespace) -> int:
                 encoding=encoding,
                 client_id=args.client_id,
                 progress=progress,
+                zone=zone,
             )
     except (ExportFormatError, ExportUnavailableError, ValueError, FileNotFoundError) as exc:
         print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
@@ -140,6 +166,51 @@ def run_export(args: argparse.Namespace) -> int:
     what = "ticks" if args.what == "ticks" else f"{args.timeframe} bars"
     print(f"wrote {rows:,} {what} of {args.symbol} to {args.out}")
     return 0
+
+
+def export_zone(args: argparse.Namespace) -> tuple[ServerTimeZone | None, str | None]:
+    """The server zone an export writes in, and the line that says so (None: files in,
+    files out, nothing converted, nothing to say).
+
+    The database holds UTC; its ticks are written in ``--server-time-zone``, else the
+    zone of the first configured terminal that captures the symbol, else ny-close (a
+    terminal left to detect its zone gives no answer offline). Export files are already
+    in server time: None.
+    """
+    if args.db is None:
+        if args.server_time_zone:
+            raise ValueError(
+                "--server-time-zone is for --db: export files are already in server time"
+            )
+        return None, None
+    if args.server_time_zone:
+        zone = parse_server_time_zone(args.server_time_zone)
+        return zone, f"server time: {zone.key} (--server-time-zone)"
+    config = _settings(args.config)
+    hint = "; --server-time-zone chooses another"
+    for term in config.terminals if config is not None else ():
+        if args.symbol in term.symbols:
+            found = term.to_spec().zone()
+            if found is not None:
+                return found, f"server time: {found.key} (terminal {term.name!r}){hint}"
+            return NY_CLOSE, (
+                f"server time: ny-close (terminal {term.name!r} detects its zone only while "
+                f"running){hint}"
+            )
+    return NY_CLOSE, f"server time: ny-close (no configured terminal captures {args.symbol}){hint}"
+
+
+def _settings(path: Path | None) -> ClientConfig | None:
+    """The named settings (must be valid), else the user's file if it reads, else None."""
+    if path is not None:
+        return load_config(path)
+    default = default_config_path()
+    if not default.is_file():
+        return None
+    try:
+        return load_config(default)
+    except ConfigError:
+        return None
 
 
 # ---------------------------------------------------------------- run --source replay:

@@ -39,7 +39,14 @@ async def test_export_cached_ticks_and_bars(
     ticks = read_ticks(target).data
     assert len(ticks) >= cached_before
     cached = collector.cache.snapshot("EURUSD")[: len(ticks)]
-    assert np.array_equal(ticks["time_msc"], cached["time_msc"])
+    # Written in the simulated server's time (ny-close: GMT+2 or GMT+3), like MT5's export.
+    zone = session.runtime.zones.zone_or_utc("EURUSD")
+    assert zone.key == "ny-close"
+    assert np.array_equal(ticks["time_msc"], zone.to_server_ms(cached["time_msc"]))
+    assert set(np.unique(ticks["time_msc"] - cached["time_msc"]).tolist()) <= {
+        7_200_000,
+        10_800_000,
+    }
     assert np.allclose(ticks["bid"], cached["bid"])
     assert f"{len(ticks):,} rows" in dialog.message.text()
 

@@ -10,9 +10,10 @@ real terminal's ``SymbolInfo`` is not something the window may ask for on its ow
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from app.config import ClientConfig
+from app.servertime import ServerTimeZone, format_offset
 from app.terminal.market import DEFAULT_PROFILES
 
 #: Most decimals a price is ever shown with (MT5 symbols use at most 8).
@@ -90,21 +91,38 @@ def format_signed(value: float | None, digits: int) -> str:
     return ("+" if value > 0 else "-") + text
 
 
-def format_time_msc(msc: int) -> str:
-    """Local wall time of a tick with milliseconds, as the chart's date axis shows it."""
+def server_datetime(msc: int, zone: ServerTimeZone | None) -> datetime:
+    """The server's wall clock at UTC ``msc`` (UTC while the zone is not known), naive.
+
+    Converted here explicitly: ``datetime.fromtimestamp`` and pyqtgraph's date axis
+    would show the machine's local time, which is neither MT5's nor UTC.
+    """
+    utc = datetime.fromtimestamp(msc // 1000, UTC).replace(tzinfo=None)
+    offset = zone.offset_s(msc / 1000) if zone is not None else 0
+    return utc + timedelta(seconds=offset, milliseconds=msc % 1000)
+
+
+def format_time_msc(msc: int, zone: ServerTimeZone | None = None) -> str:
+    """Server wall time of a tick with milliseconds, as MT5's Market Watch shows it."""
     if msc <= 0:
         return MISSING
-    return datetime.fromtimestamp(msc / 1000).strftime("%H:%M:%S.") + f"{msc % 1000:03d}"
+    return server_datetime(msc, zone).strftime("%H:%M:%S.") + f"{msc % 1000:03d}"
 
 
-def format_datetime_msc(msc: int) -> str:
-    """Full local date and time plus UTC, for tooltips."""
+def format_datetime_msc(msc: int, zone: ServerTimeZone | None = None) -> str:
+    """Server date and time, then UTC and local time, for tooltips."""
     if msc <= 0:
         return "no tick yet"
-    local = datetime.fromtimestamp(msc / 1000).astimezone()
-    utc = local.astimezone(UTC)
     ms = f"{msc % 1000:03d}"
+    utc = datetime.fromtimestamp(msc // 1000, UTC)
+    local = utc.astimezone()
+    if zone is None:
+        server = "server time unknown (shown in UTC until the terminal reports its zone)"
+    else:
+        offset = format_offset(zone.offset_s(msc / 1000))
+        at = server_datetime(msc, zone).strftime("%Y-%m-%d %H:%M:%S")
+        server = f"{at}.{ms} server time ({zone.key}, {offset})"
     return (
-        f"{local.strftime('%Y-%m-%d %H:%M:%S')}.{ms} {local.strftime('%Z')}"
-        f" ({utc.strftime('%H:%M:%S')}.{ms} UTC)"
+        f"{server}\n{utc.strftime('%Y-%m-%d %H:%M:%S')}.{ms} UTC"
+        f"\n{local.strftime('%Y-%m-%d %H:%M:%S')}.{ms} local ({local.strftime('%Z')})"
     )

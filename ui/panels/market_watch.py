@@ -207,7 +207,14 @@ class MarketWatch(Panel):
             return newest_last(cache, symbol, new)
 
         closed = runtime.market_hours.closed(now)
-        self.model.update(runtime.collector.stats.symbols, metrics, last_price, now, closed)
+        self.model.update(
+            runtime.collector.stats.symbols,
+            metrics,
+            last_price,
+            now,
+            closed=closed,
+            zone_of=runtime.zones.zone,
+        )
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)

@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QFont, QFontDatabase
 from PySide6.QtWidgets import QWidget
 
 from app.collector import SymbolStats, TickCache
+from app.servertime import ServerTimeZone
 from ui.panels._format import (
     MISSING,
     DigitsGuess,
@@ -50,8 +51,10 @@ HEADER_TIPS = (
     "Price of the newest deal, for symbols that report deals (empty for Forex quotes).",
     "Bid now minus the first bid seen this session, in price units.",
     "Ticks received per second for this symbol, over the last second.",
-    f"Time of the newest tick (local). The row turns grey after {STALE_AFTER_S:g} s "
-    f"without a tick, and reads '{CLOSED}' while the market is closed (Settings > sessions).",
+    "Time of the newest tick in the server's time, as MT5 shows it (UTC until a detected "
+    "zone is known; the cell's tooltip has UTC and local time). The row turns grey after "
+    f"{STALE_AFTER_S:g} s without a tick, and reads '{CLOSED}' while the market is closed "
+    "(Settings > sessions).",
 )
 _NUMERIC_COLUMNS = frozenset(range(BID, len(COLUMNS)))
 _NO_VALUE = float("-inf")  # sort key of an empty cell: always at one end
@@ -79,6 +82,8 @@ class Quote:
     stale: bool = False
     #: Outside the symbol's trading session: greyed, "closed", never stale.
     closed: bool = False
+    #: The symbol's server zone (None: not known yet, times shown in UTC).
+    zone: ServerTimeZone | None = None
 
     @property
     def digits(self) -> int:
@@ -180,14 +185,21 @@ class QuoteModel(QAbstractTableModel):
         metrics: Mapping[str, Any],
         last_price: LastPrice | None,
         now: float,
+        *,
         closed: frozenset[str] = frozenset(),
+        zone_of: Callable[[str], ServerTimeZone | None] | None = None,
     ) -> None:
         """Fold one snapshot in; emit ``dataChanged`` for the changed cells of each row.
 
-        ``closed``: the symbols whose market is closed now (the runtime's market hours).
+        ``closed``: the symbols whose market is closed now (the runtime's market hours);
+        ``zone_of`` gives each symbol's server zone: the time column shows server time.
         """
         for r, q in enumerate(self._rows):
             lo, hi = len(COLUMNS), -1
+            zone = zone_of(q.symbol) if zone_of is not None and q.captured else None
+            if zone != q.zone:
+                q.zone = zone
+                lo, hi = TIME, TIME
             s = stats.get(q.symbol) if q.captured else None
             if s is not None and s.ticks != q.ticks and s.last_time_msc > 0:
                 new = s.ticks - q.ticks if q.ticks >= 0 else s.ticks
@@ -292,7 +304,7 @@ class QuoteModel(QAbstractTableModel):
             return format_signed(q.change, d)
         if c == TPS:
             return MISSING if q.tps is None else f"{q.tps:.1f}"
-        return CLOSED if q.closed else format_time_msc(q.time_msc)
+        return CLOSED if q.closed else format_time_msc(q.time_msc, q.zone)
 
     def _sort_key(self, q: Quote, c: int) -> Any:
         if c == SYMBOL:
@@ -357,7 +369,7 @@ class QuoteModel(QAbstractTableModel):
         if c == SPREAD:
             return f"Ask - bid = {format_price(q.spread_points, 0)} points of {q.digits} digits."
         if c == TIME:
-            return f"Newest tick: {format_datetime_msc(q.time_msc)}" + age
+            return f"Newest tick:\n{format_datetime_msc(q.time_msc, q.zone)}" + age
         if c == SYMBOL:
             return f"{q.symbol}: {q.digits} digits, {max(q.ticks, 0):,} ticks this capture." + age
         return HEADER_TIPS[c] + age

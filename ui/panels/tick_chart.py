@@ -37,9 +37,16 @@ from PySide6.QtWidgets import (
 from app.collector import M1, BarArray, Collector, TickCache, empty_bars
 from app.session import DesktopSession
 from app.ticks import TickArray
-from ui.panels._format import DigitsGuess, captured_symbols, format_price, profile_digits
+from ui.panels._format import (
+    DigitsGuess,
+    captured_symbols,
+    format_datetime_msc,
+    format_price,
+    profile_digits,
+)
 from ui.panels.base import Panel
 from ui.panels.series import TickSeries
+from ui.panels.server_axis import ServerDateAxis
 from ui.tasks import TaskRunner
 from ui.theme import Theme
 
@@ -265,7 +272,7 @@ class TickChart(Panel):
         self.status.setTextFormat(Qt.TextFormat.RichText)
 
         # -- plot: items created once, fed with setData on refresh
-        self.date_axis = pg.DateAxisItem(orientation="bottom")
+        self.date_axis = ServerDateAxis(orientation="bottom")
         self.plot = pg.PlotWidget(self, axisItems={"bottom": self.date_axis})
         self.plot.setToolTip("Drag to pan, wheel to zoom; F or Follow returns to the newest ticks")
         item = self.plot.getPlotItem()
@@ -415,6 +422,8 @@ class TickChart(Panel):
             if self._following and now - self._range_at >= FOLLOW_IDLE_S:
                 self._follow(now)
             return
+        newest = stats.last_time_msc / 1000 if stats is not None and stats.ticks else now
+        self.date_axis.set_zone(runtime.zones.zone(symbol), newest)
         start_msc = int((now - self._window_s) * 1000)
         if self._mode == "ticks":
             self._update_ticks(runtime.collector.cache, symbol, count, fresh, start_msc)
@@ -425,10 +434,12 @@ class TickChart(Panel):
         if self._following:
             self._follow(now)
         self._quote = (symbol, stats.last_bid, stats.last_ask) if stats is not None else None
-        if self._quote is None:
+        if stats is None:
             self._say(f"Waiting for the first {symbol} tick…")
         else:
-            self._show_quote(*self._quote)
+            self._show_quote(symbol, stats.last_bid, stats.last_ask)
+            newest_tick = format_datetime_msc(stats.last_time_msc, runtime.zones.zone(symbol))
+            self.status.setToolTip(f"Newest {symbol} tick:\n{newest_tick}")
 
     def _update_ticks(
         self, cache: TickCache, symbol: str, count: int, fresh: bool, start_msc: int

@@ -5,8 +5,10 @@ price sums, millisecond starts); exports and the terminal speak ``MqlRates`` (se
 starts, spread in points, tick and real volume). This module converts ticks or
 collector bars into that form, exactly and chunk by chunk.
 
-Conventions (those of MT5 charts of currency pairs and CFDs): prices are bid; bars
-start at multiples of the timeframe in server time (days at 00:00); ``tick_volume``
+Conventions (those of MT5 charts of currency pairs and CFDs): prices are bid; the
+ticks given are stamped in server time, as in the terminal's files, and bars start at
+the server's boundaries (:mod:`app.timeframes`: H4 at 00:00, 04:00…, days at 00:00,
+weeks on Sunday, months on the 1st); ``tick_volume``
 counts ticks; ``spread`` is the bar's smallest spread in points; ``real_volume`` sums
 the volume of deal ticks (``TICK_FLAG_VOLUME``), 0 for quote-only symbols. A period
 without ticks has no bar.
@@ -14,35 +16,15 @@ without ticks has no bar.
 
 from __future__ import annotations
 
-from typing import Final
-
 import numpy as np
 import numpy.typing as npt
 
 from app.terminal.constants import TICK_FLAG_VOLUME
 from app.terminal.export_files.formats import RATES_DTYPE, RatesArray
 from app.ticks import TickArray
+from app.timeframes import TIMEFRAMES, period_starts_server_ms, timeframe_ms
 
 __all__ = ["TIMEFRAMES", "RatesBuilder", "rates_from_bars", "rates_from_ticks", "timeframe_ms"]
-
-#: Timeframes the export offers, in milliseconds (the unit of the collector's bars).
-TIMEFRAMES: Final[dict[str, int]] = {
-    "M1": 60_000,
-    "M5": 5 * 60_000,
-    "M15": 15 * 60_000,
-    "M30": 30 * 60_000,
-    "H1": 3_600_000,
-    "H4": 4 * 3_600_000,
-    "D1": 86_400_000,
-}
-
-
-def timeframe_ms(name: str) -> int:
-    """Milliseconds of a timeframe name (``"M5"``); ValueError names the valid ones."""
-    try:
-        return TIMEFRAMES[name.upper()]
-    except KeyError:
-        raise ValueError(f"unknown timeframe {name!r}; one of {', '.join(TIMEFRAMES)}") from None
 
 
 def _spread_points(spread: npt.NDArray[np.float64], point: float) -> npt.NDArray[np.int64]:
@@ -55,7 +37,7 @@ def rates_from_ticks(ticks: TickArray, tf_ms: int, point: float) -> RatesArray:
     if n == 0:
         return np.zeros(0, dtype=RATES_DTYPE)
     tm = ticks["time_msc"].astype(np.int64)
-    starts = tm - np.mod(tm, tf_ms)
+    starts = period_starts_server_ms(tm, tf_ms)
     first = np.flatnonzero(np.concatenate(([True], starts[1:] != starts[:-1])))
     last = np.concatenate((first[1:], [n])) - 1
     bid = np.ascontiguousarray(ticks["bid"], dtype=np.float64)
