@@ -106,12 +106,10 @@ def test_run_replays_files_to_the_backend_and_export_reads_them_back(tmp_path: P
     )
     assert result.returncode == 0, result.stderr
     assert f"wrote {len(eurusd):,} ticks of EURUSD" in result.stdout
-    # The export writes the stored (UTC) times here; exports in server time (issue #14,
-    # the export side) make this the input file again.
-    expected_file = tmp_path / "expected_EURUSD.csv"
-    write_ticks(expected_file, utc["EURUSD"], digits=5, encoding="utf-16")
-    assert out.read_bytes() == expected_file.read_bytes()
-    # ... and a time range of bars, M5 and D1 (D1 without the <TIME> column).
+    # Exports are in server time, like MT5's (docs/time.md): the input file again.
+    assert out.read_bytes() == files["EURUSD"][0].read_bytes()
+    # ... and a time range of bars, M5 and D1 (D1 without the <TIME> column), the range
+    # and the bars in server time.
     for tf, ms in (("M5", 300_000), ("D1", 86_400_000)):
         bars_out = tmp_path / "out" / f"SBER_{tf}.csv"
         result = run_cli(
@@ -133,8 +131,8 @@ def test_run_replays_files_to_the_backend_and_export_reads_them_back(tmp_path: P
         assert result.returncode == 0, result.stderr
         lo = int(np.datetime64("2023-11-14T20:15:00", "ms").astype(np.int64))
         hi = int(np.datetime64("2023-11-14T20:20:00.500", "ms").astype(np.int64))
-        tm = utc["SBER"]["time_msc"]
-        expected = rates_from_ticks(utc["SBER"][(tm >= lo) & (tm < hi)], ms, 0.01)
+        tm = sber["time_msc"]
+        expected = rates_from_ticks(sber[(tm >= lo) & (tm < hi)], ms, 0.01)
         got = read_bars(bars_out)
         assert got.report.has_time is (tf != "D1")
         assert np.array_equal(got.data, expected)

@@ -19,6 +19,7 @@ from pytestqt.qtbot import QtBot
 from app.collector import Collector
 from app.config import ClientConfig
 from app.servertime import NY_CLOSE
+from app.sessions import MarketHours, SessionBook
 from app.ticks import TickBatch
 from app.zones import ServerZones, server_clock_text
 from tests.collector.ticks_factory import ticks_at
@@ -38,7 +39,8 @@ def fake_session(tick_msc: int, zone_known: bool = True) -> Any:
     zones = ServerZones([("sim", NY_CLOSE if zone_known else None, ["EURUSD"])])
     collector = Collector(1000, zones=zones)
     collector.ingest(TickBatch("EURUSD", ticks_at([tick_msc])))
-    runtime = SimpleNamespace(collector=collector, zones=zones, monitor=None)
+    hours = MarketHours.build(SessionBook.default(), {}, enabled=False)  # display only
+    runtime = SimpleNamespace(collector=collector, zones=zones, monitor=None, market_hours=hours)
     return SimpleNamespace(config=config, runtime=runtime)
 
 
