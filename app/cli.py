@@ -283,7 +283,21 @@ def _status_line(status: RuntimeStatus, tps: float) -> str:
     )
 
 
-def _summary(status: RuntimeStatus, elapsed: float) -> str:
+def _closed_note(runtime: Runtime, symbols: tuple[str, ...], now: float) -> str:
+    """``  market closed, opens Mon 00:00 server time (in 15 h 3 min)`` when every symbol
+    of a worker is outside its session: 0 ticks is then the market, not a fault."""
+    hours = runtime.market_hours
+    if not symbols or not all(hours.closed_until(s, int(now)) > now for s in symbols):
+        return ""
+    opens = min(hours.closed_until(s, int(now)) for s in symbols)
+    first = min(symbols, key=lambda s: hours.closed_until(s, int(now)))
+    zone = runtime.zones.zone_or_utc(first)
+    when = time.strftime("%a %H:%M", time.gmtime(zone.to_server_s(opens)))
+    wait = int(opens - now) // 60
+    return f"; market closed, opens {when} server time (in {wait // 60} h {wait % 60} min)"
+
+
+def _summary(status: RuntimeStatus, elapsed: float, runtime: Runtime | None = None) -> str:
     lines = [
         f"captured {status.ticks:,} ticks in {status.batches:,} batches over {elapsed:.1f} s "
         f"({status.ticks / max(elapsed, 1e-9):,.0f} ticks/s)"
@@ -294,11 +308,13 @@ def _summary(status: RuntimeStatus, elapsed: float) -> str:
             f"delivered {link.ticks_acked:,} ticks to {link.url} (acked up to seq "
             f"{link.last_acked_seq:,}; {link.backlog_ticks:,} unacknowledged)"
         )
+    now = time.time()
     for w in status.workers:
         err = f"  last error: {w.last_error}" if w.last_error else ""
+        closed = _closed_note(runtime, tuple(w.symbols), now) if runtime is not None else ""
         lines.append(
             f"  worker {w.worker_id} [{', '.join(w.symbols)}]: {w.state}, {w.ticks:,} ticks, "
-            f"{w.reconnects} reconnects{err}"
+            f"{w.reconnects} reconnects{closed}{err}"
         )
     return "\n".join(lines)
 
@@ -434,7 +450,7 @@ async def _run(
             if duration is not None and now - started >= duration:
                 break
             if status.workers and all(w.state is WorkerState.FAILED for w in status.workers):
-                print(_summary(status, now - started), flush=True)
+                print(_summary(status, now - started, runtime), flush=True)
                 first = status.workers[0]
                 error = escape_controls(first.last_error or "")
                 print(f"error: every worker failed; first: {error}", file=sys.stderr)
@@ -448,7 +464,7 @@ async def _run(
                 runtime.monitor.history.to_json(history)
             else:
                 runtime.monitor.history.to_csv(history)
-    print(_summary(runtime.status(), time.monotonic() - started), flush=True)
+    print(_summary(runtime.status(), time.monotonic() - started, runtime), flush=True)
     if failed:
         worker_id, error = min(failed.items())
         print(f"error: worker {worker_id} failed: {escape_controls(error)}", file=sys.stderr)
