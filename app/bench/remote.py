@@ -105,7 +105,13 @@ async def _terminal(remote: bool, rate: int, settings: Settings) -> AsyncIterato
         return
     args = ("app", "terminal", "serve", "--port", "0", "--seed", str(SEED), "--rate", str(rate))
     async with server_process(
-        "terminal server", settings.startup_timeout, *args, "--server-time-zone", "UTC"
+        "terminal server",
+        settings.startup_timeout,
+        *args,
+        "--server-time-zone",
+        "UTC",
+        "--market-hours",
+        "always",
     ) as line:
         try:
             yield int(line.split(" on ", 1)[1].split()[0].rsplit(":", 1)[1])

@@ -70,6 +70,13 @@ def add_terminal_parser(
         help="zone the ticks are stamped in: ny-close (default), an IANA name or +HH:MM",
     )
     serve.add_argument(
+        "--market-hours",
+        choices=("sessions", "always"),
+        default="sessions",
+        help="'sessions' (default): closed at the weekend and in gold's daily break, like "
+        "a broker and like the built-in simulated terminal; 'always': every symbol ticks",
+    )
+    serve.add_argument(
         "--control-file",
         type=Path,
         default=None,
@@ -95,6 +102,7 @@ def _int(text: str, what: str, low: int, high: int) -> int:
 
 def run_terminal(args: argparse.Namespace) -> int:
     # Imported here: the server pulls in the simulated market and rpyc.
+    from app.sessions import SessionBook  # noqa: PLC0415
     from app.terminal.market import DEFAULT_PROFILES  # noqa: PLC0415
     from app.terminal.serve import TerminalServer, simulated_module  # noqa: PLC0415
     from app.terminal.simulated import SimulatedTerminal  # noqa: PLC0415
@@ -122,7 +130,11 @@ def run_terminal(args: argparse.Namespace) -> int:
         return 2
     rates = () if rate is None else tuple((sym, float(rate)) for sym in DEFAULT_PROFILES)
     spec = TerminalSpec(
-        seed=seed, rates=rates, control_file=args.control_file, server_time_zone=zone
+        seed=seed,
+        rates=rates,
+        control_file=args.control_file,
+        server_time_zone=zone,
+        sessions=SessionBook.default() if args.market_hours == "sessions" else None,
     )
     terminal = SimulatedTerminal.from_spec(spec)
     try:

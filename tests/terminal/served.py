@@ -43,6 +43,9 @@ class ServedTerminal:
             # (UTC) history needs no zone, whatever the default zone is.
             "--server-time-zone",
             "UTC",
+            # Every symbol ticks, also at the weekend: the comparison is with a 24/7 market.
+            "--market-hours",
+            "always",
         ]
         if self.control_file is not None:
             args += ["--control-file", str(self.control_file)]
