@@ -23,6 +23,7 @@ from app.terminal.simulated import SimulatedTerminal
 from app.ticks import TickBatch
 from ui.panels.market_watch import CLOSED, MarketWatch
 from ui.panels.quotes import TIME
+from ui.panels.tick_chart import TickChart
 from ui.tasks import TaskRunner
 from ui.theme import DARK
 
@@ -92,3 +93,21 @@ def test_a_closed_market_is_greyed_and_reads_closed(qtbot: QtBot, tmp_path: Path
     assert monday["EURUSD"] not in (CLOSED, "")
     assert not grey("EURUSD")
     assert monday["XAUUSD"] == CLOSED
+
+
+def test_the_chart_of_a_closed_market_says_when_it_opens(qtbot: QtBot, tmp_path: Path) -> None:
+    saturday = ny(2026, 1, 17, 12)
+    config = ClientConfig.model_validate(
+        {
+            "terminals": [{"symbols": ["EURUSD", "BTCUSD"]}],
+            "backend": {"enabled": False},
+            "backfill": {"state_file": str(tmp_path / "spans.json")},
+        }
+    )
+    runtime = Runtime(config, clock=ManualClock(saturday))
+    session = SimpleNamespace(config=config, runtime=runtime)
+    chart = TickChart(session, TaskRunner(), now=lambda: saturday)  # type: ignore[arg-type]
+    qtbot.addWidget(chart)
+    chart.refresh()
+    # Sunday 17:00 New York is Monday 00:00 server time at a ny-close broker.
+    assert chart.status.text() == "EURUSD: market closed, opens Mon 00:00 server time"

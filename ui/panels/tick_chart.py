@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.collector import M1, BarArray, Collector, TickCache, empty_bars
+from app.runtime import Runtime
 from app.session import DesktopSession
 from app.ticks import TickArray
 from ui.panels._format import (
@@ -435,7 +436,7 @@ class TickChart(Panel):
             self._follow(now)
         self._quote = (symbol, stats.last_bid, stats.last_ask) if stats is not None else None
         if stats is None:
-            self._say(f"Waiting for the first {symbol} tick…")
+            self._say(self._waiting_text(runtime, symbol, now))
         else:
             self._show_quote(symbol, stats.last_bid, stats.last_ask)
             newest_tick = format_datetime_msc(stats.last_time_msc, runtime.zones.zone(symbol))
@@ -508,6 +509,16 @@ class TickChart(Panel):
             f'&nbsp;&nbsp;<span style="color:{t.ask}">Ask {format_price(ask, digits)}</span>'
             + state
         )
+
+    @staticmethod
+    def _waiting_text(runtime: Runtime, symbol: str, now: float) -> str:
+        """Why the chart is empty: a closed market says when it opens (server time)."""
+        opens = runtime.market_hours.closed_until(symbol, int(now))
+        if opens <= now:
+            return f"Waiting for the first {symbol} tick…"
+        zone = runtime.zones.zone_or_utc(symbol)
+        when = time.strftime("%a %H:%M", time.gmtime(zone.to_server_s(opens)))
+        return f"{symbol}: market closed, opens {when} server time"
 
     def _say(self, text: str) -> None:
         if self.status.text() != text:
