@@ -52,9 +52,9 @@ from app.collector import Collector
 from app.config.schema import BackfillConfig
 from app.connector.capture import CaptureCursor
 from app.connector.coverage import Cursor, Span, SpanBook, find_gaps
-from app.connector.server_clock import OffsetDetector, UtcTerminal
+from app.connector.server_clock import OffsetDetector, UtcTerminal, zone_for_offset
 from app.connector.worker import initialize_terminal, watch_parent
-from app.servertime import ServerTimeZone, format_offset, parse_server_time_zone
+from app.servertime import ServerTimeZone
 from app.sessions import MarketHours
 from app.terminal.api import MT5Api
 from app.terminal.constants import CONNECTION_ERRORS, COPY_TICKS_ALL
@@ -199,7 +199,7 @@ def _child_zone(api: MT5Api, symbol: str) -> ServerTimeZone:
             time.sleep(_DETECT_PAUSE_S)
         offset = detector.observe(view.last_stamps([symbol]), int(time.time() * 1000))
         if offset is not None:
-            _ZONE = parse_server_time_zone(format_offset(offset))
+            _ZONE = zone_for_offset(offset, time.time())
             return _ZONE
     raise HistoryError(
         f"{_SPEC.name}: server time zone not detected (no fresh {symbol} tick; the market "

@@ -27,7 +27,13 @@ from typing import Final
 
 import numpy as np
 
-from app.servertime import ServerTimeZone, detect_offset_s
+from app.servertime import (
+    NY_CLOSE,
+    ServerTimeZone,
+    detect_offset_s,
+    format_offset,
+    parse_server_time_zone,
+)
 from app.terminal.api import MT5Api
 from app.ticks import TickArray
 
@@ -38,6 +44,7 @@ __all__ = [
     "UtcTerminal",
     "future_ms",
     "ticks_to_utc",
+    "zone_for_offset",
 ]
 
 #: A changed last tick proves freshness only if the previous look is this recent.
@@ -45,6 +52,21 @@ MAX_LOOK_GAP_MS: Final = 120_000
 #: A fresh tick's stamp may differ from "clock + offset" by its age and the clocks' skew;
 #: more than this and the sample is not trusted (the rounding itself allows 7.5 min).
 MAX_AGE_MS: Final = 120_000
+
+
+def zone_for_offset(offset_s: int, utc_s: float) -> ServerTimeZone:
+    """The zone a detected offset most likely belongs to: ny-close when it agrees now.
+
+    Most MT5 brokers run ny-close, and taking its rule (not just today's offset) makes a
+    detected terminal cross the DST switches like a configured one: the autumn hour of a
+    24/7 symbol is read by the jump back instead of an hour late. A broker that does not
+    switch on the US dates shows as a disagreement at a re-check (or through the future
+    guard) and becomes a fixed offset: a wrong rule costs a minute of waiting, never a
+    tick (ticks read an hour early are older than the cursor and fetched again).
+    """
+    if NY_CLOSE.offset_s(utc_s) == offset_s:
+        return NY_CLOSE
+    return parse_server_time_zone(format_offset(offset_s))  # e.g. "+03:00"
 
 
 def ticks_to_utc(ticks: TickArray, zone: ServerTimeZone) -> TickArray:

@@ -52,8 +52,8 @@ import numpy as np
 from app.clock import SYSTEM_CLOCK, Clock
 from app.connector import wire
 from app.connector.capture import CaptureCursor, PollSizer
-from app.connector.server_clock import OffsetDetector, UtcTerminal, future_ms
-from app.servertime import ServerTimeZone, format_offset, parse_server_time_zone
+from app.connector.server_clock import OffsetDetector, UtcTerminal, future_ms, zone_for_offset
+from app.servertime import ServerTimeZone
 from app.terminal.api import MT5Api
 from app.terminal.constants import (
     CONNECTION_ERRORS,
@@ -154,7 +154,7 @@ class _Worker:
         self.detector = OffsetDetector()
         self.next_look = 0.0
         self.reported_offset: int | None = None
-        self.warned_future = False
+        self.warned_zone = False
         #: A re-detected zone, used from the end of the current polling round.
         self.pending: ServerTimeZone | None = None
         self.info: dict[str, object] = {}
@@ -248,16 +248,15 @@ class _Worker:
             return
         zone = self.terminal.zone
         self.next_look = now + (DETECT_LOOK_S if zone is None else RECHECK_S)
+        if zone is not None and zone.offset_s(self.clock.time()) != self.reported_offset:
+            self.report_zone(zone)  # a DST zone switched: keep the health true
         if self.configured is not None:
-            # A configured DST zone changes offset twice a year: keep the health true.
-            if self.configured.offset_s(self.clock.time()) != self.reported_offset:
-                self.report_zone(self.configured)
             return
         stamps = self.terminal.last_stamps(self.spec.symbols)
         offset = self.detector.observe(stamps, int(self.clock.time() * 1000))
-        if offset is None or (zone is not None and zone.offset_s(0) == offset):
+        if offset is None or (zone is not None and zone.offset_s(self.clock.time()) == offset):
             return
-        detected = parse_server_time_zone(format_offset(offset))  # e.g. "+03:00"
+        detected = zone_for_offset(offset, self.clock.time())
         if zone is None:
             log.info("worker %d: server time zone detected: %s", self.spec.worker_id, detected.key)
             self.report_zone(detected)
@@ -308,7 +307,17 @@ class _Worker:
                 cut = np.searchsorted(polled["time_msc"], now_ms + FUTURE_LIMIT_MS, "right")
                 polled = polled[: int(cut)]
             elif ahead > FUTURE_LIMIT_MS:
-                self.warn_future(symbol, ahead)
+                self.warn_zone(f"{symbol} ticks are {ahead / 1000:.0f} s ahead of the clock")
+            back = np.flatnonzero(np.diff(polled["time_msc"]) < 0)
+            if len(back):
+                # Read in UTC, an answer is in true order; a step back means the zone's
+                # rule does not hold here (e.g. a broker on EU dates read as ny-close
+                # across the US switch). Keep what precedes it, read right.
+                polled = polled[: int(back[0]) + 1]
+                if self.configured is None:
+                    stale_reason = stale_reason or f"{symbol} ticks go back in time"
+                else:
+                    self.warn_zone(f"{symbol} ticks go back in time")
             new, skipped = cursor.cut(polled)
             more |= sizer.after_poll(len(polled), skipped, len(new))
             if len(new):
@@ -319,15 +328,14 @@ class _Worker:
             return False
         return more
 
-    def warn_future(self, symbol: str, ahead_ms: int) -> None:
+    def warn_zone(self, what: str) -> None:
         """A configured zone that seems wrong: said once, the capture goes on as set."""
-        if self.warned_future or self.configured is None:
+        if self.warned_zone or self.configured is None:
             return
-        self.warned_future = True
+        self.warned_zone = True
         log.warning(
-            "%s ticks are %.0f s ahead of the clock: is terminals[%s].server_time_zone (%s) right?",
-            symbol,
-            ahead_ms / 1000,
+            "%s: is terminals[%s].server_time_zone (%s) right?",
+            what,
             self.spec.terminal.name,
             self.configured.key,
         )

@@ -123,20 +123,8 @@ def test_a_configured_ny_close_terminal_is_captured_exactly_across_a_switch(
     assert {s.info["server_time_zone"] for s in h.statuses} == {"ny-close"}
 
 
-@pytest.mark.parametrize(
-    ("lead_s", "how"),
-    [
-        # The first poll after the switch sees ticks an hour "ahead": detect again.
-        (300, [("detecting", None), ("streaming", "+03:00")]),
-        # The 60 s re-check falls first: one more round at +2, then +3.
-        (302, [("streaming", "+03:00")]),
-    ],
-    ids=["future-guard", "re-check"],
-)
-def test_a_real_terminal_zone_is_detected_and_followed_through_the_spring_switch(
-    lead_s: int, how: list[tuple[str, object]]
-) -> None:
-    clock = ManualClock(US_SPRING - lead_s)
+def test_a_detected_ny_close_broker_is_followed_through_the_spring_switch() -> None:
+    clock = ManualClock(US_SPRING - 300)
     api = SimulatedTerminal(SEED, clock=clock)  # stands in for a broker at ny-close
     h = Harness(TerminalSpec(name="broker", kind="mt5"), api, clock, ("BTCUSD", "EURUSD"))
     h.worker.connect()
@@ -145,12 +133,62 @@ def test_a_real_terminal_zone_is_detected_and_followed_through_the_spring_switch
     assert not h.batches  # nothing is read with an unknown offset
     clock.advance(1.0)
     h.step()
-    assert h.zones()[-1] == ("streaming", "+02:00")
+    # +2 agrees with ny-close in winter: the rule is taken, not only today's offset.
+    assert h.zones()[-1] == ("streaming", "ny-close")
     assert h.statuses[-1].info["server_offset_s"] == 2 * H
+    h.run_until(US_SPRING + 300)
+    offsets = [s.info["server_offset_s"] for s in h.statuses if s.state == "streaming"]
+    assert offsets == [2 * H, 3 * H]  # the health follows the switch
+    for symbol in ("BTCUSD", "EURUSD"):
+        assert_captured_exactly(h, symbol)
+
+
+def test_a_detected_ny_close_broker_is_followed_through_the_autumn_hour() -> None:
+    clock = ManualClock(US_AUTUMN - 300)
+    api = SimulatedTerminal(SEED, clock=clock)
+    h = Harness(TerminalSpec(name="broker", kind="mt5"), api, clock, ("BTCUSD",))
+    h.worker.connect()
+    clock.advance(1.0)
+    h.step()
+    clock.advance(1.0)
+    h.step()
+    assert h.zones()[-1] == ("streaming", "ny-close")
+    h.run_until(US_AUTUMN + 120)
+    assert_captured_exactly(h, "BTCUSD")  # the repeated hour, read by the jump back
+
+
+@pytest.mark.parametrize(
+    ("lead_s", "how"),
+    [
+        # A poll across the US switch: read by the rule, the answer steps back an hour
+        # (ny-close's spring gap): the ticks before it are kept, the zone detected again.
+        (300, [("detecting", None), ("streaming", "+02:00")]),
+        # The 60 s re-check falls first: the rule's +3 is reported, then +2 found and
+        # taken as a fixed offset after one more round.
+        (302, [("streaming", "ny-close"), ("streaming", "+02:00")]),
+    ],
+    ids=["step-back", "re-check"],
+)
+def test_a_broker_that_does_not_switch_on_us_dates_becomes_a_fixed_offset(
+    lead_s: int, how: list[tuple[str, object]]
+) -> None:
+    """A broker on EU dates (Europe/Athens: +2 until the last Sunday of March) taken for
+    ny-close in winter: at the US switch the rule is wrong for three weeks. It costs a
+    minute of waiting and never a tick (read an hour early, they are older than the
+    cursor and fetched again once the offset is right)."""
+    clock = ManualClock(US_SPRING - lead_s)
+    athens = parse_server_time_zone("Europe/Athens")
+    api = SimulatedTerminal(SEED, clock=clock, server_time_zone=athens)
+    h = Harness(TerminalSpec(name="broker", kind="mt5"), api, clock, ("BTCUSD", "EURUSD"))
+    h.worker.connect()
+    h.step()
+    clock.advance(1.0)
+    h.step()
+    assert h.zones()[-1] == ("streaming", "ny-close")
     h.run_until(US_SPRING + 300)
     assert h.zones()[2:] == how
     if how[0][0] == "streaming":
-        assert h.statuses[-1].info["server_time_zone_was"] == "+02:00"
+        assert h.statuses[-1].info["server_time_zone_was"] == "ny-close"
     for symbol in ("BTCUSD", "EURUSD"):
         assert_captured_exactly(h, symbol)
 
