@@ -23,16 +23,15 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 from app import __version__
 from app.config import ClientConfig, ConfigError
 from app.config.store import ConfigStore, default_config_path
+from app.doctor_check import Check
+from app.doctor_terminals import check_metatrader5, check_remote_terminals, check_server_time
 from app.logfiles import log_file_path
 from app.paths import app_paths, data_dir
 from app.ports import is_loopback
@@ -45,10 +44,6 @@ from app.security.tls import (
     spki_sha256,
 )
 from app.security.vault import default_vault_path, keyring_status
-from app.terminal.loader import TerminalUnavailable, load_metatrader5
-from app.terminal.remote_doctor import remote_terminal_lines
-
-Level = Literal["ok", "warn", "fail"]
 
 EXAMPLES = """examples:
   trading-client doctor
@@ -65,19 +60,6 @@ _LINUX_QT_LIBS = (
     "libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libxkbcommon0 libdbus-1-3 "
     "libxkbcommon-x11-0 libxcb-cursor0"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    level: Level
-    what: str
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        mark = f"[{self.level}]".ljust(7)
-        fix = f" — fix: {self.fix}" if self.fix and self.level != "ok" else ""
-        return f"{mark}{self.what}: {self.detail}{fix}"
 
 
 # ---------------------------------------------------------------------- settings
@@ -245,67 +227,7 @@ def check_fonts_without_qt() -> Check:
     )
 
 
-# ---------------------------------------------------------------------- terminals, vault
-def check_metatrader5(config: ClientConfig) -> list[Check]:
-    real = [t for t in config.terminals if t.kind == "mt5"]
-    installed = importlib.util.find_spec("MetaTrader5") is not None
-    if not real:
-        kinds = ", ".join(sorted({t.kind for t in config.terminals})) or "none"
-        if installed:
-            return [Check("ok", "MetaTrader5", f"installed; unused (terminals: {kinds})")]
-        where = (
-            "not installed (pip install 'trading-client[mt5]' to connect a real terminal)"
-            if sys.platform == "win32"
-            else f"not available on {sys.platform} (Windows only)"
-        )
-        return [Check("ok", "MetaTrader5", f"{where}; terminals: {kinds}")]
-    names = ", ".join(t.name for t in real)
-    try:
-        module = load_metatrader5()
-    except TerminalUnavailable as exc:
-        fix = (
-            "pip install 'trading-client[mt5]'"
-            if sys.platform == "win32"
-            else "a real terminal needs Windows; use kind 'simulated' or 'replay' here"
-        )
-        return [Check("fail", "MetaTrader5", f"terminals {names} need it: {exc}", fix)]
-    version = getattr(module, "__version__", "?")
-    checks = [Check("ok", "MetaTrader5", f"{version} imported; used by {names}")]
-    for t in real:
-        if t.path is not None and not Path(t.path).exists():
-            checks.append(
-                Check(
-                    "warn",
-                    f"terminal {t.name}",
-                    f"{t.path} does not exist",
-                    f"correct terminals[{t.name}].path to the terminal64.exe of the install",
-                )
-            )
-    return checks
-
-
-def check_server_time(config: ClientConfig, now_s: float | None = None) -> list[Check]:
-    """Each terminal's server clock: the one set (and its offset now) or "detected".
-
-    Why: a wrong server time zone shifts every tick by hours (docs/time.md); the trader
-    should see which clock each terminal is read with before a capture starts.
-    """
-    now = time.time() if now_s is None else now_s
-    checks = []
-    for t in config.terminals:
-        zone = t.to_spec(anchor_ms=0).zone()
-        if zone is None:
-            detail = (
-                "detected at connect from a fresh tick (a closed market delays it; "
-                "terminals[].server_time_zone sets it)"
-            )
-        else:
-            source = "set" if t.server_time_zone else "default"
-            detail = f"{zone.label(now)}, {source}"
-        checks.append(Check("ok", f"terminal {t.name} server time", detail))
-    return checks
-
-
+# ---------------------------------------------------------------------- vault
 def check_vault(config: ClientConfig) -> Check:
     mode = config.security.vault
     file = config.security.vault_file or default_vault_path()
@@ -538,7 +460,7 @@ def run_checks(config_path: Path | None, timeout: float) -> tuple[list[Check], C
         check_qt,
         lambda: check_metatrader5(config),
         lambda: check_server_time(config),
-        lambda: [Check(*line) for line in remote_terminal_lines(config.terminals, timeout)],
+        lambda: check_remote_terminals(config, timeout),
         lambda: [check_vault(config)],
         lambda: check_backend(config, timeout),
         lambda: [check_disk()],

@@ -1,7 +1,7 @@
 """Spool storage formats compared: fsync'd append-only segments vs SQLite WAL, as JSON.
 
 Why: the durable spool needed a format, chosen by measurement (the result is written
-in app/link/spool.py's docstring). Both candidates get the same durability contract:
+in app/link/spool_segments.py's docstring). Both candidates get the same durability contract:
 every message is handed to the OS at append (survives kill -9 of the process), nothing
 is fsync'd per message.
 

@@ -211,7 +211,7 @@ def test_pins_for_host_and_host_port() -> None:
 
 def test_each_terminal_shows_the_server_clock_it_is_read_with() -> None:
     from app.config import ClientConfig  # noqa: PLC0415
-    from app.doctor import check_server_time  # noqa: PLC0415
+    from app.doctor_terminals import check_server_time  # noqa: PLC0415
 
     config = ClientConfig.model_validate(
         {

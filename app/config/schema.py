@@ -2,48 +2,31 @@
 
 Every field carries a default, a range and a description: the settings editor and the
 JSON Schema in ``config/`` are generated from this, so the description is what the user
-reads as a tooltip.
+reads as a tooltip. The ``sessions`` section (trading hours) is in
+:mod:`app.config.sessions_schema`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
 from app.backoff import BackoffPolicy
 from app.clock import now_msc
+from app.config.section import Section
+from app.config.sessions_schema import SessionsConfig
 from app.servertime import parse_server_time_zone
-from app.sessions import (
-    DEFAULT_CLASS_HOURS,
-    SYMBOL_CLASSES,
-    Holiday,
-    SessionBook,
-    WeeklySchedule,
-    parse_days,
-    parse_hhmm,
-)
+from app.sessions import SessionBook
 from app.terminal.remote import refuse_remote_host
 from app.terminal.spec import TerminalSpec
 
 DEFAULT_SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class TerminalConfig(_Section):
+class TerminalConfig(Section):
     name: str = Field(
         "simulated", min_length=1, description="A name for this terminal, shown in the pool panel."
     )
@@ -232,133 +215,7 @@ class TerminalConfig(_Section):
         )
 
 
-class SessionHoursConfig(_Section):
-    days: str = Field(description="Weekdays: 'Mon', a range 'Mon-Fri' or a list 'Sat,Sun'.")
-    open: str = Field(description="Opening time in server time, HH:MM.")
-    close: str = Field(description="Closing time in server time, HH:MM (24:00: end of day).")
-
-    @field_validator("days")
-    @classmethod
-    def _days(cls, v: str) -> str:
-        parse_days(v)
-        return v
-
-    @field_validator("open", "close")
-    @classmethod
-    def _time(cls, v: str) -> str:
-        parse_hhmm(v)
-        return v
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SessionHoursConfig:
-        if parse_hhmm(self.open) >= parse_hhmm(self.close):
-            raise ValueError(f"{self.days} {self.open}-{self.close}: it must open before it closes")
-        return self
-
-    def triple(self) -> tuple[str, str, str]:
-        return (self.days, self.open, self.close)
-
-
-def _hours(cls_name: str) -> list[SessionHoursConfig]:
-    return [
-        SessionHoursConfig(days=d, open=o, close=c) for d, o, c in DEFAULT_CLASS_HOURS[cls_name]
-    ]
-
-
-class HolidayConfig(_Section):
-    date: dt.date = Field(description="The day, in server time (YYYY-MM-DD).")
-    open: str | None = Field(None, description="Special opening time, HH:MM; empty: closed.")
-    close: str | None = Field(None, description="Special closing time, HH:MM; empty: closed.")
-    symbols: list[str] = Field(
-        default_factory=list,
-        description="Classes ('forex', 'metals', 'crypto') or symbols it applies to; empty: all.",
-    )
-
-    @model_validator(mode="after")
-    def _hours_pair(self) -> HolidayConfig:
-        if (self.open is None) != (self.close is None):
-            raise ValueError(f"holiday {self.date}: give both open and close, or neither")
-        if self.open is not None and self.close is not None:
-            o, c = parse_hhmm(self.open), parse_hhmm(self.close)
-            if o >= c:
-                raise ValueError(f"holiday {self.date}: it must open before it closes")
-        return self
-
-    def holiday(self) -> Holiday:
-        if self.open is None or self.close is None:
-            return Holiday(self.date)
-        return Holiday(self.date, ((parse_hhmm(self.open), parse_hhmm(self.close)),))
-
-
-class SessionsConfig(_Section):
-    enabled: bool = Field(
-        True,
-        description="Know when markets trade: no 'no tick' alert and 'closed' in the Market "
-        "Watch outside a session. Off: every market counts as open 24/7.",
-    )
-    forex: list[SessionHoursConfig] = Field(
-        default_factory=lambda: _hours("forex"),
-        description="FX hours in server time (a ny-close broker: Mon 00:00 - Fri 23:57).",
-    )
-    metals: list[SessionHoursConfig] = Field(
-        default_factory=lambda: _hours("metals"),
-        description="Metals hours in server time (Mon-Fri 01:00-23:57, a daily break).",
-    )
-    crypto: list[SessionHoursConfig] = Field(
-        default_factory=lambda: _hours("crypto"), description="Crypto hours (24/7)."
-    )
-    symbols: dict[str, Literal["forex", "metals", "crypto"] | list[SessionHoursConfig]] = Field(
-        default_factory=dict,
-        description="Per symbol: a class whose hours it keeps, or hours of its own. Symbols "
-        "not listed take their class from the terminal's symbol path or their name.",
-    )
-    holidays: list[HolidayConfig] = Field(
-        default_factory=list, description="Days with other hours than the weekly ones."
-    )
-
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _one_line_per_symbol(cls, v: Any) -> Any:
-        """Check each value as a class name *or* hours, so a mistake reads as one line
-        (the union would report both readings)."""
-        if not isinstance(v, dict):
-            return v
-        for sym, value in v.items():
-            if isinstance(value, str):
-                if value not in SYMBOL_CLASSES:
-                    raise ValueError(f"{sym}: {value!r} is not one of {', '.join(SYMBOL_CLASSES)}")
-            elif isinstance(value, list):
-                for i, item in enumerate(value):
-                    try:
-                        SessionHoursConfig.model_validate(item)
-                    except ValidationError as exc:
-                        err = exc.errors()[0]
-                        msg = str(err["msg"]).removeprefix("Value error, ")
-                        raise ValueError(f"{sym}[{i}]: {msg}") from None
-            else:
-                raise ValueError(f"{sym}: give a class name or a list of hours")
-        return v
-
-    def book(self) -> SessionBook:
-        """The schedules as :mod:`app.sessions` reads them."""
-
-        def holidays_of(name: str) -> list[Holiday]:
-            return [h.holiday() for h in self.holidays if not h.symbols or name in h.symbols]
-
-        weekly = {c: [h.triple() for h in getattr(self, c)] for c in SYMBOL_CLASSES}
-        classes = tuple((c, WeeklySchedule.of(weekly[c], holidays_of(c))) for c in SYMBOL_CLASSES)
-        symbols = tuple(
-            (sym, WeeklySchedule.of(weekly[v], holidays_of(v)))
-            if isinstance(v, str)
-            else (sym, WeeklySchedule.of([h.triple() for h in v], holidays_of("")))
-            for sym, v in self.symbols.items()
-        )
-        named = sorted({n for h in self.holidays for n in h.symbols} - set(SYMBOL_CLASSES))
-        own = tuple((n, tuple(h.holiday() for h in self.holidays if n in h.symbols)) for n in named)
-        return SessionBook(classes, symbols, own)
-
-
-class BackoffConfig(_Section):
+class BackoffConfig(Section):
     initial_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay, seconds.")
     maximum_s: float = Field(30.0, gt=0, le=3600, description="Longest reconnect delay, seconds.")
     multiplier: float = Field(
@@ -376,7 +233,7 @@ class BackoffConfig(_Section):
         return BackoffPolicy(self.initial_s, self.maximum_s, self.multiplier, self.jitter)
 
 
-class PoolConfig(_Section):
+class PoolConfig(Section):
     size: int = Field(
         5, ge=1, le=64, description="Number of terminal connections (worker processes)."
     )
@@ -404,7 +261,7 @@ class PoolConfig(_Section):
     backoff: BackoffConfig = Field(default_factory=BackoffConfig, description="Reconnect delays.")
 
 
-class BackfillConfig(_Section):
+class BackfillConfig(Section):
     enabled: bool = Field(
         True,
         description="At start, fetch the ticks missed since the previous run from each "
@@ -434,7 +291,7 @@ class BackfillConfig(_Section):
     )
 
 
-class CacheConfig(_Section):
+class CacheConfig(Section):
     ticks_per_symbol: int = Field(
         250_000,
         ge=1_000,
@@ -446,7 +303,7 @@ class CacheConfig(_Section):
     )
 
 
-class BackendConfig(_Section):
+class BackendConfig(Section):
     enabled: bool = Field(
         True, description="Stream ticks to the data bridge and register with the hub."
     )
@@ -517,7 +374,7 @@ class BackendConfig(_Section):
         return self.client_id or f"desk-{_hostname()}"
 
 
-class TlsConfig(_Section):
+class TlsConfig(Section):
     min_version: Literal["1.2", "1.3"] = Field(
         "1.2", description="Lowest TLS version accepted for https/wss (1.3 is always preferred)."
     )
@@ -531,7 +388,7 @@ class TlsConfig(_Section):
     )
 
 
-class SecurityConfig(_Section):
+class SecurityConfig(Section):
     tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS for https/wss.")
     vault: Literal["auto", "keyring", "file"] = Field(
         "auto",
@@ -556,7 +413,7 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
-class MonitorConfig(_Section):
+class MonitorConfig(Section):
     enabled: bool = Field(True, description="Measure throughput, latency and system usage.")
     interval_s: float = Field(
         1.0, ge=0.1, le=60, description="How often metrics are computed and alert rules run, s."
@@ -592,7 +449,7 @@ class MonitorConfig(_Section):
         return v
 
 
-class ClientConfig(_Section):
+class ClientConfig(Section):
     terminals: list[TerminalConfig] = Field(
         default_factory=lambda: [TerminalConfig()],
         min_length=1,

@@ -38,7 +38,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from app.link.spool import Spool, SpoolCorruptError, SpoolDiskError, SpoolFull
+from app.link.spool import Spool
+from app.link.spool_errors import SpoolCorruptError, SpoolDiskError, SpoolFull
 from app.protocol import codec
 from app.ticks import TickBatch
 

@@ -6,19 +6,10 @@ message must outlive its first send until the bridge acks it — and, since a ki
 the app during a bridge outage used to lose 17 % of the ticks, it must outlive the
 process too.
 
-Durable by default. With a directory, EVERY message is written to the current segment
-file inside :meth:`Spool.append`, as ONE ``write`` (``writev`` of header+marks and the
-payload, so the payload is not copied) straight into the OS, unbuffered in Python. The
-page cache survives a kill -9 of the process, so a crash loses nothing that ``append``
-returned for. ``fsync`` is not per record (it would cap throughput at the disk's flush
-rate): a segment is fsync'd (with its directory) when it is sealed, at :meth:`close`, and
-the open segment at most every ``fsync_interval`` seconds (checked at each append and by
-:meth:`Spool.sync`, which the caller may run on a timer while idle). What survives a
-POWER LOSS: every sealed segment, and the open segment up to its last fsync; the records
-appended since (at most ``fsync_interval`` s of appends) may be lost or torn. Recovery
-drops a torn tail silently and restores the ``marks`` of the last intact record, which is
-exactly how the link knows from where to re-capture ticks; unsynced pages that reach the
-disk out of order can instead leave holes, which recovery reports as lost seqs.
+Durable by default: with a directory, :meth:`Spool.append` writes EVERY message to its
+segment file at once, so a kill -9 loses nothing ``append`` returned for; fsyncs bound
+what a POWER LOSS takes (:mod:`app.link.spool_segments`: what exactly, and why segment
+files rather than SQLite, with the benchmark figures).
 
 Memory is only a cache (up to ``memory_limit_bytes`` of payloads) so the sender rarely
 reads back from disk. A payload is cached at append if it fits; acks free the cache for
@@ -29,89 +20,55 @@ directory (tests, ``spool_disk_mb = 0``) the spool is memory-only and the memory
 the capacity. With a directory the capacity is the disk limit: ``fill_ratio`` is disk
 bytes / disk limit.
 
-Why segment files, not SQLite, measured by benchmarks/bench_spool.py (2-core VM, ext4
-on virtio, ack window 32, 48-byte marks; two runs: the second / the first where they
-differ; SQLite 3.40 in WAL mode, synchronous=NORMAL, one autocommit INSERT per message):
-
-=============================  ===================  ====================
-append+ack                     segments             SQLite WAL
-=============================  ===================  ====================
-300 KB payloads, MB/s          196 / 203            54 / 108
-300 KB payloads, messages/s    655 / 677            181 / 358
-2 KB payloads, MB/s            127 / 204            16 / 40
-2 KB payloads, messages/s      63 244 / 101 805     7 974 / 20 008
-CPU s per GB, 300 KB / 2 KB    1.4 / 3.9            4.9 / 18.8
-recovery of 1 GB, warm cache   0.77 s (crc of all)  0.18 s index, 1.1 s all
-recovery of 1 GB, cold cache   2.5 s (crc of all)   10.1 s index, 1.0 s all
-=============================  ===================  ====================
-
-Segments are 2-8x faster at 3-5x less CPU because each byte is written once (SQLite
-writes it to the WAL, then again into the table at checkpoint) and dropping acked data
-is one ``unlink`` per segment instead of DELETEs leaving free pages to reuse. Recovery
-is comparable (a second or two per GB, cold or warm); SQLite's cheap "index only"
-figure is not a like-for-like alternative, because SQLite has no checksums: a damaged
-payload would be returned silently, while the segment scan checks a crc per record.
-
-Records (see :mod:`app.link.spool_files`): magic, a header with its own crc (seq, ticks,
-marks length, payload length, body crc), then ``marks`` (a small opaque blob from the
-caller: the link stores the per-symbol capture cursors at that message, so after a crash
-it knows up to where ticks are in the spool) and the payload. Segments are named
-``seg-<write order>.spool``; recovery reads them in write order and applies one rule: a
-record with seq s supersedes every record written earlier with seq >= s. That makes
+Each record (layout: :mod:`app.link.spool_files`) carries, besides the payload, its
+``marks``: a small opaque blob from the caller (the link stores the per-symbol capture
+cursors at that message, so after a crash it knows up to where ticks are in the spool).
+Recovery (:mod:`app.link.spool_index`) reads the ``seg-<write order>.spool`` files in
+write order and applies one rule: a record with seq s supersedes every record written
+earlier with seq >= s. That makes
 :meth:`Spool.replace_after` crash-safe without rewriting anything: the new tail is
 simply appended. A damaged record is skipped (resync on the next magic); a seq missing in
 the middle becomes a *lost* entry that :meth:`Spool.peek_next_after` reports with
 :class:`SpoolCorruptError` so the link can send a "lost" marker and go on. Acked data
-goes by whole segments, oldest first (never a later one before an earlier one: that could
-resurrect records the later one superseded).
+goes by whole segments, oldest first.
 
-One spool per session directory ``ROOT/<session>/`` (segments, ``spool.json`` with
-client_id/session/created, ``spool.lock``), exclusively locked while open; a spool with
-unacked messages is kept at :meth:`Spool.close` and resumed by the next run
-(:func:`find_leftovers`), an emptied one is deleted.
+One spool per session directory ``ROOT/<session>/`` (:mod:`app.link.spool_sessions`),
+exclusively locked while open; a spool with unacked messages is kept at
+:meth:`Spool.close` and resumed by the next run (:func:`find_leftovers`), an emptied one
+is deleted.
 
-Faults never hang and never retry inside: a limit raises :class:`SpoolFull`, a failed
-write (ENOSPC, EDQUOT, EIO...) raises :class:`SpoolDiskError` after cutting the partial
-record away, and in both cases the message is not kept; the caller keeps it and retries
-after acks or later (pausing intake meanwhile). The spool is not thread-safe; every call
-does at most one record of I/O (plus an fsync when a segment is sealed or the interval
-is due, and unlinks of acked segments; :meth:`Spool.replace_after` writes one record per
-item) so it can run on the asyncio loop; opening (the recovery scan, 1-3 s per GB
-spooled) may take longer, and runs before the loop needs the spool.
+Faults never hang and never retry inside (errors: :mod:`app.link.spool_errors`): a
+limit raises :class:`SpoolFull`, a failed write (ENOSPC, EDQUOT, EIO...) raises
+:class:`SpoolDiskError` after cutting the partial record away, and in both cases the
+message is not kept; the caller keeps it and retries after acks or later (pausing
+intake meanwhile). The spool is not thread-safe; every call does at most one record of
+I/O (plus an fsync when a segment is sealed or the interval is due, and unlinks of acked
+segments; :meth:`Spool.replace_after` writes one record per item) so it can run on the
+asyncio loop; opening (the recovery scan, 1-3 s per GB spooled) may take longer, and
+runs before the loop needs the spool.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import io
-import os
-import shutil
-import time
 import uuid
-from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
-from app.link.fsync import BackgroundSync
+from app.link.spool_errors import SpoolCorruptError, SpoolError, SpoolFull
 from app.link.spool_files import (
     RECORD_HEADER_BYTES,
     Record,
     SessionLock,
     SpoolLocked,
-    encode_header,
+    check_record,
     read_marks,
-    read_meta,
     read_records,
-    scan,
-    segment_name,
-    write_marks,
-    write_meta,
 )
-from app.link.spool_index import Entry, LostRecord, Segment, recover
-from app.link.spool_sessions import find_leftovers, remove_session
+from app.link.spool_index import Entry, recover
+from app.link.spool_segments import SegmentFiles
+from app.link.spool_sessions import claim_session, find_leftovers, remove_session
 
 __all__ = [
     "DEFAULT_FSYNC_INTERVAL",
@@ -119,10 +76,6 @@ __all__ = [
     "RECORD_HEADER_BYTES",
     "Record",
     "Spool",
-    "SpoolCorruptError",
-    "SpoolDiskError",
-    "SpoolError",
-    "SpoolFull",
     "SpoolLocked",
     "find_leftovers",
     "read_records",
@@ -133,70 +86,8 @@ __all__ = [
 DEFAULT_SEGMENT_BYTES: Final = 4 * 2**20
 #: Longest time appended records stay un-fsync'd while appends go on.
 DEFAULT_FSYNC_INTERVAL: Final = 1.0
-_MAX_U32: Final = 2**32 - 1
-_MAX_U64: Final = 2**64 - 1
 #: Acked entries are compacted away once they are this many and half the index.
 _COMPACT_MIN: Final = 1024
-#: Write errors that deleting acked data can cure.
-_DISK_FULL: Final = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
-_OPEN_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-
-
-class SpoolError(Exception):
-    """Base of the spool's own errors."""
-
-
-class SpoolFull(SpoolError):  # noqa: N818 - a state the caller waits out, not a fault
-    """The message does not fit now; retry after acks free space. Nothing was kept."""
-
-    def __init__(self, message: str, seq: int, size: int) -> None:
-        super().__init__(message)
-        self.seq = seq
-        self.size = size
-
-
-class SpoolDiskError(SpoolFull):
-    """Writing the message failed (disk full, quota, I/O error): it was not kept.
-
-    A :class:`SpoolFull` because the caller's answer is the same — keep the data, pause
-    intake, retry later — but it names the folder, the OS error and the free bytes, so
-    the user can see which disk to clean up.
-    """
-
-    def __init__(
-        self, seq: int, size: int, directory: Path, error: OSError, free_bytes: int | None
-    ) -> None:
-        free = "unknown" if free_bytes is None else f"{free_bytes}"
-        reason = error.strerror or str(error)
-        super().__init__(
-            f"spool folder {directory}: cannot write message {seq} ({size} bytes): "
-            f"[Errno {error.errno}] {reason}; {free} bytes free on that disk",
-            seq,
-            size,
-        )
-        self.directory = directory
-        self.errno = error.errno
-        self.free_bytes = free_bytes
-
-
-class SpoolCorruptError(SpoolError):
-    """Message ``seq`` cannot be read back (damaged record): it is now marked lost.
-
-    ``ticks`` is its tick count when known (the header or the index was readable), else
-    None. The caller reports it (a "lost" marker for that seq) and goes on with
-    ``peek_next_after(seq)``; asking for the same seq again raises again.
-    """
-
-    def __init__(
-        self, seq: int, ticks: int | None, reason: str, path: Path | None, offset: int | None
-    ) -> None:
-        where = "" if path is None else f" ({path} at offset {offset})"
-        super().__init__(f"spool message {seq} is lost: {reason}{where}")
-        self.seq = seq
-        self.ticks = ticks
-        self.reason = reason
-        self.path = path
-        self.offset = offset
 
 
 class Spool:
@@ -241,13 +132,6 @@ class Spool:
         self._memory_limit = memory_limit_bytes
         self._disk_limit = disk_limit_bytes if directory is not None else 0
         self._directory = directory
-        # The open segment is kept until it is sealed, even when fully acked (its newest
-        # record holds the marks a crash needs), so it must stay a small part of the
-        # disk limit or an acked-but-kept segment would hold intake paused.
-        if directory is not None and disk_limit_bytes > 0:
-            segment_bytes = min(segment_bytes, max(64 * 1024, disk_limit_bytes // 8))
-        self._segment_bytes = segment_bytes
-        self._fsync_interval = fsync_interval
         self._client_id = client_id
         # Entries of seqs acked_seq+1 .. last_seq live at _entries[_head:]; a list with a
         # moving head (not a deque) so that seq -> entry is O(1) anywhere in the window.
@@ -258,40 +142,21 @@ class Spool:
         self._ticks = 0
         self._marks = b""
         self._memory_bytes = 0
-        self._disk_bytes = 0
         self._spilled_total = 0
         self._recovered = 0
         self._recovery_damage: list[Record] = []
-        self._segments: deque[Segment] = deque()
-        self._active: Segment | None = None
-        self._next_number = 1
-        self._reader: tuple[Segment, io.FileIO] | None = None
-        self._unsynced = False  # the active segment has records not fsync'd yet
-        self._dir_unsynced = False  # a segment was created since the last directory fsync
-        self._synced_at = time.monotonic()
         self._lock: SessionLock | None = None
-        # fsync on a thread of its own (app/link/fsync.py); inline for tests that count.
-        self._syncer = BackgroundSync() if background_fsync else BackgroundSync(inline=True)
         self._closed = False
+        self._files: SegmentFiles | None = None  # None: memory only
         if directory is None:
             self._session = session or uuid.uuid4().hex
             return
-        directory.mkdir(parents=True, exist_ok=True)
-        self._lock = SessionLock(directory)
+        self._files = SegmentFiles(
+            directory, disk_limit_bytes, segment_bytes, fsync_interval, background_fsync
+        )
+        self._lock, self._client_id, self._session = claim_session(directory, client_id, session)
         try:
-            meta = read_meta(directory)
-            if meta is None:
-                self._session = session or directory.name
-                write_meta(directory, client_id, self._session)
-            else:
-                owner = meta.get("client_id")
-                if client_id and owner and owner != client_id:
-                    raise SpoolError(
-                        f"spool folder {directory} belongs to client {owner!r}, not {client_id!r}"
-                    )
-                self._client_id = str(owner or client_id)
-                self._session = str(meta.get("session") or session or directory.name)
-            self._recover(directory)
+            self._recover(self._files)
         except BaseException:
             self._close_files()
             self._lock.release()
@@ -305,7 +170,7 @@ class Spool:
         return (
             f"Spool({self._session}: seqs {self._acked + 1}..{self._last}, "
             f"{len(self)} messages, memory {self._memory_bytes}/{self._memory_limit} B, "
-            f"disk {self._disk_bytes}/{self._disk_limit} B)"
+            f"disk {self.disk_bytes}/{self._disk_limit} B)"
         )
 
     @property
@@ -353,7 +218,7 @@ class Spool:
         Counts whole files because that is what the disk really holds; an append never
         takes it above ``disk_limit_bytes``.
         """
-        return self._disk_bytes
+        return 0 if self._files is None else self._files.size
 
     @property
     def memory_limit_bytes(self) -> int:
@@ -382,8 +247,8 @@ class Spool:
     @property
     def fill_ratio(self) -> float:
         """0..1 of the capacity: disk bytes / disk limit, or memory only without a directory."""
-        if self._directory is not None:
-            used, capacity = self._disk_bytes, self._disk_limit
+        if self._files is not None:
+            used, capacity = self._files.size, self._disk_limit
         else:
             used, capacity = self._memory_bytes, self._memory_limit
         return 1.0 if capacity == 0 else min(1.0, used / capacity)
@@ -396,7 +261,7 @@ class Spool:
     @property
     def segment_paths(self) -> tuple[Path, ...]:
         """The segment files currently on disk, in write order."""
-        return tuple(seg.path for seg in self._segments)
+        return () if self._files is None else tuple(seg.path for seg in self._files.segments)
 
     # ------------------------------------------------------------------ mutation
     def append(self, seq: int, payload: bytes, ticks: int, marks: bytes = b"") -> None:
@@ -410,13 +275,11 @@ class Spool:
         self._check_open()
         if seq != self._last + 1:
             raise ValueError(f"spool expects seq {self._last + 1}, got {seq}")
-        if not 0 <= ticks <= _MAX_U64:
-            raise ValueError(f"tick count must be >= 0, got {ticks}")
+        check_record(seq, ticks, marks, payload)
         size = len(payload)
-        if size > _MAX_U32 or len(marks) > _MAX_U32:
-            raise ValueError(f"message {seq} of {size} bytes is too large for a record")
         cache = self._memory_bytes + size <= self._memory_limit
-        if self._directory is None:
+        files = self._files
+        if files is None:
             if size > self._memory_limit:
                 raise ValueError(f"message {seq} of {size} bytes exceeds the spool's memory limit")
             if not cache:
@@ -435,15 +298,16 @@ class Spool:
                     f"message {seq} of {size} bytes exceeds the spool's disk limit "
                     f"of {self._disk_limit} bytes"
                 )
-            if self._disk_bytes + length > self._disk_limit:
+            if files.size + length > self._disk_limit:
                 raise SpoolFull(
                     f"spool full: message {seq} of {size} bytes, "
-                    f"{self._disk_limit - self._disk_bytes} of {self._disk_limit} bytes "
+                    f"{self._disk_limit - files.size} of {self._disk_limit} bytes "
                     f"free in {self._directory}",
                     seq,
                     size,
                 )
-            seg, offset = self._write(seq, ticks, marks, payload, length)
+            acked_marks = self._marks if self._acked == self._last else None
+            seg, offset = files.write(seq, ticks, marks, payload, length, acked_marks=acked_marks)
             entry = Entry(
                 ticks, size, payload if cache else None, seg, offset, length=length, marks=marks
             )
@@ -481,12 +345,13 @@ class Spool:
         cut = self._head + (seq - self._acked)
         dropped = self._entries[cut:]
         dropped_cached = sum(e.size for e in dropped if e.payload is not None)
-        if self._directory is not None:
+        segments = () if self._files is None else self._files.segments
+        if self._files is not None:
             need = sum(RECORD_HEADER_BYTES + len(m) + len(p) for p, _, m in items)
-            if self._disk_bytes + need > self._disk_limit:
+            if self._files.size + need > self._disk_limit:
                 raise SpoolFull(
                     f"spool full: replacing messages after {seq} needs {need} bytes, "
-                    f"{self._disk_limit - self._disk_bytes} free in {self._directory}",
+                    f"{self._disk_limit - self._files.size} free in {self._directory}",
                     seq + 1,
                     need,
                 )
@@ -501,13 +366,13 @@ class Spool:
                     need,
                 )
         saved = (self._last, self._ticks, self._marks, self._memory_bytes, self._spilled_total)
-        saved_live = [(s, s.live_max) for s in self._segments]
+        saved_live = [(s, s.live_max) for s in segments]
         del self._entries[cut:]
         self._last = seq
         self._ticks -= sum(e.ticks for e in dropped)
         self._memory_bytes -= dropped_cached
         self._marks = self._entries[-1].marks if len(self._entries) > self._head else b""
-        for s in self._segments:
+        for s in segments:
             s.live_max = min(s.live_max, seq)
         for i, (payload, ticks, marks) in enumerate(items):
             try:
@@ -551,7 +416,8 @@ class Spool:
             entry.segment = None
         self._head = stop
         self._acked = seq
-        self._drop_acked_segments()
+        if self._files is not None:
+            self._files.drop_acked(seq)
         if self._head >= _COMPACT_MIN and 2 * self._head >= len(entries):
             del entries[: self._head]
             self._head = 0
@@ -566,20 +432,7 @@ class Spool:
         still in the page cache).
         """
         self._check_open()
-        seg = self._active
-        if seg is None or seg.fd is None or not self._unsynced:
-            return False
-        now = time.monotonic()
-        if not force and now - self._synced_at < self._fsync_interval:
-            return False
-        if not self._syncer.idle():
-            return False  # the previous fsync still runs: the next append tries again
-        self._synced_at = now
-        self._unsynced = False
-        directory = self._directory if self._dir_unsynced else None
-        self._dir_unsynced = False
-        self._syncer.sync(seg.fd, directory)
-        return True
+        return self._files is not None and self._files.sync(force=force)
 
     def close(self) -> None:
         """fsync, close the files and release the lock; idempotent.
@@ -592,9 +445,9 @@ class Spool:
             return
         self._closed = True
         error: OSError | None = None
-        if self._directory is not None and len(self) > 0 and self._active is not None:
+        if self._files is not None and len(self) > 0 and self._files.active is not None:
             try:
-                self._seal()
+                self._files.seal()
             except OSError as exc:
                 error = exc
         empty = len(self) == 0
@@ -648,7 +501,8 @@ class Spool:
         payload = entry.payload
         if payload is None:
             if entry.lost is None:
-                payload = self._read(target, entry)
+                assert self._files is not None  # memory only: every payload is cached
+                payload = self._files.read(target, entry)
             if entry.lost is not None:
                 lost = entry.lost
                 raise SpoolCorruptError(target, lost.ticks, lost.reason, lost.path, lost.offset)
@@ -668,234 +522,26 @@ class Spool:
             yield item
             after = item[0]
 
-    # ------------------------------------------------------------------ disk
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError("spool is closed")
 
-    def _disk_error(self, seq: int, size: int, exc: OSError) -> SpoolDiskError:
-        assert self._directory is not None
-        free: int | None = None
-        with contextlib.suppress(OSError):
-            free = shutil.disk_usage(self._directory).free
-        return SpoolDiskError(seq, size, self._directory, exc, free)
-
-    def _write(
-        self, seq: int, ticks: int, marks: bytes, payload: bytes, length: int
-    ) -> tuple[Segment, int]:
-        """Write one record to the open segment (sealing/opening one as needed).
-
-        Any OSError becomes :class:`SpoolDiskError` after the partial record is cut away,
-        so the segment keeps holding whole records only.
-        """
-        seg = self._active
-        try:
-            if seg is not None and seg.size > 0 and seg.size + length > self._segment_bytes:
-                self._seal()
-                seg = None
-            if seg is None:
-                seg = self._open_segment()
-            else:
-                self.sync()
-        except OSError as exc:
-            raise self._disk_error(seq, len(payload), exc) from exc
-        fd = seg.fd
-        assert fd is not None
-        offset = seg.size
-        head = encode_header(0, seq, ticks, marks, payload)
-        try:
-            _write_all(fd, head + marks, payload)
-        except OSError as exc:
-            try:
-                os.ftruncate(fd, offset)
-                os.lseek(fd, offset, os.SEEK_SET)
-            except OSError:
-                # Cannot cut it back: stop writing to this file. Recovery skips the
-                # partial record (a damaged stretch with no seq of its own).
-                self._abandon_active()
-            if exc.errno in _DISK_FULL and self._release_acked_active():
-                return self._write(seq, ticks, marks, payload, length)  # once: now empty
-            raise self._disk_error(seq, len(payload), exc) from exc
-        seg.size += length
-        seg.live_max = seq
-        self._disk_bytes += length
-        if not self._unsynced:
-            self._unsynced = True
-            self._synced_at = time.monotonic()
-        return seg, offset
-
-    def _release_acked_active(self) -> bool:
-        """On a full disk, give back the open segment when every record in it is acked.
-
-        It is kept otherwise only for the marks of its newest record; those go to the
-        small marks file first, so a crash afterwards still knows where the capture is
-        safe. True when something was freed (the caller retries its write once).
-        """
-        seg = self._active
-        if seg is None or seg.size == 0 or self._acked < self._last or self._directory is None:
-            return False
-        if self._segments and self._segments[0] is not seg:
-            return False  # an older segment is still there: deletions go oldest first
-        self._segments.popleft()
-        self._active = None
-        self._unsynced = False
-        if self._reader is not None and self._reader[0] is seg:
-            self._close_reader()
-        fd, seg.fd = seg.fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._disk_bytes -= seg.size
-        with contextlib.suppress(OSError):
-            seg.path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # after the unlink: there is room now
-            write_marks(self._directory, self._marks)
-        return True
-
-    def _open_segment(self) -> Segment:
-        assert self._directory is not None
-        number = self._next_number
-        path = self._directory / segment_name(number)
-        fd = os.open(path, _OPEN_FLAGS, 0o644)
-        self._next_number = number + 1
-        seg = Segment(path, number, 0, fd)
-        self._segments.append(seg)
-        self._active = seg
-        self._dir_unsynced = True
-        return seg
-
-    def _seal(self) -> None:
-        """fsync and close the open segment; it stays readable and deletable.
-
-        Whatever happens the segment ends up closed, so a failing disk raises once here
-        rather than on every later append.
-        """
-        seg = self._active
-        assert seg is not None
-        fd = seg.fd
-        self._active = None
-        seg.fd = None
-        self._unsynced = False
-        if fd is None:
-            return
-        empty = seg.size == 0
-        if empty:
-            self._segments.remove(seg)
-        self._syncer.seal(fd, seg.path if empty else None, self._directory)
-        self._dir_unsynced = False
-
-    def _abandon_active(self) -> None:
-        seg = self._active
-        assert seg is not None
-        self._active = None
-        fd, seg.fd = seg.fd, None
-        self._unsynced = False
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        if seg.size == 0:  # no record of ours in it: nothing would ever ack it away
-            self._segments.remove(seg)
-            with contextlib.suppress(OSError):
-                seg.path.unlink(missing_ok=True)
-
-    def _drop_acked_segments(self) -> None:
-        segments = self._segments
-        while segments and segments[0].live_max <= self._acked:
-            seg = segments[0]
-            if seg is self._active:
-                # The open segment stays until it is sealed, acked or not: its newest
-                # record carries the marks that say, after a kill -9, up to where the
-                # capture is safe (app/link/positions.py). Without it a crash right after
-                # an ack would leave no marks, and the next run would fetch acked ticks
-                # again. Its acked records are resent then; the bridge drops them by seq.
-                break
-            segments.popleft()
-            if self._reader is not None and self._reader[0] is seg:
-                self._close_reader()
-            if seg is self._active:
-                self._active = None
-                self._unsynced = False
-            fd, seg.fd = seg.fd, None
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)  # closed first: Windows cannot delete open files
-            self._disk_bytes -= seg.size
-            with contextlib.suppress(OSError):
-                # A file that cannot be deleted only wastes space; recovery would find
-                # its records acked-or-superseded-by-position and resend at worst.
-                seg.path.unlink(missing_ok=True)
-
-    def _close_reader(self) -> None:
-        if self._reader is not None:
-            self._reader[1].close()
-            self._reader = None
-
     def _close_files(self) -> None:
-        self._close_reader()
-        for seg in self._segments:
-            fd, seg.fd = seg.fd, None
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._active = None
-        self._syncer.close()  # every fsync handed over is done before files go
+        if self._files is not None:
+            self._files.close()
 
     def _forget(self) -> None:
-        self._segments.clear()
+        if self._files is not None:
+            self._files.forget()
         self._entries = []
         self._head = 0
         self._acked = self._last  # holds nothing any more: len() is 0
-        self._ticks = self._memory_bytes = self._disk_bytes = 0
-
-    def _read(self, seq: int, entry: Entry) -> bytes | None:
-        """The payload of ``entry`` from disk, or None after marking it lost."""
-        seg = entry.segment
-        assert seg is not None
-        offset = entry.offset
-        try:
-            if self._reader is None or self._reader[0] is not seg:
-                self._close_reader()
-                # Unbuffered: a read-ahead buffer could serve stale bytes of a file that
-                # changed underneath, hiding exactly the damage the checks are for.
-                self._reader = (seg, io.FileIO(seg.path, "rb"))
-            reader = self._reader[1]
-            reader.seek(offset)
-            data = _read_exact(reader, entry.length)
-        except OSError as exc:
-            return self._mark_lost(entry, f"read failed: {exc}", seg.path, offset)
-        found = next(scan(seg.path, data, with_payload=False), None)
-        if found is None or found.damage is not None:
-            reason = "record missing" if found is None else found.damage
-            assert reason is not None
-            return self._mark_lost(entry, reason, seg.path, offset)
-        if (found.seq, found.ticks, found.payload_length, found.length) != (
-            seq,
-            entry.ticks,
-            entry.size,
-            entry.length,
-        ):
-            return self._mark_lost(
-                entry,
-                f"record says seq {found.seq}, {found.payload_length} bytes, "
-                f"{found.ticks} ticks; expected seq {seq}, {entry.size} bytes, "
-                f"{entry.ticks} ticks",
-                seg.path,
-                offset,
-            )
-        return data[found.payload_offset :]
-
-    @staticmethod
-    def _mark_lost(entry: Entry, reason: str, path: Path, offset: int) -> bytes | None:
-        """Mark ``entry`` lost for good (its payload cannot be had); always None."""
-        entry.lost = LostRecord(reason, entry.ticks, path, offset)
-        return None
+        self._ticks = self._memory_bytes = 0
 
     # ------------------------------------------------------------------ recovery
-    def _recover(self, directory: Path) -> None:
+    def _recover(self, files: SegmentFiles) -> None:
         """Rebuild the index from the segments of an earlier run (before the loop runs)."""
-        found = recover(directory, self._memory_limit)
-        self._segments.extend(found.segments)
-        self._next_number = max(self._next_number, found.next_number)
+        found = recover(files.directory, self._memory_limit)
         self._recovery_damage.extend(found.damage)
         entries, base = found.entries, found.base
         self._entries = entries
@@ -904,53 +550,6 @@ class Spool:
         self._ticks = sum(e.ticks for e in entries)
         self._memory_bytes = found.memory
         self._spilled_total = sum(1 for e in entries if e.payload is None and e.lost is None)
-        self._marks = entries[-1].marks if entries else read_marks(directory)
+        self._marks = entries[-1].marks if entries else read_marks(files.directory)
         self._recovered = len(entries)
-        self._disk_bytes = sum(seg.size for seg in self._segments)
-        self._drop_acked_segments()
-        for seg in list(self._segments):  # empty files (a cut tail) hold nothing
-            if seg.size == 0:
-                self._segments.remove(seg)
-                seg.path.unlink(missing_ok=True)
-
-
-def _write_all(fd: int, head: bytes, payload: bytes) -> None:
-    """One ``writev`` (one ``write`` on Windows); finishes a short write, never retries.
-
-    A short write only happens when the disk fills up midway: the continuation then
-    raises the real error (ENOSPC...), and the caller cuts the partial record away.
-    """
-    if not hasattr(os, "writev"):
-        data = memoryview(head + payload)
-        while data:
-            n = os.write(fd, data)
-            if n <= 0:
-                raise OSError(errno.EIO, "write returned 0")
-            data = data[n:]
-        return
-    bufs: list[bytes | memoryview] = [head, payload] if payload else [head]
-    while bufs:
-        n = os.writev(fd, bufs)
-        if n <= 0:
-            raise OSError(errno.EIO, "write returned 0")
-        while bufs and n >= len(bufs[0]):
-            n -= len(bufs[0])
-            bufs.pop(0)
-        if n:
-            bufs[0] = memoryview(bufs[0])[n:]
-
-
-def _read_exact(f: io.FileIO, n: int) -> bytes:
-    """Up to ``n`` bytes, fewer only at end of file (a raw read may return short)."""
-    data = f.read(n) or b""
-    if len(data) == n or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < n:
-        more = f.read(n - got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
+        files.adopt(found.segments, found.next_number, base)

@@ -49,6 +49,7 @@ __all__ = [
     "Record",
     "SessionLock",
     "SpoolLocked",
+    "check_record",
     "encode_header",
     "fsync_directory",
     "is_temp_file",
@@ -68,6 +69,8 @@ HEADER: Final = struct.Struct("<4sHHQQIIII")
 #: Bytes each record costs on disk on top of its marks and payload.
 RECORD_HEADER_BYTES: Final = HEADER.size
 _HEAD_CRC_SPAN: Final = RECORD_HEADER_BYTES - 4
+_MAX_U32: Final = 2**32 - 1
+_MAX_U64: Final = 2**64 - 1
 META_NAME: Final = "spool.json"
 LOCK_NAME: Final = "spool.lock"
 #: The marks of the newest record, kept when a full disk made the spool delete the
@@ -83,6 +86,14 @@ class SpoolLocked(Exception):  # noqa: N818 - the name says the state, as the br
     def __init__(self, directory: Path) -> None:
         super().__init__(f"spool folder {directory} is in use by another open spool")
         self.directory = directory
+
+
+def check_record(seq: int, ticks: int, marks: bytes, payload: bytes) -> None:
+    """ValueError when the message does not fit a record's fields (u64 ticks, u32 lengths)."""
+    if not 0 <= ticks <= _MAX_U64:
+        raise ValueError(f"tick count must be >= 0, got {ticks}")
+    if len(payload) > _MAX_U32 or len(marks) > _MAX_U32:
+        raise ValueError(f"message {seq} of {len(payload)} bytes is too large for a record")
 
 
 def encode_header(flags: int, seq: int, ticks: int, marks: bytes, payload: bytes) -> bytes:

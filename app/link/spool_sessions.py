@@ -1,4 +1,5 @@
-"""Session folders of the spool: finding what earlier runs left, removing emptied ones.
+"""Session folders of the spool: claiming one, finding what earlier runs left, removing
+emptied ones.
 
 One folder per session (``ROOT/<session>/``: segments, ``spool.json``, ``spool.lock``,
 maybe a ``marks`` file), locked by the process that has it open. A run looks here for
@@ -13,6 +14,7 @@ import errno
 import sys
 from pathlib import Path
 
+from app.link.spool_errors import SpoolError
 from app.link.spool_files import (
     LOCK_NAME,
     MARKS_NAME,
@@ -24,9 +26,40 @@ from app.link.spool_files import (
     read_meta,
     segment_number,
     segment_paths,
+    write_meta,
 )
 
-__all__ = ["find_leftovers", "remove_session"]
+__all__ = ["claim_session", "find_leftovers", "remove_session"]
+
+
+def claim_session(
+    directory: Path, client_id: str, session: str | None
+) -> tuple[SessionLock, str, str]:
+    """Create or resume the session folder ``directory`` and lock it.
+
+    Returns the lock, the client id and the session id. A new folder gets its
+    ``spool.json`` (session: the given one, else the folder's name); a resumed one keeps
+    the ids it was created with, and one of another client is refused with
+    :class:`SpoolError` (its messages are not ours to send). Raises
+    :class:`SpoolLocked` when another open spool holds it.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = SessionLock(directory)
+    try:
+        meta = read_meta(directory)
+        if meta is None:
+            session = session or directory.name
+            write_meta(directory, client_id, session)
+            return lock, client_id, session
+        owner = meta.get("client_id")
+        if client_id and owner and owner != client_id:
+            raise SpoolError(
+                f"spool folder {directory} belongs to client {owner!r}, not {client_id!r}"
+            )
+        return lock, str(owner or client_id), str(meta.get("session") or session or directory.name)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def find_leftovers(root: Path, client_id: str) -> list[Path]:

@@ -1,19 +1,19 @@
 """What ``trading-client doctor`` says about each remote terminal (kind "remote").
 
-Kept apart from :mod:`app.doctor` (which wraps these lines in its ``Check``) so that
+Kept apart from :mod:`app.doctor_terminals` (which wraps these lines in ``Check``) so that
 the remote terminal's knowledge stays next to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, Protocol
+from typing import Protocol
 
+from app.doctor_check import Level
 from app.ports import is_loopback
 from app.terminal.remote import REMOTE_CODE_WARNING, RemoteTerminal
 
-Level = Literal["ok", "warn", "fail"]
-#: (level, what, detail, fix), the fields of ``app.doctor.Check``.
+#: (level, what, detail, fix), the fields of ``app.doctor_check.Check``.
 Line = tuple[Level, str, str, str]
 
 START_SERVER = (

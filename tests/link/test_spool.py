@@ -17,15 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from app.link import spool as spool_module
-from app.link.spool import (
-    RECORD_HEADER_BYTES,
-    Spool,
-    SpoolCorruptError,
-    SpoolDiskError,
-    SpoolFull,
-    read_records,
-)
+from app.link import spool_segments
+from app.link.spool import RECORD_HEADER_BYTES, Spool, read_records
+from app.link.spool_errors import SpoolCorruptError, SpoolDiskError, SpoolFull
 
 H = RECORD_HEADER_BYTES
 
@@ -207,7 +201,7 @@ def test_fsync_when_sealed_and_at_most_every_interval_never_per_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced: list[int] = []
-    monkeypatch.setattr(spool_module.os, "fsync", synced.append)
+    monkeypatch.setattr(spool_segments.os, "fsync", synced.append)
     record = H + 2 + 50
     with Spool(
         0,
@@ -235,13 +229,13 @@ def test_fsync_runs_off_the_callers_thread_and_is_done_by_close(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[str] = []
-    real_fsync = spool_module.os.fsync
+    real_fsync = spool_segments.os.fsync
 
     def fsync(fd: int) -> None:
         threads.append(threading.current_thread().name)
         real_fsync(fd)
 
-    monkeypatch.setattr(spool_module.os, "fsync", fsync)
+    monkeypatch.setattr(spool_segments.os, "fsync", fsync)
     record = H + 2 + 50
     with Spool(0, 10**6, tmp_path, segment_bytes=2 * record) as spool:
         threads.clear()
@@ -289,23 +283,23 @@ def test_a_failed_write_is_cut_away_and_not_kept(
 ) -> None:
     with Spool(0, 10**6, tmp_path / "s") as spool:
         fill(spool, range(1, 3), 10)
-        real = spool_module.os.writev
+        real = spool_segments.os.writev
 
         def half_then_enospc(fd: int, bufs: list[bytes]) -> int:
-            monkeypatch.setattr(spool_module.os, "writev", enospc)
+            monkeypatch.setattr(spool_segments.os, "writev", enospc)
             return real(fd, [bytes(bufs[0])[:5]])
 
         def enospc(fd: int, bufs: list[bytes]) -> int:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(spool_module.os, "writev", half_then_enospc)
+        monkeypatch.setattr(spool_segments.os, "writev", half_then_enospc)
         with pytest.raises(SpoolDiskError, match="No space left") as excinfo:
             spool.append(3, payload(3, 10), 1)
         assert str(tmp_path / "s") in str(excinfo.value)
         assert excinfo.value.free_bytes is not None
         assert (len(spool), spool.last_seq, spool.disk_bytes) == (2, 2, 2 * (H + 2 + 10))
         assert all(r.damage is None for r in read_records(tmp_path / "s"))
-        monkeypatch.setattr(spool_module.os, "writev", real)
+        monkeypatch.setattr(spool_segments.os, "writev", real)
         spool.append(3, payload(3, 10), 1)  # the retry works in the same segment
         assert [r.seq for r in read_records(tmp_path / "s")] == [1, 2, 3]
 

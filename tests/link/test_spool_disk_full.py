@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.link.spool import Spool, SpoolDiskError, read_records
+from app.link.spool import Spool, read_records
+from app.link.spool_errors import SpoolDiskError
 from tests.conftest import small_filesystem
 
 

@@ -16,11 +16,11 @@ import pytest
 from app.link.spool import (
     RECORD_HEADER_BYTES,
     Spool,
-    SpoolCorruptError,
     SpoolLocked,
     find_leftovers,
     read_records,
 )
+from app.link.spool_errors import SpoolCorruptError
 from app.link.spool_files import write_marks
 
 H = RECORD_HEADER_BYTES
