@@ -32,6 +32,7 @@ from app.bench.runs import WARMUP_S, _percentiles, measure, running
 from app.collector import SequencedBatch
 from app.config import DEFAULT_SYMBOLS, ClientConfig
 from app.monitor.histogram import LatencyHistogram
+from app.servertime import UTC_ZONE
 from app.terminal.api import MT5Api
 from app.terminal.constants import COPY_TICKS_ALL
 from app.terminal.remote import RemoteTerminal
@@ -53,6 +54,8 @@ def _config(rate: int, port: int | None) -> ClientConfig:
         "rates": dict.fromkeys(DEFAULT_SYMBOLS, float(rate)),
         "seed": SEED,
         "server_time_zone": "UTC",
+        # Every symbol ticks, also at the weekend (the server side is started the same way).
+        "market_hours": "always",
     }
     if port is not None:
         terminal.update(kind="remote", port=port, name="remote")
@@ -141,7 +144,12 @@ async def _path(name: str, remote: bool, settings: Settings, progress: Progress)
         lat.on = False
         api: MT5Api
         if port is None:
-            api = SimulatedTerminal(SEED, rates=dict.fromkeys(DEFAULT_SYMBOLS, float(FIXED_RATE)))
+            # Stamped in UTC like the served one: the poll asks from the current second.
+            api = SimulatedTerminal(
+                SEED,
+                rates=dict.fromkeys(DEFAULT_SYMBOLS, float(FIXED_RATE)),
+                server_time_zone=UTC_ZONE,
+            )
         else:
             api = RemoteTerminal("127.0.0.1", port)
         if not api.initialize(timeout=10_000):
