@@ -208,3 +208,27 @@ def test_a_step_back_where_the_zone_has_no_autumn_hour_fails_the_replay_clearly(
     assert code == c.RES_E_FAIL
     assert "goes back in time at 2026.11.01 08:" in text
     assert "server time zone +03:00 has no autumn hour" in text
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "accepted"),
+    [
+        ("2026.11.01\t08:59:59.999", "2026.11.01\t08:00:00.000", True),  # the whole hour
+        ("2026.11.01\t08:30:00.000", "2026.11.01\t08:29:00.000", True),  # a quiet hour
+        ("2026.11.01\t09:00:00.500", "2026.11.01\t08:59:59.000", False),  # two clock hours
+        ("2026.11.01\t08:10:00.000", "2026.11.01\t07:50:00.000", False),
+        ("2026.11.02\t08:30:00.000", "2026.11.02\t08:29:00.000", False),  # a Monday
+    ],
+)
+def test_the_step_back_must_lie_in_one_clock_hour_of_a_sunday(
+    tmp_path: Path, before: str, after: str, accepted: bool
+) -> None:
+    head = "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>"
+    rows = [f"{before}\t60000.5\t60001.5\t\t\t6", f"{after}\t60000.6\t\t\t\t2"]
+    path = tmp_path / "BTCUSD.csv"
+    path.write_text("\n".join([head, *rows]) + "\n")
+    if accepted:
+        assert len(read_ticks(path).data) == 2
+    else:
+        with pytest.raises(ExportFormatError, match=r":3: <TIME> .* is earlier than the row"):
+            read_ticks(path)
