@@ -8,19 +8,22 @@ through the control file, symbol selection, ``COPY_TICKS_*`` masks, whole-second
 
 Time. An MT5 export is in the server time of the broker it was recorded at (GMT+2 in
 winter at most), so the replay is a terminal of that time zone (``server_time_zone``,
-ny-close by default): it serves the file's stamps as they are, and the worker converts
-them to UTC like any terminal's. A replay has an *anchor*: the wall-clock moment (UTC
-epoch ms) at which it starts, shared by every worker process through
+ny-close by default). Inside, it holds each symbol's ticks in UTC, in true order: every
+file is converted when it is loaded (``zone.to_utc_ms``, which reads the autumn hour of
+a 24/7 symbol by the file's jump back in server time), indexed and searched in UTC, and
+stamped in server time again on the way out (``zone.to_server_ms``), as the simulated
+terminal does; the worker converts the stamps to UTC like any terminal's. A file in its
+zone is served with its stamps as they are. A replay has an *anchor*: the wall-clock
+moment (UTC epoch ms) at which it starts, shared by every worker process through
 :class:`~app.terminal.spec.TerminalSpec` so that they all see the same replay clock, also
-after a restart. With ``speed`` ``s`` (> 0), the tick stamped ``origin + d``
-(``origin`` = the first tick of all the files) becomes visible ``d / s`` after the
-anchor; ``speed = 0`` makes every tick visible at once. With ``shift_to_now``, every
-tick time is moved so that the first tick is stamped with the start time *on the
-server's clock* (the anchor in server time), and at speed 1 replayed ticks carry the
-server's "now", as if the market were live. Without it, ticks keep the times in the
-file. The served clock runs on from the anchor by elapsed time: a replay started in
-summer that crosses the autumn switch keeps counting in summer time (it serves what the
-files hold, never inserts or removes an hour).
+after a restart. With ``speed`` ``s`` (> 0), the tick at UTC ``start + d`` (``start`` =
+the first tick of all the files) becomes visible ``d / s`` after the anchor; ``speed =
+0`` makes every tick visible at once. With ``shift_to_now``, every tick's UTC time is
+moved so that the first tick is at the anchor (stamped with server-now), and at speed 1
+replayed ticks carry the server's "now", as if the market were live: a replay that
+crosses a DST switch is stamped as the server would stamp it then. Without it, ticks
+keep the times in the file. The replay clock runs in true elapsed time (UTC), so the
+autumn hour of a file takes an hour, not none, and the spring switch no extra hour.
 
 Files. One or more tick exports per symbol, read with the vectorised reader
 (:mod:`app.terminal.export_files`) when the symbol is first selected, then held in
@@ -45,6 +48,7 @@ from app.servertime import NY_CLOSE, ServerTimeZone
 from app.terminal import constants as c
 from app.terminal.arguments import COPY_MASKS, SYMBOL_INFO_ZERO
 from app.terminal.export_files import ExportFormatError, ExportReader, read_time_span
+from app.terminal.export_files.writer import _stamps  # the files' own date format
 from app.terminal.market import SymbolProfile
 from app.terminal.simulated import SimulatedTerminal
 from app.terminal.types import SymbolInfo, Tick
@@ -81,31 +85,32 @@ class ReplayPlan:
     """Where a replay starts and ends (epoch ms): served (server) times and their UTC.
 
     Computed from the first and last row of each file only, so planning a replay of
-    hundreds of MB costs two small reads per file.
+    hundreds of MB costs two small reads per file. The replay runs in UTC (true order,
+    true elapsed time); the served stamps are its UTC times on the server's clock.
     """
 
-    #: Time of the first tick in the files (server time, before any shift).
+    #: Time of the first tick in the files (server time, as in the file).
     origin_ms: int
-    #: Added to every tick time (server-now at the anchor minus ``origin`` with
-    #: ``shift_to_now``, else 0).
+    #: Added to every tick's UTC time: with ``shift_to_now``, the anchor minus the first
+    #: tick's UTC (so that it is stamped with server-now), else 0.
     shift_ms: int
     #: Wall-clock (UTC) ms at which the replay starts.
     anchor_ms: int
     speed: float
-    #: Served (server) time of each symbol's last tick.
-    served_end_ms: Mapping[str, int]
-    #: The clock the served times are on.
+    #: Time of each symbol's last tick (server time, as in the file).
+    last_ms: Mapping[str, int]
+    #: The clock the files' and the served times are on.
     zone: ServerTimeZone = NY_CLOSE
-
-    @property
-    def served_start_ms(self) -> int:
-        """The served (server) time of the first tick."""
-        return self.origin_ms + self.shift_ms
 
     @property
     def start_ms(self) -> int:
         """The first tick in UTC: where capture must start (capture cursors are UTC)."""
-        return _utc_ms(self.zone, self.served_start_ms)
+        return _utc_ms(self.zone, self.origin_ms) + self.shift_ms
+
+    @property
+    def served_start_ms(self) -> int:
+        """The served (server) time of the first tick."""
+        return _server_ms(self.zone, self.start_ms)
 
     @property
     def end_ms(self) -> dict[str, int]:
@@ -114,24 +119,34 @@ class ReplayPlan:
         A last tick in the autumn hour is read as the earlier pass (the file's last row
         alone cannot say which): a watch on it may end at most an hour early there.
         """
-        return {sym: _utc_ms(self.zone, ms) for sym, ms in self.served_end_ms.items()}
+        return {sym: _utc_ms(self.zone, ms) + self.shift_ms for sym, ms in self.last_ms.items()}
 
-    def served_until(self, wall_ms: int) -> int:
-        """Ticks with a served time ``<=`` this are visible at ``wall_ms`` (UTC)."""
+    @property
+    def served_end_ms(self) -> dict[str, int]:
+        """Served (server) time of each symbol's last tick."""
+        return {sym: _server_ms(self.zone, ms) for sym, ms in self.end_ms.items()}
+
+    def visible_until(self, wall_ms: int) -> int:
+        """Ticks with a UTC time ``<=`` this are visible at ``wall_ms`` (UTC): the replay
+        clock runs from the first tick by elapsed time times ``speed``."""
         if self.speed <= 0:
             return _NEVER
-        return self.served_start_ms + math.floor((wall_ms - self.anchor_ms) * self.speed)
+        return self.start_ms + math.floor((wall_ms - self.anchor_ms) * self.speed)
 
     def finished_at(self) -> float | None:
         """Wall-clock ms at which every tick is visible (None when speed is 0: at once)."""
-        if self.speed <= 0 or not self.served_end_ms:
+        if self.speed <= 0 or not self.last_ms:
             return None
-        last = max(self.served_end_ms.values())
-        return self.anchor_ms + (last - self.served_start_ms) / self.speed
+        last = max(self.end_ms.values())
+        return self.anchor_ms + (last - self.start_ms) / self.speed
 
 
 def _utc_ms(zone: ServerTimeZone, server_ms: int) -> int:
     return int(zone.to_utc_ms(np.array([server_ms], np.int64))[0])
+
+
+def _server_ms(zone: ServerTimeZone, utc_ms: int) -> int:
+    return int(zone.to_server_ms(np.array([utc_ms], np.int64))[0])
 
 
 def replay_plan(
@@ -153,14 +168,13 @@ def replay_plan(
         spans[symbol] = (min(firsts), max(lasts))
     origin = min(first for first, _ in spans.values())
     # "Now" on the server's clock: the first tick is stamped as the broker would stamp it.
-    server_now = int(zone.to_server_ms(np.array([anchor_ms], np.int64))[0])
-    shift = server_now - origin if shift_to_now else 0
+    shift = anchor_ms - _utc_ms(zone, origin) if shift_to_now else 0
     return ReplayPlan(
         origin_ms=origin,
         shift_ms=shift,
         anchor_ms=anchor_ms,
         speed=max(0.0, float(speed)),
-        served_end_ms={sym: last + shift for sym, (_, last) in spans.items()},
+        last_ms={sym: last for sym, (_, last) in spans.items()},
         zone=zone,
     )
 
@@ -180,13 +194,22 @@ def plan_of_spec(spec: TerminalSpec) -> ReplayPlan:
 
 @dataclass(frozen=True, slots=True)
 class _Series:
+    #: The symbol's ticks with ``time``/``time_msc`` in UTC (shifted), in true order.
     ticks: TickArray
     time_msc: np.ndarray[tuple[int], np.dtype[np.int64]]
     digits: int
 
 
-def load_series(paths: Sequence[Path], *, skip_bad_rows: bool = False) -> tuple[TickArray, int]:
-    """The ticks of one symbol's files, in time order, overlaps taken once; and digits."""
+def load_series(
+    paths: Sequence[Path], zone: ServerTimeZone, *, skip_bad_rows: bool = False
+) -> tuple[TickArray, int]:
+    """The ticks of one symbol's files in UTC, in time order, overlaps taken once; and
+    digits.
+
+    Each file is converted on its own (``zone.to_utc_ms`` reads the autumn hour by the
+    file's jump back), then the files are merged in UTC. A file whose times still go
+    back in UTC was not recorded in ``zone``: :class:`ExportFormatError`, saying so.
+    """
     parts: list[tuple[int, TickArray]] = []
     digits = 0
     for path in paths:
@@ -199,6 +222,7 @@ def load_series(paths: Sequence[Path], *, skip_bad_rows: bool = False) -> tuple[
             log.warning("%s", reader.report.summary())
         digits = max(digits, reader.report.digits)
         if len(ticks):
+            _to_utc(path, ticks, zone)
             parts.append((int(ticks["time_msc"][0]), ticks))
     parts.sort(key=lambda p: p[0])
     if not parts:
@@ -216,6 +240,33 @@ def load_series(paths: Sequence[Path], *, skip_bad_rows: bool = False) -> tuple[
         if len(new):
             out.append(new)
     return (out[0] if len(out) == 1 else np.concatenate(out)), digits
+
+
+def _to_utc(path: Path, ticks: TickArray, zone: ServerTimeZone) -> None:
+    """A file's ticks (server time, true order) to UTC in place; refused when the result
+    is not in order (a step back the reader let pass where ``zone`` has no autumn hour)."""
+    server = ticks["time_msc"].copy()
+    utc = zone.to_utc_ms(server)
+    back = np.flatnonzero(utc[1:] < utc[:-1])
+    if len(back):
+        at = _stamps(server[back[0] + 1 : back[0] + 2], True, " ")[0]
+        raise ExportFormatError(
+            str(path),
+            0,
+            "<TIME>",
+            f"goes back in time at {at} where the server time zone {zone.key} has "
+            "no autumn hour: set terminals[].server_time_zone to the zone it was recorded in",
+        )
+    ticks["time_msc"] = utc
+    ticks["time"] = utc // 1000
+
+
+def _served(ticks: TickArray, zone: ServerTimeZone) -> TickArray:
+    """UTC ticks stamped in server time, in place (what a terminal of ``zone`` returns)."""
+    server = zone.to_server_ms(ticks["time_msc"])
+    ticks["time_msc"] = server
+    ticks["time"] = server // 1000
+    return ticks
 
 
 class ReplayTerminal(SimulatedTerminal):
@@ -300,13 +351,15 @@ class ReplayTerminal(SimulatedTerminal):
     # --- data --------------------------------------------------------------------------
 
     def _load(self, symbol: str) -> _Series | None:
-        """The symbol's ticks (served times), read on first use; None after a failure,
+        """The symbol's ticks (UTC, shifted), read on first use; None after a failure,
         with ``last_error`` saying which file and line."""
         series = self._series.get(symbol)
         if series is not None:
             return series
         try:
-            ticks, digits = load_series(self.files[symbol], skip_bad_rows=self._skip_bad_rows)
+            ticks, digits = load_series(
+                self.files[symbol], self.server_time_zone, skip_bad_rows=self._skip_bad_rows
+            )
         except (OSError, ExportFormatError) as exc:
             self._error = (c.RES_E_FAIL, f"replay file: {exc}")
             return None
@@ -320,8 +373,8 @@ class ReplayTerminal(SimulatedTerminal):
         return series
 
     def _until(self) -> int:
-        """Exclusive bound of the served times visible now."""
-        limit = self.plan.served_until(now_msc(self._clock))
+        """Exclusive bound (UTC) of the tick times visible now."""
+        limit = self.plan.visible_until(now_msc(self._clock))
         return limit if limit == _NEVER else limit + 1
 
     def _visible(self, series: _Series, from_msc: int, until: int) -> tuple[int, int]:
@@ -333,14 +386,17 @@ class ReplayTerminal(SimulatedTerminal):
     def _copy(
         self, symbol: str, from_s: int, to_s: int | None, count: int, flags: int
     ) -> TickArray | None:
-        """The file's ticks as they are: they are in server time already."""
+        """The files' ticks from server second ``from_s`` (to ``to_s``), stamped in server
+        time; the seconds are read as the simulated terminal reads them (in the autumn
+        hour ``from_s`` as the earlier pass, ``to_s`` as the later)."""
         series = self._load(symbol)
         if series is None:
             return None
-        until = self._until()
+        zone = self.server_time_zone
+        until = self._live_until()
         if to_s is not None:
-            until = min(until, to_s * 1000 + 1)
-        lo, hi = self._visible(series, from_s * 1000, until)
+            until = min(until, zone.to_utc_s(to_s, later=True) * 1000 + 1)
+        lo, hi = self._visible(series, zone.to_utc_s(from_s, later=False) * 1000, until)
         mask = COPY_MASKS[flags]
         if mask:
             part = series.ticks[lo:hi]
@@ -348,14 +404,18 @@ class ReplayTerminal(SimulatedTerminal):
         else:
             out = series.ticks[lo : min(hi, lo + count)]
         self._ok()
-        return np.array(out, dtype=TICK_DTYPE)  # a fresh, writable copy, as the module's
+        return _served(np.array(out, dtype=TICK_DTYPE), zone)  # a fresh, writable copy
 
     def _last(self, symbol: str) -> np.void | None:
+        """The newest visible tick, stamped in server time."""
         series = self._load(symbol)
         if series is None:
             return None
         i = int(np.searchsorted(series.time_msc, self._live_until(), side="left")) - 1
-        return series.ticks[i] if i >= 0 else None
+        if i < 0:
+            return None
+        tick: np.void = _served(series.ticks[i : i + 1].copy(), self.server_time_zone)[0]
+        return tick
 
     def symbol_info_tick(self, symbol: str) -> Tick | None:
         if not self._ready("symbol_info_tick"):

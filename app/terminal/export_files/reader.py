@@ -8,7 +8,9 @@ is in :mod:`~app.terminal.export_files.parse`; this module decides what each lay
 fields must hold and what to do about rows that do not:
 
 * a row with the wrong number of tabs, an unreadable date, time or number, or a time
-  earlier than the row before is a bad row;
+  earlier than the row before is a bad row, except one step back of at most an hour
+  per 300 days of file time: the server clock's autumn hour
+  (:mod:`~app.terminal.export_files.order`);
 * so is a tick the bridge would refuse (:mod:`app.protocol.validation`, the same rules:
   negative or absurd prices, ask below bid unless one side alone changed, volume out of
   range, flags beyond the defined bits, a time in the future), reported on its field;
@@ -45,10 +47,10 @@ from app.terminal.export_files.formats import (
     RatesArray,
     ReadReport,
 )
+from app.terminal.export_files.order import OrderState, check_order
 from app.terminal.export_files.parse import (
     F64,
     I64,
-    R_BACKWARDS,
     R_CROSSED,
     R_DATE,
     R_EMPTY,
@@ -248,7 +250,7 @@ class ExportReader:
         carry = [_CarryState() for _ in range(4)]
         # LAST and VOLUME of a file's first row may be empty for a symbol without deals.
         carry[2].known = carry[3].known = True
-        state = _OrderState()
+        state = OrderState()
         with open(self.path, "rb") as f:
             line = 1
             first = True
@@ -310,18 +312,13 @@ class ExportReader:
             date = date + tod
         return date
 
-    def _order(self, rows: Rows, time_msc: I64, state: _OrderState) -> None:
-        """A row earlier than the latest readable row before it is bad: replaying or
-        aggregating out-of-order ticks would silently produce wrong bars."""
-        good = ~rows.bad
-        t = np.where(good, time_msc, np.iinfo(np.int64).min)
-        before = np.empty_like(t)
-        if len(t):
-            before[0] = state.last_msc
-            np.maximum(np.maximum.accumulate(t)[:-1], state.last_msc, out=before[1:])
-        rows.fail(good & (time_msc < before), R_BACKWARDS, 1 if self._layout.time_format else 0)
+    def _order(self, rows: Rows, time_msc: I64, state: OrderState) -> None:
+        """A row earlier than the latest readable row before it is bad (replaying or
+        aggregating out-of-order ticks would silently produce wrong bars), except the
+        server clock's autumn hour (:mod:`~app.terminal.export_files.order`)."""
+        check_order(rows, time_msc, state, 1 if self._layout.time_format else 0)
 
-    def _ticks(self, rows: Rows, carry: list[_CarryState], state: _OrderState) -> TickArray:
+    def _ticks(self, rows: Rows, carry: list[_CarryState], state: OrderState) -> TickArray:
         time_msc = self._times(rows)
         # A time in the future is refused before the order check, so that it does not
         # make every later (correct) row look backwards.
@@ -369,7 +366,7 @@ class ExportReader:
         out["volume"] = vol.astype(np.uint64)
         out["volume_real"] = vol
         out["flags"] = flags[good]
-        self._count(tm, state)
+        self._count(tm)
         return out
 
     def _values(
@@ -401,7 +398,7 @@ class ExportReader:
         for k, column in ((2, filled[0]), (3, filled[1]), (4, filled[2])):
             rows.fail(is_price & ~price_ok(column, self._rules), R_RANGE, k)
 
-    def _bars(self, rows: Rows, state: _OrderState) -> RatesArray:
+    def _bars(self, rows: Rows, state: OrderState) -> RatesArray:
         t = self._times(rows)
         off = 1 if self._layout.time_format else 0
         prices: list[F64] = []
@@ -432,10 +429,10 @@ class ExportReader:
         out["tick_volume"] = ints[0][good]
         out["real_volume"] = ints[1][good]
         out["spread"] = spread[good]
-        self._count(tm, state)
+        self._count(tm)
         return out
 
-    def _count(self, tm: I64, state: _OrderState) -> None:
+    def _count(self, tm: I64) -> None:
         if not len(tm):
             return
         report = self.report
@@ -443,12 +440,6 @@ class ExportReader:
             report.first_msc = int(tm[0])
         report.rows += len(tm)
         report.last_msc = int(tm[-1])
-        state.last_msc = max(state.last_msc, int(tm[-1]))
-
-
-@dataclass(slots=True)
-class _OrderState:
-    last_msc: int = int(np.iinfo(np.int64).min)
 
 
 # ----------------------------------------------------------------------- entry points
