@@ -50,12 +50,15 @@ def test_history_after_live_gives_the_day_of_one_in_order_pass() -> None:
     live = ticks[ticks["time_msc"] >= live_from]
     collector.ingest(TickBatch("EURUSD", live[live["time_msc"] < midnight - 60_000]))
     early = book.figures("EURUSD")
-    assert early is not None and not early.known and early.high is None
+    assert early is not None
+    assert not early.known
+    assert early.high is None
     assert early.change_pct is None
     collector.ingest(TickBatch("EURUSD", live[live["time_msc"] >= midnight - 60_000]))
     # ... and after midnight it is: the last bid before midnight was seen live.
     figures = book.figures("EURUSD")
-    assert figures is not None and figures.known
+    assert figures is not None
+    assert figures.known
     assert (figures.high, figures.low, figures.open, figures.prev_close) == truth(ticks, midnight)
 
     # The backfill's older history arrives afterwards, in chunks: nothing changes but
@@ -64,10 +67,12 @@ def test_history_after_live_gives_the_day_of_one_in_order_pass() -> None:
     for chunk in np.array_split(history, 3):
         collector.ingest_history(TickBatch("EURUSD", chunk))
     pending = book.figures("EURUSD")
-    assert pending is not None and pending.pending
+    assert pending is not None
+    assert pending.pending
     collector.finish_history("EURUSD")
     final = book.figures("EURUSD")
-    assert final is not None and not final.pending
+    assert final is not None
+    assert not final.pending
     assert (final.high, final.low, final.open, final.prev_close) == truth(ticks, midnight)
     bid = float(ticks["bid"][-1])
     assert final.change_pct == (bid - final.prev_close) / final.prev_close * 100  # type: ignore[operator]
@@ -86,7 +91,8 @@ def test_unknown_zone_has_no_day_and_a_reported_zone_rebuilds_from_the_cache() -
     assert book.figures("XAUUSD") is None  # no midnight to cut at yet
     assert zones.report("real", {"server_time_zone": "ny-close"})
     figures = book.figures("XAUUSD")
-    assert figures is not None and figures.known
+    assert figures is not None
+    assert figures.known
     assert figures.day_start_ms == midnight
     assert (figures.high, figures.low, figures.open, figures.prev_close) == truth(ticks, midnight)
 
@@ -100,7 +106,8 @@ def test_a_new_server_day_takes_the_last_bid_as_previous_close() -> None:
     for part in np.array_split(ticks, 50):  # in order, across two midnights
         stats.update(part)
     figures = stats.figures()
-    assert figures is not None and figures.day_start_ms == first + 86_400_000
+    assert figures is not None
+    assert figures.day_start_ms == first + 86_400_000
     assert (figures.high, figures.low, figures.open, figures.prev_close) == truth(
         ticks, first + 86_400_000
     )

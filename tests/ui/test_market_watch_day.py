@@ -105,7 +105,8 @@ def test_day_high_low_and_change_across_server_midnight(qtbot: QtBot, tmp_path: 
         before = market.ticks_range(s, (midnight - 30 * 60) * 1000, midnight * 1000)
         before = before[before["time_msc"] < midnight * 1000]
         today = market.ticks_range(s, midnight * 1000, now * 1000)
-        assert len(before) and len(today)
+        assert len(before)
+        assert len(today)
         prev_close = float(before["bid"][-1])
         bid = float(today["bid"][-1])
         assert cell(s, HIGH).data() == format_price(float(today["bid"].max()), digits)
@@ -113,7 +114,8 @@ def test_day_high_low_and_change_across_server_midnight(qtbot: QtBot, tmp_path: 
         change = (bid - prev_close) / prev_close * 100
         assert cell(s, CHANGE).data() == f"{change:+.2f}%"
         figures = runtime.day_stats.figures(s)
-        assert figures is not None and figures.known
+        assert figures is not None
+        assert figures.known
         assert figures.day_start_ms == midnight * 1000
         assert figures.prev_close == prev_close
         assert figures.open == float(today["bid"][0])
