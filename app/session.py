@@ -45,8 +45,10 @@ from app.security.logins import (
 )
 from app.security.secret import Secret
 from app.security.vault import Vault, VaultLocked, default_vault_path, keyring_status
+from app.terminal.api import MT5Api
 from app.terminal.export_files.writer import FileFormat
 from app.terminal.loader import TerminalUnavailable, open_terminal
+from app.terminal.spec import TerminalSpec
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -93,6 +95,23 @@ class SymbolAdded:
     message: str
     #: The worker restarted to take it (None: not running, refused, or captured already).
     worker_id: int | None = None
+
+
+def _initialize(api: MT5Api, spec: TerminalSpec) -> str:
+    """Log in once for a short-lived call (connection test, symbol list): "" when it
+    worked, else MT5's error."""
+    ok = api.initialize(
+        spec.path,
+        login=spec.login,
+        password=spec.password,
+        server=spec.server,
+        timeout=min(spec.timeout_ms, 15_000),
+        portable=spec.portable,
+    )
+    if ok:
+        return ""
+    code, text = api.last_error()
+    return f"MT5 error {code}: {text}"
 
 
 RuntimeFactory = Callable[[ClientConfig, dict[str, str], Secret | None], Runtime]
@@ -374,17 +393,9 @@ class DesktopSession:
             except TerminalUnavailable as exc:
                 return ConnectionTest(False, str(exc))
             try:
-                ok = api.initialize(
-                    spec.path,
-                    login=spec.login,
-                    password=spec.password,
-                    server=spec.server,
-                    timeout=min(spec.timeout_ms, 15_000),
-                    portable=spec.portable,
-                )
-                if not ok:
-                    code, text = api.last_error()
-                    return ConnectionTest(False, f"MT5 error {code}: {text}")
+                failed = _initialize(api, spec)
+                if failed:
+                    return ConnectionTest(False, failed)
                 info = api.account_info()
                 if info is None:  # None is an error with a reason, never "no account"
                     code, text = api.last_error()
@@ -407,11 +418,7 @@ class DesktopSession:
         cached = self._symbol_lists.get(term.name)
         if cached is not None:
             return cached
-        password = (
-            (await self._passwords(self.config)).get(term.name)
-            if needs_vault(self.config)
-            else None
-        )
+        password = (await self._passwords(self.config)).get(term.name)
         spec = term.to_spec(password)
 
         def ask() -> list[TerminalSymbol]:
@@ -420,17 +427,9 @@ class DesktopSession:
             except TerminalUnavailable as exc:
                 raise SymbolListError(str(exc)) from None
             try:
-                ok = api.initialize(
-                    spec.path,
-                    login=spec.login,
-                    password=spec.password,
-                    server=spec.server,
-                    timeout=min(spec.timeout_ms, 15_000),
-                    portable=spec.portable,
-                )
-                if not ok:
-                    code, text = api.last_error()
-                    raise SymbolListError(f"{term.name}: MT5 error {code}: {text}")
+                failed = _initialize(api, spec)
+                if failed:
+                    raise SymbolListError(f"{term.name}: {failed}")
                 infos = api.symbols_get()
                 if infos is None:
                     code, text = api.last_error()
