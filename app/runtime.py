@@ -30,6 +30,7 @@ from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbol
 from app.connector.backfill import Backfill, BackfillTarget
 from app.connector.coverage import SpanBook
 from app.connector.handoff import Handoff
+from app.daystats import DayBook
 from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embedded
 from app.link.hub import HubClient
 from app.link.link import BridgeLink, LatencySink, LinkOptions, LinkState
@@ -155,6 +156,10 @@ class Runtime:
         )
         #: What each connection was planned with (terminal spec, symbols, start cursors).
         self.planned_workers: list[WorkerSpec] = workers
+        #: Each symbol's day (high, low, previous close at server midnight) for the
+        #: Market Watch, fed by every batch the collector numbers (app/daystats.py).
+        self.day_stats = DayBook(self.collector, self.zones.zone, lambda: self.zones.version)
+        self.collector.subscribe(self.day_stats.on_batch, name="day-stats")
         #: Which markets are open now: the ``sessions`` settings read through each
         #: terminal's server zone (a terminal that detects its zone counts as ny-close
         #: until a worker reports it: ``market_hours.set_zone``).
@@ -243,6 +248,28 @@ class Runtime:
             zone = self.zones.terminal_zone(terminal)
             if zone is not None:
                 self.market_hours.set_zone(self.zones.symbols_of(terminal), zone)
+
+    def add_symbol(self, terminal: str, symbol: str) -> int:
+        """Capture ``symbol`` from ``terminal`` too, restarting only one of its workers
+        (the one with the fewest symbols); the others keep streaming. Capture of the new
+        symbol starts now (no backfill for it this run). Returns the restarted worker's id.
+        """
+        candidates = [w for w in self.planned_workers if w.terminal.name == terminal]
+        if not candidates:
+            raise ValueError(f"no worker captures from terminal {terminal!r}")
+        if any(symbol in w.symbols for w in self.planned_workers):
+            raise ValueError(f"{symbol} is captured already")
+        target = min(candidates, key=lambda w: len(w.symbols))
+        self.zones.add(symbol, terminal)
+        self.market_hours.add(
+            symbol, self.config.sessions.book(), self.zones.terminal_zone(terminal) or NY_CLOSE
+        )
+        updated = self.pool.add_symbol(target.worker_id, symbol)
+        self.planned_workers = [
+            updated if w.worker_id == target.worker_id else w for w in self.planned_workers
+        ]
+        log.info("worker %d: now also captures %s (restarted)", target.worker_id, symbol)
+        return target.worker_id
 
     def _spool_free_bytes(self) -> dict[str, int]:
         """Free space under the spool folder (a statvfs: off the loop, once a second)."""

@@ -26,7 +26,8 @@ import httpx
 
 from app.config import ClientConfig
 from app.config.gateway_sync import sync_with_gateway
-from app.config.store import ConfigStore, LoadResult, validate_document
+from app.config.schema import TerminalConfig
+from app.config.store import ConfigStore, InvalidConfig, LoadResult, validate_document
 from app.config.sync import SyncResult
 from app.export.api import ProgressCallback, export_bars, export_ticks
 from app.journal import Journal
@@ -44,8 +45,10 @@ from app.security.logins import (
 )
 from app.security.secret import Secret
 from app.security.vault import Vault, VaultLocked, default_vault_path, keyring_status
+from app.terminal.api import MT5Api
 from app.terminal.export_files.writer import FileFormat
 from app.terminal.loader import TerminalUnavailable, open_terminal
+from app.terminal.spec import TerminalSpec
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -59,6 +62,10 @@ class SessionState(enum.StrEnum):
     FAILED = "failed"
 
 
+class SymbolListError(Exception):
+    """A terminal's symbol list could not be had; the message says why (MT5's error)."""
+
+
 class MasterPasswordRequired(Exception):  # noqa: N818 -- a state the window reacts to
     """The vault is a file and the session has no master password for it yet."""
 
@@ -67,6 +74,44 @@ class MasterPasswordRequired(Exception):  # noqa: N818 -- a state the window rea
 class ConnectionTest:
     ok: bool
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalSymbol:
+    """One entry of a terminal's symbol list (``symbols_get()``), for the symbol browser."""
+
+    name: str
+    description: str
+    path: str
+    terminal: str
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolAdded:
+    """The answer to "capture this symbol": ``ok`` with what happened, or the reason not."""
+
+    ok: bool
+    symbol: str
+    message: str
+    #: The worker restarted to take it (None: not running, refused, or captured already).
+    worker_id: int | None = None
+
+
+def _initialize(api: MT5Api, spec: TerminalSpec) -> str:
+    """Log in once for a short-lived call (connection test, symbol list): "" when it
+    worked, else MT5's error."""
+    ok = api.initialize(
+        spec.path,
+        login=spec.login,
+        password=spec.password,
+        server=spec.server,
+        timeout=min(spec.timeout_ms, 15_000),
+        portable=spec.portable,
+    )
+    if ok:
+        return ""
+    code, text = api.last_error()
+    return f"MT5 error {code}: {text}"
 
 
 RuntimeFactory = Callable[[ClientConfig, dict[str, str], Secret | None], Runtime]
@@ -102,6 +147,7 @@ class DesktopSession:
         self._master: Secret | None = None
         self._lock = asyncio.Lock()
         self._keyring_usable: bool | None = None
+        self._symbol_lists: dict[str, list[TerminalSymbol]] = {}
 
     @property
     def layout_path(self) -> Path:
@@ -347,17 +393,9 @@ class DesktopSession:
             except TerminalUnavailable as exc:
                 return ConnectionTest(False, str(exc))
             try:
-                ok = api.initialize(
-                    spec.path,
-                    login=spec.login,
-                    password=spec.password,
-                    server=spec.server,
-                    timeout=min(spec.timeout_ms, 15_000),
-                    portable=spec.portable,
-                )
-                if not ok:
-                    code, text = api.last_error()
-                    return ConnectionTest(False, f"MT5 error {code}: {text}")
+                failed = _initialize(api, spec)
+                if failed:
+                    return ConnectionTest(False, failed)
                 info = api.account_info()
                 if info is None:  # None is an error with a reason, never "no account"
                     code, text = api.last_error()
@@ -369,6 +407,96 @@ class DesktopSession:
                 api.shutdown()
 
         return await asyncio.to_thread(attempt)
+
+    # ------------------------------------------------------------------ symbols
+    async def terminal_symbols(self, terminal_name: str | None = None) -> list[TerminalSymbol]:
+        """The symbols a terminal offers (its ``symbols_get()``), asked once per session
+        in a short-lived connection off the loop (the capture's terminals live in worker
+        processes), like :meth:`test_terminal`. Raises :class:`SymbolListError` with the
+        terminal's reason when it cannot be asked."""
+        term = self._terminal(terminal_name)
+        cached = self._symbol_lists.get(term.name)
+        if cached is not None:
+            return cached
+        password = (await self._passwords(self.config)).get(term.name)
+        spec = term.to_spec(password)
+
+        def ask() -> list[TerminalSymbol]:
+            try:
+                api = open_terminal(spec)
+            except TerminalUnavailable as exc:
+                raise SymbolListError(str(exc)) from None
+            try:
+                failed = _initialize(api, spec)
+                if failed:
+                    raise SymbolListError(f"{term.name}: {failed}")
+                infos = api.symbols_get()
+                if infos is None:
+                    code, text = api.last_error()
+                    raise SymbolListError(f"{term.name}: symbols_get: MT5 error {code}: {text}")
+                return [TerminalSymbol(i.name, i.description, i.path, term.name) for i in infos]
+            finally:
+                api.shutdown()
+
+        symbols = await asyncio.to_thread(ask)
+        self._symbol_lists[term.name] = symbols
+        return symbols
+
+    def _terminal(self, name: str | None) -> TerminalConfig:
+        terms = self.config.terminals
+        term = terms[0] if name is None else next((t for t in terms if t.name == name), None)
+        if term is None:
+            raise SymbolListError(f"no terminal named {name!r} in the settings")
+        return term
+
+    async def add_symbol(self, name: str, terminal_name: str | None = None) -> SymbolAdded:
+        """Capture ``name`` (any case) from a terminal (default the first): refused with
+        the terminal's reason when its ``symbols_get()`` has no such symbol; else saved in
+        the settings (``terminals[i].symbols``) and, while capture runs, taken by one
+        worker that restarts alone (``Runtime.add_symbol``)."""
+        name = name.strip()
+        owner = next(
+            (
+                (t.name, s)
+                for t in self.config.terminals
+                for s in t.symbols
+                if s.casefold() == name.casefold()
+            ),
+            None,
+        )
+        if owner is not None:
+            return SymbolAdded(True, owner[1], f"{owner[1]} is captured already by {owner[0]}")
+        try:
+            term = self._terminal(terminal_name)
+            offered = await self.terminal_symbols(term.name)
+        except SymbolListError as exc:
+            return SymbolAdded(False, name, f"{name} not added: {exc}")
+        match = next((s for s in offered if s.name.casefold() == name.casefold()), None)
+        if match is None:
+            return SymbolAdded(
+                False,
+                name,
+                f"{name} not added: terminal {term.name} does not offer it "
+                f"(not among the {len(offered)} symbols of its symbols_get())",
+            )
+        symbol = match.name
+        async with self._lock:
+            doc = self.config.model_dump(mode="json")
+            index = next(i for i, t in enumerate(self.config.terminals) if t.name == term.name)
+            doc["terminals"][index]["symbols"].append(symbol)
+            try:
+                config = validate_document(doc, "settings")
+            except InvalidConfig as exc:
+                return SymbolAdded(False, symbol, f"{symbol} not added: {exc}")
+            await asyncio.to_thread(self.store.save, config)
+            self.config = config
+            worker: int | None = None
+            if self.runtime is not None:
+                self.runtime.config = config
+                worker = self.runtime.add_symbol(term.name, symbol)
+        log.info("%s added to terminal %s and saved to %s", symbol, term.name, self.store.path)
+        where = f"; worker {worker} restarted to capture it" if worker is not None else ""
+        return SymbolAdded(True, symbol, f"{symbol} added to {term.name}{where}", worker)
 
     async def test_gateway(self, username: str, password: Secret) -> ConnectionTest:
         url = self.config.backend.gateway_url
@@ -395,5 +523,8 @@ __all__ = [
     "DesktopSession",
     "MasterPasswordRequired",
     "SessionState",
+    "SymbolAdded",
+    "SymbolListError",
+    "TerminalSymbol",
     "terminal_credential_name",
 ]

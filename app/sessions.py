@@ -372,6 +372,10 @@ class MarketHours:
             if h is not None and h.zone != zone:
                 self.hours[s] = TradingHours(h.schedule, zone)
 
+    def add(self, symbol: str, book: SessionBook, zone: ServerTimeZone, path: str = "") -> None:
+        """A symbol captured from now on (added while running)."""
+        self.hours.setdefault(symbol, TradingHours(book.schedule(symbol, path), zone))
+
     def is_open(self, symbol: str, utc_s: float) -> bool:
         h = self.hours.get(symbol)
         return not self.enabled or h is None or h.is_open(utc_s)

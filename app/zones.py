@@ -81,6 +81,13 @@ class ServerZones:
         return server_clock_text(self._zones.get(terminal), utc_s, terminal)
 
     # ---------------------------------------------------------------- updates
+    def add(self, symbol: str, terminal: str) -> None:
+        """``symbol`` is now captured from ``terminal`` (a symbol added while running)."""
+        if symbol not in self._terminal_of:
+            self._terminal_of[symbol] = terminal
+            self._zones.setdefault(terminal, None)
+            self.version += 1
+
     def report(self, terminal: str, info: Mapping[str, object]) -> bool:
         """A worker of ``terminal`` reported its zone (its "streaming" status ``info``).
 

@@ -291,6 +291,12 @@ class Collector:
             state.last_bid = float(newest["bid"][-1])
             state.last_ask = float(newest["ask"][-1])
 
+    def history_pending(self, symbol: str) -> bool:
+        """Whether backfilled history of ``symbol`` is staged but not yet in front of its
+        cache (figures drawn from the cache are not final yet)."""
+        state = self._symbols.get(symbol)
+        return state is not None and state.history is not None
+
     async def consume(self, source: BatchSource, gate: asyncio.Event | None = None) -> None:
         """Ingest everything ``source`` hands over, until cancelled.
 

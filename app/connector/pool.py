@@ -165,6 +165,19 @@ class ConnectorPool:
         slot.restart_requested = True
         slot.wake.set()
 
+    def add_symbol(self, worker_id: int, symbol: str, start_msc: int | None = None) -> WorkerSpec:
+        """Give worker ``worker_id`` one more symbol, captured from ``start_msc`` (default
+        now), and restart that worker alone: the new process is planned with it, the
+        others keep streaming. Returns the worker's new spec."""
+        slot = self._slots[worker_id]
+        start = start_msc if start_msc is not None else int(self._clock.time() * 1000)
+        with slot.lock:
+            if symbol not in slot.cursors:
+                slot.cursors[symbol] = CaptureCursor(start, 0)
+            slot.spec = replace(slot.spec, symbols=(*slot.spec.symbols, symbol))
+        self.restart(worker_id)
+        return slot.spec
+
     def disable(self, worker_id: int) -> None:
         slot = self._slots[worker_id]
         slot.enabled = False

@@ -151,11 +151,19 @@ async def test_quotes_sorting_add_and_remove(
     _click_row(qtbot, panel, "XAUUSD")
     assert picked == ["XAUUSD"]
 
-    # A symbol nobody captures gets a row that says where to fix it.
+    # A symbol the terminal does not offer is refused, with the terminal's reason.
     qtbot.keyClicks(panel.add_edit, "AUDNZD")
     qtbot.keyClick(panel.add_edit, Qt.Key.Key_Return)
+    await wait_until(lambda: "does not offer" in panel.hint.text(), 30, "the refusal")
+    assert "AUDNZD" in panel.hint.text()
+    assert "AUDNZD" not in panel.shown_symbols()
+    assert panel.add_edit.text() == "AUDNZD"  # left to correct
+    panel.add_edit.clear()
+
+    # A row a saved layout names but nobody captures says where to fix it.
+    panel.restore_view_state({**panel.view_state(), "added": ["AUDNZD"]})
+    panel.add_symbol("AUDNZD")
     assert "AUDNZD" in panel.shown_symbols()
-    assert panel.add_edit.text() == ""
     assert _cell(panel, "AUDNZD", BID).data() == NOT_CAPTURED
     assert "add it in Settings" in panel.hint.text()
     assert panel.hint.isVisible()

@@ -18,6 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from app.collector import Collector
 from app.config import ClientConfig
+from app.daystats import DayBook
 from app.servertime import NY_CLOSE
 from app.sessions import MarketHours, SessionBook
 from app.ticks import TickBatch
@@ -40,7 +41,10 @@ def fake_session(tick_msc: int, zone_known: bool = True) -> Any:
     collector = Collector(1000, zones=zones)
     collector.ingest(TickBatch("EURUSD", ticks_at([tick_msc])))
     hours = MarketHours.build(SessionBook.default(), {}, enabled=False)  # display only
-    runtime = SimpleNamespace(collector=collector, zones=zones, monitor=None, market_hours=hours)
+    days = DayBook(collector, zones.zone, lambda: zones.version)
+    runtime = SimpleNamespace(
+        collector=collector, zones=zones, monitor=None, market_hours=hours, day_stats=days
+    )
     return SimpleNamespace(config=config, runtime=runtime)
 
 

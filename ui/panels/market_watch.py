@@ -8,8 +8,10 @@ between two renders a price may move several times, and what flashes is the net 
 the eye could actually see.
 
 Which symbols are shown is a view choice: by default every captured symbol; the user
-can hide rows and add names. A name that is not captured gets a row that says so and
-points at the settings, because silently ignoring it would look like a dead feed.
+can hide rows. Typing a name in "Add symbol…" (completed from the terminal's own
+``symbols_get()`` list, asked through the session) and pressing Enter *captures* it: the
+session checks the terminal offers it, saves it in the settings and restarts only the
+worker that takes it. A name the terminal does not offer is refused with the reason.
 
 The rows and their cells (:class:`~ui.panels.quotes.QuoteModel`) are in :mod:`ui.panels.quotes`.
 """
@@ -44,7 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.session import DesktopSession
+from app.session import DesktopSession, SymbolAdded, TerminalSymbol
 from ui.panels._format import captured_symbols, profile_digits
 from ui.panels.base import Panel
 from ui.panels.quotes import (
@@ -53,7 +55,8 @@ from ui.panels.quotes import (
     CHANGE,
     CLOSED,
     COLUMNS,
-    LAST,
+    HIGH,
+    LOW,
     NOT_CAPTURED,
     SORT_ROLE,
     SPREAD,
@@ -63,7 +66,6 @@ from ui.panels.quotes import (
     TPS,
     Quote,
     QuoteModel,
-    newest_last,
 )
 from ui.tasks import TaskRunner
 from ui.theme import Theme
@@ -109,6 +111,10 @@ class MarketWatch(Panel):
         self._captured: tuple[str, ...] | None = None
         self._runtime: object | None = None
         self._spanned = False
+        self._fitted_time = False
+        #: The terminal's symbols (``symbols_get()``), asked once when first needed.
+        self._offered: list[TerminalSymbol] | None = None
+        self._asking = False
 
         self.model = QuoteModel(self.theme, self)
         self.proxy = QSortFilterProxyModel(self)
@@ -121,18 +127,21 @@ class MarketWatch(Panel):
         self.add_edit.setPlaceholderText("Add symbol…")
         self.add_edit.setClearButtonEnabled(True)
         self.add_edit.setToolTip(
-            "Type a symbol name and press Enter to show it. Only symbols captured by a "
-            "terminal (see Settings) have quotes."
+            "Type a symbol name (the list is the terminal's symbols) and press Enter to "
+            "capture it: it is saved in the settings and only one worker restarts."
         )
         self._completions = QStringListModel(self)
         completer = QCompleter(self._completions, self)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)  # search: "USD" finds XAUUSD
         self.add_edit.setCompleter(completer)
+        self.completer = completer
+        self.add_edit.textEdited.connect(lambda _text: self.load_symbol_list())
         self.add_edit.returnPressed.connect(self._add_from_edit)
 
         self.add_button = QToolButton(self)
         self.add_button.setText("Add")
-        self.add_button.setToolTip("Show the symbol typed on the left (Enter)")
+        self.add_button.setToolTip("Capture the symbol typed on the left (Enter)")
         self.add_button.clicked.connect(self._add_from_edit)
         self.remove_button = QToolButton(self)
         self.remove_button.setText("Remove")
@@ -197,24 +206,21 @@ class MarketWatch(Panel):
                 self._say("")
         now = self._now()
         if runtime is None:
-            self.model.update({}, {}, None, now)
+            self.model.update({}, {}, now)
             self._say(_NOT_RUNNING)
             return
-        cache = runtime.collector.cache
         metrics = runtime.monitor.metrics if runtime.monitor is not None else {}
-
-        def last_price(symbol: str, new: int) -> float | None:
-            return newest_last(cache, symbol, new)
-
         closed = runtime.market_hours.closed(now)
         self.model.update(
             runtime.collector.stats.symbols,
             metrics,
-            last_price,
             now,
             closed=closed,
             zone_of=runtime.zones.zone,
+            day_of=runtime.day_stats.figures,
         )
+        if not self._fitted_time and any(q.time_msc > 0 for q in self.model.quotes()):
+            self._fit_time_column()
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
@@ -316,7 +322,8 @@ class MarketWatch(Panel):
         wanted = [(s, True, profile_digits(s, config)) for s in captured if s not in self._hidden]
         wanted += [(s, False, None) for s in self._extra]
         self.model.set_rows(wanted)
-        self._completions.setStringList(list(captured))
+        if self._offered is None:
+            self._completions.setStringList(list(captured))
 
     # ------------------------------------------------------------------ view helpers
     def _size_columns(self) -> None:
@@ -327,10 +334,11 @@ class MarketWatch(Panel):
             BID: (fixed, "00000.00000"),
             ASK: (fixed, "00000.00000"),
             SPREAD: (plain, "Spread"),
-            LAST: (fixed, "00000.00000"),
-            CHANGE: (fixed, "+000.00000"),
-            TPS: (plain, "Ticks/s"),
+            HIGH: (fixed, "00000.00000"),
+            LOW: (fixed, "00000.00000"),
+            CHANGE: (fixed, "+00.00%"),
             TIME: (fixed, "00:00:00.000"),
+            TPS: (plain, "Ticks/s"),
         }
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -339,6 +347,15 @@ class MarketWatch(Panel):
         for col, (metrics, sample) in samples.items():
             header.resizeSection(col, metrics.horizontalAdvance(sample) + 24)
         self.table.verticalHeader().setDefaultSectionSize(max(fixed.height(), plain.height()) + 6)
+
+    def _fit_time_column(self) -> None:
+        """On the first data: the time column as wide as its text needs (seconds and
+        milliseconds never cut), whatever the style's margins are."""
+        self._fitted_time = True
+        self.table.resizeColumnToContents(TIME)
+        need = self.table.sizeHintForColumn(TIME)
+        if self.table.columnWidth(TIME) < need:
+            self.table.setColumnWidth(TIME, need)
 
     @Slot()
     def _update_spans(self) -> None:
@@ -386,8 +403,57 @@ class MarketWatch(Panel):
 
     @Slot()
     def _add_from_edit(self) -> None:
-        if self.add_symbol(self.add_edit.text()) is not None:
+        """Enter in the add field: a captured name is shown; any other is captured
+        through the session (or refused with the terminal's reason)."""
+        name = self.add_edit.text().strip()
+        if not name:
+            return
+        captured = captured_symbols(self.session.config)
+        if any(s.casefold() == name.casefold() for s in captured):
+            self.add_symbol(name)
             self.add_edit.clear()
+            return
+        if not self.add_button.isEnabled():
+            return  # one add at a time (the completer's Enter also reaches returnPressed)
+        self._say(f"Adding {name}…")
+        self.add_button.setEnabled(False)
+        self.tasks.run(
+            self.session.add_symbol(name),
+            f"add {name}",
+            on_done=self._added,
+            on_error=self._add_failed,
+        )
+
+    def _added(self, result: SymbolAdded) -> None:
+        self.add_button.setEnabled(True)
+        if result.ok:
+            self.add_edit.clear()
+            self._hidden.discard(result.symbol)
+            self._extra = [s for s in self._extra if s.casefold() != result.symbol.casefold()]
+            self._sync_rows()
+            self._select_symbol(result.symbol)
+        self._say(result.message)
+
+    def _add_failed(self, exc: BaseException) -> None:
+        self.add_button.setEnabled(True)
+        self._say(f"Not added: {type(exc).__name__}: {exc}")
+
+    def load_symbol_list(self) -> None:
+        """Ask the terminal for its symbols (once) to complete the add field with."""
+        if self._offered is not None or self._asking:
+            return
+        self._asking = True
+
+        def got(symbols: list[TerminalSymbol]) -> None:
+            self._asking = False
+            self._offered = symbols
+            self._completions.setStringList(sorted({s.name for s in symbols}))
+
+        def failed(exc: BaseException) -> None:
+            self._asking = False
+            self._say(f"The terminal's symbol list is not available: {exc}")
+
+        self.tasks.run(self.session.terminal_symbols(), "symbol list", got, failed)
 
     def context_menu(self, pos: QPoint) -> QMenu:
         """The table's context menu for a click at ``pos`` (viewport coordinates)."""
@@ -399,7 +465,7 @@ class MarketWatch(Panel):
             chart.triggered.connect(lambda: self.symbol_selected.emit(q.symbol))
             menu.addSeparator()
         add = menu.addAction("Add symbol…")
-        add.setToolTip("Type a symbol name to show")
+        add.setToolTip("Type a symbol of the terminal to capture")
         add.triggered.connect(self._focus_add)
         selected = self.selected_symbols()
         remove = menu.addAction("Remove" + (f" {selected[0]}" if len(selected) == 1 else ""))
@@ -422,6 +488,7 @@ class MarketWatch(Panel):
 
     @Slot()
     def _focus_add(self) -> None:
+        self.load_symbol_list()
         self.add_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.add_edit.selectAll()
 
@@ -433,12 +500,16 @@ _NOT_RUNNING = "Capture is not running: quotes shown are the last ones received.
 __all__ = [
     "ASK",
     "BID",
+    "CHANGE",
     "CLOSED",
     "COLUMNS",
+    "HIGH",
+    "LOW",
     "NOT_CAPTURED",
     "SORT_ROLE",
     "STALE_AFTER_S",
     "SYMBOL",
+    "TIME",
     "TPS",
     "MarketWatch",
     "QuoteModel",

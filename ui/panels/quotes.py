@@ -1,29 +1,32 @@
 """Market Watch's model: one :class:`Quote` per row, and :class:`QuoteModel`, which folds
-each render's snapshot (the collector's per-symbol counters, the monitor's ticks per
-second) into cell changes, flashes and stale rows. The panel widget is
-:mod:`ui.panels.market_watch`.
+each render's snapshot (the collector's per-symbol counters, the core's day figures, the
+monitor's ticks per second) into cell changes, flashes and stale rows. The panel widget
+is :mod:`ui.panels.market_watch`.
+
+The columns are MT5's Market Watch's: bid, ask, spread in points, the day's high and low
+and the daily change in percent against the previous day's close at *server* midnight
+(``app/daystats.py`` computes them; "—" while the app holds no tick from before server
+midnight, rather than a wrong number), the newest tick's server time, ticks per second.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase
 from PySide6.QtWidgets import QWidget
 
-from app.collector import SymbolStats, TickCache
+from app.collector import SymbolStats
+from app.daystats import DayFigures
 from app.servertime import ServerTimeZone
 from ui.panels._format import (
     MISSING,
     DigitsGuess,
     format_datetime_msc,
     format_price,
-    format_signed,
     format_time_msc,
     point_of,
 )
@@ -41,20 +44,27 @@ NOT_CAPTURED = "not captured — add it in Settings"
 #: Time cell of a symbol whose market is closed (outside its trading session).
 CLOSED = "closed"
 
-SYMBOL, BID, ASK, SPREAD, LAST, CHANGE, TPS, TIME = range(8)
-COLUMNS = ("Symbol", "Bid", "Ask", "Spread", "Last", "Change", "Ticks/s", "Time")
+SYMBOL, BID, ASK, SPREAD, HIGH, LOW, CHANGE, TIME, TPS = range(9)
+COLUMNS = ("Symbol", "Bid", "Ask", "Spread", "High", "Low", "Change %", "Time", "Ticks/s")
+_DAY = "The server day begins at the server's midnight (the D1 bar's open)."
+_UNKNOWN_DAY = (
+    "— : the app holds no tick from before today's server midnight (the capture and its "
+    "history backfill do not reach back), so the day's figures are not known."
+)
 HEADER_TIPS = (
     "Symbol name. Right-click to add or hide symbols; Delete hides the selected rows.",
     "Newest bid price. Blue for half a second after it rose, red after it fell.",
     "Newest ask price. Blue for half a second after it rose, red after it fell.",
     "Ask minus bid, in points (one point is the last digit of the price).",
-    "Price of the newest deal, for symbols that report deals (empty for Forex quotes).",
-    "Bid now minus the first bid seen this session, in price units.",
-    "Ticks received per second for this symbol, over the last second.",
+    f"Highest bid of the server day. {_DAY}",
+    f"Lowest bid of the server day. {_DAY}",
+    "Daily change: bid now against the previous day's close (the last bid before today's "
+    "server midnight), in percent.",
     "Time of the newest tick in the server's time, as MT5 shows it (UTC until a detected "
     "zone is known; the cell's tooltip has UTC and local time). The row turns grey after "
     f"{STALE_AFTER_S:g} s without a tick, and reads '{CLOSED}' while the market is closed "
     "(Settings > sessions).",
+    "Ticks received per second for this symbol, over the last second.",
 )
 _NUMERIC_COLUMNS = frozenset(range(BID, len(COLUMNS)))
 _NO_VALUE = float("-inf")  # sort key of an empty cell: always at one end
@@ -72,8 +82,8 @@ class Quote:
     time_msc: int = 0
     bid: float | None = None
     ask: float | None = None
-    last: float | None = None
-    first_bid: float | None = None
+    #: The day's figures (None: not known yet).
+    day: DayFigures | None = None
     tps: float | None = None
     bid_dir: int = 0
     bid_until: float = 0.0
@@ -97,13 +107,19 @@ class Quote:
 
     @property
     def change(self) -> float | None:
-        if self.bid is None or self.first_bid is None:
+        """Daily change in percent, from the core's day figures and the shown bid."""
+        day = self.day
+        if day is None or not day.known or not day.prev_close or self.bid is None:
             return None
-        return self.bid - self.first_bid
+        return (self.bid - day.prev_close) / day.prev_close * 100.0
 
+    @property
+    def high(self) -> float | None:
+        return None if self.day is None else self.day.high
 
-#: ``(symbol, new ticks since the last render) -> newest non-zero last price or None``.
-LastPrice = Callable[[str, int], float | None]
+    @property
+    def low(self) -> float | None:
+        return None if self.day is None else self.day.low
 
 
 def _sign(x: float) -> int:
@@ -130,6 +146,9 @@ class QuoteModel(QAbstractTableModel):
 
     def symbols(self) -> list[str]:
         return [q.symbol for q in self._rows]
+
+    def quotes(self) -> list[Quote]:
+        return list(self._rows)
 
     def quote(self, row: int) -> Quote:
         return self._rows[row]
@@ -183,16 +202,17 @@ class QuoteModel(QAbstractTableModel):
         self,
         stats: Mapping[str, SymbolStats],
         metrics: Mapping[str, Any],
-        last_price: LastPrice | None,
         now: float,
         *,
         closed: frozenset[str] = frozenset(),
         zone_of: Callable[[str], ServerTimeZone | None] | None = None,
+        day_of: Callable[[str], DayFigures | None] | None = None,
     ) -> None:
         """Fold one snapshot in; emit ``dataChanged`` for the changed cells of each row.
 
         ``closed``: the symbols whose market is closed now (the runtime's market hours);
-        ``zone_of`` gives each symbol's server zone: the time column shows server time.
+        ``zone_of`` gives each symbol's server zone: the time column shows server time;
+        ``day_of`` each symbol's day figures (high, low, previous close).
         """
         for r, q in enumerate(self._rows):
             lo, hi = len(COLUMNS), -1
@@ -202,21 +222,18 @@ class QuoteModel(QAbstractTableModel):
                 lo, hi = TIME, TIME
             s = stats.get(q.symbol) if q.captured else None
             if s is not None and s.ticks != q.ticks and s.last_time_msc > 0:
-                new = s.ticks - q.ticks if q.ticks >= 0 else s.ticks
                 bid, ask = s.last_bid, s.last_ask
                 if q.bid is not None and bid != q.bid:
                     q.bid_dir, q.bid_until = _sign(bid - q.bid), now + FLASH_S
                 if q.ask is not None and ask != q.ask:
                     q.ask_dir, q.ask_until = _sign(ask - q.ask), now + FLASH_S
-                if q.first_bid is None:
-                    q.first_bid = bid
                 q.bid, q.ask, q.time_msc, q.ticks = bid, ask, s.last_time_msc, s.ticks
                 q.guess.observe(bid, ask)
-                if last_price is not None:
-                    last = last_price(q.symbol, new)
-                    if last is not None:
-                        q.last = last
                 lo, hi = BID, TIME
+            day = day_of(q.symbol) if day_of is not None and q.captured else None
+            if day != q.day:
+                q.day = day
+                lo, hi = min(lo, HIGH), max(hi, CHANGE)
             if q.bid_dir and now >= q.bid_until:
                 q.bid_dir = 0
                 lo, hi = min(lo, BID), max(hi, BID)
@@ -298,13 +315,33 @@ class QuoteModel(QAbstractTableModel):
         if c == SPREAD:
             sp = q.spread_points
             return MISSING if sp is None else str(sp)
-        if c == LAST:
-            return "" if q.last is None else format_price(q.last, d)
+        if c == HIGH:
+            return format_price(q.high, d)
+        if c == LOW:
+            return format_price(q.low, d)
         if c == CHANGE:
-            return format_signed(q.change, d)
+            change = q.change
+            return MISSING if change is None else f"{change:+.2f}%"
         if c == TPS:
             return MISSING if q.tps is None else f"{q.tps:.1f}"
         return CLOSED if q.closed else format_time_msc(q.time_msc, q.zone)
+
+    def _day_tooltip(self, q: Quote) -> str:
+        day = q.day
+        if day is None:
+            return f"{q.symbol}: the day's figures wait for the server's time zone and a tick."
+        start = format_datetime_msc(day.day_start_ms, q.zone)
+        if not day.known:
+            return f"{q.symbol}: server day since {start}.\n{_UNKNOWN_DAY}"
+        d = q.digits
+        text = (
+            f"{q.symbol}: server day since {start}\nopen {format_price(day.open, d)}, "
+            f"high {format_price(day.high, d)}, low {format_price(day.low, d)}\n"
+            f"previous close {format_price(day.prev_close, d)} (last bid before midnight)"
+        )
+        if day.pending:
+            text += "\nHistory is still arriving (backfill): the figures may still change."
+        return text
 
     def _sort_key(self, q: Quote, c: int) -> Any:
         if c == SYMBOL:
@@ -313,7 +350,8 @@ class QuoteModel(QAbstractTableModel):
             BID: q.bid,
             ASK: q.ask,
             SPREAD: q.spread_points,
-            LAST: q.last,
+            HIGH: q.high,
+            LOW: q.low,
             CHANGE: q.change,
             TPS: q.tps,
             TIME: q.time_msc or None,
@@ -329,7 +367,7 @@ class QuoteModel(QAbstractTableModel):
             return t.color("stale")
         direction = q.bid_dir if c == BID else q.ask_dir if c == ASK else 0
         if c == CHANGE and q.change is not None:
-            direction = _sign(round(q.change, q.digits))
+            direction = _sign(round(q.change, 2))
         if direction > 0:
             return t.color("up")
         if direction < 0:
@@ -361,11 +399,8 @@ class QuoteModel(QAbstractTableModel):
         age = ""
         if q.stale:
             age = f"\nNo tick for more than {STALE_AFTER_S:g} s: the quote may be out of date."
-        if c == CHANGE:
-            return (
-                f"Bid now minus the first bid seen this session "
-                f"({format_price(q.first_bid, q.digits)})." + age
-            )
+        if c in (HIGH, LOW, CHANGE):
+            return self._day_tooltip(q) + age
         if c == SPREAD:
             return f"Ask - bid = {format_price(q.spread_points, 0)} points of {q.digits} digits."
         if c == TIME:
@@ -373,21 +408,6 @@ class QuoteModel(QAbstractTableModel):
         if c == SYMBOL:
             return f"{q.symbol}: {q.digits} digits, {max(q.ticks, 0):,} ticks this capture." + age
         return HEADER_TIPS[c] + age
-
-
-def newest_last(cache: TickCache, symbol: str, new: int) -> float | None:
-    """The newest non-zero ``last`` among the ticks that arrived since the last render.
-
-    Forex ticks carry ``last = 0``; a deal price stays shown until a newer deal.
-    """
-    if new <= 0 or symbol not in cache:
-        return None
-    lasts = cache.snapshot(symbol, min(new, 1024))["last"]
-    nz = np.flatnonzero(lasts)
-    if nz.size == 0:
-        return None
-    value = float(lasts[nz[-1]])
-    return value if math.isfinite(value) else None
 
 
 __all__ = [
@@ -398,7 +418,8 @@ __all__ = [
     "COLUMNS",
     "FLASH_S",
     "HEADER_TIPS",
-    "LAST",
+    "HIGH",
+    "LOW",
     "NOT_CAPTURED",
     "SORT_ROLE",
     "SPREAD",
@@ -406,8 +427,6 @@ __all__ = [
     "SYMBOL",
     "TIME",
     "TPS",
-    "LastPrice",
     "Quote",
     "QuoteModel",
-    "newest_last",
 ]
