@@ -256,15 +256,21 @@ class MainWindow(QMainWindow):
 
         view = bar.addMenu("&View")
         self.view_menu = view
-        for name, dock in self.docks.items():
-            toggle = dock.toggleViewAction()
-            shortcut = type(self.panels[name]).shortcut
-            if shortcut:
-                toggle.setShortcut(QKeySequence(shortcut))
-                # Also while a floating dock has the focus.
-                toggle.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-            toggle.setToolTip(f"Show or hide the {self.panels[name].title} panel")
-            view.addAction(toggle)
+        #: View ▸ <panel> (Alt+1…): show the panel and bring its tab to the front. Not
+        #: Qt's toggleViewAction: on a tabbed dock that hides a panel the user asked to
+        #: see (the tab is "visible" while behind another), and a second press gave the
+        #: tab back without raising it.
+        self.show_actions: dict[str, QAction] = {}
+        for name in self.docks:
+            title = self.panels[name].title
+            show = self._action(
+                title,
+                self._shower(name),
+                type(self.panels[name]).shortcut or None,
+                f"Show the {title} panel and bring it to the front",
+            )
+            self.show_actions[name] = show
+            view.addAction(show)
         view.addSeparator()
         view.addAction(
             self._action("Reset &layout", self.reset_layout, "Ctrl+Shift+L", "Put every panel back")
@@ -493,7 +499,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("restarting capture…", 3000)
         self.tasks.run(self.session.restart(), "restart capture")
 
+    def _shower(self, name: str) -> Callable[[], None]:
+        return lambda: self.show_panel(name)
+
     def show_panel(self, name: str) -> None:
+        """Show the panel and bring its tab (or floating window) to the front."""
         dock = self.docks[name]
         dock.show()
         dock.raise_()
