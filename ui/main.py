@@ -96,7 +96,7 @@ async def run_window(options: GuiOptions) -> int:
     window = MainWindow(session, layout_file=session.layout_path, theme=options.theme)
     closed = asyncio.Event()
     window.closing.connect(closed.set)
-    previous_sigint = signal.signal(signal.SIGINT, lambda *_: window.close())
+    previous_sigint = signal.signal(signal.SIGINT, lambda *_: window.quit_now())
     window.show()
     show_welcome(window, session)  # first start: what runs, how to go real; non-modal
     try:
@@ -137,4 +137,4 @@ def _finish(window: MainWindow, options: GuiOptions) -> None:
         options.screenshot.parent.mkdir(parents=True, exist_ok=True)
         if not window.grab().save(str(options.screenshot)):
             log.error("could not write the screenshot to %s", options.screenshot)
-    window.close()
+    window.quit_now()

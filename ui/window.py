@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self._render_timer.timeout.connect(self.render)
         self._render_timer.start(RENDER_INTERVAL_MS)
         self._closed = False
+        self._quit_confirmed = False
 
     # ------------------------------------------------------------------ building
     def _build_docks(self, panel_types: Sequence[type[Panel]]) -> None:
@@ -234,7 +235,11 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(
             self._action(
-                "&Quit", self.close, QKeySequence.StandardKey.Quit, "Stop capture and quit"
+                # Not StandardKey.Quit: it is empty on Windows and on bare X (no desktop theme).
+                "&Quit",
+                self.close,
+                "Ctrl+Q",
+                "Stop capture and quit",
             )
         )
 
@@ -569,7 +574,19 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{what} failed: {message}", 15_000)
 
     # ------------------------------------------------------------------ closing
+    def quit_now(self) -> None:
+        """Close without asking (Quit clicked; Ctrl-C in a terminal; --quit-after)."""
+        self._quit_confirmed = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        ticks, kept = self.session.undelivered_on_quit()
+        if not self._closed and ticks and not self._quit_confirmed:
+            event.ignore()  # asked first; Quit closes again (ui/dialogs/quit_confirm.py)
+            from ui.dialogs.quit_confirm import ask_quit  # noqa: PLC0415
+
+            ask_quit(self, ticks, kept, self.quit_now)
+            return
         if not self._closed:
             self._closed = True
             self._render_timer.stop()
