@@ -164,6 +164,13 @@ class DesktopSession:
             await self._stop_locked()
             await self._start_locked()
 
+    @property
+    def backend_problem(self) -> tuple[str, str] | None:
+        """Why the backend the settings start inside the app is not running: (short,
+        whole text), or None when nothing went wrong."""
+        error = self.runtime.embedded_error if self.runtime is not None else None
+        return (error.short, str(error)) if error is not None else None
+
     def undelivered_on_quit(self) -> tuple[int, bool]:
         """Ticks that quitting now leaves undelivered, and whether they are kept.
 

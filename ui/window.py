@@ -411,6 +411,9 @@ class MainWindow(QMainWindow):
         elif link.connected:
             held = " · capture held" if link.intake_paused else ""
             s.set("link", f"link up · {backlog}{held}", t.warn if held else t.ok)
+        elif (problem := self.session.backend_problem) is not None:
+            # The cause, not only "down": the embedded backend did not start.
+            s.set("link", f"link DOWN · {problem[0]} · {backlog}", t.bad, problem[1])
         else:
             s.set("link", f"link DOWN · {backlog}", t.bad, link.last_error or None)
 
