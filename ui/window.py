@@ -261,10 +261,8 @@ class MainWindow(QMainWindow):
 
         view = bar.addMenu("&View")
         self.view_menu = view
-        #: View ▸ <panel> (Alt+1…): show the panel and bring its tab to the front. Not
-        #: Qt's toggleViewAction: on a tabbed dock that hides a panel the user asked to
-        #: see (the tab is "visible" while behind another), and a second press gave the
-        #: tab back without raising it.
+        #: View ▸ <panel> (Alt+1…): show the panel and raise its tab. Not Qt's
+        #: toggleViewAction: it hid a tabbed panel the user asked to see.
         self.show_actions: dict[str, QAction] = {}
         for name in self.docks:
             title = self.panels[name].title
