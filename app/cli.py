@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import cast
 
 import orjson
+from pydantic import ValidationError
 
 from app import __version__
 from app.bench import PHASES, parse_phases
 from app.config import ClientConfig, ConfigError, load_config
 from app.config.cli import add_config_parser, run_config
 from app.config.gateway_sync import sync_with_gateway
+from app.config.load import describe_validation_error
 from app.config.store import ConfigStore, default_config_path
 from app.config.sync import SyncResult
 from app.connector import WorkerState
@@ -251,8 +253,9 @@ def _apply_overrides(config: ClientConfig, args: argparse.Namespace) -> ClientCo
         data["pool"]["size"] = args.workers
     try:
         return ClientConfig.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"command line: {exc}") from None
+    except ValidationError as exc:
+        # One line per problem, as a settings file gets (not pydantic's text and link).
+        raise ConfigError("command line: " + "; ".join(describe_validation_error(exc))) from None
 
 
 def _link_text(link: LinkState | None) -> str:

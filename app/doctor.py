@@ -32,6 +32,7 @@ from app.config import ClientConfig, ConfigError
 from app.config.store import ConfigStore, default_config_path
 from app.doctor_check import Check
 from app.doctor_terminals import check_metatrader5, check_remote_terminals, check_server_time
+from app.doctor_xcb import check_xcb_libraries
 from app.logfiles import log_file_path
 from app.paths import app_paths, data_dir
 from app.ports import is_loopback
@@ -58,7 +59,8 @@ QT_PROBE_TIMEOUT_S = 60.0
 _DEFAULT_PORTS = {"ws": 80, "http": 80, "wss": 443, "https": 443}
 _LINUX_QT_LIBS = (
     "libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libxkbcommon0 libdbus-1-3 "
-    "libxkbcommon-x11-0 libxcb-cursor0"
+    "libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 "
+    "libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1"
 )
 
 
@@ -458,6 +460,7 @@ def run_checks(config_path: Path | None, timeout: float) -> tuple[list[Check], C
         lambda: [check_python()],
         lambda: [settings_check],
         check_qt,
+        check_xcb_libraries,
         lambda: check_metatrader5(config),
         lambda: check_server_time(config),
         lambda: check_remote_terminals(config, timeout),

@@ -81,3 +81,33 @@ def install_file_log(
     root.addHandler(handler)
     log.info("trading-client %s %s started (pid %d)", __version__, command, os.getpid())
     return path
+
+
+#: Loggers that write a line per HTTP request at INFO: the reference backend's access
+#: log and the httpx client's (the hub heartbeat alone is one of each every 5 s).
+TRAFFIC_LOGGERS = ("aiohttp.access", "httpx")
+
+
+class _DemoteToDebug(logging.Filter):
+    """Turns a logger's INFO records into DEBUG ones, dropped unless DEBUG is on.
+
+    Why not raise the logger's level: with ``--log-level DEBUG`` the traffic is wanted
+    (it is how a failing exchange is followed), and then it must say DEBUG.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def demote_traffic_logs() -> None:
+    """Keep per-request lines out of the Journal and the log file at INFO (idempotent).
+
+    Called where those loggers are put to work: the HTTP services and the HTTP clients.
+    """
+    for name in TRAFFIC_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DemoteToDebug) for f in logger.filters):
+            logger.addFilter(_DemoteToDebug())

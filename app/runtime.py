@@ -190,6 +190,9 @@ class Runtime:
         #: The reference backend this runtime started in a child process (the embedded
         #: default), or None when another backend is used.
         self.embedded: EmbeddedBackend | None = None
+        #: Why the embedded backend wanted by the settings did not start (None: it did,
+        #: or none was wanted): the window's status bar and welcome note say it.
+        self.embedded_error: EmbeddedBackendError | None = None
         self.link: BridgeLink | None = None
         self.hub: HubClient | None = None
         self._spool: Spool | None = None
@@ -308,6 +311,7 @@ class Runtime:
             self.embedded = await start_embedded(cfg)
         except EmbeddedBackendError as exc:
             log.error("%s", exc)
+            self.embedded_error = exc
         client_id = cfg.effective_client_id()
         credential = self.embedded.credential if self.embedded is not None else self._credential
         options = link_options(cfg, link_tls)

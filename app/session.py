@@ -210,6 +210,29 @@ class DesktopSession:
             await self._stop_locked()
             await self._start_locked()
 
+    @property
+    def backend_problem(self) -> tuple[str, str] | None:
+        """Why the backend the settings start inside the app is not running: (short,
+        whole text), or None when nothing went wrong."""
+        error = self.runtime.embedded_error if self.runtime is not None else None
+        return (error.short, str(error)) if error is not None else None
+
+    def undelivered_on_quit(self) -> tuple[int, bool]:
+        """Ticks that quitting now leaves undelivered, and whether they are kept.
+
+        Only while the link is down (or halted): with the bridge connected, stopping
+        waits for its acknowledgements. Kept is True when the spool is on disk (the next
+        start sends them), False when it is in memory only (they are lost). (0, True)
+        when nothing would be left behind.
+        """
+        runtime = self.runtime
+        if runtime is None or runtime.link is None:
+            return 0, True
+        state = runtime.link.state
+        if state.connected and not state.halted:
+            return 0, True
+        return state.backlog_ticks, self.config.backend.spool_disk_mb > 0
+
     # ------------------------------------------------------------------ intents
     def restart_worker(self, worker_id: int) -> None:
         if self.runtime is not None:

@@ -83,6 +83,17 @@ def test_invalid_config_exits_2_with_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_bad_command_line_value_is_one_clear_line_like_a_file_gets(tmp_path: Path) -> None:
+    """``--workers 0`` printed pydantic's error text and its web link."""
+    good = tmp_path / "good.json"
+    good.write_text("{}")
+    result = run_cli("run", "--config", str(good), "--workers", "0", "--duration", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: command line: pool.size: 0 is below the minimum 1"
+    ]
+
+
 def test_unreadable_json_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "broken.json"
     bad.write_text('{"pool": ')

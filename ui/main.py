@@ -18,6 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
+from shiboken6 import isValid
 
 from app.config.store import ConfigStore
 from app.journal import Journal, install_journal
@@ -96,11 +97,13 @@ async def run_window(options: GuiOptions) -> int:
     window = MainWindow(session, layout_file=session.layout_path, theme=options.theme)
     closed = asyncio.Event()
     window.closing.connect(closed.set)
-    previous_sigint = signal.signal(signal.SIGINT, lambda *_: window.close())
+    previous_sigint = signal.signal(signal.SIGINT, lambda *_: window.quit_now())
     window.show()
-    show_welcome(window, session)  # first start: what runs, how to go real; non-modal
+    welcome = show_welcome(window, session)  # first start: what runs; non-modal
     try:
         await _start_capture(window, session)
+        if welcome is not None and isValid(welcome):
+            welcome.refresh_running(session)
         if options.quit_after is not None:
             QTimer.singleShot(int(options.quit_after * 1000), lambda: _finish(window, options))
         await closed.wait()
@@ -137,4 +140,4 @@ def _finish(window: MainWindow, options: GuiOptions) -> None:
         options.screenshot.parent.mkdir(parents=True, exist_ok=True)
         if not window.grab().save(str(options.screenshot)):
             log.error("could not write the screenshot to %s", options.screenshot)
-    window.close()
+    window.quit_now()

@@ -64,6 +64,18 @@ def _running_text(session: DesktopSession) -> str:
     backend = config.backend
     if not backend.enabled:
         where = "Ticks are captured and cached here; streaming to a backend is off."
+    elif (problem := session.backend_problem) is not None:
+        where = (
+            f"<b>The reference backend could not be started</b> ({html.escape(problem[1])}). "
+            + (
+                "Ticks are kept in the spool on disk and sent when a data bridge answers at "
+                if backend.spool_disk_mb > 0
+                else "Ticks wait in memory (no spool on disk) for a data bridge at "
+            )
+            + f"{html.escape(backend.bridge_url)}."
+        )
+    elif session.runtime is not None and session.runtime.embedded is None:
+        where = f"Ticks are streamed to the data bridge at {html.escape(backend.bridge_url)}."
     elif backend.embedded in ("auto", "always"):
         where = (
             "Ticks are streamed to the <b>reference backend</b> started inside the app "
@@ -157,6 +169,11 @@ class WelcomeDialog(QDialog):
         close.clicked.connect(self.close)
         layout.addWidget(buttons)
         self.adjustSize()
+
+    def refresh_running(self, session: DesktopSession) -> None:
+        """Say what runs once capture has started (the note opens before it does, and
+        the embedded backend may not have started)."""
+        self.labels[0].setText(_running_text(session))
 
     def text(self) -> str:
         """Everything the note says, as plain text (for tests and screen readers' sake)."""

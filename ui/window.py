@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self._render_timer.timeout.connect(self.render)
         self._render_timer.start(RENDER_INTERVAL_MS)
         self._closed = False
+        self._quit_confirmed = False
 
     # ------------------------------------------------------------------ building
     def _build_docks(self, panel_types: Sequence[type[Panel]]) -> None:
@@ -234,7 +235,11 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(
             self._action(
-                "&Quit", self.close, QKeySequence.StandardKey.Quit, "Stop capture and quit"
+                # Not StandardKey.Quit: it is empty on Windows and on bare X (no desktop theme).
+                "&Quit",
+                self.close,
+                "Ctrl+Q",
+                "Stop capture and quit",
             )
         )
 
@@ -256,15 +261,19 @@ class MainWindow(QMainWindow):
 
         view = bar.addMenu("&View")
         self.view_menu = view
-        for name, dock in self.docks.items():
-            toggle = dock.toggleViewAction()
-            shortcut = type(self.panels[name]).shortcut
-            if shortcut:
-                toggle.setShortcut(QKeySequence(shortcut))
-                # Also while a floating dock has the focus.
-                toggle.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-            toggle.setToolTip(f"Show or hide the {self.panels[name].title} panel")
-            view.addAction(toggle)
+        #: View ▸ <panel> (Alt+1…): show the panel and raise its tab. Not Qt's
+        #: toggleViewAction: it hid a tabbed panel the user asked to see.
+        self.show_actions: dict[str, QAction] = {}
+        for name in self.docks:
+            title = self.panels[name].title
+            show = self._action(
+                title,
+                self._shower(name),
+                type(self.panels[name]).shortcut or None,
+                f"Show the {title} panel and bring it to the front",
+            )
+            self.show_actions[name] = show
+            view.addAction(show)
         view.addSeparator()
         view.addAction(
             self._action("Reset &layout", self.reset_layout, "Ctrl+Shift+L", "Put every panel back")
@@ -400,6 +409,9 @@ class MainWindow(QMainWindow):
         elif link.connected:
             held = " · capture held" if link.intake_paused else ""
             s.set("link", f"link up · {backlog}{held}", t.warn if held else t.ok)
+        elif (problem := self.session.backend_problem) is not None:
+            # The cause, not only "down": the embedded backend did not start.
+            s.set("link", f"link DOWN · {problem[0]} · {backlog}", t.bad, problem[1])
         else:
             s.set("link", f"link DOWN · {backlog}", t.bad, link.last_error or None)
 
@@ -493,7 +505,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("restarting capture…", 3000)
         self.tasks.run(self.session.restart(), "restart capture")
 
+    def _shower(self, name: str) -> Callable[[], None]:
+        return lambda: self.show_panel(name)
+
     def show_panel(self, name: str) -> None:
+        """Show the panel and bring its tab (or floating window) to the front."""
         dock = self.docks[name]
         dock.show()
         dock.raise_()
@@ -559,7 +575,19 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{what} failed: {message}", 15_000)
 
     # ------------------------------------------------------------------ closing
+    def quit_now(self) -> None:
+        """Close without asking (Quit clicked; Ctrl-C in a terminal; --quit-after)."""
+        self._quit_confirmed = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        ticks, kept = self.session.undelivered_on_quit()
+        if not self._closed and ticks and not self._quit_confirmed:
+            event.ignore()  # asked first; Quit closes again (ui/dialogs/quit_confirm.py)
+            from ui.dialogs.quit_confirm import ask_quit  # noqa: PLC0415
+
+            ask_quit(self, ticks, kept, self.quit_now)
+            return
         if not self._closed:
             self._closed = True
             self._render_timer.stop()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from app.backoff import BackoffPolicy
 from app.clock import now_msc
@@ -303,6 +304,26 @@ class CacheConfig(Section):
     )
 
 
+def check_endpoint_url(url: str, schemes: tuple[str, str]) -> str:
+    """``url`` when it has one of ``schemes``, a host and a valid port; else ValueError."""
+    example = f"{schemes[0]}://localhost:3001/ws" if schemes[0] == "ws" else "http://localhost:8000"
+    parts = urlsplit(url.strip())
+    if parts.username is not None or parts.password is not None:
+        # Not echoed: the text may hold a password.
+        raise ValueError("must not carry a user or password (credentials go to the vault)")
+    if parts.scheme.lower() not in schemes:
+        raise ValueError(
+            f"{url!r} is not a {schemes[0]}:// or {schemes[1]}:// URL (e.g. {example})"
+        )
+    if not parts.hostname:
+        raise ValueError(f"{url!r} has no host (e.g. {example})")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"{url!r} has no valid port (1-65535)") from None
+    return url
+
+
 class BackendConfig(Section):
     enabled: bool = Field(
         True, description="Stream ticks to the data bridge and register with the hub."
@@ -310,6 +331,16 @@ class BackendConfig(Section):
     bridge_url: str = Field("ws://localhost:3001/ws", description="Data bridge WebSocket endpoint.")
     gateway_url: str = Field("http://localhost:8000", description="API gateway base URL.")
     hub_url: str = Field("http://localhost:7000", description="Central hub base URL.")
+
+    @field_validator("bridge_url", "gateway_url", "hub_url")
+    @classmethod
+    def _endpoint_url(cls, v: str, info: ValidationInfo) -> str:
+        """A URL the client can connect to, checked here so that ``config validate``
+        refuses it: a mistyped one (``ws//host:3001/ws``) otherwise ran, delivered
+        nothing and blamed port 80."""
+        schemes = ("ws", "wss") if info.field_name == "bridge_url" else ("http", "https")
+        return check_endpoint_url(v, schemes)
+
     gateway_username: str | None = Field(
         None,
         description="Backend login (gateway, and the bridge and hub of a backend this app "

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from app.config import ClientConfig, ConfigError, load_config
 from app.config.store import default_config_path
 from app.export.api import ExportProgress, export_bars, export_ticks, parse_time
 from app.security.redact import escape_controls
+from app.server.store import stored_symbols
 from app.servertime import NY_CLOSE, ServerTimeZone, parse_server_time_zone
 from app.terminal.export_files import (
     TIMEFRAMES,
@@ -111,6 +113,10 @@ def run_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2
+    problem = _input_problem(args, start, end)
+    if problem:
+        print(f"error: {escape_controls(problem)}", file=sys.stderr)
+        return 2
     try:
         zone, said = export_zone(args)
     except (ValueError, ConfigError) as exc:
@@ -166,6 +172,25 @@ def run_export(args: argparse.Namespace) -> int:
     what = "ticks" if args.what == "ticks" else f"{args.timeframe} bars"
     print(f"wrote {rows:,} {what} of {args.symbol} to {args.out}")
     return 0
+
+
+def _input_problem(args: argparse.Namespace, start: int | None, end: int | None) -> str:
+    """Why the export cannot give what was asked for ("" when it can): said before any
+    file is opened or written, instead of "wrote 0 ticks" and exit 0."""
+    if start is not None and end is not None and start >= end:
+        return f"--from {args.start} is not before --to {args.end}: the span is empty"
+    if args.db is None:
+        return ""
+    if not args.db.is_file():
+        return f"--db {args.db}: no such database file (the backend's SQLite file)"
+    try:
+        symbols = stored_symbols(args.db)
+    except sqlite3.Error as exc:
+        return f"--db {args.db}: not a backend tick database ({exc})"
+    if args.symbol not in symbols:
+        held = ", ".join(sorted(symbols)[:20]) or "no ticks at all"
+        return f"--db {args.db} has no ticks of {args.symbol} (it holds: {held})"
+    return ""
 
 
 def export_zone(args: argparse.Namespace) -> tuple[ServerTimeZone | None, str | None]:

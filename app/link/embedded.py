@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,7 +32,25 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedBackendError(RuntimeError):
-    """The embedded backend was wanted but could not start (e.g. a port is taken)."""
+    """The embedded backend was wanted but could not start (e.g. a port is taken).
+
+    ``short`` is the cause in a few words for a status bar ("backend not started: port
+    8000 in use"); the message has the whole text and the fix.
+    """
+
+    def __init__(self, text: str, short: str) -> None:
+        super().__init__(text)
+        self.short = short
+
+
+def _short_cause(detail: str, ports: tuple[int, ...]) -> str:
+    """ "port N in use" when the start error names one of ``ports`` as taken."""
+    if "in use" in detail.lower():
+        for port in ports:
+            if re.search(rf"\b{port}\b", detail):
+                return f"backend not started: port {port} in use"
+        return "backend not started: a port is in use"
+    return f"backend not started: {detail}"
 
 
 def _host_port(url: str, default_port: int) -> tuple[str, int]:
@@ -65,7 +84,8 @@ class EmbeddedBackend(BackendProcess):
         try:
             await super().start()
         except BackendProcessError as exc:
-            ports = f"{self.bridge_port}/{self.gateway_port}/{self.hub_port}"
+            numbers = (self.bridge_port, self.gateway_port, self.hub_port)
+            ports = "/".join(map(str, numbers))
             if exc.kind == "os":
                 text = (
                     f"the embedded backend could not start ({exc.detail}); free ports "
@@ -73,7 +93,7 @@ class EmbeddedBackend(BackendProcess):
                 )
             else:
                 text = f"the embedded backend could not start: {exc.detail}"
-            raise EmbeddedBackendError(text) from None
+            raise EmbeddedBackendError(text, _short_cause(exc.detail, numbers)) from None
         log.info(
             "embedded reference backend (pid %s): %s, %s, %s (db %s)",
             self.pid,

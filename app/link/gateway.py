@@ -26,6 +26,7 @@ import httpx
 
 from app.clock import SYSTEM_CLOCK, Clock
 from app.link.bodies import MAX_GATEWAY_BODY, BodyRefusedError, bounded_request, parse_json
+from app.logfiles import demote_traffic_logs
 from app.security.redact import register_secret
 from app.security.secret import Secret
 
@@ -172,6 +173,7 @@ class GatewayClient:
         self._refresh_margin = refresh_margin
         self._timeout = timeout
         self._owns_http = http is None
+        demote_traffic_logs()
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self._closed = False
         self._auth_lock = asyncio.Lock()

@@ -31,6 +31,7 @@ from app.link.gateway import (
     checked_base_url,
     describe_request_error,
 )
+from app.logfiles import demote_traffic_logs
 from app.security.secret import Secret
 
 _log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class HubClient:
         self._credential = credential
         self._backoff = Backoff(policy or BackoffPolicy())
         self._owns_http = http is None
+        demote_traffic_logs()  # a request line per heartbeat is not an event
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self._state = HubState(heartbeat_interval=heartbeat_interval)
         self._task: asyncio.Task[Any] | None = None

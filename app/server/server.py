@@ -19,6 +19,7 @@ import platformdirs
 from aiohttp import web
 
 from app.clock import SYSTEM_CLOCK, Clock
+from app.logfiles import demote_traffic_logs
 from app.ports import service_url
 from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.auth import Authenticator
@@ -50,6 +51,7 @@ async def _serve_app(
 ) -> tuple[web.AppRunner, int]:
     # keepalive_timeout also runs from the moment a connection opens: one that sends no
     # request, or half a request head, is closed after it (aiohttp's default is an hour).
+    demote_traffic_logs()  # an access line per request (every heartbeat) is not an event
     runner = web.AppRunner(
         app,
         handle_signals=False,

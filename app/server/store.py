@@ -322,3 +322,17 @@ class TickStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stored_symbols(path: Path) -> set[str]:
+    """The symbols a backend database holds, read without creating or changing it.
+
+    Why read-only: ``export --db`` with a mistyped path used to create an empty database
+    (``TickStore`` makes its schema) and report 0 rows as a success. Raises
+    ``sqlite3.Error`` for a file that is not a tick database.
+    """
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return {str(s) for (s,) in conn.execute("SELECT DISTINCT symbol FROM tick_blocks")}
+    finally:
+        conn.close()

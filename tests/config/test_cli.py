@@ -98,3 +98,36 @@ def test_the_lead_can_wire_it_as_a_subcommand(tmp_path: Path) -> None:
     args = parser.parse_args(["config", "--config", str(good), "validate"])
     assert args.command == "config"
     assert run_config(args) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "url", "problem"),
+    [
+        ("bridge_url", "ws//localhost:3001/ws", "is not a ws:// or wss:// URL"),
+        ("bridge_url", "http://localhost:3001/ws", "is not a ws:// or wss:// URL"),
+        ("bridge_url", "ws://:3001/ws", "has no host"),
+        ("hub_url", "http://localhost:99999", "has no valid port"),
+        ("gateway_url", "ws://localhost:8000", "is not a http:// or https:// URL"),
+    ],
+)
+def test_a_url_the_client_cannot_connect_to_is_refused(field: str, url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_config(json.dumps({"backend": {field: url}}).encode())
+
+
+def test_validate_names_a_mistyped_bridge_url_in_one_line(tmp_path: Path) -> None:
+    """``ws//…`` used to pass validate; ``run`` then exited 0 having delivered nothing."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"backend": {"bridge_url": "ws//localhost:3001/ws"}}))
+    result = config_cli("validate", str(bad))
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{bad}: backend.bridge_url: 'ws//localhost:3001/ws' is not a ws:// or wss:// URL "
+        "(e.g. ws://localhost:3001/ws)"
+    ]
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"backend": {"hub_url": "http://me:hunter2@localhost:7000"}}))
+    result = config_cli("validate", str(secret))
+    assert result.returncode == 2
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "must not carry a user or password" in result.stdout

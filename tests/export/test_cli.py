@@ -13,6 +13,7 @@ from app.server.store import TickStore
 from app.terminal.export_files import rates_from_ticks, read_bars, read_ticks, write_ticks
 from app.ticks import TickArray
 from tests.export.helpers import dukascopy_ticks, market_ticks
+from tests.server.conftest import messages
 from tests.test_cli import _start_backend, _stop, run_cli, vault_login
 
 
@@ -195,3 +196,43 @@ def test_export_errors_are_one_clear_line(tmp_path: Path) -> None:
     result = run_cli("run", "--source", "replay:" + str(tmp_path / "nope.csv"), "--duration", "1")
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_export_refuses_what_would_give_nothing_and_creates_no_database(
+    tmp_path: Path,
+) -> None:
+    """A mistyped --db, an unknown symbol, --from after --to: one line and exit 2 (they
+    used to write 0 rows and exit 0, and the mistyped --db was created empty)."""
+    out = tmp_path / "o.csv"
+    nope = tmp_path / "nope.sqlite"
+    result = run_cli("export", "ticks", "--symbol", "EURUSD", "--db", str(nope), "--out", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --db {nope}: no such database file (the backend's SQLite file)"
+    )
+    assert not nope.exists()
+
+    db = tmp_path / "ticks.sqlite"
+    with TickStore(db) as store:
+        store.store("c", "s", list(enumerate(messages(2), start=1)))
+    held = sorted({b.symbol for m in messages(2) for b in m})
+    result = run_cli("export", "ticks", "--symbol", "FOOBAR", "--db", str(db), "--out", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --db {db} has no ticks of FOOBAR (it holds: {', '.join(held)})"
+    )
+    span = ("--from", "2024-01-03", "--to", "2024-01-02")
+    result = run_cli(
+        "export", "ticks", "--symbol", held[0], "--db", str(db), *span, "--out", str(out)
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --from 2024-01-03 is not before --to 2024-01-02: the span is empty"
+    )
+    assert not out.exists()
+    # The database is still good for a real export.
+    result = run_cli("export", "ticks", "--symbol", held[0], "--db", str(db), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert len(out.read_text().splitlines()) == 1 + sum(
+        len(b.ticks) for m in messages(2) for b in m if b.symbol == held[0]
+    )

@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
+from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox, QTabBar
 from pytestqt.qtbot import QtBot
 
 from app.config import ClientConfig
@@ -48,7 +49,7 @@ async def test_window_runs_the_embedded_default(
     for name, dock in window.docks.items():
         assert isinstance(dock, QDockWidget)
         assert dock.objectName() == name
-        assert dock.toggleViewAction().shortcut().toString(), f"{name} has no shortcut"
+        assert window.show_actions[name].shortcut().toString(), f"{name} has no shortcut"
 
     await wait_until(lambda: window.status.text("session") == "capturing", 30, "capturing")
     await wait_until(lambda: "5/5 streaming" in window.status.text("pool"), 60, "5/5 streaming")
@@ -70,9 +71,8 @@ async def test_view_menu_shortcuts_hide_and_show_panels(
     window.activateWindow()  # shortcuts reach the active window only
     await wait_until(window.isActiveWindow, 10, "the window to become active")
     dock = window.docks["throughput"]
-    toggle = dock.toggleViewAction()
     assert not dock.isHidden()
-    toggle.trigger()  # what Alt+3 does (shortcuts need a focused, active window)
+    dock.close()  # the dock's own close button
     assert dock.isHidden()
     qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.AltModifier)
     await wait_until(lambda: not dock.isHidden(), 5, "Alt+3 to show the dock again")
@@ -107,6 +107,43 @@ async def test_view_menu_shortcuts_hide_and_show_panels(
     box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox))
     assert "Alt+1" in box.text()
     box.close()
+
+
+def _in_front(window: MainWindow, name: str) -> bool:
+    """The dock is shown and, when tabbed, its tab is the current one."""
+    dock = window.docks[name]
+    if dock.isHidden():
+        return False
+    title = dock.windowTitle()
+    for bar in window.findChildren(QTabBar):
+        titles = [bar.tabText(i) for i in range(bar.count())]
+        if bar.isVisible() and title in titles:
+            return bar.tabText(bar.currentIndex()) == title
+    return not window.tabifiedDockWidgets(dock)  # not tabbed: shown is in front
+
+
+async def test_alt_4_5_6_show_the_tabbed_panel_and_bring_it_to_the_front(
+    ui_store: ConfigStore, qtbot: QtBot, tmp_path: Path
+) -> None:
+    # No capture needed: the docks and shortcuts are the window's own.
+    window = _open(DesktopSession(ui_store), qtbot, tmp_path / "layout.ini")
+    window.activateWindow()  # shortcuts reach the active window only
+    await wait_until(window.isActiveWindow, 10, "the window to become active")
+    assert "shows the Alerts panel" in window.status.labels["alerts"].toolTip()
+    # The first bottom tab is in front once the layout has settled.
+    await wait_until(lambda: _in_front(window, "throughput"), 5, "the first tab in front")
+    for key, name in ((Qt.Key.Key_5, "alerts"), (Qt.Key.Key_4, "pool"), (Qt.Key.Key_6, "journal")):
+        assert not _in_front(window, name)
+        qtbot.keyClick(window, key, Qt.KeyboardModifier.AltModifier)
+        await wait_until(partial(_in_front, window, name), 5, f"{name} in front")
+        # Pressed again: it stays (shown and raised, not toggled away).
+        qtbot.keyClick(window, key, Qt.KeyboardModifier.AltModifier)
+        QApplication.processEvents()
+        assert _in_front(window, name)
+    # Closed with its own button, the key brings it back in front too.
+    window.docks["alerts"].close()
+    qtbot.keyClick(window, Qt.Key.Key_5, Qt.KeyboardModifier.AltModifier)
+    await wait_until(lambda: _in_front(window, "alerts"), 5, "alerts back in front")
 
 
 async def test_layout_and_theme_survive_a_restart(
