@@ -479,9 +479,19 @@ class MainWindow(QMainWindow):
     def open_export(self) -> None:
         from ui.dialogs.export import ExportDialog  # noqa: PLC0415
 
-        dialog = ExportDialog(self.session, self.tasks, self)
+        dialog = ExportDialog(self.session, self.tasks, self, self.selected_symbol())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+
+    def selected_symbol(self) -> str | None:
+        """The symbol the trader is looking at: the chart's (it follows Market Watch's
+        selection), else the first row selected in Market Watch."""
+        symbol = getattr(self.panels.get("tickChart"), "symbol", "")
+        if symbol:
+            return str(symbol)
+        watch = self.panels.get("marketWatch")
+        selected = getattr(watch, "selected_symbols", list)()
+        return str(selected[0]) if selected else None
 
     def cancel_backfill(self) -> None:
         runtime = self.session.runtime
