@@ -490,7 +490,7 @@ class MainWindow(QMainWindow):
         if symbol:
             return str(symbol)
         watch = self.panels.get("marketWatch")
-        selected = getattr(watch, "selected_symbols", list)()
+        selected: list[str] = getattr(watch, "selected_symbols", list)()
         return str(selected[0]) if selected else None
 
     def cancel_backfill(self) -> None:
