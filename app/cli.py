@@ -74,6 +74,16 @@ _STATE_MARK = {
     WorkerState.STOPPED: "-",
 }
 
+EXAMPLES = """examples:
+  trading-client                                 # open the window
+  trading-client doctor                          # check this machine and the settings
+  trading-client run --duration 10               # capture headless for 10 s
+  trading-client config validate settings.json
+  trading-client export ticks --symbol EURUSD --db ticks.sqlite --format csv --out eurusd.csv
+  trading-client bench pipeline --seconds 5
+  trading-client COMMAND --help                  # each command's options and examples
+"""
+
 EXAMPLES_RUN = """examples:
   trading-client run --duration 10
   trading-client run --symbols EURUSD XAUUSD --rate 2000
@@ -86,6 +96,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = SecretSafeArgumentParser(
         prog="trading-client",
         description="Capture every MetaTrader 5 tick, aggregate, cache and stream it.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -301,9 +313,15 @@ def _closed_note(runtime: Runtime, symbols: tuple[str, ...], now: float) -> str:
 
 
 def _summary(status: RuntimeStatus, elapsed: float, runtime: Runtime | None = None) -> str:
+    # The live rate leaves the backfilled history out: thousands of past ticks fetched in
+    # the first second would otherwise read as a capture rate the terminal never had.
+    live = status.live_ticks
+    backfilled = (
+        f", {status.history_ticks:,} backfilled from history" if status.history_ticks else ""
+    )
     lines = [
         f"captured {status.ticks:,} ticks in {status.batches:,} batches over {elapsed:.1f} s "
-        f"({status.ticks / max(elapsed, 1e-9):,.0f} ticks/s)"
+        f"({live:,} live, {live / max(elapsed, 1e-9):,.0f} live ticks/s{backfilled})"
     ]
     if status.link is not None:
         link = status.link
@@ -437,12 +455,12 @@ async def _run(
             now = time.monotonic()
             status = runtime.status()
             if not quiet:
-                tps = (status.ticks - last_ticks) / max(now - last_t, 1e-9)
+                tps = (status.live_ticks - last_ticks) / max(now - last_t, 1e-9)
                 print(_status_line(status, tps) + _latency_text(runtime), flush=True)
                 backfill = format_progress(runtime.backfill.progress())
                 if backfill:
                     print(backfill, flush=True)
-            last_ticks, last_t = status.ticks, now
+            last_ticks, last_t = status.live_ticks, now
             failed.update(
                 (w.worker_id, w.last_error or "failed")
                 for w in status.workers

@@ -125,6 +125,13 @@ class RuntimeStatus:
     batches: int
     workers: list[WorkerHealth]
     link: LinkState | None
+    #: Of ``ticks``, those fetched from the terminal's history (the backfill burst at
+    #: start): a rate over them is not the live rate.
+    history_ticks: int = 0
+
+    @property
+    def live_ticks(self) -> int:
+        return self.ticks - self.history_ticks
 
 
 class Runtime:
@@ -467,4 +474,5 @@ class Runtime:
             stats.last_seq,
             self.pool.health(),
             self.link.state if self.link is not None else None,
+            stats.history_ticks,
         )

@@ -367,3 +367,30 @@ def test_ctrl_c_in_a_terminal_stops_everything_cleanly() -> None:
     assert "Traceback" not in err
     assert "last error" not in out
     assert "0 unacknowledged" in out
+
+
+def test_summary_reports_the_live_rate_apart_from_the_backfilled_history() -> None:
+    """The backfill burst (past ticks fetched at start) is not capture rate: the summary
+    gives live ticks/s over the live ticks only and counts the history on its own."""
+    import numpy as np  # noqa: PLC0415
+
+    from app.cli import _summary  # noqa: PLC0415
+    from app.config import ClientConfig  # noqa: PLC0415
+    from app.runtime import Runtime  # noqa: PLC0415
+    from app.ticks import TickBatch, empty_ticks  # noqa: PLC0415
+
+    def ticks(n: int, first_msc: int) -> np.ndarray:
+        out = empty_ticks(n)
+        out["time_msc"] = np.arange(first_msc, first_msc + n)
+        out["bid"], out["ask"] = 1.1, 1.2
+        return out
+
+    runtime = Runtime(ClientConfig())
+    now_msc = 1_700_000_000_000
+    runtime.collector.ingest_history(TickBatch("EURUSD", ticks(50_000, now_msc - 3_600_000)))
+    runtime.collector.ingest(TickBatch("EURUSD", ticks(1_000, now_msc)))
+    text = _summary(runtime.status(), 10.0)
+    captured = text.splitlines()[0]
+    assert captured.startswith("captured 51,000 ticks"), captured
+    assert "1,000 live, 100 live ticks/s" in captured, captured
+    assert "50,000 backfilled from history" in captured, captured

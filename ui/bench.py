@@ -10,6 +10,8 @@ terminal at 10k and at 100k ticks/s with the embedded backend. Each phase measur
 * the GUI process's CPU (the workers are separate processes and not counted).
 
 The baseline is measured in the same run, so the figures compare like with like.
+Progress goes to stderr from the start of each phase and once a second (a run of three
+phases takes a minute; it must not look stuck), the JSON document to stdout at the end.
 ``BENCH_GUI_BACKEND=0`` leaves the embedded backend out, to tell its share of the loop
 from the window's and the capture's.
 """
@@ -28,6 +30,7 @@ import numpy as np
 import psutil
 from PySide6.QtWidgets import QApplication
 
+from app.bench.harness import Progress
 from app.config import ClientConfig
 from app.config.store import ConfigStore
 from app.ports import free_ports
@@ -71,13 +74,48 @@ def _config(folder: Path, total_rate: float) -> ClientConfig:
     )
 
 
-async def _phase(name: str, folder: Path, rate: float | None, seconds: float) -> dict[str, Any]:
+def _captured(session: DesktopSession) -> int:
+    return session.runtime.collector.stats.ticks_total if session.runtime else 0
+
+
+async def _report(
+    name: str, session: DesktopSession, window: MainWindow, lags: list[float], progress: Progress
+) -> None:
+    """One line a second while a phase runs: ticks captured, loop lag so far, frames."""
+    last = time.perf_counter(), _captured(session), window.frames
+    while True:
+        await asyncio.sleep(1.0)
+        now, ticks, frames = time.perf_counter(), _captured(session), window.frames
+        dt = max(now - last[0], 1e-9)
+        text = f"  {name}: captured {(ticks - last[1]) / dt:>9,.0f} ticks/s"
+        text += f"  window {(frames - last[2]) / dt:>5.1f} fps"
+        if lags:
+            text += f"  loop lag p99 {float(np.percentile(lags, 99)) * 1000:.1f} ms"
+        else:
+            text += "  (warming up)"
+        progress.say(text)
+        last = now, ticks, frames
+
+
+async def _phase(
+    name: str,
+    folder: Path,
+    rate: float | None,
+    seconds: float,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    progress = progress or Progress()
+    offered = f"{rate:,.0f} ticks/s" if rate is not None else "capture stopped"
+    progress.say(f"phase {name}: started ({offered}; {WARMUP_S:g} s warm-up, {seconds:g} s)")
+    t0 = time.perf_counter()
     folder.mkdir(parents=True)
     store = ConfigStore(folder / "client-config.json")
     store.save(_config(folder, rate or 50.0))
     session = DesktopSession(store)
     window = MainWindow(session, layout_file=folder / "layout.ini")
     window.show()
+    lags: list[float] = []
+    reporter = asyncio.create_task(_report(name, session, window, lags, progress))
     try:
         if rate is not None:
             await session.start()
@@ -86,15 +124,14 @@ async def _phase(name: str, folder: Path, rate: float | None, seconds: float) ->
         proc = psutil.Process()
         cpu0 = sum(proc.cpu_times()[:2])
         frames0, chart0 = window.frames, getattr(chart, "frames", 0)
-        ticks0 = session.runtime.collector.stats.ticks_total if session.runtime else 0
-        lags: list[float] = []
+        ticks0 = _captured(session)
         started = time.perf_counter()
         while (now := time.perf_counter()) - started < seconds:
             await asyncio.sleep(SLEEP_S)
             lags.append(time.perf_counter() - now - SLEEP_S)
         elapsed = time.perf_counter() - started
         cpu = sum(proc.cpu_times()[:2]) - cpu0
-        ticks = (session.runtime.collector.stats.ticks_total if session.runtime else 0) - ticks0
+        ticks = _captured(session) - ticks0
         lag_ms = np.maximum(np.asarray(lags), 0.0) * 1000
         return {
             "phase": name,
@@ -112,16 +149,18 @@ async def _phase(name: str, folder: Path, rate: float | None, seconds: float) ->
             "gui_cpu_percent": round(100 * cpu / elapsed, 1),
         }
     finally:
+        reporter.cancel()
         window.close()
         await session.stop()
         window.deleteLater()
+        progress.say(f"phase {name}: done in {time.perf_counter() - t0:.1f} s")
 
 
-async def bench_gui(seconds: float) -> dict[str, Any]:
+async def bench_gui(seconds: float, progress: Progress | None = None) -> dict[str, Any]:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-gui-") as tmp:
         for name, rate in (("baseline_idle", None), ("10k", 10_000.0), ("100k", 100_000.0)):
-            results.append(await _phase(name, Path(tmp) / name, rate, seconds))
+            results.append(await _phase(name, Path(tmp) / name, rate, seconds, progress))
     by = {r["phase"]: r for r in results}
     targets = {
         "lag_p99_10k_le_16ms": by["10k"]["loop_lag_ms"]["p99"] <= 16,

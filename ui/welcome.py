@@ -144,7 +144,6 @@ class WelcomeDialog(QDialog):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             layout.addWidget(label)
             self.labels.append(label)
-        layout.addStretch(1)
         self.dont_show = QCheckBox("Don't show again", self)
         self.dont_show.setObjectName("welcomeDontShow")
         self.dont_show.setChecked(str(settings.value(DONT_SHOW_KEY, "false")).lower() == "true")
@@ -168,7 +167,13 @@ class WelcomeDialog(QDialog):
         close.setDefault(True)
         close.clicked.connect(self.close)
         layout.addWidget(buttons)
+        # adjustSize() sizes word-wrapped labels for a narrower width than the dialog
+        # gets, which left a blank band under the text: take the height for the width.
         self.adjustSize()
+        width = max(self.width(), self.minimumWidth())
+        height = layout.heightForWidth(width)
+        if height > 0:
+            self.resize(width, height)
 
     def refresh_running(self, session: DesktopSession) -> None:
         """Say what runs once capture has started (the note opens before it does, and

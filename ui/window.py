@@ -19,10 +19,8 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QSystemTrayIcon,
     QWidget,
 )
@@ -33,6 +31,7 @@ from app.connector.backfill import BackfillProgress, BackfillState
 from app.link.link import LinkState
 from app.session import DesktopSession, SessionState
 from ui.panels.base import Panel
+from ui.status_bar import StatusBar
 from ui.tasks import TaskRunner
 from ui.theme import THEMES, Theme, apply_theme
 
@@ -55,56 +54,6 @@ def default_panels() -> list[type[Panel]]:
     from ui.panels.tick_chart import TickChart  # noqa: PLC0415
 
     return [MarketWatch, TickChart, ThroughputPanel, PoolPanel, AlertsPanel, JournalPanel]
-
-
-class StatusBar:
-    """Permanent labels: capture state, link, pool health, TPS, p99, alerts."""
-
-    def __init__(self, window: QMainWindow) -> None:
-        bar = window.statusBar()
-        self.labels: dict[str, QLabel] = {}
-        tips = {
-            "server": "The trade server's clock of the symbol in the Tick Chart",
-            "session": "Capture state",
-            "link": "Data bridge connection: acknowledged ticks and unacknowledged backlog",
-            "pool": "Terminal connections streaming / total",
-            "tps": "Ticks captured per second (last second)",
-            "p99": "99th percentile latency from tick time to the collector (last second)",
-            "alerts": "Unacknowledged alerts (Alt+5 shows the Alerts panel)",
-        }
-        self.backfill = QProgressBar(bar)
-        self.backfill.setObjectName("status_backfill")
-        self.backfill.setRange(0, 1000)
-        self.backfill.setMaximumWidth(220)
-        self.backfill.setToolTip(
-            "History missed since the last run, being fetched from the terminal "
-            "(Ctrl+Shift+B cancels; live capture is not held up)"
-        )
-        self.backfill.hide()
-        bar.addPermanentWidget(self.backfill)
-        for key, tip in tips.items():
-            label = QLabel(parent=bar)
-            label.setObjectName(f"status_{key}")
-            label.setToolTip(tip)
-            label.setContentsMargins(6, 0, 6, 0)
-            bar.addPermanentWidget(label)
-            self.labels[key] = label
-        self._texts: dict[str, str] = {}
-        self._tips = tips
-
-    def set(self, key: str, text: str, color: str | None = None, tip: str | None = None) -> None:
-        """Show ``text``; ``tip`` replaces the label's tooltip (None: the usual one)."""
-        value = f"{text}|{color}|{tip}"
-        if self._texts.get(key) == value:
-            return
-        self._texts[key] = value
-        label = self.labels[key]
-        label.setText(text)
-        label.setStyleSheet(f"color: {color};" if color else "")
-        label.setToolTip(tip if tip is not None else self._tips[key])
-
-    def text(self, key: str) -> str:
-        return self.labels[key].text()
 
 
 class MainWindow(QMainWindow):
@@ -491,9 +440,19 @@ class MainWindow(QMainWindow):
     def open_export(self) -> None:
         from ui.dialogs.export import ExportDialog  # noqa: PLC0415
 
-        dialog = ExportDialog(self.session, self.tasks, self)
+        dialog = ExportDialog(self.session, self.tasks, self, self.selected_symbol())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+
+    def selected_symbol(self) -> str | None:
+        """The symbol the trader is looking at: the chart's (it follows Market Watch's
+        selection), else the first row selected in Market Watch."""
+        symbol = getattr(self.panels.get("tickChart"), "symbol", "")
+        if symbol:
+            return str(symbol)
+        watch = self.panels.get("marketWatch")
+        selected: list[str] = getattr(watch, "selected_symbols", list)()
+        return str(selected[0]) if selected else None
 
     def cancel_backfill(self) -> None:
         runtime = self.session.runtime

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -27,6 +27,21 @@ from app.terminal.spec import TerminalSpec
 DEFAULT_SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD"]
 
 
+#: The fields that apply to one kind of terminal only (or to a few), by kind.
+TERMINAL_KIND_FIELDS: dict[str, list[str]] = {
+    "simulated": ["seed", "rates", "market_hours", "control_file", "server_time_zone"],
+    "replay": [
+        "replay_files",
+        "replay_speed",
+        "replay_shift_to_now",
+        "replay_skip_bad_rows",
+        "control_file",
+    ],
+    "mt5": ["path", "login", "server", "timeout_ms", "portable", "server_time_zone"],
+    "remote": ["host", "port", "allow_remote_code", "request_timeout_s", "server_time_zone"],
+}
+
+
 class TerminalConfig(Section):
     name: str = Field(
         "simulated", min_length=1, description="A name for this terminal, shown in the pool panel."
@@ -37,6 +52,9 @@ class TerminalConfig(Section):
         "'remote' to a MetaTrader5 module served over RPyC (mt5linux under Wine on Linux, "
         "or 'trading-client terminal serve'); 'simulated' uses the built-in terminal; "
         "'replay' serves MT5 tick export files.",
+        # The settings dialog shows a field named here only on terminals of its kinds
+        # (fields named nowhere, such as the symbols, apply to every kind).
+        json_schema_extra={"fields_by_kind": cast("Any", TERMINAL_KIND_FIELDS)},
     )
     path: str | None = Field(
         None, description="Path to terminal64.exe; empty attaches to the running terminal."

@@ -10,6 +10,9 @@ Latency definitions (seconds, wall clock):
 * ``tick_to_collector`` — from the time of the *oldest* tick of a batch (its
   ``time_msc``) to the moment the collector sequenced the batch: the worst latency in
   that batch, recorded once per batch;
+  ticks from before the worker streamed (the catch-up of its first poll: ticks the
+  terminal had before the worker was up) count from the moment it started streaming,
+  so start-up reads as the seconds of start-up once, not as a 2,000 ms tick latency;
 * ``collector_to_ack`` — from the capture of a message's oldest batch to the bridge's
   ack of that message, once per message.
 """
@@ -90,6 +93,9 @@ class Monitor:
         self.peaks: dict[str, float] = {}
         self._last_tick_at = clock.monotonic()
         self._started = clock.time()
+        #: Per worker, when its current process began streaming (wall clock): from the
+        #: health's uptime once a second, else the capture time of its first batch.
+        self._worker_since: dict[int, float] = {}
 
     # ------------------------------------------------------------------ hot path
     def on_batch(self, item: SequencedBatch) -> None:
@@ -102,9 +108,12 @@ class Monitor:
         wc[batch.worker_id] = wc.get(batch.worker_id, 0) + n
         if item.history:
             return  # backfilled ticks are old by design: their age is no latency
-        self._interval["tick_to_collector"].record(
-            item.received_at - int(batch.ticks["time_msc"][0]) / 1000
-        )
+        since = self._worker_since.get(batch.worker_id)
+        if since is None:
+            since = batch.captured_at or item.received_at
+            self._worker_since[batch.worker_id] = since
+        oldest = int(batch.ticks["time_msc"][0]) / 1000
+        self._interval["tick_to_collector"].record(item.received_at - max(oldest, since))
 
     def on_ack(self, ack_time: float, captured_at: float, times: npt.NDArray[np.int64]) -> None:
         """Bridge-link latency sink: one record per acked message."""
@@ -118,6 +127,9 @@ class Monitor:
         self._last_tick_at = now_mono
         now = self._clock.time()
         m: dict[str, MetricValue] = {}
+        for w in inputs.workers:
+            if w.uptime > 0:  # a restarted process catches up from its own start
+                self._worker_since[w.worker_id] = now - w.uptime
 
         total = 0
         for symbol, n in self._symbol_counts.items():

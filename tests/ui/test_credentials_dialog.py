@@ -17,6 +17,7 @@ from app.config.store import ConfigStore
 from app.session import DesktopSession
 from tests.conftest import wait_until
 from tests.server.conftest import add_user
+from ui.dialogs import palette_theme
 from ui.dialogs.credentials import CredentialsDialog
 from ui.dialogs.master_password import MasterPasswordDialog
 from ui.tasks import TaskRunner
@@ -87,6 +88,8 @@ async def test_store_test_toggle_and_delete_then_wrong_master_password(
     dialog = open_dialog(session, qtbot)
 
     # A new vault: the master password is chosen, with the length rule and a confirmation.
+    await wait_until(dialog.unlock_button.isVisible, 10, "Create vault…")
+    click(qtbot, dialog.unlock_button)
     master = await master_prompt(dialog)
     assert master.confirm is not None
     assert master.password.line.echoMode() == QLineEdit.EchoMode.Password
@@ -198,6 +201,8 @@ async def test_store_test_toggle_and_delete_then_wrong_master_password(
     other = DesktopSession(ConfigStore(session.store.path))
     assert other.needs_master_password()
     second = open_dialog(other, qtbot)
+    await wait_until(second.unlock_button.isVisible, 10, "Unlock…")
+    click(qtbot, second.unlock_button)
     master = await master_prompt(second)
     assert master.confirm is None  # an existing vault: no confirmation
     qtbot.keyClicks(master.password.line, "not the master password")
@@ -216,7 +221,6 @@ async def test_store_test_toggle_and_delete_then_wrong_master_password(
     click(qtbot, retry.buttons.button(retry.buttons.StandardButton.Cancel))
     await wait_until(lambda: "locked" in second.status.text(), 10, "the locked state")
     assert second.unlock_button.isVisible()
-    assert not second.save_button.isEnabled()
     assert second.names.count() == 0
 
     # Unlock with the right one: the stored names appear.
@@ -226,3 +230,28 @@ async def test_store_test_toggle_and_delete_then_wrong_master_password(
     click(qtbot, master.ok_button)
     await wait_until(lambda: names(second) == ["mt5/simulated"], 30, "the names after unlocking")
     assert not second.unlock_button.isVisible()
+
+
+async def test_opening_asks_nothing_and_cancel_leaves_a_neutral_state(
+    session: DesktopSession, qtbot: QtBot
+) -> None:
+    """File > Credentials on a machine without a vault: the dialog, not a prompt; the
+    prompt comes with Save; its Cancel is a choice, not an error in red."""
+    theme = palette_theme()
+    dialog = open_dialog(session, qtbot)
+    await wait_until(dialog.unlock_button.isVisible, 10, "Create vault…")
+    assert visible_master(dialog) is None
+    assert "No credential vault yet" in dialog.status.text()
+    assert theme.bad not in dialog.status.styleSheet()
+
+    qtbot.keyClicks(dialog.password.line, TERMINAL_PASSWORD)
+    click(qtbot, dialog.save_button)
+    master = await master_prompt(dialog)
+    assert master.confirm is not None  # a new vault: its master password is chosen here
+    click(qtbot, master.buttons.button(master.buttons.StandardButton.Cancel))
+    await wait_until(lambda: "Nothing was read or changed" in dialog.status.text(), 10, "cancel")
+    assert theme.bad not in dialog.status.styleSheet()
+    assert dialog.unlock_button.isVisible()
+    vault_file = session.config.security.vault_file
+    assert vault_file is not None
+    assert not vault_file.exists()

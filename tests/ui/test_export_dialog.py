@@ -80,3 +80,29 @@ async def test_backfill_progress_in_the_status_bar(
     assert bar.isHidden()
     assert not window.cancel_backfill_action.isEnabled()
     assert QApplication.instance() is not None
+
+
+async def test_export_starts_on_the_symbol_selected_in_market_watch(
+    session: DesktopSession, qtbot: QtBot, tmp_path: Path
+) -> None:
+    """XAUUSD clicked in Market Watch (the chart follows): Ctrl+E offers XAUUSD, not the
+    first symbol of the settings."""
+    from tests.ui.test_market_watch import _click_row  # noqa: PLC0415
+
+    window = MainWindow(session, layout_file=tmp_path / "layout.ini")
+    qtbot.addWidget(window)
+    window.show()
+    watch = window.panels["marketWatch"]
+    first = session.config.terminals[0].symbols[0]
+    assert first != "XAUUSD"
+    await wait_until(lambda: watch.model.row_of("XAUUSD") is not None, 30, "the XAUUSD row")
+    _click_row(qtbot, watch, "XAUUSD")  # type: ignore[arg-type]
+    await wait_until(lambda: window.selected_symbol() == "XAUUSD", 10, "the chart to follow")
+    window.activateWindow()  # shortcuts reach the active window only
+    await wait_until(window.isActiveWindow, 10, "the window to become active")
+    qtbot.keyClick(watch.table, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    await wait_until(lambda: bool(window.findChildren(ExportDialog)), 10, "the export dialog")
+    dialog = window.findChildren(ExportDialog)[0]
+    assert dialog.symbol.currentText() == "XAUUSD"
+    assert "XAUUSD" in dialog.path.text()  # the suggested file names it too
+    dialog.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QWidget
+from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.config import ClientConfig
@@ -383,3 +383,54 @@ async def test_a_gateway_redirect_is_shown_old_to_new_and_applied_only_on_reques
     )
     assert str(session.store.read().security.audit_log) == elsewhere
     await wait_until(lambda: "took the gateway's settings" in dialog.status.text(), 30, "outcome")
+
+
+async def test_terminals_show_the_fields_of_their_kind_and_a_clean_login(
+    ui_store: ConfigStore, qtbot: QtBot
+) -> None:
+    """A simulated terminal shows its seed and rates, not a path, host or replay files;
+    choosing another kind with the keyboard shows that kind's fields at once. The login
+    field reads 'not set' with its range beside it once, not 'not set; ≥ 1 ≥ 1'."""
+    from app.config.schema import TERMINAL_KIND_FIELDS  # noqa: PLC0415
+
+    session = DesktopSession(ui_store)  # the form only: no capture needed
+    dialog = open_dialog(session, qtbot)
+    show_tab(qtbot, dialog, "terminals")
+    form = dialog.form
+    kind = form.editor("terminals.0.kind")
+    terminal = kind.parentWidget()
+    while not hasattr(terminal, "layout_form"):
+        terminal = terminal.parentWidget()
+    rows = terminal.layout_form  # type: ignore[attr-defined]
+    every = {f for fields in TERMINAL_KIND_FIELDS.values() for f in fields}
+
+    def shown() -> set[str]:
+        return {
+            key
+            for key in terminal.children_by_key  # type: ignore[attr-defined]
+            if rows.isRowVisible(form.editor(f"terminals.0.{key}"))
+        }
+
+    common = set(terminal.children_by_key) - every  # type: ignore[attr-defined]
+    assert {"name", "kind", "symbols"} <= common
+    assert shown() == common | set(TERMINAL_KIND_FIELDS["simulated"])
+    assert "path" not in shown()
+    assert "replay_files" not in shown()
+
+    combo = kind.input
+    combo.setFocus()
+    for wanted in ("mt5", "replay", "remote"):
+        while combo.currentData() != wanted:
+            qtbot.keyClick(combo, Qt.Key.Key_Down)
+        assert shown() == common | set(TERMINAL_KIND_FIELDS[wanted]), wanted
+    login = form.editor("terminals.0.login")
+    while combo.currentData() != "mt5":
+        qtbot.keyClick(combo, Qt.Key.Key_Up)
+    assert login.isVisible()
+    assert login.input.placeholderText() == "not set"
+    texts = [login.input.placeholderText()] + [
+        w.text() for w in login.findChildren(QLabel) if w.isVisible()
+    ]
+    assert " ".join(texts).count("≥ 1") == 1, texts
+    assert "Range: ≥ 1" in login.input.toolTip()
+    assert session.config.terminals[0].kind == "simulated"  # nothing applied meanwhile

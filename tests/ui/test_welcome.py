@@ -3,6 +3,7 @@ and stays away once dismissed or once a real terminal is configured."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
@@ -14,6 +15,7 @@ from app.config.store import ConfigStore
 from app.logfiles import log_file_path
 from app.security.vault import default_vault_path
 from app.session import DesktopSession
+from tests.conftest import wait_until
 from ui.welcome import DONT_SHOW_KEY, WelcomeDialog, show_welcome, welcome_wanted
 from ui.window import MainWindow
 
@@ -124,3 +126,22 @@ async def test_buttons_open_settings_and_credentials(tmp_path: Path, qtbot: QtBo
     assert opened == ["settings", "credentials"]
     assert dialog.isVisible()  # non-modal: the note stays while the user works
     dialog.close()
+
+
+async def test_the_note_has_no_blank_gap(tmp_path: Path, qtbot: QtBot) -> None:
+    """Each block follows the one above at the layout's spacing: no empty band between
+    the text and the 'Don't show again' box, however the word-wrapped text breaks."""
+    session = _fresh_session(tmp_path)
+    window = _window(session, qtbot)
+    dialog = show_welcome(window, session)
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    await wait_until(dialog.isVisible, 10, "the note")
+    QApplication.processEvents()
+    spacing = dialog.layout().spacing()
+    blocks = [*dialog.labels, dialog.dont_show]
+    for above, below in itertools.pairwise(blocks):
+        gap = below.geometry().top() - above.geometry().bottom()
+        assert gap <= 2 * spacing, f"{gap} px blank below {above.text()[:40]!r}"
+    for label in dialog.labels:  # and no block is cut short to get there
+        assert label.height() >= label.heightForWidth(label.width())

@@ -239,7 +239,8 @@ class CredentialsDialog(QDialog):
         ready = self.unlocked and not self._busy
         name = self.credential_name()
         has_password = bool(self.password.text())
-        self.save_button.setEnabled(ready and bool(name) and has_password)
+        # Saving into a locked (or not yet created) vault asks for its master password then.
+        self.save_button.setEnabled(not self._busy and bool(name) and has_password)
         gateway_needs = self.kind_value == "gateway" and not has_password
         self.test_button.setEnabled(not self._busy and bool(name) and not gateway_needs)
         self.delete_button.setEnabled(ready and self.names.currentItem() is not None)
@@ -290,7 +291,28 @@ class CredentialsDialog(QDialog):
         super().showEvent(event)
         if not self._started:
             self._started = True
-            self.load()
+            # No prompt before the user asks for something: a vault that needs its master
+            # password waits for Unlock… (or Save); one that does not is listed at once.
+            if self.session.needs_master_password():
+                self._show_locked("")
+            else:
+                self.load()
+
+    def _show_locked(self, prefix: str) -> None:
+        """The neutral state of a vault that is not open: what it takes to open it."""
+        if self.session.vault_file_exists():
+            self.unlock_button.setText("Unlock…")
+            self.unlock_button.setToolTip("Enter the master password of the credential vault")
+            text = "The credential vault is locked: Unlock… lists what it holds."
+        else:
+            self.unlock_button.setText("Create vault…")
+            self.unlock_button.setToolTip(
+                "Choose the master password of a new credential vault (or type a password "
+                "and Save: the vault is created then)"
+            )
+            text = "No credential vault yet: Create vault…, or type a password and Save."
+        self.unlock_button.show()
+        self._report(prefix + text, None)
 
     def load(self) -> None:
         """Unlock the vault if needed and list what it holds."""
@@ -350,10 +372,12 @@ class CredentialsDialog(QDialog):
             return
         self._set_busy(False)
         if isinstance(exc, _Locked):
+            # A cancelled prompt is the user's choice, not an error: a neutral line.
             self.unlocked = self.unlocked and not self.session.needs_master_password()
             if not self.unlocked:
-                self.unlock_button.show()
-            self._report("The credential vault is locked; nothing was read or changed.", False)
+                self._show_locked("Nothing was read or changed. ")
+            else:
+                self._report("Nothing was changed.", None)
         else:
             log.warning("credential vault: %s", error_text(exc))
             self._report(error_text(exc), False)
@@ -362,7 +386,7 @@ class CredentialsDialog(QDialog):
     def save(self) -> None:
         name = self.credential_name()
         text = self.password.text()
-        if self._busy or not self.unlocked or not name or not text:
+        if self._busy or not name or not text:
             return
         secret = Secret(text)
         del text
@@ -376,6 +400,8 @@ class CredentialsDialog(QDialog):
             if not isValid(self):
                 return
             self.password.clear()
+            self.unlocked = True  # saving opened (or created) the vault
+            self.unlock_button.hide()
             self._set_busy(False)
             self._show_names(names)
             self._report(f"{name} stored in the vault.", True)

@@ -40,8 +40,13 @@ FORMATS = {
 
 class ExportDialog(QDialog):
     def __init__(
-        self, session: DesktopSession, tasks: TaskRunner, parent: QWidget | None = None
+        self,
+        session: DesktopSession,
+        tasks: TaskRunner,
+        parent: QWidget | None = None,
+        symbol: str | None = None,
     ) -> None:
+        """``symbol``: the one the trader is looking at (the chart's), chosen first."""
         super().__init__(parent)
         self.session = session
         self.tasks = tasks
@@ -55,6 +60,8 @@ class ExportDialog(QDialog):
         self.symbol.setToolTip("Symbol whose cached ticks are exported")
         for term in session.config.terminals:
             self.symbol.addItems(term.symbols)
+        if symbol and self.symbol.findText(symbol) >= 0:
+            self.symbol.setCurrentText(symbol)
         self.kind = QComboBox()
         self.kind.addItems(KINDS)
         self.kind.setToolTip("Every tick, or bars of a timeframe built from the cached ticks")

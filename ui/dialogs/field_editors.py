@@ -174,8 +174,12 @@ class NumberEditor(FieldEditor):
         self.line.setValidator(QRegularExpressionValidator(QRegularExpression(pattern), self.line))
         self.line.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.line.setMaximumWidth(160)
-        placeholder = spec.range_text() or ("whole number" if self.integer else "number")
-        self.line.setPlaceholderText(("not set; " if spec.nullable else "") + placeholder)
+        # The range is the hint beside the field (and in the tooltip), not the placeholder
+        # too: "not set; ≥ 1 ≥ 1" read as noise.
+        self.line.setPlaceholderText(
+            "not set" if spec.nullable else ("whole number" if self.integer else "number")
+        )
+        self.line.setToolTip(spec.tooltip())
         self.line.textEdited.connect(self.edited)
         self._add_input(self.line, 0)
         if rng := spec.range_text():

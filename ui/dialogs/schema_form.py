@@ -86,6 +86,24 @@ class ObjectForm(QWidget):
                 continue
             spec = FieldSpec.of(key, raw, defs, self.defaults.get(key, MISSING))
             self._add(spec, defs)
+        kind = node.get("properties", {}).get("kind", {})
+        #: kind → the fields of that kind only (a terminal's seed, path, host ...).
+        self.fields_by_kind: dict[str, list[str]] = kind.get("fields_by_kind", {})
+        if self.fields_by_kind and "kind" in self.children_by_key:
+            self.children_by_key["kind"].edited.connect(self.show_kind_fields)
+            self.show_kind_fields()
+
+    def show_kind_fields(self) -> None:
+        """Only the fields of the selected kind are shown; the others keep their values
+        (switching back shows them as they were) but do not clutter the form."""
+        if not self.fields_by_kind:
+            return
+        kind = self.children_by_key["kind"].value()
+        specific = {f for fields in self.fields_by_kind.values() for f in fields}
+        mine = set(self.fields_by_kind.get(str(kind), ()))
+        for key, child in self.children_by_key.items():
+            if key in specific:
+                self.layout_form.setRowVisible(child, key in mine)
 
     def _add(self, spec: FieldSpec, defs: Schema) -> None:
         child: FieldEditor | ObjectForm | ObjectListEditor
@@ -116,6 +134,7 @@ class ObjectForm(QWidget):
         for key, child in self.children_by_key.items():
             if key in doc:
                 child.set_value(doc[key])
+        self.show_kind_fields()
 
     def targets(self, prefix: JsonPath) -> Iterator[tuple[JsonPath, QWidget]]:
         yield prefix, self
