@@ -369,7 +369,8 @@ def default_rules() -> list[Rule]:
     return [
         ThresholdRule(
             "tps_low",
-            "tps.total",
+            # Not evaluated while a captured market is closed (monitor.py).
+            "tps.total.all_markets_open",
             Comparison.BELOW,
             50,
             for_seconds=10,

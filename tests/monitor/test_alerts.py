@@ -514,7 +514,7 @@ def test_rules_round_trip_through_plain_json() -> None:
 def test_default_rules_cover_the_issue_examples() -> None:
     engine, clock, _ = make(*default_rules())
     healthy: dict[str, MetricValue] = {
-        "tps.total": 5000,
+        "tps.total.all_markets_open": 5000,
         "latency.tick_to_collector.p99": 0.004,
         "worker_failed.0": False,
         "worker_failed.1": False,
@@ -525,7 +525,7 @@ def test_default_rules_cover_the_issue_examples() -> None:
         "seconds_since_tick.BTCUSD": None,  # outside its session: not judged
     }
     sick: dict[str, MetricValue] = {
-        "tps.total": 12,
+        "tps.total.all_markets_open": 12,
         "latency.tick_to_collector.p99": 0.080,
         "worker_failed.0": False,
         "worker_failed.1": True,

@@ -11,11 +11,14 @@ import datetime as dt
 import zoneinfo
 
 from app.clock import ManualClock
+from app.collector import SequencedBatch
 from app.monitor.alerts import default_rules
 from app.monitor.monitor import Inputs, Monitor
 from app.servertime import NY_CLOSE
 from app.sessions import MarketHours, SessionBook
 from app.terminal.simulated import SimulatedTerminal
+from app.ticks import TickBatch
+from tests.collector.ticks_factory import ticks_at
 
 NY = zoneinfo.ZoneInfo("America/New_York")
 SYMBOLS = ("EURUSD", "BTCUSD")
@@ -103,3 +106,27 @@ def test_silence_counts_from_the_open_not_from_fridays_last_tick() -> None:
     clock.advance(26)
     monitor.tick(_inputs({"EURUSD": friday_tick}, hours))
     assert _raised(monitor) == {"EURUSD"}  # 31 s into the session without a tick
+
+
+def test_tps_low_is_not_raised_while_a_captured_market_is_closed() -> None:
+    """At the weekend only the 24/7 symbol ticks: a low total is the calendar, not a
+    fault; on a weekday the same low feed raises "TPS low" after the rule's 10 s."""
+    hours = MarketHours.build(SessionBook.default(), dict.fromkeys(SYMBOLS, NY_CLOSE))
+    rules = [r for r in default_rules() if r.name == "tps_low"]
+
+    def raised_after(start: float, seconds: int) -> set[str]:
+        clock = ManualClock(start)
+        monitor = Monitor(rules, clock=clock)
+        for _ in range(seconds):
+            clock.advance(1)
+            ticks = ticks_at([int(clock.time() * 1000) - 5])  # 1 tick/s of BTCUSD
+            monitor.on_batch(SequencedBatch(1, TickBatch("BTCUSD", ticks), clock.time()))
+            monitor.tick(_inputs({}, hours))
+        return {a.rule for a in monitor.alerts.active()}
+
+    saturday = ny(2026, 1, 17, 12)
+    assert hours.closed(saturday) == {"EURUSD"}
+    assert raised_after(saturday, 60) == set()
+    tuesday = ny(2026, 1, 20, 12)
+    assert hours.closed(tuesday) == frozenset()
+    assert raised_after(tuesday, 60) == {"tps_low"}
