@@ -326,7 +326,9 @@ def check_endpoint_url(url: str, schemes: tuple[str, str]) -> str:
     """``url`` when it has one of ``schemes``, a host and a valid port; else ValueError."""
     example = f"{schemes[0]}://localhost:3001/ws" if schemes[0] == "ws" else "http://localhost:8000"
     parts = urlsplit(url.strip())
-    if parts.username is not None or parts.password is not None:
+    # "@" anywhere, not only where urlsplit finds a user: a password holding "#" or "?"
+    # makes the rest a fragment or a query, and the URL would be echoed with it.
+    if "@" in url or parts.username is not None or parts.password is not None:
         # Not echoed: the text may hold a password.
         raise ValueError("must not carry a user or password (credentials go to the vault)")
     if parts.scheme.lower() not in schemes:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from app.clock import SYSTEM_CLOCK, Clock
+from app.config.schema import check_endpoint_url
 from app.link.bodies import MAX_GATEWAY_BODY, BodyRefusedError, bounded_request, parse_json
 from app.logfiles import demote_traffic_logs
 from app.security.redact import register_secret
@@ -122,20 +123,10 @@ def describe_request_error(exc: httpx.RequestError, timeout: float) -> str:
 
 
 def checked_base_url(url: str) -> str:
-    """``url`` without a trailing slash, refused when it carries credentials.
-
-    httpx would turn ``user:password@`` into Basic auth and print it in its request log;
-    the backend protocols never authenticate that way.
-    """
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        raise ValueError("invalid base URL") from None  # the text could hold a secret
-    if parsed.userinfo:
-        raise ValueError("the base URL must not carry credentials")
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValueError(f"not an http(s) base URL: {url!r}")
-    return url.rstrip("/")
+    """``url`` without a trailing slash: the settings' endpoint check (``http(s)``, a host,
+    a valid port, no credentials — httpx would turn ``user:password@`` into Basic auth and
+    print it in its request log), also for URLs that did not come through the settings."""
+    return check_endpoint_url(url, ("http", "https")).rstrip("/")
 
 
 # ---------------------------------------------------------------------------- client

@@ -131,3 +131,16 @@ def test_validate_names_a_mistyped_bridge_url_in_one_line(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "hunter2" not in result.stdout + result.stderr
     assert "must not carry a user or password" in result.stdout
+
+
+def test_an_endpoint_url_with_a_password_is_refused_without_echoing_it() -> None:
+    from app.config.schema import check_endpoint_url  # noqa: PLC0415
+
+    # A password holding "#" or "?" turns the rest into a fragment or a query.
+    for url, schemes, secret in (
+        ("http://alice:pw#x@127.0.0.1:8000", ("http", "https"), "pw#x"),
+        ("ws://a:b?c@host:3001/ws", ("ws", "wss"), "b?c"),
+    ):
+        with pytest.raises(ValueError, match="must not carry a user or password") as caught:
+            check_endpoint_url(url, schemes)
+        assert secret not in str(caught.value)
