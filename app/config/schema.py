@@ -19,6 +19,7 @@ from app.backoff import BackoffPolicy
 from app.clock import now_msc
 from app.config.section import Section
 from app.config.sessions_schema import SessionsConfig
+from app.config.trading_schema import TradingConfig
 from app.servertime import parse_server_time_zone
 from app.sessions import SessionBook
 from app.terminal.remote import refuse_remote_host
@@ -521,6 +522,9 @@ class ClientConfig(Section):
     sessions: SessionsConfig = Field(
         default_factory=SessionsConfig,
         description="When markets trade (server time), for alerts and the Market Watch.",
+    )
+    trading: TradingConfig = Field(
+        default_factory=TradingConfig, description="Orders, signals and risk limits."
     )
 
     @model_validator(mode="after")

@@ -91,3 +91,30 @@ class OrderIntent:
     @property
     def comment(self) -> str:
         return request_comment(self.request_id)
+
+
+class Outcome(enum.StrEnum):
+    EXECUTED = "executed"  # a deal was made (market order, close)
+    PLACED = "placed"  # a pending order is on the books, or SL/TP/order modified
+    REFUSED = "refused"  # the risk engine (or the trader) said no; nothing was sent
+    REJECTED = "rejected"  # the terminal answered with an error retcode
+    UNKNOWN = "unknown"  # no answer yet (timeout, worker gone): being reconciled
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """What became of one intent: the one answer the window, the CLI, the audit log and
+    a signal's outcome report all show. ``retcode`` is the terminal's (None when nothing
+    was sent); ``slippage_points`` is signed, positive = worse than asked."""
+
+    request_id: str
+    outcome: Outcome
+    message: str
+    retcode: int | None = None
+    order: int = 0
+    deal: int = 0
+    position: int = 0
+    price: float = 0.0
+    volume: float = 0.0
+    slippage_points: float | None = None
+    latency_ms: float | None = None
