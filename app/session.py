@@ -45,6 +45,7 @@ from app.security.logins import (
 )
 from app.security.secret import Secret
 from app.security.vault import Vault, VaultLocked, default_vault_path, keyring_status
+from app.session_trading import SessionTrading
 from app.terminal.api import MT5Api
 from app.terminal.export_files.writer import FileFormat
 from app.terminal.loader import TerminalUnavailable, open_terminal
@@ -123,7 +124,7 @@ def _default_runtime(
     return Runtime(config, passwords=passwords, credential=credential)
 
 
-class DesktopSession:
+class DesktopSession(SessionTrading):
     """The core behind one window: settings, runtime, vault, journal."""
 
     def __init__(

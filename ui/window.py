@@ -34,6 +34,7 @@ from ui.panels.base import Panel
 from ui.status_bar import StatusBar
 from ui.tasks import TaskRunner
 from ui.theme import THEMES, Theme, apply_theme
+from ui.trading import TradingControls
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,32 @@ log = logging.getLogger(__name__)
 #: then under load still leaves the charts at 30 frames per second.
 RENDER_INTERVAL_MS = 30
 #: Bumped when the set of docks changes, so an old saved layout is not forced on new docks.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 
 def default_panels() -> list[type[Panel]]:
     """The panels in their default order (imported here: each module is heavy-ish)."""
     from ui.panels.alerts import AlertsPanel  # noqa: PLC0415
+    from ui.panels.history import HistoryPanel  # noqa: PLC0415
     from ui.panels.journal import JournalPanel  # noqa: PLC0415
     from ui.panels.market_watch import MarketWatch  # noqa: PLC0415
     from ui.panels.pool import PoolPanel  # noqa: PLC0415
+    from ui.panels.signals import SignalsPanel  # noqa: PLC0415
     from ui.panels.throughput import ThroughputPanel  # noqa: PLC0415
     from ui.panels.tick_chart import TickChart  # noqa: PLC0415
+    from ui.panels.trade import TradePanel  # noqa: PLC0415
 
-    return [MarketWatch, TickChart, ThroughputPanel, PoolPanel, AlertsPanel, JournalPanel]
+    return [
+        MarketWatch,
+        TickChart,
+        ThroughputPanel,
+        PoolPanel,
+        AlertsPanel,
+        JournalPanel,
+        TradePanel,
+        HistoryPanel,
+        SignalsPanel,
+    ]
 
 
 class MainWindow(QMainWindow):
@@ -88,6 +102,7 @@ class MainWindow(QMainWindow):
         self._build_docks(panels if panels is not None else default_panels())
         self._build_menus()
         self.status = StatusBar(self)
+        self.trading = TradingControls(self, session, self.tasks, self.status)
         self._build_tray()
         saved_theme = self._layout.value("theme", "dark")
         self.theme: Theme = THEMES.get(theme or str(saved_theme), THEMES["dark"])
@@ -342,6 +357,7 @@ class MainWindow(QMainWindow):
                     # One broken panel must not take the window (or the timer) down.
                     log.exception("the %s panel failed to refresh", panel.title)
         self._refresh_status()
+        self.trading.refresh(self.theme, self.selected_symbol())
         self.frames += 1
         self.last_frame_s = time.perf_counter() - started
 

@@ -68,6 +68,24 @@ class SignalRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SymbolTerms:
+    """What the New Order dialog and the one-click bar need of a symbol's ``symbol_info``:
+    the precision prices are typed in and the volume grid (the terminal refuses a volume
+    off ``volume_step`` with INVALID_VOLUME, so the spin box steps by it)."""
+
+    digits: int
+    volume_min: float = 0.01
+    volume_max: float = 100.0
+    volume_step: float = 0.01
+    #: Minimum distance of SL/TP from the price, in points (0: none).
+    stops_level: int = 0
+
+    @property
+    def point(self) -> float:
+        return 10.0**-self.digits
+
+
+@dataclass(frozen=True, slots=True)
 class TradingSnapshot:
     """Trading state of one terminal's account, for one frame.
 
@@ -89,6 +107,10 @@ class TradingSnapshot:
     auto_sources: frozenset[str] = frozenset()
     #: The answer to the last intent sent from this window, for the status line.
     last_report: ExecutionReport | None = None
+    #: Trading terms of the symbols the account can trade (the captured ones).
+    symbols: Mapping[str, SymbolTerms] = field(default_factory=dict)
+    #: Latest captured (bid, ask) per symbol: the prices the Sell/Buy buttons show.
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 class TradingIntents(Protocol):
