@@ -25,7 +25,17 @@ from tests.ui.conftest import ui_config_document
 from ui.window import MainWindow
 
 SHOTS = Path("/tmp/ui-shots")
-PANELS = ("marketWatch", "tickChart", "throughput", "pool", "alerts", "journal")
+PANELS = (
+    "marketWatch",
+    "tickChart",
+    "throughput",
+    "pool",
+    "alerts",
+    "journal",
+    "trade",
+    "history",
+    "signals",
+)
 
 
 def _open(session: DesktopSession, qtbot: QtBot, layout: Path) -> MainWindow:
