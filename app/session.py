@@ -143,6 +143,7 @@ class DesktopSession(SessionTrading):
         self.load_warnings: list[str] = list(loaded.warnings)
         self.first_run = loaded.source == "defaults" and not loaded.warnings
         self.runtime: Runtime | None = None
+        self._init_trading()
         self.state = SessionState.STOPPED
         self.error = ""
         self._master: Secret | None = None

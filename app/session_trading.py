@@ -20,9 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from app.config.store import atomic_write
+from app.terminal.trade_constants import ACCOUNT_TRADE_MODE_REAL
 from app.terminal.trade_types import TradeDeal, TradeOrder
 from app.trading.intent import ExecutionReport, OrderIntent, Outcome
-from app.trading.view import SymbolTerms, TradingSnapshot
+from app.trading.view import (
+    RiskState,
+    RiskStatus,
+    SignalRow,
+    SignalState,
+    SymbolTerms,
+    TradingSnapshot,
+)
 
 if TYPE_CHECKING:
     from app.config import ClientConfig
@@ -32,6 +40,15 @@ log = logging.getLogger(__name__)
 
 #: A snapshot asked for again within this many seconds is the same frame's.
 FRAME_S = 0.010
+#: How often an accepted signal's state is looked at until its order has a report.
+SIGNAL_POLL_S = 0.02
+#: The report of a signal that ended without an order report (refused by the book…).
+OUTCOME_OF_STATE = {
+    "refused": Outcome.REFUSED,
+    "rejected": Outcome.REJECTED,
+    "expired": Outcome.REFUSED,
+    "dismissed": Outcome.REFUSED,
+}
 NOT_RUNNING = "trading is not running (capture stopped, or trading.enabled is off)"
 
 
@@ -56,6 +73,11 @@ class SessionTrading:
     _trading_key: object = None
     _last_report: ExecutionReport | None = None
 
+    def _init_trading(self) -> None:
+        self._symbol_terms: dict[str, SymbolTerms] = {}
+        self._terms_asked: set[str] = set()
+        self._terms_tasks: set[asyncio.Task[None]] = set()
+
     # ------------------------------------------------------------------ parts
     def _desk(self) -> Any:
         """``runtime.trading`` (None: capture stopped or trading disabled)."""
@@ -76,7 +98,94 @@ class SessionTrading:
         return snap
 
     def _build_trading_snapshot(self, desk: Any) -> TradingSnapshot:
-        return desk.snapshot(self._last_report)  # type: ignore[no-any-return]
+        """Account book + risk engine + signal desk + captured prices, as one value."""
+        book = desk.book()
+        account = book.snapshot()
+        risk = desk.router.risk
+        state = getattr(risk, "state", None)
+        status = (
+            RiskStatus(RiskState(str(state)), getattr(risk, "state_reason", ""))
+            if state is not None
+            else RiskStatus(RiskState.ACTIVE)
+        )
+        info = account.account
+        consent_needed = (
+            info is not None
+            and info.trade_mode == ACCOUNT_TRADE_MODE_REAL
+            and self.config.trading.allow_real_account
+            and not getattr(risk, "real_account_consent", False)
+        )
+        signals, auto, signals_version = self._signal_rows()
+        prices = self._prices()
+        self._ask_symbol_terms(desk, tuple(prices))
+        key = (account.version, signals_version, status, consent_needed, auto, self._last_report)
+        if key != self._trading_key:
+            self._trading_key = key
+            self._trading_version += 1
+        return TradingSnapshot(
+            # Prices move the live P/L every tick: the version the panels compare moves too.
+            version=self._trading_version * 1_000_003 + self._price_seq(),
+            terminal=account.terminal,
+            account=info,
+            positions=account.positions,
+            orders=account.orders,
+            live_profit=book.live_profit(),
+            signals=signals,
+            risk=status,
+            real_account_consent_needed=consent_needed,
+            auto_sources=auto,
+            last_report=self._last_report,
+            symbols=dict(self._symbol_terms),
+            prices=prices,
+        )
+
+    def _prices(self) -> dict[str, tuple[float, float]]:
+        runtime = self.runtime
+        if runtime is None:
+            return {}
+        return {
+            name: (s.last_bid, s.last_ask)
+            for name, s in runtime.collector.stats.symbols.items()
+            if s.last_bid and s.last_ask
+        }
+
+    def _price_seq(self) -> int:
+        return self.runtime.collector.last_seq if self.runtime is not None else 0
+
+    def _signal_rows(self) -> tuple[tuple[SignalRow, ...], frozenset[str], int]:
+        desk = self._signals()
+        if desk is None:
+            return (), frozenset(self.config.trading.auto_execute_sources), 0
+        snap = desk.snapshot()
+        return (
+            tuple(signal_row(e) for e in snap.entries),
+            frozenset(desk.book.auto_sources),
+            int(snap.version),
+        )
+
+    def _ask_symbol_terms(self, desk: Any, symbols: tuple[str, ...]) -> None:
+        """The captured symbols' ``symbol_info`` (volume grid, digits), asked once each
+        through the worker in the background: the snapshot is built synchronously."""
+        missing = [s for s in symbols if s not in self._symbol_terms and s not in self._terms_asked]
+        if not missing:
+            return
+        self._terms_asked.update(missing)
+
+        async def ask() -> None:
+            for symbol in missing:
+                try:
+                    info = await desk.router._caller.call(
+                        desk.router.default_terminal, "symbol_info", 10.0, symbol
+                    )
+                except Exception as exc:  # shown as guessed digits, asked again next run
+                    log.warning("symbol_info %s: %s", symbol, exc)
+                    continue
+                if info is not None:
+                    self._symbol_terms[symbol] = terms_of(info)
+
+        task = asyncio.ensure_future(ask())
+        self._terms_tasks.add(task)
+        task.add_done_callback(self._terms_tasks.discard)
 
     # ------------------------------------------------------------------ intents
     async def place_order(self, intent: OrderIntent) -> ExecutionReport:
@@ -132,10 +241,27 @@ class SessionTrading:
             self._trading_cache = (0.0, None, None)
 
     async def accept_signal(self, signal_id: str) -> ExecutionReport:
+        """Accept a waiting signal and wait for its order's report (the signal desk
+        executes it through the same router and risk engine as any order)."""
         signals = self._signals()
         if signals is None:
             return self._report(ExecutionReport("", Outcome.REFUSED, "signals are not running"))
-        return self._report(await signals.accept(signal_id))
+        problem = signals.accept(signal_id)
+        self._trading_cache = (0.0, None, None)
+        if problem:
+            return self._report(ExecutionReport("", Outcome.REFUSED, problem))
+        deadline = time.monotonic() + 2 * self.config.trading.order_timeout_s + 5
+        while time.monotonic() < deadline:
+            entry = signals.snapshot().get(signal_id)
+            if entry is not None and entry.state.final:
+                if entry.report is not None:
+                    return self._report(entry.report)
+                outcome = OUTCOME_OF_STATE.get(str(entry.state), Outcome.REJECTED)
+                return self._report(ExecutionReport(entry.request_id, outcome, entry.reason))
+            await asyncio.sleep(SIGNAL_POLL_S)
+        return self._report(
+            ExecutionReport("", Outcome.UNKNOWN, f"signal {signal_id} is still executing")
+        )
 
     def dismiss_signal(self, signal_id: str) -> None:
         signals = self._signals()
@@ -144,10 +270,14 @@ class SessionTrading:
             self._trading_cache = (0.0, None, None)
 
     def set_auto_execute(self, source: str, on: bool) -> None:
+        """For this session (the settings' ``trading.auto_execute_sources`` is the
+        lasting choice): the signal book executes ``source``'s next signals itself."""
         signals = self._signals()
         if signals is not None:
             log.info("signals from %s: %s", source, "automatic" if on else "wait for the trader")
-            signals.set_auto_execute(source, on)
+            auto = set(signals.book.auto_sources)
+            auto.symmetric_difference_update({source} if (source in auto) != on else set())
+            signals.book.auto_sources = frozenset(auto)
             self._trading_cache = (0.0, None, None)
 
     async def trade_history(
@@ -158,8 +288,9 @@ class SessionTrading:
         desk = self._desk()
         if desk is None:
             raise RuntimeError(NOT_RUNNING)
-        deals, orders = await desk.history(date_from_ms // 1000, date_to_ms // 1000)
-        return tuple(deals), tuple(orders)
+        book = desk.book()
+        start, end = date_from_ms // 1000, date_to_ms // 1000
+        return tuple(await book.deals(start, end)), tuple(await book.history_orders(start, end))
 
     async def export_trade_rows(self, path: Path, rows: Sequence[NamedTuple]) -> int:
         """Write ``rows`` (deals or orders, as the History tab lists them) to ``path`` as
@@ -168,6 +299,33 @@ class SessionTrading:
         await asyncio.to_thread(atomic_write, path, data)
         log.info("exported %d trade history rows to %s", len(rows), path)
         return len(rows)
+
+
+def signal_row(entry: Any) -> SignalRow:
+    """The Signals panel's row of a signal book entry (accepted = being executed)."""
+    sig, report = entry.signal, entry.report
+    state = (
+        SignalState.EXECUTING if str(entry.state) == "accepted" else SignalState(str(entry.state))
+    )
+    return SignalRow(
+        id=sig.id,
+        source=sig.source,
+        symbol=sig.symbol,
+        side=sig.side,
+        volume=float(sig.volume or 0.0),
+        sl=sig.sl,
+        tp=sig.tp,
+        state=state,
+        reason=entry.reason,
+        created_at_ms=sig.created_at_ms,
+        received_at_ms=entry.received_at_ms,
+        valid_until_ms=sig.valid_until_ms,
+        auto=entry.auto,
+        ticket=(report.position or report.order) if report is not None else 0,
+        price=report.price if report is not None else 0.0,
+        slippage_points=report.slippage_points if report is not None else None,
+        latency_ms=None if entry.execute_latency_ms is None else float(entry.execute_latency_ms),
+    )
 
 
 def terms_of(info: Any) -> SymbolTerms:

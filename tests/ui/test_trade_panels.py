@@ -36,7 +36,7 @@ SHOTS = Path("/tmp/ui-shots")
 
 
 def account(**over: object) -> AccountInfo:
-    fields: dict[str, object] = {f: 0 for f in AccountInfo._fields}
+    fields: dict[str, object] = dict.fromkeys(AccountInfo._fields, 0)
     fields.update(name="Demo", server="Simulated-Demo", currency="USD", company="sim")
     fields.update(
         login=5001,
@@ -173,7 +173,8 @@ def test_delete_closes_after_a_confirm_and_no_closes_nothing(
     panel.positions.selectRow(0)
     qtbot.keyClick(panel.positions, Qt.Key.Key_Delete)
     box = panel.findChild(QMessageBox, "tradeConfirm")
-    assert box is not None and "Close at the market price?" in box.text()
+    assert box is not None
+    assert "Close at the market price?" in box.text()
     ticket = panel.selected_positions()[0].ticket
     assert f"#{ticket} " in box.text()
     box.button(QMessageBox.StandardButton.No).click()  # nothing is sent, nothing reported
@@ -202,7 +203,8 @@ def test_signals_panel_counts_waiting_and_lists_reasons(
             assert shown[s.state.value] == s.reason
     assert shown["executed"].startswith("#11 at 1.08512")
     check = panel.auto_checks["demo-ma-cross"]
-    assert check.isChecked() and "risk engine" in check.toolTip()
+    assert check.isChecked()
+    assert "risk engine" in check.toolTip()
     # Only a waiting signal can be accepted.
     for row in range(model.rowCount()):
         panel.view.selectRow(row)
@@ -219,7 +221,8 @@ def test_halt_control_shows_each_state(qtbot: QtBot) -> None:
         assert state.value.upper() in status.halt.text()
         assert colour in status.halt.styleSheet()
     status.halt.show_status(RiskStatus(RiskState.HALTED, "daily loss limit reached"), DARK)
-    assert "HALTED" in status.halt.text() and DARK.bad in status.halt.styleSheet()
+    assert "HALTED" in status.halt.text()
+    assert DARK.bad in status.halt.styleSheet()
     assert "daily loss limit reached" in status.halt.toolTip()
     status.halt.show_status(None, DARK)
     assert not status.halt.isEnabled()
