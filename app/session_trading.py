@@ -83,6 +83,14 @@ class SessionTrading:
         """``runtime.trading`` (None: capture stopped or trading disabled)."""
         return getattr(self.runtime, "trading", None) if self.runtime is not None else None
 
+    def _risk(self, desk: Any) -> Any:
+        """The risk engine (halt, resume, state, consent) in front of the router, or
+        None when the router runs without one."""
+        for candidate in (getattr(desk, "risk", None), getattr(desk.router, "risk", None)):
+            if candidate is not None and hasattr(candidate, "halt"):
+                return candidate
+        return None
+
     def _signals(self) -> Any:
         return getattr(self.runtime, "signals", None) if self.runtime is not None else None
 
@@ -101,7 +109,7 @@ class SessionTrading:
         """Account book + risk engine + signal desk + captured prices, as one value."""
         book = desk.book()
         account = book.snapshot()
-        risk = desk.router.risk
+        risk = self._risk(desk)
         state = getattr(risk, "state", None)
         status = (
             RiskStatus(RiskState(str(state)), getattr(risk, "state_reason", ""))
@@ -220,24 +228,24 @@ class SessionTrading:
         return report
 
     def halt_trading(self, reason: str) -> None:
-        desk = self._desk()
-        if desk is not None:
+        risk = self._risk(self._desk()) if self._desk() is not None else None
+        if risk is not None:
             log.warning("trading HALTED from the window: %s", reason)
-            desk.risk.halt(reason)
+            risk.halt(reason)
             self._trading_cache = (0.0, None, None)
 
     def resume_trading(self) -> None:
-        desk = self._desk()
-        if desk is not None:
+        risk = self._risk(self._desk()) if self._desk() is not None else None
+        if risk is not None:
             log.info("trading resumed from the window")
-            desk.risk.resume("resumed from the window")
+            risk.resume("resumed from the window")
             self._trading_cache = (0.0, None, None)
 
     def grant_real_account_consent(self) -> None:
-        desk = self._desk()
-        if desk is not None:
+        risk = self._risk(self._desk()) if self._desk() is not None else None
+        if risk is not None:
             log.warning("real-account trading consented to for this session")
-            desk.risk.grant_real_account_consent()
+            risk.grant_real_account_consent()
             self._trading_cache = (0.0, None, None)
 
     async def accept_signal(self, signal_id: str) -> ExecutionReport:
