@@ -84,7 +84,7 @@ async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
     balance_before = session.trading_snapshot().account.balance  # type: ignore[union-attr]
 
     # F9 → New Order on EURUSD, 0.1 lots, Buy at the ask.
-    await wait_until(lambda: window.isActiveWindow(), 10, "the window to be active")
+    await wait_until(window.isActiveWindow, 10, "the window to be active")
     qtbot.keyClick(window, Qt.Key.Key_F9)
     dialog = top(NewOrderDialog)
     assert isinstance(dialog, NewOrderDialog)
@@ -141,7 +141,7 @@ async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
             if d.position_id == ticket and d.entry == tc.DEAL_ENTRY_OUT
         ]
 
-    await wait_until(lambda: closing_deals_shown(), 30, "the closing deal in History")
+    await wait_until(closing_deals_shown, 30, "the closing deal in History")
     term = session.config.terminals[0]
     truth = open_terminal(term.to_spec())
     assert truth.initialize()
@@ -210,7 +210,7 @@ async def test_halt_click_and_a_signal_accepted_with_enter(
     await wait_until(lambda: dock.windowTitle() == "Signals (1)", 5, "the waiting count")
     signals.view.setFocus()
     signals.view.selectRow(0)
-    await wait_until(lambda: signals.view.hasFocus(), 5, "the list's focus")
+    await wait_until(signals.view.hasFocus, 5, "the list's focus")
     qtbot.keyClick(signals.view, Qt.Key.Key_Return)
 
     def state() -> SignalState | None:
