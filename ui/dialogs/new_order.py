@@ -316,5 +316,5 @@ def open_new_order(
     dialog = NewOrderDialog(session, tasks, parent, symbol)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.show()
-    dialog.raise_()
+    dialog.activateWindow()
     return dialog
