@@ -222,7 +222,11 @@ async def test_halt_click_and_a_signal_accepted_with_enter(
     await wait_until(lambda: dock.windowTitle() == "Signals", 5, "no signal waiting")
     row = next(s for s in session.trading_snapshot().signals if s.id == "ui-signal-1")  # type: ignore[union-attr]
     assert row.ticket
-    assert any(p.ticket == row.ticket for p in session.trading_snapshot().positions)  # type: ignore[union-attr]
+    await wait_until(
+        lambda: any(p.ticket == row.ticket for p in session.trading_snapshot().positions),  # type: ignore[union-attr]
+        20,
+        "the signal's position in the account",
+    )
     shot(signals, "signals")
 
     # HALT: one click, no question; the state shows red with the reason.
