@@ -227,6 +227,7 @@ async def test_halt_click_and_a_signal_accepted_with_enter(
         20,
         "the signal's position in the account",
     )
+    await wait_until(lambda: signals.model.index(0, 7).data() == "executed", 5, "the row")
     shot(signals, "signals")
 
     # HALT: one click, no question; the state shows red with the reason.
@@ -235,6 +236,8 @@ async def test_halt_click_and_a_signal_accepted_with_enter(
     assert "HALTED" in halt.text()
     assert window.theme.bad in halt.styleSheet()
     assert "halted from the window" in halt.toolTip()
+    SHOTS.mkdir(exist_ok=True)
+    assert window.grab().save(str(SHOTS / "window-halted.png"))
     # Resuming asks first.
     qtbot.mouseClick(halt, Qt.MouseButton.LeftButton)
     box = window.trading.resume_box

@@ -122,7 +122,7 @@ class NewOrderDialog(QDialog):
         stops.addWidget(self.sl, 1)
         stops.addWidget(QLabel("Take profit"))
         stops.addWidget(self.tp, 1)
-        form.addRow("Stop &loss", stops)
+        form.addRow("Stop loss", stops)
         form.addRow("&Deviation", self.deviation)
 
         self.sell = QPushButton()
