@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QToolBar
+from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QToolBar
 
 from app.session import DesktopSession
 from app.trading.view import RiskState
@@ -47,7 +47,13 @@ class TradingControls(QObject):
         self.resume_action = self._action(
             "&Resume trading…", None, "Resume trading after a halt (asks first)", self.ask_resume
         )
-        menu = window.menuBar().addMenu("&Trade")
+        bar = window.menuBar()
+        menu = QMenu("&Trade", bar)
+        menus = bar.actions()
+        if menus:  # before Help, the last menu by convention
+            bar.insertMenu(menus[-1], menu)
+        else:
+            bar.addMenu(menu)
         for action in (self.new_order_action, self.halt_action, self.resume_action):
             menu.addAction(action)
         status.halt.clicked.connect(self.halt_clicked)
