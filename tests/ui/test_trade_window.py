@@ -9,13 +9,14 @@ same account folder (``history_deals_get``), not the window's own figures.
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.config import ClientConfig
@@ -116,6 +117,24 @@ async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
     assert shown_profit == money(trade.snapshot.live_profit[ticket])  # type: ignore[union-attr]
     shot(trade, "trade")
 
+    # Context menu ▸ Modify S/L-T/P… → a stop loss 200 points under the open price.
+    trade.modify_action.trigger()
+    editor = trade.findChild(PositionDialog)
+    assert isinstance(editor, PositionDialog)
+    stop = round(position.price_open - 200 * 1e-5, 5)
+    editor.sl.setValue(stop)
+    qtbot.mouseClick(editor.modify_button, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: "placed" in editor.outcome.text(), 30, "the modify's report")
+    editor.close()
+    await wait_until(
+        lambda: any(
+            p.ticket == ticket and p.sl == pytest.approx(stop)
+            for p in session.trading_snapshot().positions  # type: ignore[union-attr]
+        ),
+        20,
+        "the new S/L in the account",
+    )
+
     # Context menu ▸ Close position… → the position's window → Close.
     assert trade.close_action in trade.positions.actions()
     trade.close_action.trigger()
@@ -167,6 +186,22 @@ async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
         "the balance to move by the trade's result",
     )
     shot(history, "history")
+
+    # Export CSV… → the file holds the listed deals, field by field.
+    target = tmp_path / "deals.csv"
+    history.choose_export_file()
+    chooser = history.findChild(QFileDialog, "historyExportDialog")
+    assert isinstance(chooser, QFileDialog)
+    chooser.selectFile(str(target))
+    chooser.accept()
+    await wait_until(lambda: "rows written" in history.message.text(), 20, "the export")
+    with target.open(newline="") as f:
+        written = list(csv.DictReader(f))
+    listed = history.deals_model.rows()
+    assert [int(r["ticket"]) for r in written] == [d.ticket for d in listed]
+    row_out = next(r for r in written if int(r["ticket"]) == out.ticket)
+    assert float(row_out["profit"]) == pytest.approx(out.profit)
+    assert row_out["comment"] == out.comment
 
 
 async def test_halt_click_and_a_signal_accepted_with_enter(
@@ -246,3 +281,69 @@ async def test_halt_click_and_a_signal_accepted_with_enter(
     assert resume is not None
     qtbot.mouseClick(resume, Qt.MouseButton.LeftButton)
     await wait_until(lambda: halt.state is RiskState.ACTIVE, 5, "ACTIVE again")
+
+
+@pytest.fixture
+def real_store(tmp_path: Path) -> ConfigStore:
+    """A simulated REAL account that the settings allow trading on."""
+    doc = ui_config_document(
+        tmp_path, backend={"demo_signals": False}, trading={"allow_real_account": True}
+    )
+    doc["terminals"][0].update(sim_state_dir=str(tmp_path / "broker"), sim_account="real")
+    store = ConfigStore(tmp_path / "settings" / "client-config.json")
+    store.save(ClientConfig.model_validate(doc))
+    return store
+
+
+async def test_real_account_asks_once_before_the_first_one_click_order(
+    real_store: ConfigStore, qtbot: QtBot, tmp_path: Path
+) -> None:
+    session = DesktopSession(real_store)
+    await session.start()
+    try:
+        window = MainWindow(session, layout_file=tmp_path / "layout.ini")
+        qtbot.addWidget(window)
+        window.show()
+        bar = window.trading.one_click
+        window.trading.refresh(window.theme, "EURUSD")
+
+        def consent_needed() -> bool:
+            snap = session.trading_snapshot()
+            return bool(snap and snap.real_account_consent_needed)
+
+        await wait_until(consent_needed, 60, "the real account to be known")
+        await wait_until(bar.buy.isEnabled, 20, "a price on the one-click bar")
+
+        def asked() -> QMessageBox | None:
+            box = bar.findChild(QMessageBox, "realAccountConsent")
+            return box if isinstance(box, QMessageBox) and box.isVisible() else None
+
+        # Cancel: nothing is sent, the question comes again next time.
+        qtbot.mouseClick(bar.buy, Qt.MouseButton.LeftButton)
+        await wait_until(lambda: asked() is not None, 5, "the real-account question")
+        box = asked()
+        assert box is not None
+        assert "REAL account" in box.text()
+        assert "money" in box.text()
+        box.button(QMessageBox.StandardButton.Cancel).click()
+        await wait_until(lambda: asked() is None, 5, "the question to close")
+        assert bar.reports == []
+        assert consent_needed()
+
+        # Agree: consent for the session, then the order goes (through the risk engine).
+        qtbot.mouseClick(bar.buy, Qt.MouseButton.LeftButton)
+        await wait_until(lambda: asked() is not None, 5, "the question again")
+        yes = asked().findChild(QWidget, "realAccountYes")  # type: ignore[union-attr]
+        assert yes is not None
+        qtbot.mouseClick(yes, Qt.MouseButton.LeftButton)
+        await wait_until(lambda: bar.reports, 30, "the one-click order's report")
+        assert bar.reports[0].outcome is Outcome.EXECUTED, bar.reports[0]
+        assert not consent_needed()
+        # Once per session: the next order goes without a question.
+        qtbot.mouseClick(bar.sell, Qt.MouseButton.LeftButton)
+        await wait_until(lambda: len(bar.reports) == 2, 30, "the second order's report")
+        assert asked() is None
+        assert bar.reports[1].outcome is Outcome.EXECUTED, bar.reports[1]
+        window.close()
+    finally:
+        await session.stop()
