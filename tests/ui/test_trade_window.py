@@ -65,13 +65,18 @@ def top(kind: type[QWidget]) -> QWidget | None:
     return next((w for w in QApplication.topLevelWidgets() if isinstance(w, kind)), None)
 
 
-async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
-    session: DesktopSession, qtbot: QtBot, tmp_path: Path
-) -> None:
+def open_window(session: DesktopSession, qtbot: QtBot, tmp_path: Path) -> MainWindow:
     window = MainWindow(session, layout_file=tmp_path / "layout.ini")
     qtbot.addWidget(window)
     window.show()
-    window.activateWindow()
+    window.activateWindow()  # shortcuts reach the active window only
+    return window
+
+
+async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
+    session: DesktopSession, qtbot: QtBot, tmp_path: Path
+) -> None:
+    window = open_window(session, qtbot, tmp_path)
     trade = window.panels["trade"]
     history = window.panels["history"]
     assert isinstance(trade, TradePanel)
@@ -207,10 +212,7 @@ async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
 async def test_halt_click_and_a_signal_accepted_with_enter(
     session: DesktopSession, qtbot: QtBot, tmp_path: Path
 ) -> None:
-    window = MainWindow(session, layout_file=tmp_path / "layout.ini")
-    qtbot.addWidget(window)
-    window.show()
-    window.activateWindow()
+    window = open_window(session, qtbot, tmp_path)
     await wait_until(lambda: session.trading_snapshot() is not None, 60, "trading to run")
     halt = window.status.halt
     await wait_until(lambda: halt.state is RiskState.ACTIVE, 10, "HALT to show ACTIVE")
@@ -301,9 +303,7 @@ async def test_real_account_asks_once_before_the_first_one_click_order(
     session = DesktopSession(real_store)
     await session.start()
     try:
-        window = MainWindow(session, layout_file=tmp_path / "layout.ini")
-        qtbot.addWidget(window)
-        window.show()
+        window = open_window(session, qtbot, tmp_path)
         bar = window.trading.one_click
         window.trading.refresh(window.theme, "EURUSD")
 

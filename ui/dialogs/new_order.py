@@ -30,7 +30,7 @@ from app.session import DesktopSession
 from app.trading.intent import Action, ExecutionReport, OrderIntent, OrderKind, Origin, Side
 from app.trading.view import SymbolTerms
 from ui.dialogs import palette_theme, set_message
-from ui.dialogs.position import price_spin
+from ui.dialogs.position import outcome_label, price_spin
 from ui.panels._format import captured_symbols
 from ui.tasks import TaskRunner
 from ui.trade_send import send_intent
@@ -149,11 +149,7 @@ class NewOrderDialog(QDialog):
         self.problem.setObjectName("problemLabel")
         self.problem.setWordWrap(True)
         self.problem.hide()
-        self.outcome = QLabel()
-        self.outcome.setObjectName("resultLabel")
-        self.outcome.setWordWrap(True)
-        self.outcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.outcome.hide()
+        self.outcome = outcome_label()
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

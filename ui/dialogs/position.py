@@ -43,6 +43,17 @@ def price_spin(digits: int, tip: str) -> QDoubleSpinBox:
     return spin
 
 
+def outcome_label() -> QLabel:
+    """The line under a trading dialog's buttons: "sending…", then the terminal's answer
+    (selectable, so a trader can copy a ticket or a retcode)."""
+    label = QLabel()
+    label.setObjectName("resultLabel")
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label
+
+
 class PositionDialog(QDialog):
     """Close (volume) and Modify (S/L, T/P) of one position."""
 
@@ -106,11 +117,7 @@ class PositionDialog(QDialog):
         form = QFormLayout()
         form.addRow("Close volume", close_row)
         form.addRow("Stops", stops)
-        self.outcome = QLabel()
-        self.outcome.setObjectName("resultLabel")
-        self.outcome.setWordWrap(True)
-        self.outcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.outcome.hide()
+        self.outcome = outcome_label()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

@@ -13,15 +13,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QDate, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
     QFileDialog,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableView,
     QTabWidget,
     QWidget,
 )
@@ -31,13 +29,12 @@ from app.terminal import trade_constants as tc
 from app.terminal.trade_types import TradeDeal, TradeOrder
 from app.trading.view import TradingSnapshot
 from ui.panels.base import Panel
-from ui.panels.table import lay_out_table_panel, setup_table_view, status_label
+from ui.panels.table import lay_out_table_panel, status_label
 from ui.panels.trade_models import (
-    SORT_ROLE,
     DealsModel,
     HistoryOrdersModel,
-    TicketRowsModel,
     tickets_of,
+    trade_table,
 )
 from ui.tasks import TaskRunner
 from ui.theme import Theme
@@ -75,21 +72,6 @@ def totals(deals: tuple[TradeDeal, ...]) -> tuple[float, float, float]:
     return profit, deposit, withdrawal
 
 
-def _view(
-    panel: QWidget, model: TicketRowsModel, name: str
-) -> tuple[QTableView, QSortFilterProxyModel]:
-    proxy = QSortFilterProxyModel(panel)
-    proxy.setSourceModel(model)
-    proxy.setSortRole(SORT_ROLE)
-    view = QTableView(panel)
-    view.setObjectName(name)
-    header = setup_table_view(view, proxy, sort=(0, Qt.SortOrder.AscendingOrder))
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setStretchLastSection(True)
-    header.resizeSection(0, 140)
-    return view, proxy
-
-
 class HistoryPanel(Panel):
     title = "History"
     object_name = "history"
@@ -106,8 +88,11 @@ class HistoryPanel(Panel):
         self.loads = 0
         self.deals_model = DealsModel(self)
         self.orders_model = HistoryOrdersModel(self)
-        self.deals_view, _ = _view(self, self.deals_model, "dealsView")
-        self.orders_view, _ = _view(self, self.orders_model, "historyOrdersView")
+        by_time = (0, Qt.SortOrder.AscendingOrder)
+        self.deals_view, _ = trade_table(self, self.deals_model, "dealsView", by_time)
+        self.orders_view, _ = trade_table(self, self.orders_model, "historyOrdersView", by_time)
+        for view in (self.deals_view, self.orders_view):
+            view.horizontalHeader().resizeSection(0, 140)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.deals_view, "Deals")
         self.tabs.addTab(self.orders_view, "Orders")

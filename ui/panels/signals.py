@@ -13,16 +13,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QHeaderView, QLabel, QTableView, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QHeaderView, QLabel, QWidget
 
 from app.session import DesktopSession
 from app.trading.intent import ExecutionReport
 from app.trading.view import SignalRow, SignalState, TradingSnapshot
-from ui.panels.base import Panel
-from ui.panels.table import actions_toolbar, lay_out_table_panel, setup_table_view, status_label
-from ui.panels.trade_models import SORT_ROLE, TicketRowsModel
+from ui.panels.table import actions_toolbar, lay_out_table_panel, status_label
+from ui.panels.trade_models import TicketRowsModel, TradingPanel, trade_table
 from ui.tasks import TaskRunner
 from ui.theme import Theme
 from ui.trade_send import send_intent
@@ -107,7 +106,7 @@ class SignalsModel(TicketRowsModel):
         return super().data(index, role)
 
 
-class SignalsPanel(Panel):
+class SignalsPanel(TradingPanel):
     title = "Signals"
     object_name = "signals"
     shortcut = "Alt+9"
@@ -118,16 +117,13 @@ class SignalsPanel(Panel):
         self, session: DesktopSession, tasks: TaskRunner, parent: QWidget | None = None
     ) -> None:
         super().__init__(session, tasks, parent)
-        self._version: int | None = -1
         self._waiting = 0
         self.model = SignalsModel(self)
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(SORT_ROLE)
-        self.view = QTableView(self)
-        self.view.setObjectName("signalsView")
-        header = setup_table_view(self.view, self.proxy, sort=(0, Qt.SortOrder.DescendingOrder))
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.view, self.proxy = trade_table(
+            self, self.model, "signalsView", (0, Qt.SortOrder.DescendingOrder)
+        )
+        header = self.view.horizontalHeader()
+        header.setStretchLastSection(False)
         header.setSectionResizeMode(8, QHeaderView.ResizeMode.Stretch)
 
         self.accept_action = self.add_action(
@@ -171,14 +167,7 @@ class SignalsPanel(Panel):
     def dock_title(self) -> str:
         return f"{self.title} ({self._waiting})" if self._waiting else self.title
 
-    def refresh(self) -> None:
-        self.render_trading(self.session.trading_snapshot())
-
-    def render_trading(self, snap: TradingSnapshot | None) -> None:
-        version = snap.version if snap is not None else None
-        if version == self._version:
-            return
-        self._version = version
+    def draw(self, snap: TradingSnapshot | None) -> None:
         rows = snap.signals if snap is not None else ()
         self.model.update(rows, snap)
         self._sync_auto(snap)

@@ -9,14 +9,12 @@ to a terminal.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QHeaderView,
     QLabel,
     QMessageBox,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -25,14 +23,13 @@ from app.session import DesktopSession
 from app.terminal.trade_types import TradeOrder, TradePosition
 from app.trading.intent import ExecutionReport
 from app.trading.view import TradingSnapshot
-from ui.panels.base import Panel
-from ui.panels.table import setup_table_view
 from ui.panels.trade_models import (
     SORT_ROLE,
     OrdersModel,
     PositionsModel,
-    TicketRowsModel,
+    TradingPanel,
     selected_tickets,
+    trade_table,
 )
 from ui.tasks import TaskRunner
 from ui.theme import Theme
@@ -58,22 +55,7 @@ def account_text(snap: TradingSnapshot | None) -> str:
     )
 
 
-def _table(
-    panel: QWidget, model: TicketRowsModel, name: str
-) -> tuple[QTableView, QSortFilterProxyModel]:
-    proxy = QSortFilterProxyModel(panel)
-    proxy.setSourceModel(model)
-    proxy.setSortRole(SORT_ROLE)
-    view = QTableView(panel)
-    view.setObjectName(name)
-    header = setup_table_view(view, proxy, sort=(1, Qt.SortOrder.AscendingOrder))
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setStretchLastSection(True)
-    view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-    return view, proxy
-
-
-class TradePanel(Panel):
+class TradePanel(TradingPanel):
     title = "Trade"
     object_name = "trade"
     shortcut = "Alt+7"
@@ -83,11 +65,16 @@ class TradePanel(Panel):
         self, session: DesktopSession, tasks: TaskRunner, parent: QWidget | None = None
     ) -> None:
         super().__init__(session, tasks, parent)
-        self._version: int | None = -1
+        self.snapshot: TradingSnapshot | None = None
         self.positions_model = PositionsModel(self)
         self.orders_model = OrdersModel(self)
-        self.positions, self._pproxy = _table(self, self.positions_model, "positionsView")
-        self.orders, self._oproxy = _table(self, self.orders_model, "ordersView")
+        by_time = (1, Qt.SortOrder.AscendingOrder)
+        self.positions, self._pproxy = trade_table(
+            self, self.positions_model, "positionsView", by_time
+        )
+        self.orders, self._oproxy = trade_table(self, self.orders_model, "ordersView", by_time)
+        for view in (self.positions, self.orders):
+            view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.account = QLabel(NO_TRADING)
         self.account.setObjectName("accountLine")
         self.account.setToolTip(
@@ -155,15 +142,7 @@ class TradePanel(Panel):
                 view.horizontalHeader().resizeSection(col, width)
 
     # ------------------------------------------------------------------ rendering
-    def refresh(self) -> None:
-        self.render_trading(self.session.trading_snapshot())
-
-    def render_trading(self, snap: TradingSnapshot | None) -> None:
-        """Draw ``snap`` (a no-op when its version was drawn already)."""
-        version = snap.version if snap is not None else None
-        if version == self._version:
-            return
-        self._version = version
+    def draw(self, snap: TradingSnapshot | None) -> None:
         self.snapshot = snap
         self.positions_model.update(snap.positions if snap else (), snap)
         self.orders_model.update(snap.orders if snap else (), snap)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
 
 from app.terminal.trade_types import TradeDeal, TradeOrder, TradePosition
 from app.trading.view import TradingSnapshot
-from ui.panels.table import ColumnsModel, ModelIndex
+from ui.panels.base import Panel
+from ui.panels.table import ColumnsModel, ModelIndex, setup_table_view
 from ui.theme import DARK, Theme
 from ui.trade_text import (
     DEAL_ENTRY_TEXT,
@@ -296,3 +297,39 @@ def selected_tickets(
         if isinstance(ticket, int) and ticket not in seen:
             seen.append(ticket)
     return seen
+
+
+def trade_table(
+    panel: QWidget, model: TicketRowsModel, name: str, sort: tuple[int, Qt.SortOrder]
+) -> tuple[QTableView, QSortFilterProxyModel]:
+    """A sortable read-only view of ``model`` (sorted by each cell's value, not its text),
+    columns sized by hand, the last one stretched."""
+    proxy = QSortFilterProxyModel(panel)
+    proxy.setSourceModel(model)
+    proxy.setSortRole(SORT_ROLE)
+    view = QTableView(panel)
+    view.setObjectName(name)
+    header = setup_table_view(view, proxy, sort=sort)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(True)
+    return view, proxy
+
+
+class TradingPanel(Panel):
+    """A panel drawn from the session's :class:`TradingSnapshot`, only when its version
+    moved (``draw``); tests hand snapshots to :meth:`render_trading` directly."""
+
+    _version: int | None = -1
+
+    def refresh(self) -> None:
+        self.render_trading(self.session.trading_snapshot())
+
+    def render_trading(self, snap: TradingSnapshot | None) -> None:
+        version = snap.version if snap is not None else None
+        if version == self._version:
+            return
+        self._version = version
+        self.draw(snap)
+
+    def draw(self, snap: TradingSnapshot | None) -> None:
+        """Show ``snap`` (None: trading is not running)."""
