@@ -131,6 +131,7 @@ async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
     qtbot.mouseClick(editor.modify_button, Qt.MouseButton.LeftButton)
     await wait_until(lambda: "placed" in editor.outcome.text(), 30, "the modify's report")
     editor.close()
+    await wait_until(lambda: trade.findChild(PositionDialog) is None, 5, "the editor to go")
     await wait_until(
         lambda: any(
             p.ticket == ticket and p.sl == pytest.approx(stop)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
     QWidget,
 )
+from shiboken6 import isValid
 
 from app.session import DesktopSession
 from app.terminal import trade_constants as tc
@@ -186,6 +187,8 @@ class HistoryPanel(Panel):
         )
 
     def _loaded(self, result: tuple[tuple[TradeDeal, ...], tuple[TradeOrder, ...]]) -> None:
+        if not isValid(self):  # the window closed while the core answered
+            return
         deals, orders = result
         snap: TradingSnapshot | None = self.session.trading_snapshot()
         self.deals_model.update(deals, snap)
@@ -200,6 +203,8 @@ class HistoryPanel(Panel):
         self._done()
 
     def _failed(self, exc: BaseException) -> None:
+        if not isValid(self):  # the window closed while the core answered
+            return
         self.message.setText(f"History not read: {exc}")
         self._done()
 

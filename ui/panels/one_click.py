@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QPushButton, QWidget
+from shiboken6 import isValid
 
 from app.session import DesktopSession
 from app.trading.intent import Action, ExecutionReport, OrderIntent, Origin, Side
@@ -119,5 +120,7 @@ class OneClickBar(QWidget):
         )
 
     def _show(self, report: ExecutionReport) -> None:
+        if not isValid(self):  # the window closed while the core answered
+            return
         self.reports.append(report)
         self.reported.emit(f"{self.symbol} {report_text(report)}")

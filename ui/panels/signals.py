@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QHeaderView, QLabel, QWidget
+from shiboken6 import isValid
 
 from app.session import DesktopSession
 from app.trading.intent import ExecutionReport
@@ -213,6 +214,8 @@ class SignalsPanel(TradingPanel):
         self.dismiss_action.setEnabled(bool(waiting))
 
     def say(self, report: ExecutionReport) -> None:
+        if not isValid(self):  # the window closed while the core answered
+            return
         self.message.setText(report_text(report))
 
     def accept_selected(self) -> None:

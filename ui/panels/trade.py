@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from app.session import DesktopSession
 from app.terminal.trade_types import TradeOrder, TradePosition
@@ -178,6 +179,8 @@ class TradePanel(TradingPanel):
 
     # ------------------------------------------------------------------ intents
     def say(self, report: ExecutionReport) -> None:
+        if not isValid(self):  # the window closed while the core answered
+            return
         self.message.setText(report_text(report))
         self.message.show()
 
