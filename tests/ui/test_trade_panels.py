@@ -152,7 +152,7 @@ def test_trade_tab_shows_account_positions_and_orders(
     assert panel.account.text() == account_text(snap)
     assert account_text(snap).startswith(f"Balance: {money(snap.account.balance)} USD")  # type: ignore[union-attr]
     # Live P/L moves: same rows, new figure, the selection stays.
-    panel.positions.selectRow(by_ticket["11"])
+    assert panel.select_position(11)
     moved = snapshot(2, live_profit={11: -7.0, 12: -3.25})
     panel.render_trading(moved)
     assert cell(panel.positions, by_ticket["11"], 9) == money(-7.0)
@@ -170,7 +170,7 @@ def test_delete_closes_after_a_confirm_and_no_closes_nothing(
     panel.activateWindow()
     panel.positions.setFocus()
     qtbot.wait_until(panel.positions.hasFocus, timeout=5000)
-    panel.positions.selectRow(0)
+    assert panel.select_position(snapshot().positions[0].ticket)
     qtbot.keyClick(panel.positions, Qt.Key.Key_Delete)
     box = panel.findChild(QMessageBox, "tradeConfirm")
     assert box is not None
@@ -206,9 +206,9 @@ def test_signals_panel_counts_waiting_and_lists_reasons(
     assert check.isChecked()
     assert "risk engine" in check.toolTip()
     # Only a waiting signal can be accepted.
-    for row in range(model.rowCount()):
-        panel.view.selectRow(row)
-        assert panel.accept_action.isEnabled() == (cell(panel.view, row, 7) == "waiting")
+    for s in snap.signals:
+        assert panel.select_signal(s.id)
+        assert panel.accept_action.isEnabled() == (s.state is SignalState.WAITING)
     shot(panel, "signals")
 
 

@@ -247,7 +247,7 @@ async def test_halt_click_and_a_signal_accepted_with_enter(
     dock = window.docks["signals"]
     await wait_until(lambda: dock.windowTitle() == "Signals (1)", 5, "the waiting count")
     signals.view.setFocus()
-    signals.view.selectRow(0)
+    assert signals.select_signal("ui-signal-1")
     await wait_until(signals.view.hasFocus, 5, "the list's focus")
     qtbot.keyClick(signals.view, Qt.Key.Key_Return)
 

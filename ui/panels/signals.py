@@ -22,7 +22,7 @@ from app.session import DesktopSession
 from app.trading.intent import ExecutionReport
 from app.trading.view import SignalRow, SignalState, TradingSnapshot
 from ui.panels.table import actions_toolbar, lay_out_table_panel, status_label
-from ui.panels.trade_models import TicketRowsModel, TradingPanel, trade_table
+from ui.panels.trade_models import TicketRowsModel, TradingPanel, select_key, trade_table
 from ui.tasks import TaskRunner
 from ui.theme import Theme
 from ui.trade_send import send_intent
@@ -207,6 +207,9 @@ class SignalsPanel(TradingPanel):
             {self.proxy.mapToSource(i).row() for i in self.view.selectionModel().selectedRows()}
         )
         return [self.model.row(r) for r in rows]
+
+    def select_signal(self, signal_id: str) -> bool:
+        return select_key(self.view, signal_id)
 
     def _update_actions(self) -> None:
         waiting = [s for s in self.selected_signals() if s.state is SignalState.WAITING]

@@ -25,10 +25,10 @@ from app.terminal.trade_types import TradeOrder, TradePosition
 from app.trading.intent import ExecutionReport
 from app.trading.view import TradingSnapshot
 from ui.panels.trade_models import (
-    SORT_ROLE,
     OrdersModel,
     PositionsModel,
     TradingPanel,
+    select_key,
     selected_tickets,
     trade_table,
 )
@@ -170,12 +170,7 @@ class TradePanel(TradingPanel):
         return [by_ticket[t] for t in tickets if t in by_ticket]
 
     def select_position(self, ticket: int) -> bool:
-        for row in range(self._pproxy.rowCount()):
-            index = self._pproxy.index(row, 0)
-            if self._pproxy.mapToSource(index).data(SORT_ROLE) == ticket:
-                self.positions.selectRow(row)
-                return True
-        return False
+        return select_key(self.positions, ticket)
 
     # ------------------------------------------------------------------ intents
     def say(self, report: ExecutionReport) -> None:

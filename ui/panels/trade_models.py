@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
 
@@ -313,6 +313,21 @@ def trade_table(
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     header.setStretchLastSection(True)
     return view, proxy
+
+
+def select_key(view: QTableView, key: object) -> bool:
+    """Select (only) the row whose :meth:`TicketRowsModel.key` is ``key``; False when no
+    row has it. Not ``selectRow``: that reads the keyboard's modifiers (a held Ctrl
+    toggles instead of selecting)."""
+    model = view.model()
+    for row in range(model.rowCount()):
+        index = model.index(row, 0)
+        if index.data(TICKET_ROLE) == key:
+            flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
+            view.selectionModel().select(index, flags | QItemSelectionModel.SelectionFlag.Rows)
+            view.setCurrentIndex(index)
+            return True
+    return False
 
 
 class TradingPanel(Panel):
