@@ -33,6 +33,7 @@ from ui.dialogs.position import PositionDialog
 from ui.panels.history import HistoryPanel
 from ui.panels.signals import SignalsPanel
 from ui.panels.trade import TradePanel
+from ui.panels.trade_models import select_key
 from ui.trade_text import money
 from ui.window import MainWindow
 
@@ -193,6 +194,49 @@ async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
     )
     shot(history, "history")
 
+    # A pending order from F9 (Buy Limit under the market): in the orders table, then
+    # cancelled with Delete and a confirm.
+    qtbot.keyClick(window, Qt.Key.Key_F9)
+    pending = top(NewOrderDialog)
+    assert isinstance(pending, NewOrderDialog)
+    pending.symbol.setCurrentText("EURUSD")
+    pending.type.setCurrentIndex(1)  # Buy Limit
+    assert pending.place.isVisible()
+    assert not pending.buy.isVisible()
+    bid, _ask = session.trading_snapshot().prices["EURUSD"]  # type: ignore[union-attr]
+    pending.price.setValue(0.0)
+    assert "needs a price" in pending.problem.text()
+    assert not pending.place.isEnabled()
+    limit = round(bid - 500 * 1e-5, 5)
+    pending.price.setValue(limit)
+    pending.tp.setValue(round(limit - 100 * 1e-5, 5))  # a buy's T/P under its price
+    assert "T/P must be above" in pending.problem.text()
+    pending.tp.setValue(0.0)
+    assert pending.place.isEnabled()
+    qtbot.mouseClick(pending.place, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: pending.reports, 30, "the pending order's report")
+    assert pending.reports[-1].outcome is Outcome.PLACED, pending.reports[-1]
+    order_ticket = pending.reports[-1].order
+    pending.close()
+    window.show_panel("trade")
+
+    def orders_shown() -> list[int]:
+        return [o.ticket for o in trade.orders_model.rows()]
+
+    await wait_until(lambda: order_ticket in orders_shown(), 20, "the order in the Trade tab")
+    assert next(o for o in trade.orders_model.rows() if o.ticket == order_ticket).price_open == (
+        pytest.approx(limit)
+    )
+    assert select_key(trade.orders, order_ticket)
+    trade.orders.setFocus()
+    await wait_until(trade.orders.hasFocus, 5, "the orders table's focus")
+    qtbot.keyClick(trade.orders, Qt.Key.Key_Delete)
+    confirm = trade.findChild(QMessageBox, "tradeConfirm")
+    assert isinstance(confirm, QMessageBox)
+    assert f"#{order_ticket}" in confirm.text()
+    confirm.button(QMessageBox.StandardButton.Yes).click()
+    await wait_until(lambda: order_ticket not in orders_shown(), 20, "the order cancelled")
+
     # Export CSV… → the file holds the listed deals, field by field.
     target = tmp_path / "deals.csv"
     history.choose_export_file()
@@ -267,6 +311,21 @@ async def test_halt_click_and_a_signal_accepted_with_enter(
     )
     await wait_until(lambda: signals.model.index(0, 7).data() == "executed", 5, "the row")
     shot(signals, "signals")
+
+    # Ctrl+Shift+H halts at once; Trade ▸ Resume trading… asks.
+    qtbot.keyClick(
+        window,
+        Qt.Key.Key_H,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    await wait_until(lambda: halt.state is RiskState.HALTED, 5, "HALTED by the shortcut")
+    window.trading.resume_action.trigger()
+    box = window.trading.resume_box
+    assert isinstance(box, QMessageBox)
+    resume = box.findChild(QWidget, "resumeButton")
+    assert resume is not None
+    qtbot.mouseClick(resume, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: halt.state is RiskState.ACTIVE, 5, "ACTIVE after resuming")
 
     # HALT: one click, no question; the state shows red with the reason.
     qtbot.mouseClick(halt, Qt.MouseButton.LeftButton)
