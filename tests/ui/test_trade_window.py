@@ -196,6 +196,8 @@ async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
 
     # A pending order from F9 (Buy Limit under the market): in the orders table, then
     # cancelled with Delete and a confirm.
+    window.activateWindow()
+    await wait_until(window.isActiveWindow, 10, "the window to be active again")
     qtbot.keyClick(window, Qt.Key.Key_F9)
     pending = top(NewOrderDialog)
     assert isinstance(pending, NewOrderDialog)
