@@ -230,6 +230,8 @@ async def test_buy_from_f9_close_from_the_trade_tab_find_the_deal_in_history(
         pytest.approx(limit)
     )
     assert select_key(trade.orders, order_ticket)
+    window.activateWindow()
+    await wait_until(window.isActiveWindow, 10, "the window to be active again")
     trade.orders.setFocus()
     await wait_until(trade.orders.hasFocus, 5, "the orders table's focus")
     qtbot.keyClick(trade.orders, Qt.Key.Key_Delete)
