@@ -177,6 +177,10 @@ class SessionTrading:
         missing = [s for s in symbols if s not in self._symbol_terms and s not in self._terms_asked]
         if not missing:
             return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # Qt pumping events between two runs of the loop: next frame
+            return
         self._terms_asked.update(missing)
 
         async def ask() -> None:
@@ -191,7 +195,7 @@ class SessionTrading:
                 if info is not None:
                     self._symbol_terms[symbol] = terms_of(info)
 
-        task = asyncio.ensure_future(ask())
+        task = loop.create_task(ask(), name="symbol-terms")
         self._terms_tasks.add(task)
         task.add_done_callback(self._terms_tasks.discard)
 

@@ -9,6 +9,7 @@ makes a deal). The CSV is written by the session in a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,6 +162,8 @@ class HistoryPanel(Panel):
         self.reload()
 
     def refresh(self) -> None:
+        if asyncio.events._get_running_loop() is None:
+            return  # Qt pumping events between two runs of the loop (tests, a modal)
         snap = self.session.trading_snapshot()
         # A close or a fill changes the open tickets: that is when History has news.
         seen = (
