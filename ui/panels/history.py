@@ -43,6 +43,7 @@ from ui.theme import Theme
 from ui.trade_text import money
 
 DAY_MS = 86_400_000
+NOT_READ = "History not read"
 #: Period choices: (label, days back from today's start; None: custom).
 PERIODS: tuple[tuple[str, int | None], ...] = (
     ("Today", 0),
@@ -201,14 +202,15 @@ class HistoryPanel(Panel):
         if withdrawal:
             text += f" · Withdrawal: {money(withdrawal)}"
         self.totals.setText(text)
-        self.message.setText("")
+        if self.message.text().startswith(NOT_READ):
+            self.message.setText("")  # the failure is over; an export's line stays
         self.loads += 1
         self._done()
 
     def _failed(self, exc: BaseException) -> None:
         if not isValid(self):  # the window closed while the core answered
             return
-        self.message.setText(f"History not read: {exc}")
+        self.message.setText(f"{NOT_READ}: {exc}")
         self._done()
 
     def _done(self) -> None:
