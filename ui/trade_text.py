@@ -6,49 +6,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.terminal import trade_constants as tc
-from app.terminal.trade_types import TradeOrder, TradePosition
 from app.trading.intent import ExecutionReport, Outcome
-from app.trading.view import SymbolTerms, TradingSnapshot
+from app.trading.view import (
+    ORDER_TYPE_TEXT,
+    SymbolTerms,
+    TradeOrder,
+    TradePosition,
+    TradingSnapshot,
+    describe_retcode,
+)
 from ui.panels._format import MISSING, price_decimals
 from ui.theme import Theme
 
-ORDER_TYPE_TEXT: dict[int, str] = {
-    tc.ORDER_TYPE_BUY: "buy",
-    tc.ORDER_TYPE_SELL: "sell",
-    tc.ORDER_TYPE_BUY_LIMIT: "buy limit",
-    tc.ORDER_TYPE_SELL_LIMIT: "sell limit",
-    tc.ORDER_TYPE_BUY_STOP: "buy stop",
-    tc.ORDER_TYPE_SELL_STOP: "sell stop",
-    tc.ORDER_TYPE_BUY_STOP_LIMIT: "buy stop limit",
-    tc.ORDER_TYPE_SELL_STOP_LIMIT: "sell stop limit",
-    tc.ORDER_TYPE_CLOSE_BY: "close by",
-}
-DEAL_TYPE_TEXT: dict[int, str] = {
-    tc.DEAL_TYPE_BUY: "buy",
-    tc.DEAL_TYPE_SELL: "sell",
-    tc.DEAL_TYPE_BALANCE: "balance",
-    tc.DEAL_TYPE_CREDIT: "credit",
-    tc.DEAL_TYPE_CHARGE: "charge",
-    tc.DEAL_TYPE_CORRECTION: "correction",
-    tc.DEAL_TYPE_BONUS: "bonus",
-    tc.DEAL_TYPE_COMMISSION: "commission",
-}
-DEAL_ENTRY_TEXT: dict[int, str] = {
-    tc.DEAL_ENTRY_IN: "in",
-    tc.DEAL_ENTRY_OUT: "out",
-    tc.DEAL_ENTRY_INOUT: "in/out",
-    tc.DEAL_ENTRY_OUT_BY: "out by",
-}
-ORDER_STATE_TEXT: dict[int, str] = {
-    tc.ORDER_STATE_STARTED: "started",
-    tc.ORDER_STATE_PLACED: "placed",
-    tc.ORDER_STATE_CANCELED: "canceled",
-    tc.ORDER_STATE_PARTIAL: "partial",
-    tc.ORDER_STATE_FILLED: "filled",
-    tc.ORDER_STATE_REJECTED: "rejected",
-    tc.ORDER_STATE_EXPIRED: "expired",
-}
 #: Theme colour name of each outcome (the dialog's result line, the status bar).
 OUTCOME_COLOUR: dict[Outcome, str] = {
     Outcome.EXECUTED: "ok",
@@ -102,15 +71,6 @@ def position_profit(snap: TradingSnapshot, position: TradePosition) -> float:
     return snap.live_profit.get(position.ticket, position.profit)
 
 
-def is_buy(kind: int) -> bool:
-    return kind in (
-        tc.ORDER_TYPE_BUY,
-        tc.ORDER_TYPE_BUY_LIMIT,
-        tc.ORDER_TYPE_BUY_STOP,
-        tc.ORDER_TYPE_BUY_STOP_LIMIT,
-    )
-
-
 def order_line(order: TradeOrder) -> str:
     return (
         f"#{order.ticket} {order_type_text(order.type)} {order.volume_current:g} "
@@ -126,7 +86,7 @@ def report_text(report: ExecutionReport) -> str:
     parts = [report.outcome.value]
     message = report.message
     if report.retcode is not None and str(report.retcode) not in message:
-        code = tc.describe_retcode(report.retcode)
+        code = describe_retcode(report.retcode)
         message = f"{code} {message}".strip() if message else code
     if message:
         parts.append(message)

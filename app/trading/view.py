@@ -15,9 +15,52 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from app.terminal import trade_constants as tc
+from app.terminal.trade_constants import describe_retcode
 from app.terminal.trade_types import TradeDeal, TradeOrder, TradePosition
 from app.terminal.types import AccountInfo
 from app.trading.intent import ExecutionReport, OrderIntent
+
+#: MT5's words for the terminal's trade constants, as its Toolbox writes them (the window
+#: shows them; it reads the terminal's vocabulary only through this module).
+ORDER_TYPE_TEXT: dict[int, str] = {
+    tc.ORDER_TYPE_BUY: "buy",
+    tc.ORDER_TYPE_SELL: "sell",
+    tc.ORDER_TYPE_BUY_LIMIT: "buy limit",
+    tc.ORDER_TYPE_SELL_LIMIT: "sell limit",
+    tc.ORDER_TYPE_BUY_STOP: "buy stop",
+    tc.ORDER_TYPE_SELL_STOP: "sell stop",
+    tc.ORDER_TYPE_BUY_STOP_LIMIT: "buy stop limit",
+    tc.ORDER_TYPE_SELL_STOP_LIMIT: "sell stop limit",
+    tc.ORDER_TYPE_CLOSE_BY: "close by",
+}
+DEAL_TYPE_TEXT: dict[int, str] = {
+    tc.DEAL_TYPE_BUY: "buy",
+    tc.DEAL_TYPE_SELL: "sell",
+    tc.DEAL_TYPE_BALANCE: "balance",
+    tc.DEAL_TYPE_CREDIT: "credit",
+    tc.DEAL_TYPE_CHARGE: "charge",
+    tc.DEAL_TYPE_CORRECTION: "correction",
+    tc.DEAL_TYPE_BONUS: "bonus",
+    tc.DEAL_TYPE_COMMISSION: "commission",
+}
+DEAL_ENTRY_TEXT: dict[int, str] = {
+    tc.DEAL_ENTRY_IN: "in",
+    tc.DEAL_ENTRY_OUT: "out",
+    tc.DEAL_ENTRY_INOUT: "in/out",
+    tc.DEAL_ENTRY_OUT_BY: "out by",
+}
+ORDER_STATE_TEXT: dict[int, str] = {
+    tc.ORDER_STATE_STARTED: "started",
+    tc.ORDER_STATE_PLACED: "placed",
+    tc.ORDER_STATE_CANCELED: "canceled",
+    tc.ORDER_STATE_PARTIAL: "partial",
+    tc.ORDER_STATE_FILLED: "filled",
+    tc.ORDER_STATE_REJECTED: "rejected",
+    tc.ORDER_STATE_EXPIRED: "expired",
+}
+POSITION_TYPE_BUY = tc.POSITION_TYPE_BUY
+DEAL_TYPE_BALANCE = tc.DEAL_TYPE_BALANCE
 
 
 class RiskState(enum.StrEnum):
@@ -143,3 +186,25 @@ class TradingIntents(Protocol):
     async def trade_history(
         self, date_from_ms: int, date_to_ms: int
     ) -> tuple[tuple[TradeDeal, ...], tuple[TradeOrder, ...]]: ...
+
+
+__all__ = [
+    "DEAL_ENTRY_TEXT",
+    "DEAL_TYPE_BALANCE",
+    "DEAL_TYPE_TEXT",
+    "ORDER_STATE_TEXT",
+    "ORDER_TYPE_TEXT",
+    "POSITION_TYPE_BUY",
+    "AccountInfo",
+    "RiskState",
+    "RiskStatus",
+    "SignalRow",
+    "SignalState",
+    "SymbolTerms",
+    "TradeDeal",
+    "TradeOrder",
+    "TradePosition",
+    "TradingIntents",
+    "TradingSnapshot",
+    "describe_retcode",
+]

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from app.session import DesktopSession
-from app.terminal.trade_types import TradePosition
 from app.trading.intent import ExecutionReport, Outcome
+from app.trading.view import TradePosition
 from ui.dialogs import palette_theme, set_message
 from ui.tasks import TaskRunner
 from ui.trade_send import send_intent

@@ -27,9 +27,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from app.session import DesktopSession
-from app.terminal import trade_constants as tc
-from app.terminal.trade_types import TradeDeal, TradeOrder
-from app.trading.view import TradingSnapshot
+from app.trading.view import DEAL_TYPE_BALANCE, TradeDeal, TradeOrder, TradingSnapshot
 from ui.panels.base import Panel
 from ui.panels.table import lay_out_table_panel, status_label
 from ui.panels.trade_models import (
@@ -65,7 +63,7 @@ def totals(deals: tuple[TradeDeal, ...]) -> tuple[float, float, float]:
     """(trading profit incl. commission and swap, deposits, withdrawals) of ``deals``."""
     profit = deposit = withdrawal = 0.0
     for d in deals:
-        if d.type == tc.DEAL_TYPE_BALANCE:
+        if d.type == DEAL_TYPE_BALANCE:
             if d.profit >= 0:
                 deposit += d.profit
             else:

@@ -21,9 +21,8 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from app.session import DesktopSession
-from app.terminal.trade_types import TradeOrder, TradePosition
 from app.trading.intent import ExecutionReport
-from app.trading.view import TradingSnapshot
+from app.trading.view import TradeOrder, TradePosition, TradingSnapshot
 from ui.panels.trade_models import (
     OrdersModel,
     PositionsModel,

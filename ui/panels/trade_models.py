@@ -15,15 +15,20 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
 
-from app.terminal.trade_types import TradeDeal, TradeOrder, TradePosition
-from app.trading.view import TradingSnapshot
+from app.trading.view import (
+    DEAL_ENTRY_TEXT,
+    DEAL_TYPE_TEXT,
+    ORDER_STATE_TEXT,
+    POSITION_TYPE_BUY,
+    TradeDeal,
+    TradeOrder,
+    TradePosition,
+    TradingSnapshot,
+)
 from ui.panels.base import Panel
 from ui.panels.table import ColumnsModel, ModelIndex, setup_table_view
 from ui.theme import DARK, Theme
 from ui.trade_text import (
-    DEAL_ENTRY_TEXT,
-    DEAL_TYPE_TEXT,
-    ORDER_STATE_TEXT,
     digits_of,
     money,
     order_type_text,
@@ -147,7 +152,7 @@ class PositionsModel(TicketRowsModel):
         current = p.price_current
         if snap is not None and p.symbol in snap.prices:
             bid, ask = snap.prices[p.symbol]
-            current = bid if p.type == 0 else ask
+            current = bid if p.type == POSITION_TYPE_BUY else ask
         return [
             (str(p.ticket), p.ticket),
             (server_time_text(p.time), p.time_msc),
