@@ -78,8 +78,8 @@ class TradePanel(TradingPanel):
         self.account = QLabel(NO_TRADING)
         self.account.setObjectName("accountLine")
         self.account.setToolTip(
-            "The account as the terminal reports it (equity and margin level move with the "
-            "live prices between its reports)"
+            "The account as the terminal last reported it (read every second and after "
+            "each trade); the positions' profit moves with the live prices in between"
         )
         self.account.setContentsMargins(6, 3, 6, 3)
         self.message = QLabel()
