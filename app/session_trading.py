@@ -183,12 +183,13 @@ class SessionTrading:
             return
         self._terms_asked.update(missing)
 
+        pool: Any = self.runtime.pool if self.runtime is not None else None
+        terminal = desk.router.default_terminal
+
         async def ask() -> None:
             for symbol in missing:
                 try:
-                    info = await desk.router._caller.call(
-                        desk.router.default_terminal, "symbol_info", 10.0, symbol
-                    )
+                    info = await pool.call(terminal, "symbol_info", 10.0, symbol)
                 except Exception as exc:  # shown as guessed digits, asked again next run
                     log.warning("symbol_info %s: %s", symbol, exc)
                     continue
