@@ -111,6 +111,12 @@ class SimTrading:
         self._stores: dict[tuple[str, int], BrokerStore] = {}
         self._request_id = 0
 
+    def _close_broker(self) -> None:
+        """Close the account files (``shutdown``); the next trade call reopens them."""
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+
     # --- books ---------------------------------------------------------------------------
 
     def _store(self, *, create: bool) -> BrokerStore | None:

@@ -339,6 +339,7 @@ class SimulatedTerminal(SimTrading):
 
     def shutdown(self) -> None:
         self._connected = False
+        self._close_broker()
 
     def version(self) -> tuple[int, int, str] | None:
         if not self._ready("version"):
