@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["RESULT_COMMENT", "SimTrading"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: What the trade server writes in a result's ``comment`` (short forms, as the real
 #: module returns them); codes not listed carry the MQL5 text of the code.
@@ -408,15 +409,20 @@ class SimTrading:
         ticket: int | None = None,
         position: int | None = None,
     ) -> tuple[TradeOrder, ...] | None:
+        """Orders by setup time in ``[date_from, date_to]`` (server time), or by
+        ``ticket`` / ``position``, as the module selects them."""
+
         def body() -> tuple[TradeOrder, ...]:
-            _, state = self._books()
-            span = self._history_span(date_from, date_to, ticket, position)
-            chosen = [
-                o
-                for o in _select(state.history_orders, group=group, ticket=ticket)
-                if (position is None or o.position_id == position)
-                and (span is None or span[0] <= o.time_setup_msc <= span[1])
-            ]
+            book = self._books()[1].history_orders
+            chosen = self._history(
+                book,
+                "time_setup_msc",
+                date_from=date_from,
+                date_to=date_to,
+                group=group,
+                ticket=ticket,
+                position=position,
+            )
             return tuple(order_tuple(o, self._server_msc, o.price_open) for o in chosen)
 
         return self._guarded("history_orders_get", body)
@@ -435,17 +441,38 @@ class SimTrading:
         position: int | None = None,
     ) -> tuple[TradeDeal, ...] | None:
         def body() -> tuple[TradeDeal, ...]:
-            _, state = self._books()
-            span = self._history_span(date_from, date_to, ticket, position)
-            chosen = [
-                d
-                for d in _select(state.deals, group=group, ticket=ticket)
-                if (position is None or d.position_id == position)
-                and (span is None or span[0] <= d.time_msc <= span[1])
-            ]
+            book = self._books()[1].deals
+            chosen = self._history(
+                book,
+                "time_msc",
+                date_from=date_from,
+                date_to=date_to,
+                group=group,
+                ticket=ticket,
+                position=position,
+            )
             return tuple(deal_tuple(d, self._server_msc) for d in chosen)
 
         return self._guarded("history_deals_get", body)
+
+    def _history(
+        self,
+        book: dict[int, R],
+        time_field: str,
+        *,
+        date_from: DateLike | None,
+        date_to: DateLike | None,
+        group: str | None,
+        ticket: int | None,
+        position: int | None,
+    ) -> list[R]:
+        span = self._history_span(date_from, date_to, ticket, position)
+        return [
+            r
+            for r in _select(book, group=group, ticket=ticket)
+            if (position is None or getattr(r, "position_id", None) == position)
+            and (span is None or span[0] <= int(getattr(r, time_field)) <= span[1])
+        ]
 
     def _history_span(
         self,
@@ -489,9 +516,6 @@ def _request(request: object, kwargs: dict[str, Any]) -> TradeRequest:
 
 def _send_result(retcode: int, req: TradeRequest, request_id: int) -> OrderSendResult:
     return OrderSendResult(retcode, 0, 0, 0.0, 0.0, 0.0, 0.0, _comment(retcode), request_id, 0, req)
-
-
-R = TypeVar("R")
 
 
 def _select(

@@ -11,9 +11,9 @@ import dataclasses
 from app.terminal import trade_constants as tc
 from app.terminal.broker.account import Quotes, converter
 from app.terminal.broker.contracts import Contract, margin, profit
-from app.terminal.broker.state import Deal, Ledger, Position
+from app.terminal.broker.state import Deal, Ledger, Order, Position
 
-__all__ = ["COMMENT_MAX", "Fill", "book_fill", "close_by", "margin_needed"]
+__all__ = ["COMMENT_MAX", "Fill", "book_fill", "close_by", "done_order", "margin_needed"]
 
 #: MT5 keeps at most 31 characters of an order's comment.
 COMMENT_MAX = 31
@@ -69,6 +69,45 @@ def book_fill(ledger: Ledger, quotes: Quotes, f: Fill) -> int:
     if f.volume <= pos.volume + 1e-9:
         return _reduce(ledger, quotes, pos, f, tc.DEAL_ENTRY_OUT)
     return _reverse(ledger, quotes, pos, f)
+
+
+def done_order(
+    *,
+    ticket: int,
+    symbol: str,
+    order_type: int,
+    volume: float,
+    price: float,
+    at_msc: int,
+    magic: int,
+    position_id: int,
+    reason: int,
+    comment: str,
+    position_by_id: int = 0,
+) -> Order:
+    """A market order the broker made and filled at once (a close by, an SL or TP)."""
+    return Order(
+        ticket=ticket,
+        symbol=symbol,
+        type=order_type,
+        state=tc.ORDER_STATE_FILLED,
+        volume_initial=volume,
+        volume_current=0.0,
+        price_open=price,
+        sl=0.0,
+        tp=0.0,
+        time_setup_msc=at_msc,
+        time_done_msc=at_msc,
+        type_time=tc.ORDER_TIME_GTC,
+        type_filling=tc.ORDER_FILLING_FOK,
+        expiration_msc=0,
+        magic=magic,
+        position_id=position_id,
+        position_by_id=position_by_id,
+        reason=reason,
+        comment=comment[:COMMENT_MAX],
+        armed_msc=at_msc,
+    )
 
 
 def close_by(

@@ -12,7 +12,14 @@ import dataclasses
 from app.terminal import trade_constants as tc
 from app.terminal.broker.account import Quote, Quotes, figures, volume_ok
 from app.terminal.broker.contracts import Contract
-from app.terminal.broker.deals import COMMENT_MAX, Fill, book_fill, close_by, margin_needed
+from app.terminal.broker.deals import (
+    COMMENT_MAX,
+    Fill,
+    book_fill,
+    close_by,
+    done_order,
+    margin_needed,
+)
 from app.terminal.broker.state import BrokerState, Changes, Ledger, Order
 from app.terminal.trade_types import TradeRequest
 
@@ -338,26 +345,18 @@ def _close_by(ctx: _Ctx, r: TradeRequest) -> Outcome:
     deal = close_by(ledger, ctx.quotes, pos, by, order=ticket, at=ctx.now)
     volume = min(pos.volume, by.volume)
     ledger.archive_order(
-        Order(
+        done_order(
             ticket=ticket,
             symbol=pos.symbol,
-            type=tc.ORDER_TYPE_CLOSE_BY,
-            state=tc.ORDER_STATE_FILLED,
-            volume_initial=volume,
-            volume_current=0.0,
-            price_open=0.0,
-            sl=0.0,
-            tp=0.0,
-            time_setup_msc=ctx.now,
-            time_done_msc=ctx.now,
-            type_time=tc.ORDER_TIME_GTC,
-            type_filling=tc.ORDER_FILLING_FOK,
-            expiration_msc=0,
+            order_type=tc.ORDER_TYPE_CLOSE_BY,
+            volume=volume,
+            price=0.0,
+            at_msc=ctx.now,
             magic=r.magic,
             position_id=pos.ticket,
             position_by_id=by.ticket,
             reason=tc.ORDER_REASON_EXPERT,
-            comment=r.comment[:COMMENT_MAX],
+            comment=r.comment,
         )
     )
     return Outcome(

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from app.terminal import trade_constants as tc
 from app.terminal.broker.account import Quotes, figures
-from app.terminal.broker.deals import Fill, book_fill, margin_needed
+from app.terminal.broker.deals import Fill, book_fill, done_order, margin_needed
 from app.terminal.broker.state import BrokerState, Changes, Ledger, Order, Position
 from app.ticks import TickArray
 
@@ -211,26 +211,16 @@ def _stop_out(ledger: Ledger, quotes: Quotes, p: Position, e: _Event) -> None:
     )
     book_fill(ledger, quotes, fill)
     ledger.archive_order(
-        Order(
+        done_order(
             ticket=ticket,
             symbol=p.symbol,
-            type=tc.ORDER_TYPE_SELL if p.is_buy else tc.ORDER_TYPE_BUY,
-            state=tc.ORDER_STATE_FILLED,
-            volume_initial=p.volume,
-            volume_current=0.0,
-            price_open=price,
-            sl=0.0,
-            tp=0.0,
-            time_setup_msc=e.time_msc,
-            time_done_msc=e.time_msc,
-            type_time=tc.ORDER_TIME_GTC,
-            type_filling=tc.ORDER_FILLING_FOK,
-            expiration_msc=0,
+            order_type=tc.ORDER_TYPE_SELL if p.is_buy else tc.ORDER_TYPE_BUY,
+            volume=p.volume,
+            price=price,
+            at_msc=e.time_msc,
             magic=p.magic,
             position_id=p.ticket,
-            position_by_id=0,
             reason=tc.ORDER_REASON_SL if sl else tc.ORDER_REASON_TP,
             comment=comment,
-            armed_msc=e.time_msc,
         )
     )
