@@ -10,8 +10,8 @@ import numpy as np
 
 from app.clock import ManualClock
 from app.terminal import trade_constants as tc
-from app.terminal.constants import COPY_TICKS_ALL
 from app.terminal.broker.state import AccountSettings
+from app.terminal.constants import COPY_TICKS_ALL
 from app.terminal.simulated import SimulatedTerminal
 from app.terminal.trade_types import OrderSendResult
 from app.ticks import TickArray
@@ -46,7 +46,8 @@ def history(t: SimulatedTerminal, symbol: str, back_s: int = 3600) -> TickArray:
     tick = t.symbol_info_tick(symbol)
     assert tick is not None
     ticks = t.copy_ticks_from(symbol, tick.time - back_s, 10_000_000, COPY_TICKS_ALL)
-    assert ticks is not None and len(ticks)
+    assert ticks is not None
+    assert len(ticks)
     return ticks
 
 

@@ -33,13 +33,16 @@ def test_hedging_keeps_positions_apart_and_closes_by() -> None:
     sell = market(t, "EURUSD", 0.1, buy=False)
     assert t.positions_total() == 2
     info = t.account_info()
-    assert info is not None and info.margin_mode == tc.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+    assert info is not None
+    assert info.margin_mode == tc.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
     r = t.order_send(
         {"action": tc.TRADE_ACTION_CLOSE_BY, "position": buy.order, "position_by": sell.order}
     )
-    assert r is not None and r.retcode == tc.TRADE_RETCODE_DONE
+    assert r is not None
+    assert r.retcode == tc.TRADE_RETCODE_DONE
     left = t.positions_get()
-    assert left is not None and len(left) == 1
+    assert left is not None
+    assert len(left) == 1
     assert (left[0].ticket, left[0].volume) == (buy.order, pytest.approx(0.2))
     by_deals = [d for d in t.history_deals_get(0, 2_000_000_000) or () if d.order == r.order]
     assert [d.entry for d in by_deals] == [tc.DEAL_ENTRY_OUT_BY] * 2
@@ -52,28 +55,33 @@ def test_netting_reduces_and_reverses_one_position() -> None:
     clock = ManualClock(START + 0.5)
     t = terminal(clock, margin_mode="netting")
     info = t.account_info()
-    assert info is not None and info.margin_mode == tc.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+    assert info is not None
+    assert info.margin_mode == tc.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
     first = market(t, "EURUSD", 0.3)
     clock.advance(10)
     bid, _ = last_quote(t, "EURUSD")
     reduce = market(t, "EURUSD", 0.1, buy=False)
     positions = t.positions_get()
-    assert positions is not None and len(positions) == 1
+    assert positions is not None
+    assert len(positions) == 1
     assert (positions[0].ticket, positions[0].volume) == (first.order, pytest.approx(0.2))
     deal = t.history_deals_get(ticket=reduce.deal)
-    assert deal is not None and deal[0].entry == tc.DEAL_ENTRY_OUT
+    assert deal is not None
+    assert deal[0].entry == tc.DEAL_ENTRY_OUT
     assert deal[0].profit == pytest.approx((bid - first.price) * 10_000, abs=0.01)
 
     clock.advance(10)
     bid2, _ = last_quote(t, "EURUSD")
     reverse = market(t, "EURUSD", 0.5, buy=False)
     positions = t.positions_get()
-    assert positions is not None and len(positions) == 1
+    assert positions is not None
+    assert len(positions) == 1
     p = positions[0]
     assert (p.ticket, p.type, p.volume) == (first.order, tc.POSITION_TYPE_SELL, pytest.approx(0.3))
     assert p.price_open == bid2
     deal = t.history_deals_get(ticket=reverse.deal)
-    assert deal is not None and deal[0].entry == tc.DEAL_ENTRY_INOUT
+    assert deal is not None
+    assert deal[0].entry == tc.DEAL_ENTRY_INOUT
     assert deal[0].profit == pytest.approx((bid2 - first.price) * 20_000, abs=0.01)
     info = t.account_info()
     assert info is not None
@@ -95,7 +103,8 @@ def test_books_survive_a_restart_of_the_terminal(tmp_path: Path) -> None:
     again = terminal(clock, tmp_path, balance=99.0)  # settings open *new* accounts only
     after = (again.positions_get(), again.history_deals_get(0, 2_000_000_000), again.account_info())
     assert after == before
-    assert after[2] is not None and after[2].balance != 99.0
+    assert after[2] is not None
+    assert after[2].balance != 99.0
     nxt = market(again, "EURUSD", 0.1)
     assert nxt.order > keep.deal  # tickets go on increasing
 
@@ -103,13 +112,15 @@ def test_books_survive_a_restart_of_the_terminal(tmp_path: Path) -> None:
     from_spec = SimulatedTerminal.from_spec(spec, clock=clock)
     assert from_spec.initialize()
     info = from_spec.account_info()
-    assert info is not None and info.balance == after[2].balance  # the same account
+    assert info is not None
+    assert info.balance == after[2].balance
     other = SimulatedTerminal.from_spec(
         TerminalSpec(seed=SEED, sim_state_dir=tmp_path / "real", sim_account="real"), clock=clock
     )
     assert other.initialize()
     real = other.account_info()
-    assert real is not None and real.trade_mode == tc.ACCOUNT_TRADE_MODE_REAL
+    assert real is not None
+    assert real.trade_mode == tc.ACCOUNT_TRADE_MODE_REAL
 
 
 _CHILD = textwrap.dedent(
@@ -169,7 +180,8 @@ def test_stall_after_send_commits_then_never_answers(tmp_path: Path) -> None:
     write_fault(control, FaultMode.STALL_AFTER_SEND)
     child = _child(tmp_path, control, "EURUSD")
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
         clock = ManualClock(START + 0.5)
         watcher = terminal(clock, tmp_path)
         wait_until_sync(lambda: watcher.positions_total() == 1, 60, "the committed order")
@@ -178,7 +190,8 @@ def test_stall_after_send_commits_then_never_answers(tmp_path: Path) -> None:
         child.send_signal(signal.SIGKILL)
         child.wait(30)
     deals = watcher.history_deals_get(0, 2_000_000_000)
-    assert deals is not None and [d.comment for d in deals] == ["tc:child"]
+    assert deals is not None
+    assert [d.comment for d in deals] == ["tc:child"]
 
 
 def test_stall_after_send_releases_when_the_mode_changes() -> None:

@@ -34,7 +34,9 @@ def test_market_orders_fill_at_ask_and_bid_with_margin_and_profit_by_hand(
     assert (buy.retcode, buy.comment) == (tc.TRADE_RETCODE_DONE, "Request executed")
     assert (buy.price, buy.bid, buy.ask, buy.volume) == (ask, bid, ask, 0.1)
     deal = t.history_deals_get(ticket=buy.deal)
-    assert deal is not None and deal[0].price == ask and deal[0].entry == tc.DEAL_ENTRY_IN
+    assert deal is not None
+    assert deal[0].price == ask
+    assert deal[0].entry == tc.DEAL_ENTRY_IN
 
     # Margin: FX with a USD base is volume × contract / leverage; otherwise × price.
     units = 0.1 * CONTRACT[symbol]
@@ -50,7 +52,8 @@ def test_market_orders_fill_at_ask_and_bid_with_margin_and_profit_by_hand(
     # Profit in USD: a yen profit converts at the closing price (USDJPY's own cross).
     gain = (bid2 - ask) * units / (bid2 if symbol == "USDJPY" else 1.0)
     positions = t.positions_get(symbol=symbol)
-    assert positions is not None and len(positions) == 1
+    assert positions is not None
+    assert len(positions) == 1
     assert positions[0].price_current == bid2
     assert positions[0].profit == pytest.approx(gain, abs=0.01)
     info = t.account_info()
@@ -60,14 +63,17 @@ def test_market_orders_fill_at_ask_and_bid_with_margin_and_profit_by_hand(
     assert info.margin_level == pytest.approx(info.equity / info.margin * 100, abs=0.01)
 
     close = market(t, symbol, 0.1, buy=False, position=buy.order)
-    assert close.retcode == tc.TRADE_RETCODE_DONE and close.price == bid2
+    assert close.retcode == tc.TRADE_RETCODE_DONE
+    assert close.price == bid2
     out = t.history_deals_get(ticket=close.deal)
     assert out is not None
-    assert out[0].entry == tc.DEAL_ENTRY_OUT and out[0].position_id == buy.order
+    assert out[0].entry == tc.DEAL_ENTRY_OUT
+    assert out[0].position_id == buy.order
     assert out[0].profit == pytest.approx(gain, abs=0.01)
     assert t.order_calc_profit(tc.ORDER_TYPE_BUY, symbol, 0.1, ask, bid2) == out[0].profit
     after = t.account_info()
-    assert after is not None and after.balance == pytest.approx(10_000 + out[0].profit, abs=1e-9)
+    assert after is not None
+    assert after.balance == pytest.approx(10_000 + out[0].profit, abs=1e-9)
     assert (after.margin, t.positions_total()) == (0.0, 0)
 
 
@@ -76,8 +82,10 @@ def test_sell_fills_at_bid_and_tickets_comment_magic(clock: ManualClock) -> None
     bid, _ = last_quote(t, "EURUSD")
     long_comment = "tc:0123456789ab and a lot more text"
     r = market(t, "EURUSD", 0.2, buy=False, magic=77, comment=long_comment)
-    assert r.retcode == tc.TRADE_RETCODE_DONE and r.price == bid
-    assert r.request.comment == long_comment and r.request.magic == 77  # echoed as sent
+    assert r.retcode == tc.TRADE_RETCODE_DONE
+    assert r.price == bid
+    assert r.request.comment == long_comment
+    assert r.request.magic == 77
     clock.advance(1)
     r2 = market(t, "EURUSD", 0.1)
     assert r.order < r.deal < r2.order < r2.deal  # unique and increasing
@@ -86,7 +94,8 @@ def test_sell_fills_at_bid_and_tickets_comment_magic(clock: ManualClock) -> None
     assert pos is not None
     assert (pos[0].identifier, pos[0].magic, pos[0].comment) == (r.order, 77, long_comment[:31])
     orders = t.history_orders_get(position=r.order)
-    assert orders is not None and orders[0].state == tc.ORDER_STATE_FILLED
+    assert orders is not None
+    assert orders[0].state == tc.ORDER_STATE_FILLED
     assert orders[0].comment == long_comment[:31]
 
 
@@ -101,13 +110,14 @@ def test_each_refusal_has_its_retcode(clock: ManualClock) -> None:
     # Instant execution (FX) requotes, market execution (gold) says prices changed.
     assert code("EURUSD", 0.1, price=ask + 11 * point) == tc.TRADE_RETCODE_REQUOTE
     assert code("EURUSD", 0.1, price=ask + 9 * point) == tc.TRADE_RETCODE_DONE
-    gold_bid, gold_ask = last_quote(t, "XAUUSD")
+    _gold_bid, gold_ask = last_quote(t, "XAUUSD")
     assert code("XAUUSD", 0.1, price=gold_ask + 1.0) == tc.TRADE_RETCODE_PRICE_CHANGED
     # Gold allows fill-or-kill only; RETURN never on market execution.
     assert code("XAUUSD", 0.1, filling=tc.ORDER_FILLING_IOC) == tc.TRADE_RETCODE_INVALID_FILL
     assert code("BTCUSD", 0.1, filling=tc.ORDER_FILLING_RETURN) == tc.TRADE_RETCODE_INVALID_FILL
     info = t.symbol_info("XAUUSD")
-    assert info is not None and info.filling_mode == tc.SYMBOL_FILLING_FOK
+    assert info is not None
+    assert info.filling_mode == tc.SYMBOL_FILLING_FOK
     for volume in (0.001, 0.015, 100.01, 0.0):
         assert code("EURUSD", volume) == tc.TRADE_RETCODE_INVALID_VOLUME
     # Stops: inside trade_stops_level (10 points) or on the wrong side.
@@ -121,9 +131,11 @@ def test_each_refusal_has_its_retcode(clock: ManualClock) -> None:
     check = t.order_check(
         {"action": tc.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 20.0, "type": 0}
     )
-    assert check is not None and (check.retcode, check.comment) == (10019, "No money")
+    assert check is not None
+    assert (check.retcode, check.comment) == (10019, "No money")
     ok = t.order_check({"action": tc.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 1.0})
-    assert ok is not None and (ok.retcode, ok.comment) == (0, "Done")
+    assert ok is not None
+    assert (ok.retcode, ok.comment) == (0, "Done")
     assert t.positions_total() == 2  # order_check books nothing
     # Closing: a position that is gone; more than its volume.
     first = market(t, "EURUSD", 0.1)
@@ -149,7 +161,8 @@ def test_market_closed_no_quote_and_connection(clock: ManualClock, tmp_path: Pat
     online.set_fault(FaultMode.DISCONNECT)  # the IPC link is down: None, like every call
     assert online.order_send({"action": 1, "symbol": "EURUSD", "volume": 0.1}) is None
     assert online.last_error() == NO_IPC
-    assert online.positions_get() is None and online.last_error() == NO_IPC
+    assert online.positions_get() is None
+    assert online.last_error() == NO_IPC
 
 
 def test_bad_calls_answer_none_with_invalid_params(clock: ManualClock) -> None:
@@ -161,14 +174,15 @@ def test_bad_calls_answer_none_with_invalid_params(clock: ManualClock) -> None:
         lambda: t.order_send({**good, "volume": "0.1"}),
         lambda: t.order_send(good, magic=1),
         lambda: t.order_check([1, 2]),
-        lambda: t.history_deals_get(),
+        t.history_deals_get,
         lambda: t.order_calc_margin(tc.ORDER_TYPE_BUY, "NOPE", 0.1, 1.0),
         lambda: t.order_calc_profit(tc.TRADE_ACTION_PENDING, "EURUSD", 0.1, 1.0, 1.1),
     ]
     for call in bad_calls:
         assert call() is None
         assert t.last_error() == INVALID
-    assert t.positions_total() == 0 and t.last_error() == (1, "Success")
+    assert t.positions_total() == 0
+    assert t.last_error() == (1, "Success")
     unknown = market(t, "NOPE", 0.1)
     assert (unknown.retcode, unknown.comment) == (tc.TRADE_RETCODE_INVALID, "Invalid request")
 
@@ -176,7 +190,10 @@ def test_bad_calls_answer_none_with_invalid_params(clock: ManualClock) -> None:
 def test_symbol_info_trade_fields_per_class(clock: ManualClock) -> None:
     t = terminal(clock)
     fx, gold, btc, jpy = (t.symbol_info(s) for s in ("EURUSD", "XAUUSD", "BTCUSD", "USDJPY"))
-    assert fx is not None and gold is not None and btc is not None and jpy is not None
+    assert fx is not None
+    assert gold is not None
+    assert btc is not None
+    assert jpy is not None
     assert (fx.trade_contract_size, gold.trade_contract_size, btc.trade_contract_size) == (
         100_000,
         100,

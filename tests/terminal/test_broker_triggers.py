@@ -36,7 +36,8 @@ def test_sl_and_tp_close_at_the_first_crossing() -> None:
     hit = later[i]  # type: ignore[index]
     assert t.positions_total() == 0
     deals = t.history_deals_get(position=buy.order)
-    assert deals is not None and len(deals) == 2
+    assert deals is not None
+    assert len(deals) == 2
     out = deals[1]
     assert out.entry == tc.DEAL_ENTRY_OUT
     assert out.reason == (tc.DEAL_REASON_SL if hit["bid"] <= sl else tc.DEAL_REASON_TP)
@@ -44,7 +45,8 @@ def test_sl_and_tp_close_at_the_first_crossing() -> None:
     assert out.profit == pytest.approx((out.price - buy.price) * 10_000, abs=0.01)
     assert out.comment.startswith("[sl " if out.reason == tc.DEAL_REASON_SL else "[tp ")
     info = t.account_info()
-    assert info is not None and info.balance == pytest.approx(10_000 + out.profit, abs=1e-9)
+    assert info is not None
+    assert info.balance == pytest.approx(10_000 + out.profit, abs=1e-9)
 
 
 def test_pending_limit_and_stop_fill_where_the_history_crosses() -> None:
@@ -69,11 +71,14 @@ def test_pending_limit_and_stop_fill_where_the_history_crosses() -> None:
                 "magic": 5,
             }
         )
-        assert r is not None and r.retcode == tc.TRADE_RETCODE_DONE and r.deal == 0
+        assert r is not None
+        assert r.retcode == tc.TRADE_RETCODE_DONE
+        assert r.deal == 0
         placed.append(r.order)
     assert t.orders_total() == 2
     active = t.orders_get(ticket=placed[0])
-    assert active is not None and active[0].state == tc.ORDER_STATE_PLACED
+    assert active is not None
+    assert active[0].state == tc.ORDER_STATE_PLACED
     setup_msc = active[0].time_setup_msc
     clock.advance(3600)
 
@@ -86,13 +91,17 @@ def test_pending_limit_and_stop_fill_where_the_history_crosses() -> None:
         (placed[1], i_stop, float(later[i_stop]["bid"])),  # type: ignore[index]
     ):
         done = t.history_orders_get(ticket=ticket)
-        assert done is not None and done[0].state == tc.ORDER_STATE_FILLED
+        assert done is not None
+        assert done[0].state == tc.ORDER_STATE_FILLED
         assert done[0].time_done_msc == int(later[i]["time_msc"])  # type: ignore[index]
         deal = t.history_deals_get(position=ticket)
-        assert deal is not None and deal[0].price == price and deal[0].order == ticket
+        assert deal is not None
+        assert deal[0].price == price
+        assert deal[0].order == ticket
         assert deal[0].magic == 5
     positions = t.positions_get()
-    assert positions is not None and {p.ticket for p in positions} == set(placed)
+    assert positions is not None
+    assert {p.ticket for p in positions} == set(placed)
 
 
 def test_invalid_pending_price_modify_remove_and_expiry() -> None:
@@ -121,12 +130,16 @@ def test_invalid_pending_price_modify_remove_and_expiry() -> None:
     code, order = pending(tc.ORDER_TYPE_BUY_LIMIT, far)
     assert code == tc.TRADE_RETCODE_DONE
     modify = {"action": tc.TRADE_ACTION_MODIFY, "order": order, "price": far - POINT}
-    assert (r := t.order_send(modify)) is not None and r.retcode == tc.TRADE_RETCODE_DONE
-    assert (r := t.order_send(modify)) is not None and r.retcode == tc.TRADE_RETCODE_NO_CHANGES
+    assert (r := t.order_send(modify)) is not None
+    assert r.retcode == tc.TRADE_RETCODE_DONE
+    assert (r := t.order_send(modify)) is not None
+    assert r.retcode == tc.TRADE_RETCODE_NO_CHANGES
     remove = {"action": tc.TRADE_ACTION_REMOVE, "order": order}
-    assert (r := t.order_send(remove)) is not None and r.retcode == tc.TRADE_RETCODE_DONE
+    assert (r := t.order_send(remove)) is not None
+    assert r.retcode == tc.TRADE_RETCODE_DONE
     gone = t.history_orders_get(ticket=order)
-    assert gone is not None and gone[0].state == tc.ORDER_STATE_CANCELED
+    assert gone is not None
+    assert gone[0].state == tc.ORDER_STATE_CANCELED
 
     tick = t.symbol_info_tick("EURUSD")
     assert tick is not None
@@ -142,7 +155,8 @@ def test_invalid_pending_price_modify_remove_and_expiry() -> None:
     clock.advance(60)
     assert t.orders_total() == 0
     expired = t.history_orders_get(ticket=order)
-    assert expired is not None and expired[0].state == tc.ORDER_STATE_EXPIRED
+    assert expired is not None
+    assert expired[0].state == tc.ORDER_STATE_EXPIRED
     assert expired[0].time_done == tick.time + 60
 
 
@@ -154,12 +168,15 @@ def test_sltp_modification_moves_the_stops() -> None:
     r = t.order_send(
         {"action": tc.TRADE_ACTION_SLTP, "position": buy.order, "sl": round(bid - 2 * POINT, 5)}
     )
-    assert r is not None and r.retcode == tc.TRADE_RETCODE_INVALID_STOPS
+    assert r is not None
+    assert r.retcode == tc.TRADE_RETCODE_INVALID_STOPS
     sl = round(bid - 500 * POINT, 5)
     r = t.order_send({"action": tc.TRADE_ACTION_SLTP, "position": buy.order, "sl": sl})
-    assert r is not None and r.retcode == tc.TRADE_RETCODE_DONE
+    assert r is not None
+    assert r.retcode == tc.TRADE_RETCODE_DONE
     positions = t.positions_get(ticket=buy.order)
-    assert positions is not None and positions[0].sl == sl
+    assert positions is not None
+    assert positions[0].sl == sl
 
 
 def test_triggers_do_not_depend_on_polling() -> None:
@@ -185,6 +202,7 @@ def test_triggers_do_not_depend_on_polling() -> None:
         terms[0].positions_total()
     clocks[1].advance(1200)
     deals = [t.history_deals_get(0, 2_000_000_000) for t in terms]
-    assert deals[0] is not None and len(deals[0]) >= 4
+    assert deals[0] is not None
+    assert len(deals[0]) >= 4
     assert deals[0] == deals[1]
     assert terms[0].account_info() == terms[1].account_info()
