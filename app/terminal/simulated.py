@@ -453,7 +453,6 @@ class SimulatedTerminal(SimTrading):
             digits=p.digits,
             spread=round((ask - bid) / p.point),
             spread_float=True,
-            trade_exemode=2,  # SYMBOL_TRADE_EXECUTION_MARKET (the contract may say else)
             swap_rollover3days=3,
             expiration_mode=15,
             order_mode=127,

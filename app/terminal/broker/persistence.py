@@ -109,7 +109,10 @@ class BrokerStore:
         changed in one transaction."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            old = self._load()
+            # Under the write lock: nobody else committed since the last read, the
+            # books in memory are current (no reload: its cost grows with the history).
+            version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+            old = self._state if version == self._version else self._load()
             state, out = step(old)
             self._write(old, state)
             self._db.execute("COMMIT")

@@ -48,6 +48,7 @@ class MarketQuotes:
         self.market = market
         self.limit_msc = limit_msc
         self._contracts: dict[str, Contract] = {}
+        self._quotes: dict[tuple[str, int], Quote | None] = {}
 
     def symbols(self) -> tuple[str, ...]:
         return self.market.symbols()
@@ -59,12 +60,19 @@ class MarketQuotes:
         return c
 
     def quote(self, symbol: str, until_msc: int) -> Quote | None:
-        if symbol not in self.market.symbols():
-            return None
-        tick = self.market.last_tick(symbol, min(until_msc, self.limit_msc))
-        if tick is None:
-            return None
-        return Quote(float(tick["bid"]), float(tick["ask"]), int(tick["time_msc"]))
+        """Memoised: valuing an account asks for the same quote once per position."""
+        key = (symbol, min(until_msc, self.limit_msc))
+        if key in self._quotes:
+            return self._quotes[key]
+        found = None
+        if symbol in self.market.symbols():
+            tick = self.market.last_tick(symbol, key[1])
+            if tick is not None:
+                found = Quote(float(tick["bid"]), float(tick["ask"]), int(tick["time_msc"]))
+        if len(self._quotes) > 4096:
+            self._quotes.clear()
+        self._quotes[key] = found
+        return found
 
     def is_open(self, symbol: str, at_msc: int) -> bool:
         if not isinstance(self.market, SessionMarket):
