@@ -256,7 +256,6 @@ class SimTrading:
             self._request_id += 1
             if self._fault is FaultMode.OFFLINE:
                 return _send_result(tc.TRADE_RETCODE_CONNECTION, req, self._request_id)
-            self._store(create=True)
             until = self._live_until()
             quotes = MarketQuotes(self.market, until)
             expiration = self._utc_ms(req.expiration)

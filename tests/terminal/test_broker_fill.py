@@ -3,6 +3,7 @@ independent computation (the terminal's own tick history, contract sizes by hand
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from app.sessions import SessionBook
 from app.terminal import trade_constants as tc
 from app.terminal.faults import FaultMode
 from app.terminal.market import DEFAULT_PROFILES
+from app.terminal.simulated import SimulatedTerminal
 from tests.terminal.broker_kit import START, last_quote, market, terminal
 
 INVALID = (-2, "Terminal: Invalid params")
@@ -206,3 +208,38 @@ def test_symbol_info_trade_fields_per_class(clock: ManualClock) -> None:
     assert jpy.trade_tick_value == pytest.approx(100.0 / jpy.bid)  # 100 yen in USD
     assert (fx.volume_min, fx.volume_step, fx.trade_stops_level) == (0.01, 0.01, 10)
     assert (jpy.currency_profit, jpy.currency_margin) == ("JPY", "USD")
+
+
+#: The trade functions' parameter names, as the module's documentation spells them.
+TRADE_SIGNATURES = {
+    "order_check": ["request"],
+    "order_send": ["request"],
+    "order_calc_margin": ["action", "symbol", "volume", "price"],
+    "order_calc_profit": ["action", "symbol", "volume", "price_open", "price_close"],
+    "positions_total": [],
+    "positions_get": ["symbol", "group", "ticket"],
+    "orders_total": [],
+    "orders_get": ["symbol", "group", "ticket"],
+    "history_orders_total": ["date_from", "date_to"],
+    "history_orders_get": ["date_from", "date_to", "group", "ticket", "position"],
+    "history_deals_total": ["date_from", "date_to"],
+    "history_deals_get": ["date_from", "date_to", "group", "ticket", "position"],
+}
+
+
+def test_trade_functions_have_the_real_parameter_names_and_constants() -> None:
+    for name, params in TRADE_SIGNATURES.items():
+        sig = inspect.signature(getattr(SimulatedTerminal, name))
+        named = [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        assert named == params, name
+    for constant in (
+        "TRADE_ACTION_DEAL",
+        "ORDER_FILLING_FOK",
+        "TRADE_RETCODE_DONE",
+        "DEAL_REASON_SL",
+    ):
+        assert getattr(SimulatedTerminal, constant) == getattr(tc, constant)
