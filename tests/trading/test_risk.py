@@ -74,7 +74,8 @@ def test_volume_rules_come_from_the_simulated_terminals_symbol_info() -> None:
     term = SimulatedTerminal(3, clock=clock)
     assert term.initialize()
     account, info = term.account_info(), term.symbol_info("EURUSD")
-    assert account is not None and info is not None
+    assert account is not None
+    assert info is not None
     v = AccountView.of(account, NY_CLOSE, clock.time(), symbols=[info])
     assert (v.login, v.server, v.equity, v.trade_mode) == (
         account.login,
@@ -124,7 +125,8 @@ def test_open_positions_limit_counts_pending_orders_that_may_open_one() -> None:
     assert risk.check(open_(), view(positions=two)).accepted  # the third
     d = risk.check(open_(), view(positions=two, orders=(pending("USDJPY", Side.BUY, 0.1),)))
     assert (d.accepted, d.rule) == (False, Rule.POSITIONS)
-    assert "4 positions" in d.reason and "limit of 3" in d.reason
+    assert "4 positions" in d.reason
+    assert "limit of 3" in d.reason
 
 
 def test_on_a_netting_account_a_symbol_holds_one_position() -> None:

@@ -16,7 +16,7 @@ from app.clock import ManualClock
 from app.security.audit import AuditLog
 from app.security.redact import register_secret
 from app.terminal.trade_constants import ACCOUNT_TRADE_MODE_REAL
-from app.trading.intent import Origin, Side
+from app.trading.intent import OrderIntent, Origin, Side
 from app.trading.risk import RiskDecision, RiskEngine
 from app.trading.risk_audit import AuditJournal
 from tests.trading.risk_support import config, open_, position, view
@@ -49,7 +49,7 @@ def test_decisions_and_state_changes_are_written_in_order_off_the_callers_thread
     signal = open_(
         "EURUSD", Side.SELL, 0.25, origin=Origin.SIGNAL, source="ma-cross", signal_id="sig-7"
     )
-    decisions: list[tuple[object, RiskDecision]] = []
+    decisions: list[tuple[OrderIntent, RiskDecision]] = []
     for intent in (signal, open_(volume=2.0)):
         decisions.append((intent, risk.check(intent, view(now=clock.time()))))
         clock.advance(0.5)
@@ -77,12 +77,12 @@ def test_decisions_and_state_changes_are_written_in_order_off_the_callers_thread
             decision.state.value,
         )
         assert (r["subject"], r["symbol"], r["volume"], r["side"]) == (
-            intent.symbol,  # type: ignore[attr-defined]
-            intent.symbol,  # type: ignore[attr-defined]
-            intent.volume,  # type: ignore[attr-defined]
-            intent.side.value,  # type: ignore[attr-defined]
+            intent.symbol,
+            intent.symbol,
+            intent.volume,
+            intent.side.value,
         )
-        assert r["request_id"] == intent.request_id  # type: ignore[attr-defined]
+        assert r["request_id"] == intent.request_id
     first = written[0]
     assert (first["origin"], first["source"], first["signal_id"], first["accepted"]) == (
         "signal",
@@ -123,7 +123,8 @@ def test_no_secret_reaches_the_file_but_symbol_and_volume_do(tmp_path: Path) -> 
         risk.check(intent, v)
     journal.close()
     text = path.read_text(encoding="utf-8")
-    assert "Gateway-Pass-1234" not in text and "abcdef123456" not in text
+    assert "Gateway-Pass-1234" not in text
+    assert "abcdef123456" not in text
     accepted, refused = records(path)
     assert (accepted["symbol"], accepted["volume"], accepted["outcome"]) == (
         "XAUUSD",

@@ -77,7 +77,8 @@ def test_daily_loss_halts_at_the_limit_and_the_server_day_re_anchors(midnight: f
     )
     # resume() cannot lift a daily loss halt.
     change = risk.resume()
-    assert change.state is TradingState.HALTED and "still HALTED" in change.reason
+    assert change.state is TradingState.HALTED
+    assert "still HALTED" in change.reason
 
     # Server midnight: a new day anchored at the equity then; trading resumes.
     assert risk.check(open_(), at(clock, midnight, 9_000.0)).accepted
