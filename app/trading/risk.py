@@ -51,6 +51,7 @@ from app.ratelimit import TokenBucket
 from app.trading.account_view import AccountView
 from app.trading.intent import Action, OrderIntent, Origin
 from app.trading.risk_rules import EPS, Rule, malformed, reduces, volume_refusal
+from app.trading.view import RiskState, RiskStatus
 
 __all__ = [
     "RiskDecision",
@@ -65,10 +66,9 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-class TradingState(enum.StrEnum):
-    ACTIVE = "active"
-    REDUCING = "reducing"
-    HALTED = "halted"
+#: The trading state is the window's ``RiskState`` (one type, defined with the snapshot
+#: the window renders): ACTIVE, REDUCING, HALTED.
+TradingState = RiskState
 
 
 _SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
@@ -142,6 +142,7 @@ class RiskEngine:
         self._day: _Day | None = None
         self._consent = False
         self._listeners: list[Callable[[StateChange], None]] = []
+        self._changed_at: float | None = None
 
     # ------------------------------------------------------------------ reading
     @property
@@ -162,6 +163,11 @@ class RiskEngine:
         if self._day is not None and self._day.halted is not None:
             return self._day.halted
         return self._manual_reason
+
+    def status(self) -> RiskStatus:
+        """The state as the window's snapshot shows it (HALT control, status bar)."""
+        since_ms = int(self._changed_at * 1000) if self._changed_at is not None else 0
+        return RiskStatus(self._state, self.state_reason, since_ms)
 
     @property
     def day_start_equity(self) -> float | None:
@@ -351,6 +357,7 @@ class RiskEngine:
             effective, self._state, self._manual, cause, reason, self._clock.time()
         )
         self._state = effective
+        self._changed_at = change.time_utc_s
         _log.info("trading state %s (%s): %s", effective.value, cause.value, reason)
         if self._journal is not None:
             self._journal.state_changed(change)

@@ -17,6 +17,7 @@ from app.terminal.trade_constants import (
 from app.trading.account_view import AccountView, VolumeRule
 from app.trading.intent import Action, OrderIntent, OrderKind, Origin, Side
 from app.trading.risk import RiskEngine, Rule, StateCause, StateChange, TradingState
+from app.trading.view import RiskState, RiskStatus
 from tests.trading.risk_support import (
     NETTING,
     cancel,
@@ -281,6 +282,8 @@ def test_halt_refuses_new_orders_and_signals_but_lets_the_trader_get_flat() -> N
             1_700_000_005.0,
         )
     ]
+    # the window's status line reads the same state, reason and time
+    assert risk.status() == RiskStatus(RiskState.HALTED, "kill switch", 1_700_000_005_000)
     for intent in (open_(), open_(side=Side.SELL), modify(p.ticket)):
         d = risk.check(intent, book)
         assert (d.accepted, d.rule) == (False, Rule.STATE)
@@ -310,6 +313,11 @@ def test_new_limits_apply_from_the_next_check() -> None:
     assert risk.check(open_("GBPUSD", volume=0.1), view()).rule is Rule.SYMBOL
     risk.update_limits(config(enabled=False))
     assert risk.check(open_(), view()).rule is Rule.DISABLED
+
+
+def test_the_engines_state_is_the_windows_risk_state() -> None:
+    assert TradingState is RiskState
+    assert engine().status() == RiskStatus(RiskState.ACTIVE, "", 0)
 
 
 def test_a_broken_state_listener_does_not_stop_the_kill_switch() -> None:
