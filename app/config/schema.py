@@ -19,7 +19,7 @@ from app.backoff import BackoffPolicy
 from app.clock import now_msc
 from app.config.section import Section
 from app.config.sessions_schema import SessionsConfig
-from app.config.trading_schema import TradingConfig
+from app.config.trading_schema import TradingConfig, check_allowed_symbols_captured
 from app.servertime import parse_server_time_zone
 from app.sessions import SessionBook
 from app.terminal.remote import refuse_remote_host
@@ -576,4 +576,5 @@ class ClientConfig(Section):
                 if s in owner:
                     raise ValueError(f"symbol {s} is captured by both {owner[s]} and {t.name}")
                 owner[s] = t.name
+        check_allowed_symbols_captured(self.trading, owner)
         return self
