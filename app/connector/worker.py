@@ -372,11 +372,13 @@ class _Worker:
 
     def answer(self, call: wire.CallMsg) -> wire.ReplyMsg:
         """Run one allowed API call; a ``None`` answer carries ``last_error()``."""
-        if call.method not in CALLABLE_METHODS:
-            text = f"{call.method} is not callable through a worker"
+        function = getattr(self.api, call.method, None)
+        if call.method not in CALLABLE_METHODS or function is None:
+            # A replay terminal does not trade: it has no order_send at all.
+            text = f"{call.method} is not callable through a worker of this terminal"
             return wire.ReplyMsg(call.id, error=(REFUSED_CODE, text))
         try:
-            result = getattr(self.api, call.method)(*call.args, **call.kwargs)
+            result = function(*call.args, **call.kwargs)
         except (TypeError, ValueError) as exc:  # bad arguments: the module's "Invalid params"
             return wire.ReplyMsg(call.id, error=(REFUSED_CODE, f"{call.method}: {exc}"))
         if result is None:

@@ -201,7 +201,7 @@ class OrderRouter:
         if book is None:
             return ExecutionReport(rid, Outcome.REFUSED, f"no terminal {terminal!r} trades here")
         if self.journal.entries(terminal):
-            await self.reconcile(terminal)
+            await self._reconcile_entries(terminal)
             left = self.journal.entries(terminal)
             if left:
                 return ExecutionReport(
@@ -279,7 +279,18 @@ class OrderRouter:
     async def reconcile(
         self, terminal: str | None = None, timeout: float | None = None
     ) -> list[ExecutionReport]:
-        """Settle every in-flight entry (of ``terminal``) whose outcome is unknown."""
+        """Settle every in-flight entry (of ``terminal``) whose outcome is unknown; each
+        terminal's entries under its order lock, so no order is sent meanwhile."""
+        terminals = {e.terminal for e in self.journal.entries(terminal)}
+        out: list[ExecutionReport] = []
+        for term in sorted(terminals):
+            async with self._locks.setdefault(term, asyncio.Lock()):
+                out += await self._reconcile_entries(term, timeout)
+        return out
+
+    async def _reconcile_entries(
+        self, terminal: str, timeout: float | None = None
+    ) -> list[ExecutionReport]:
         return [
             await self._reconcile_one(entry, None, timeout)
             for entry in self.journal.entries(terminal)
