@@ -111,6 +111,7 @@ class AccountBook:
         self._symbols: dict[str, SymbolInfo] = {}
         self._soon = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def snapshot(self) -> AccountSnapshot:
         return self._snapshot
@@ -183,19 +184,24 @@ class AccountBook:
 
     async def run(self) -> None:
         """Refresh every ``refresh_s``, and at once when asked to."""
-        while True:
+        while not self._closed:
             try:
                 await self.refresh()
             except Exception:  # a bug must not end the book: log and keep the old data
                 log.exception("account %s: refresh failed", self.terminal)
             self._soon.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that
+            # arrives as the event is set (a trade's refresh_soon during stop), and the
+            # task would never end.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._soon.wait(), self._refresh_s)
+                async with asyncio.timeout(self._refresh_s):
+                    await self._soon.wait()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"account-{self.terminal}")
 
     async def stop(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

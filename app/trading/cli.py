@@ -53,6 +53,17 @@ Times of history are server time, as MT5 shows them.
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
 
+#: Each action's own examples (its --help ends with them).
+_ACTION_EXAMPLES = {
+    "buy": "trade buy EURUSD 0.1 --sl 1.05 --tp 1.2 --deviation 20",
+    "sell": "trade sell XAUUSD 0.01 --terminal sim --json",
+    "close": "trade close 123456 --volume 0.05",
+    "positions": "trade positions --json",
+    "orders": "trade orders",
+    "account": "trade account --json",
+    "history": 'trade history --from 2026-12-01 --to "2026-12-05 12:00"',
+}
+
 
 class TradeInputError(ValueError):
     """Bad input to a trade command: one line, exit 2."""
@@ -76,24 +87,34 @@ def add_trade_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cmds = trade.add_subparsers(dest="trade_command", metavar="ACTION", required=True)
+
+    def action(name: str, what: str) -> argparse.ArgumentParser:
+        return cmds.add_parser(
+            name,
+            parents=[common],
+            help=what,
+            epilog=f"examples:\n  trading-client {_ACTION_EXAMPLES[name]}\n",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="settings file (default: the user's)")
     common.add_argument("--terminal", metavar="NAME", help="terminal (default: the first)")
     common.add_argument("--json", action="store_true", help="print JSON (fields as keys)")
     for side in ("buy", "sell"):
-        p = cmds.add_parser(side, parents=[common], help=f"{side} at the market")
+        p = action(side, f"{side} at the market")
         p.add_argument("symbol")
         p.add_argument("volume", type=_positive, help="lots")
         p.add_argument("--sl", type=_positive, metavar="PRICE", help="stop loss")
         p.add_argument("--tp", type=_positive, metavar="PRICE", help="take profit")
         p.add_argument("--deviation", type=int, metavar="POINTS", help="allowed slippage")
-    close = cmds.add_parser("close", parents=[common], help="close a position at the market")
+    close = action("close", "close a position at the market")
     close.add_argument("ticket", type=int)
     close.add_argument("--volume", type=_positive, help="part of the position (lots)")
     for name, what in (("positions", "open positions"), ("orders", "pending orders")):
-        cmds.add_parser(name, parents=[common], help=f"list {what}")
-    cmds.add_parser("account", parents=[common], help="balance, equity, margin ...")
-    hist = cmds.add_parser("history", parents=[common], help="deals and orders of a period")
+        action(name, f"list {what}")
+    action("account", "balance, equity, margin ...")
+    hist = action("history", "deals and orders of a period")
     hist.add_argument("--from", dest="start", metavar="TIME", help="server time (default: -7 d)")
     hist.add_argument("--to", dest="end", metavar="TIME", help="server time (default: now)")
 
@@ -166,6 +187,13 @@ async def _trade(config: ClientConfig, args: argparse.Namespace, span: tuple[int
         if error:
             print(f"error: {escape_controls(error)}", file=sys.stderr)
             return EXIT_REFUSED
+        # What an earlier (killed) run left in flight is settled first, and said.
+        for earlier in await trading.router.reconcile():
+            print(
+                f"earlier request {earlier.request_id}: {earlier.outcome}: "
+                f"{escape_controls(earlier.message)}",
+                file=sys.stderr,
+            )
         await trading.start(refresh=False)
         return await _command(trading, args, span)
     finally:
