@@ -9,7 +9,8 @@ and the next attempt to trade on that terminal (or the next start) looks the req
 in the terminal's orders, positions and history before anything else is sent.
 
 One small JSON file in the user data folder: a handful of entries at most, rewritten
-whole (atomic rename) on every change; an order costs two fsyncs, ~1-5 ms on a local disk.
+whole (atomic rename) on every change; an order costs one fsync (the recording), about
+1-5 ms on a local disk.
 A damaged file is set aside (never silently emptied: it may name an order in flight).
 """
 
@@ -79,10 +80,10 @@ class InFlightJournal:
             )
             return {}
 
-    def _save(self) -> None:
+    def _save(self, *, sync: bool = True) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"in_flight": [asdict(e) for e in self._entries.values()]}
-        atomic_write(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        atomic_write(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2), sync=sync)
 
     def add(self, entry: InFlight) -> None:
         """Record ``entry`` durably; returns once it is on disk."""
@@ -91,10 +92,12 @@ class InFlightJournal:
             self._save()
 
     def resolve(self, request_id: str) -> None:
-        """The outcome of ``request_id`` is known: forget it (durably)."""
+        """The outcome of ``request_id`` is known: forget it. Not fsync'd: should a power
+        cut bring the entry back, the next start only looks the request up again and
+        finds it (one lookup, never a resend); the fsync would cost every order ~1-5 ms."""
         with self._lock:
             if self._entries.pop(request_id, None) is not None:
-                self._save()
+                self._save(sync=False)
 
     def entries(self, terminal: str | None = None) -> list[InFlight]:
         with self._lock:
