@@ -40,11 +40,13 @@ class Caller(Protocol):
     ) -> Any: ...
 
 
-async def call_list(caller: Caller, target: str, method: str, timeout: float, *args: Any) -> Any:
+async def call_list(
+    caller: Caller, target: str, method: str, timeout: float, *args: Any, **kwargs: Any
+) -> Any:
     """A ``*_get`` call whose ``None`` with "Success" means "none" (the real module's
     answer for an empty selection on some builds): an empty tuple then."""
     try:
-        return await caller.call(target, method, timeout, *args)
+        return await caller.call(target, method, timeout, *args, **kwargs)
     except TerminalCallError as exc:
         if exc.code == RES_S_OK:
             return ()

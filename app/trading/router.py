@@ -244,7 +244,24 @@ class OrderRouter:
         report = execution.report_of(rid, request, result, point, latency)
         await asyncio.to_thread(self.journal.resolve, rid)
         book.refresh_soon()
+        if report.deal and not report.position:
+            report = replace(report, position=await self._position_of_deal(terminal, report.deal))
         return report
+
+    async def _position_of_deal(self, terminal: str, deal: int) -> int:
+        """The position a deal opened or added to (``OrderSendResult`` does not say; on a
+        netting account it is not the order's ticket). 0 when the terminal cannot tell."""
+        try:
+            found = await call_list(
+                self._caller,
+                terminal,
+                "history_deals_get",
+                self.settings.order_timeout_s,
+                ticket=deal,
+            )
+        except CallError:
+            return 0
+        return int(found[0].position_id) if found else 0
 
     async def _request(self, intent: OrderIntent, terminal: str) -> tuple[dict[str, Any], float]:
         t = self.settings.order_timeout_s

@@ -40,6 +40,7 @@ def test_buy_positions_close_history_account(tmp_path: Path) -> None:
     assert report["message"].startswith("10009 DONE (Request completed)")
     [deal] = broker_deals(config, report["request_id"])
     assert (report["deal"], report["price"], report["volume"]) == (deal.ticket, deal.price, 0.3)
+    assert report["position"] == deal.position_id
 
     listed = trade(settings, "positions", "--json")
     assert listed.returncode == 0, listed.stderr
