@@ -188,7 +188,7 @@ async def _trade(config: ClientConfig, args: argparse.Namespace, span: tuple[int
             print(f"error: {escape_controls(error)}", file=sys.stderr)
             return EXIT_REFUSED
         # What an earlier (killed) run left in flight is settled first, and said.
-        for earlier in await trading.router.reconcile():
+        for earlier in await trading.router.reconcile(terminal):
             print(
                 f"earlier request {earlier.request_id}: {earlier.outcome}: "
                 f"{escape_controls(earlier.message)}",

@@ -298,7 +298,8 @@ class OrderRouter:
     ) -> list[ExecutionReport]:
         """Settle every in-flight entry (of ``terminal``) whose outcome is unknown; each
         terminal's entries under its order lock, so no order is sent meanwhile."""
-        terminals = {e.terminal for e in self.journal.entries(terminal)}
+        # Entries of a terminal not configured here wait for a run that trades on it.
+        terminals = {e.terminal for e in self.journal.entries(terminal) if e.terminal in self.books}
         out: list[ExecutionReport] = []
         for term in sorted(terminals):
             async with self._locks.setdefault(term, asyncio.Lock()):
@@ -363,6 +364,10 @@ class OrderRouter:
             ),
             history_deals=tuple(await call_list(c, t, "history_deals_get", timeout, since, until)),
         )
+
+    def unsettled(self) -> list[InFlight]:
+        """In-flight entries of the terminals this router trades on."""
+        return [e for e in self.journal.entries() if e.terminal in self.books]
 
     def _now_ms(self) -> int:
         return int(self._clock.time() * 1000)

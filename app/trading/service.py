@@ -75,21 +75,21 @@ class Trading:
         if refresh:
             for book in self.books.values():
                 book.start()
-        if len(self.journal):
+        if self.router.unsettled():
             log.warning(
                 "%d order request(s) of an earlier run have no known outcome; looking them "
                 "up in the terminal",
-                len(self.journal),
+                len(self.router.unsettled()),
             )
             self._reconciling = asyncio.create_task(self._reconcile(), name="trading-reconcile")
 
     async def _reconcile(self) -> None:
         """Until every earlier request's outcome is known (each round bounded, so an
         order waits at most one round for the terminal's lock)."""
-        while len(self.journal):
+        while self.router.unsettled():
             for report in await self.router.reconcile():
                 log.warning("earlier request %s: %s", report.request_id, report.message)
-            if len(self.journal):
+            if self.router.unsettled():
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
