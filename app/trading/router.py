@@ -122,6 +122,12 @@ class OrderRouter:
         #: The answer to the last intent, for a status line.
         self.last_report: ExecutionReport | None = None
 
+    @property
+    def caller(self) -> Caller:
+        """The pool (``call(terminal, method, timeout, *args)``), for reads such as a
+        dialog's ``symbol_info``; orders go through :meth:`execute`, never through it."""
+        return self._caller
+
     # ------------------------------------------------------------------ intents
     async def execute(self, intent: OrderIntent) -> ExecutionReport:
         """Run ``intent`` to its report (see the module doc for the steps)."""
