@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from app.clock import SYSTEM_CLOCK, Clock
 from app.connector.calls import CallError, NotConnected, TerminalCallError
 from app.terminal.constants import CONNECTION_ERRORS
-from app.terminal.trade_constants import POSITION_TYPE_BUY
+from app.terminal.trade_constants import ACCOUNT_MARGIN_MODE_RETAIL_HEDGING, POSITION_TYPE_BUY
 from app.terminal.trade_types import OrderSendResult, TradeOrder, TradePosition
 from app.terminal.types import SymbolInfo
 from app.trading import execution
@@ -251,7 +251,13 @@ class OrderRouter:
         await asyncio.to_thread(self.journal.resolve, rid)
         book.refresh_soon()
         if report.deal and not report.position:
-            report = replace(report, position=await self._position_of_deal(terminal, report.deal))
+            account = view.account
+            if account is not None and account.margin_mode == ACCOUNT_MARGIN_MODE_RETAIL_HEDGING:
+                # Hedging: a market order opens its own position, named by the order.
+                report = replace(report, position=report.order)
+            else:
+                position = await self._position_of_deal(terminal, report.deal)
+                report = replace(report, position=position)
         return report
 
     async def _position_of_deal(self, terminal: str, deal: int) -> int:
