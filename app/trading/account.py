@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from app.clock import SYSTEM_CLOCK, Clock
@@ -128,16 +128,7 @@ class AccountBook:
             orders = tuple(await call_list(c, t, "orders_get", timeout))
         except CallError as exc:
             if old.error != str(exc):
-                self._snapshot = AccountSnapshot(
-                    old.version + 1,
-                    t,
-                    old.account,
-                    old.positions,
-                    old.orders,
-                    old.updated_at_ms,
-                    str(exc),
-                    old.net_volume,
-                )
+                self._snapshot = replace(old, version=old.version + 1, error=str(exc))
             return self._snapshot
         for symbol in {p.symbol for p in positions} - self._symbols.keys():
             with contextlib.suppress(CallError):
@@ -145,9 +136,7 @@ class AccountBook:
         now_ms = int(self._clock.time() * 1000)
         if (account, positions, orders, "") == (old.account, old.positions, old.orders, old.error):
             # Same content: only the time of the read moves, not the version.
-            self._snapshot = AccountSnapshot(
-                old.version, t, account, positions, orders, now_ms, "", old.net_volume
-            )
+            self._snapshot = replace(old, updated_at_ms=now_ms)
         else:
             self._snapshot = AccountSnapshot(
                 old.version + 1, t, account, positions, orders, now_ms, "", net_volume(positions)
