@@ -114,6 +114,9 @@ class AccountBook:
         self._soon = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        #: Trades announced (``refresh_soon``) and the number the snapshot was read after.
+        self._trades = 0
+        self._read_after = 0
 
     def snapshot(self) -> AccountSnapshot:
         return self._snapshot
@@ -122,6 +125,7 @@ class AccountBook:
         """Read account, positions and pending orders now; the version moves on change."""
         c, t, timeout = self._caller, self.terminal, self._timeout
         old = self._snapshot
+        trades = self._trades
         try:
             account = await c.call(t, "account_info", timeout)
             positions = tuple(await call_list(c, t, "positions_get", timeout))
@@ -134,6 +138,7 @@ class AccountBook:
             with contextlib.suppress(CallError):
                 self._symbols[symbol] = await c.call(t, "symbol_info", timeout, symbol)
         now_ms = int(self._clock.time() * 1000)
+        self._read_after = max(self._read_after, trades)
         if (account, positions, orders, "") == (old.account, old.positions, old.orders, old.error):
             # Same content: only the time of the read moves, not the version.
             self._snapshot = replace(old, updated_at_ms=now_ms)
@@ -157,8 +162,17 @@ class AccountBook:
         return out
 
     def refresh_soon(self) -> None:
-        """Read again now (after a trade), not at the next period."""
+        """A trade happened: read again now, not at the next period (and until then the
+        snapshot is not :attr:`current`)."""
+        self._trades += 1
         self._soon.set()
+
+    @property
+    def current(self) -> bool:
+        """The snapshot was read after the last trade: what a risk check may judge the
+        next order on (two quick orders must not both be judged on the state before
+        the first; the router reads again when this is False)."""
+        return self._snapshot.account is not None and self._read_after >= self._trades
 
     async def deals(self, date_from: int, date_to: int) -> tuple[TradeDeal, ...]:
         """The history's deals between two server-time instants (seconds), on demand."""

@@ -44,6 +44,8 @@ def _config(control: Path, *, workers: int = 2, stall_s: float = 30) -> ClientCo
             },
             "backend": {"enabled": False},
             "monitor": {"enabled": False},
+            # Only the test's own calls in the pipes (no account book refreshing).
+            "trading": {"enabled": False},
         }
     )
 
@@ -53,6 +55,10 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     rt = Runtime(_config(tmp_path / "faults.json"))
     await rt.start()
     try:
+        # Both logged in: which one serves a terminal's calls is then deterministic.
+        await wait_until(
+            lambda: all(w.state == "streaming" for w in rt.pool.health()), 60, "both workers"
+        )
         yield rt
     finally:
         write_fault(tmp_path / "faults.json", FaultMode.OK)
