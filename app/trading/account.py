@@ -117,15 +117,28 @@ class AccountBook:
         #: Trades announced (``refresh_soon``) and the number the snapshot was read after.
         self._trades = 0
         self._read_after = 0
+        #: The read in progress and the trade count it began at.
+        self._reading: asyncio.Future[AccountSnapshot] | None = None
+        self._reading_from = 0
 
     def snapshot(self) -> AccountSnapshot:
         return self._snapshot
 
     async def refresh(self) -> AccountSnapshot:
-        """Read account, positions and pending orders now; the version moves on change."""
+        """Read account, positions and pending orders now; the version moves on change.
+
+        Callers share a read in progress when it began after the last trade (the
+        periodic task, the router before an order and a panel do not each ask the
+        worker three times)."""
+        task = self._reading
+        if task is None or task.done() or self._reading_from < self._trades:
+            self._reading_from = self._trades
+            task = self._reading = asyncio.ensure_future(self._read(self._trades))
+        return await asyncio.shield(task)
+
+    async def _read(self, trades: int) -> AccountSnapshot:
         c, t, timeout = self._caller, self.terminal, self._timeout
         old = self._snapshot
-        trades = self._trades
         try:
             account = await c.call(t, "account_info", timeout)
             positions = tuple(await call_list(c, t, "positions_get", timeout))
@@ -207,7 +220,8 @@ class AccountBook:
 
     async def stop(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._reading):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._reading = None
