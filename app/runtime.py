@@ -228,7 +228,13 @@ class Runtime:
         traders = [t.name for t in config.terminals if t.kind in TRADING_KINDS]
         if config.trading.enabled and traders:
             self.trading = Trading(
-                self.pool, config.trading, traders, prices=self._last_quote, clock=clock
+                self.pool,
+                config.trading,
+                traders,
+                audit=AuditLog(config.security.audit_log),
+                zone_of=lambda t: self.zones.terminal_zone(t) or NY_CLOSE,
+                prices=self._last_quote,
+                clock=clock,
             )
 
     def _last_quote(self, symbol: str) -> tuple[float, float] | None:

@@ -7,12 +7,16 @@ netting account of the simulated broker, so the book stays flat):
   (what the broker itself costs);
 * ``pool_call``: ``ConnectorPool.call("order_send")`` through the worker that also
   captures (pipe, pickling, waiting for the worker's poll round);
-* ``router``: ``OrderRouter.execute`` (intent → risk seam → tick read → in-flight journal
-  (one fsync) → order_send → report), what a trader's click or a signal costs.
+* ``router``: ``OrderRouter.execute`` (intent → risk engine → tick read → in-flight journal
+  (one fsync) → order_send → report), back to back: each order first waits for the
+  account book's read after the previous trade (the risk check must see it);
+* ``router_current_book``: the same with the book already read, what a trader's click or
+  a signal arriving after a quiet moment costs.
 
 The difference between ``pool_call`` and ``baseline`` is what the process boundary
-costs. Progress goes to stderr, the JSON document to stdout; each phase has a deadline
-and the exit code is 1 when a phase failed (an order not DONE, a deadline passed, or
+costs; ``risk_check_us_per_order`` is one ``RiskEngine.check`` (with its audit record).
+Progress goes to stderr, the JSON document to stdout; each phase has a deadline and the
+exit code is 1 when a phase failed (an order not DONE, a deadline passed, or
 the capture rate fell below 80 % of the asked rate).
 
 Run from the repository root: ``python benchmarks/bench_orders.py [--orders 200]``.
@@ -40,8 +44,10 @@ except ModuleNotFoundError:  # run as a script from a source tree that is not in
 
 from app.config import ClientConfig
 from app.runtime import Runtime
+from app.servertime import NY_CLOSE
 from app.terminal import trade_constants as tc
 from app.terminal.simulated import SimulatedTerminal
+from app.trading.account_view import AccountView
 from app.trading.intent import Action, OrderIntent, Origin, Outcome, Side
 
 SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"]
@@ -161,14 +167,47 @@ async def through_worker(config: ClientConfig, orders: int, deadline_s: float) -
                 raise RuntimeError(f"router order {i}: {report}")
             if time.monotonic() > end:
                 raise TimeoutError(f"router: deadline passed at order {i}")
+        progress(f"router, each order on a current account book: {orders} orders")
+        quiet_ms: list[float] = []
+        book = trading.book("sim")
+        for i in range(orders):
+            await book.refresh()  # what a signal arriving after a quiet moment meets
+            side = Side.BUY if i % 2 == 0 else Side.SELL
+            intent = OrderIntent(Action.OPEN, TRADED, side, 0.01, Origin.CLI, deviation=50)
+            s = time.perf_counter()
+            report = await trading.router.execute(intent)
+            quiet_ms.append((time.perf_counter() - s) * 1000)
+            if report.outcome is not Outcome.EXECUTED:
+                raise RuntimeError(f"router (current book) order {i}: {report}")
+            if time.monotonic() > end:
+                raise TimeoutError(f"router (current book): deadline passed at order {i}")
         t1, n1 = time.perf_counter(), runtime.collector.stats.ticks_total
+        risk_us = risk_cost(runtime, orders * 20)
     finally:
         await runtime.stop()
     return {
         "pool_call": stats(pool_ms),
         "router": stats(router_ms),
+        "router_current_book": stats(quiet_ms),
+        "risk_check_us_per_order": risk_us,
         "captured_ticks_per_s_meanwhile": round((n1 - n0) / (t1 - t0)),
     }
+
+
+def risk_cost(runtime: Runtime, n: int) -> float:
+    """Microseconds per ``RiskEngine.check`` on the live account (audit record included)."""
+    trading = runtime.trading
+    assert trading is not None
+    snap = trading.book("sim").snapshot()
+    assert snap.account is not None
+    view = AccountView.of(
+        snap.account, NY_CLOSE, time.time(), positions=snap.positions, orders=snap.orders
+    )
+    intents = [OrderIntent(Action.OPEN, TRADED, Side.BUY, 0.01, Origin.CLI) for _ in range(n)]
+    t0 = time.perf_counter()
+    for intent in intents:
+        trading.risk.check(intent, view)
+    return round((time.perf_counter() - t0) / n * 1e6, 1)
 
 
 class _Tick:

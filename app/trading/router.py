@@ -7,7 +7,8 @@ across timeouts, dead workers and a killed app:
 
 1. an earlier request of this terminal whose outcome is unknown is reconciled first;
    while it stays unknown nothing new is sent to that terminal;
-2. the risk engine's verdict (refused: nothing is sent, nothing recorded);
+2. the risk engine's verdict on an ``AccountView`` of the book's snapshot (refused:
+   nothing is sent, nothing recorded);
 3. the request is written to the in-flight journal (fsync'd) *before* ``order_send``;
 4. the terminal's answer → report, and only then the journal entry is cleared;
 5. no answer (timeout, worker gone, an IPC error): the entry stays and the request is
@@ -24,18 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from app.clock import SYSTEM_CLOCK, Clock
 from app.connector.calls import CallError, NotConnected, TerminalCallError
+from app.servertime import NY_CLOSE, ServerTimeZone
 from app.terminal.constants import CONNECTION_ERRORS
-from app.terminal.trade_constants import ACCOUNT_MARGIN_MODE_RETAIL_HEDGING, POSITION_TYPE_BUY
+from app.terminal.trade_constants import POSITION_TYPE_BUY
 from app.terminal.trade_types import OrderSendResult, TradeOrder, TradePosition
 from app.terminal.types import SymbolInfo
 from app.trading import execution
-from app.trading.account import AccountBook, AccountSnapshot, Caller, call_list
+from app.trading.account import AccountBook, Caller, call_list
+from app.trading.account_view import AccountView
 from app.trading.inflight import InFlight, InFlightJournal
 from app.trading.intent import (
     Action,
@@ -63,22 +66,9 @@ class RiskVerdict(Protocol):
 
 
 class RiskGate(Protocol):
-    """The risk engine's seam (``app/trading/risk.py`` ``RiskEngine.check``)."""
+    """What the router needs of the risk engine (``app/trading/risk.py`` ``RiskEngine``)."""
 
-    def check(self, intent: OrderIntent, view: AccountSnapshot) -> RiskVerdict: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Accepted:
-    accepted: bool = True
-    reason: str = ""
-
-
-class NoRiskLimits:
-    """Accepts everything: only for tests and benchmarks of the path itself."""
-
-    def check(self, intent: OrderIntent, view: AccountSnapshot) -> RiskVerdict:
-        return _Accepted()
+    def check(self, intent: OrderIntent, view: AccountView) -> RiskVerdict: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +97,12 @@ class OrderRouter:
         *,
         default_terminal: str,
         settings: RouterSettings | None = None,
+        zone_of: Callable[[str], ServerTimeZone] = lambda terminal: NY_CLOSE,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._caller = caller
+        #: A terminal's server zone: the risk engine's day starts at its server midnight.
+        self._zone_of = zone_of
         self.books = books
         self.journal = journal
         self.risk = risk
@@ -216,12 +209,24 @@ class OrderRouter:
                     f"nothing sent: the outcome of earlier request {left[0].request_id} on "
                     f"{terminal} is not known yet (the terminal is not answering)",
                 )
-        view = book.snapshot()
-        if view.account is None:
-            view = await book.refresh()
+        snap = book.snapshot() if book.current else await book.refresh()
+        if snap.account is None:
+            return ExecutionReport(rid, Outcome.REJECTED, f"not sent: no account ({snap.error})")
+        try:
+            rules = await self._symbol(terminal, intent.symbol) if intent.symbol else None
+        except CallError as exc:
+            return ExecutionReport(rid, Outcome.REJECTED, f"not sent: {exc}")
+        view = AccountView.of(
+            snap.account,
+            self._zone_of(terminal),
+            self._clock.time(),
+            positions=snap.positions,
+            orders=snap.orders,
+            symbols=() if rules is None else (rules,),
+        )
         verdict = self.risk.check(intent, view)
         if not verdict.accepted:
-            return ExecutionReport(rid, Outcome.REFUSED, f"refused: {verdict.reason}")
+            return ExecutionReport(rid, Outcome.REFUSED, verdict.reason)
         try:
             request, point = await self._request(intent, terminal)
         except execution.IntentError as exc:
@@ -251,8 +256,7 @@ class OrderRouter:
         await asyncio.to_thread(self.journal.resolve, rid)
         book.refresh_soon()
         if report.deal and not report.position:
-            account = view.account
-            if account is not None and account.margin_mode == ACCOUNT_MARGIN_MODE_RETAIL_HEDGING:
+            if view.hedging:
                 # Hedging: a market order opens its own position, named by the order.
                 report = replace(report, position=report.order)
             else:
@@ -286,13 +290,20 @@ class OrderRouter:
         symbol = order.symbol if order is not None else symbol
         if not symbol:
             raise execution.IntentError(f"no open position or pending order {intent.ticket}")
-        info = self._symbols.get((terminal, symbol))
-        if info is None:
-            info = await self._caller.call(terminal, "symbol_info", t, symbol)
-            self._symbols[(terminal, symbol)] = info
+        info = await self._symbol(terminal, symbol)
         tick = await self._caller.call(terminal, "symbol_info_tick", t, symbol)
         request = execution.build_request(intent, info, tick, position=position, order=order)
         return request, info.point
+
+    async def _symbol(self, terminal: str, symbol: str) -> SymbolInfo:
+        """``symbol_info`` once per terminal and symbol (volume rules, filling, point)."""
+        info = self._symbols.get((terminal, symbol))
+        if info is None:
+            info = await self._caller.call(
+                terminal, "symbol_info", self.settings.order_timeout_s, symbol
+            )
+            self._symbols[(terminal, symbol)] = info
+        return info
 
     async def _position(self, terminal: str, ticket: int) -> TradePosition | None:
         t = self.settings.order_timeout_s
@@ -386,7 +397,6 @@ class OrderRouter:
 
 
 __all__ = [
-    "NoRiskLimits",
     "OrderRouter",
     "RiskGate",
     "RiskVerdict",

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.clock import SYSTEM_CLOCK, Clock
 from app.config.trading_schema import TradingConfig
+from app.security.audit import AuditLog
+from app.servertime import NY_CLOSE, ServerTimeZone
 from app.trading.account import AccountBook, Caller, PriceSource
 from app.trading.inflight import InFlightJournal
-from app.trading.router import NoRiskLimits, OrderRouter, RiskGate, RouterSettings
+from app.trading.risk import RiskEngine
+from app.trading.risk_audit import AuditJournal
+from app.trading.router import OrderRouter, RouterSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,9 @@ class Trading:
         config: TradingConfig,
         terminals: Sequence[str],
         *,
-        risk: RiskGate | None = None,
+        risk: RiskEngine | None = None,
+        audit: AuditLog | None = None,
+        zone_of: Callable[[str], ServerTimeZone] | None = None,
         prices: PriceSource | None = None,
         journal_path: Path | None = None,
         refresh_s: float = 1.0,
@@ -53,13 +59,17 @@ class Trading:
             for t in terminals
         }
         self.journal = InFlightJournal(journal_path)
+        #: Decisions and state changes go to the audit log, off the order path.
+        self._audit = AuditJournal(audit if audit is not None else AuditLog())
+        #: The one risk engine in front of every order (halt, resume, consent: here).
+        self.risk = risk if risk is not None else RiskEngine(config, clock, self._audit)
         self.router = OrderRouter(
             caller,
             self.books,
             self.journal,
-            # TODO(#16): the risk engine (app/trading/risk.py) once merged.
-            risk if risk is not None else NoRiskLimits(),
+            self.risk,
             default_terminal=terminals[0],
+            zone_of=zone_of or (lambda terminal: NY_CLOSE),
             settings=settings
             or RouterSettings(order_timeout_s=timeout, default_deviation=config.default_deviation),
             clock=clock,
@@ -98,3 +108,4 @@ class Trading:
             await asyncio.gather(self._reconciling, return_exceptions=True)
         for book in self.books.values():
             await book.stop()
+        await asyncio.to_thread(self._audit.close)

@@ -3,6 +3,7 @@ once, live P/L agrees with the broker's own profit formula at the live price."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -49,5 +50,30 @@ async def test_book_versions_trades_and_live_profit(tmp_path: Path) -> None:
         expected = truth.order_calc_profit(ORDER_TYPE_BUY, "EURUSD", 0.4, pos.price_open, quote[0])
         assert expected is not None
         assert live == pytest.approx(expected, abs=0.011)
+    finally:
+        await runtime.stop()
+
+
+async def test_quick_orders_are_judged_on_the_account_after_the_previous_one(
+    tmp_path: Path,
+) -> None:
+    """Two orders in a row: the second's risk check sees the first's position (the book
+    is read again after a trade), so a one-position limit holds without waiting."""
+    runtime = Runtime(load_settings(tmp_path, risk={"max_open_positions": 1}))
+    await runtime.start()
+    try:
+        trading = runtime.trading
+        assert trading is not None
+        first, second = await asyncio.gather(
+            *(
+                trading.router.execute(OrderIntent(Action.OPEN, s, Side.BUY, 0.1, Origin.CLI))
+                for s in ("EURUSD", "EURUSD")
+            )
+        )
+        assert first.outcome is Outcome.EXECUTED, first
+        assert second.outcome is Outcome.REFUSED, second
+        assert second.message.endswith("would pass the limit of 1")
+        positions = await runtime.pool.call("sim", "positions_get", 10)
+        assert [p.ticket for p in positions] == [first.position]
     finally:
         await runtime.stop()

@@ -70,16 +70,25 @@ def test_buy_positions_close_history_account(tmp_path: Path) -> None:
     assert doc["balance"] == round(10_000.0 + sum(d.profit for d in broker), 2)
 
 
-def test_rejected_and_bad_input_exit_non_zero(tmp_path: Path) -> None:
+def test_rejected_refused_and_bad_input_exit_non_zero(tmp_path: Path) -> None:
     settings = write_settings(tmp_path)
     truth = SimulatedTerminal()
     assert truth.initialize()
-    info = truth.symbol_info("EURUSD")
-    assert info is not None
-    too_small = info.volume_min / 10
-    rejected = trade(settings, "buy", "EURUSD", f"{too_small:g}")
+    tick = truth.symbol_info_tick("EURUSD")
+    assert tick is not None
+    # A stop loss above the price of a buy: the terminal refuses it with its retcode.
+    rejected = trade(settings, "buy", "EURUSD", "0.1", "--sl", f"{tick.ask * 2:.5f}")
     assert rejected.returncode == 1
-    assert rejected.stdout.startswith("rejected: 10014 INVALID_VOLUME"), rejected.stdout
+    assert rejected.stdout.startswith("rejected: 10016 INVALID_STOPS"), rejected.stdout
+    assert broker_deals(load_settings(tmp_path)) == []
+    # Over the settings' max volume per order (1 lot by default): the risk engine says no.
+    refused = trade(settings, "sell", "EURUSD", "2", "--json")
+    assert refused.returncode == 1
+    doc = orjson.loads(refused.stdout)
+    assert doc["outcome"] == "refused"
+    assert doc["retcode"] is None  # nothing was sent
+    limit = load_settings(tmp_path).trading.risk.max_volume_per_order
+    assert f"above the limit of {limit:g} lots per order" in doc["message"]
     assert broker_deals(load_settings(tmp_path)) == []
     bad = trade(settings, "buy", "EURUSD", "lots")
     assert bad.returncode == 2
