@@ -46,6 +46,7 @@ from app.servertime import NY_CLOSE
 from app.sessions import MarketHours
 from app.terminal.replay import plan_of_spec
 from app.ticks import TickBatch
+from app.trading.service import TRADING_KINDS, Trading
 from app.zones import ServerZones
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,25 @@ class Runtime:
         self._latency_sink: LatencySink | None = _fan_sinks(sinks) if sinks else None
         self._sampler = SystemSampler(clock)
         self._tasks: list[asyncio.Task[None]] = []
+        #: The order router and account books (docs/trading.md); None when
+        #: ``trading.enabled`` is off or no terminal trades (replays only).
+        self.trading: Trading | None = None
+        traders = [t.name for t in config.terminals if t.kind in TRADING_KINDS]
+        if config.trading.enabled and traders:
+            self.trading = Trading(
+                self.pool,
+                config.trading,
+                traders,
+                audit=AuditLog(config.security.audit_log),
+                zone_of=lambda t: self.zones.terminal_zone(t) or NY_CLOSE,
+                prices=self._last_quote,
+                clock=clock,
+            )
+
+    def _last_quote(self, symbol: str) -> tuple[float, float] | None:
+        """(bid, ask) last captured: the live price the account books move P/L with."""
+        s = self.collector.stats.symbols.get(symbol)
+        return (s.last_bid, s.last_ask) if s is not None and s.last_bid else None
 
     async def start(self) -> None:
         """Start the backend side first, so the first captured tick has somewhere to go."""
@@ -231,6 +251,8 @@ class Runtime:
             asyncio.create_task(self.collector.consume(self.handoff, gate), name="collector")
         )
         await self.pool.start()
+        if self.trading is not None:
+            await self.trading.start()
         await self.backfill.start(self._backfill_targets, self._live_position)
         if self.monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
@@ -423,6 +445,8 @@ class Runtime:
             # Whatever the workers still send must reach the collector, or they could
             # never finish their last send and stop.
             self.link.hold_room_open()
+        if self.trading is not None:
+            await self.trading.stop()
         await self.pool.stop()
         await self.handoff.join()
         await self.backfill.stop()
