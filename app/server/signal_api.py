@@ -102,13 +102,13 @@ class SignalApi:
             raise refusal(forbidden(principal, post.client_id))
         now = now_msc(self._clock)
         signal = post.signal(now)
-        problem = signal_problem(signal)
-        if problem is not None:
-            raise ApiError(400, "bad_signal", problem)
         if expired(signal, now):
             raise ApiError(
                 422, "expired", f"'valid_until_ms' {signal.valid_until_ms} is in the past"
             )
+        problem = signal_problem(signal)
+        if problem is not None:
+            raise ApiError(400, "bad_signal", problem)
         if not await asyncio.to_thread(self._store.add, post.client_id, signal, now):
             raise ApiError(409, "duplicate", f"signal id {signal.id[:100]!r} exists")
         log.info(
