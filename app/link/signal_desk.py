@@ -79,8 +79,6 @@ class SignalDesk:
         self._enabled = False
         self._save_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Signal id → wall-clock ms when its frame arrived (the benchmark reads it).
-        self.arrivals: dict[str, int] = {}
         self.executions = 0
 
     # ------------------------------------------------------------------ persistence
@@ -129,7 +127,6 @@ class SignalDesk:
 
     def on_signal(self, signal: Signal) -> None:
         now = now_msc(self._clock)
-        self.arrivals.setdefault(signal.id, now)
         arrival = self.book.receive(signal, now)
         self._spawn(self._arrived(signal.id, now, arrival.duplicate))
 

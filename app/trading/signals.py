@@ -131,6 +131,14 @@ class SignalsSnapshot:
     def get(self, signal_id: str) -> SignalEntry | None:
         return next((e for e in self.entries if e.id == signal_id), None)
 
+    def summary(self) -> str:
+        """One line for ``run``'s summary: how many signals, by state."""
+        counts: dict[str, int] = {}
+        for entry in self.entries:
+            counts[entry.state] = counts.get(entry.state, 0) + 1
+        states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        return f"signals: {len(self.entries)} received ({states or 'none'})"
+
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
