@@ -125,7 +125,8 @@ async def bench_echo(backend: BackendProcess, key: str, rounds: int) -> dict[str
             t0 = time.perf_counter()
             await ws.send(codec.encode_ticks(seq, [TickBatch("EURUSD", tick)]))
             ack = codec.decode_bridge(await ws.recv())
-            assert isinstance(ack, codec.Ack) and ack.seq == seq
+            assert isinstance(ack, codec.Ack)
+            assert ack.seq == seq
             if seq > 10:
                 samples.append(time.perf_counter() - t0)
     return {"bridge_echo": stats(samples)}

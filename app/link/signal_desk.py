@@ -72,9 +72,9 @@ class SignalDesk:
         self.book = SignalBook(auto_sources, entries=saved.entries, seen=saved.seen)
         self._unconfirmed = {o.id: o for o in saved.unconfirmed}
         for entry in self.book:  # an in-flight order of a crashed run, now rejected
-            if entry.state.final and entry.id not in self._unconfirmed and entry.request_id:
-                if entry.executed_at_ms is None and entry.report is None:
-                    self._unconfirmed[entry.id] = entry.outcome()
+            interrupted = entry.request_id and entry.executed_at_ms is None and not entry.report
+            if entry.state.final and entry.id not in self._unconfirmed and interrupted:
+                self._unconfirmed[entry.id] = entry.outcome()
         self._send: Callable[[bytes], bool] | None = None
         self._enabled = False
         self._save_lock = asyncio.Lock()

@@ -81,9 +81,13 @@ def _sides_problem(signal: Signal) -> str | None:
         return f"a {signal.side}'s stop-loss and take-profit are on the wrong sides"
     if signal.price is not None:
         if below is not None and not below < signal.price:
-            return f"a {signal.side}'s {'sl' if signal.side == 'buy' else 'tp'} must be below 'price'"
+            return (
+                f"a {signal.side}'s {'sl' if signal.side == 'buy' else 'tp'} must be below 'price'"
+            )
         if above is not None and not above > signal.price:
-            return f"a {signal.side}'s {'tp' if signal.side == 'buy' else 'sl'} must be above 'price'"
+            return (
+                f"a {signal.side}'s {'tp' if signal.side == 'buy' else 'sl'} must be above 'price'"
+            )
     return None
 
 

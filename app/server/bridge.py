@@ -331,7 +331,7 @@ class Bridge:
                         except ConnectionClosed:
                             return
                         rules = SessionRules(last_seq, self.limits.tick_rules, self.clock)
-                        conn = _Connection(self, ws, who, key, rules, bool(features))
+                        conn = _Connection(self, ws, who, key, rules, signals=bool(features))
                         slot.owner = conn
                         if slot.generation != generation:  # overtaken while starting up
                             conn.kick()
@@ -367,6 +367,7 @@ class _Connection:
         who: str,
         key: tuple[str, str],
         rules: SessionRules,
+        *,
         signals: bool = False,
     ) -> None:
         self.bridge = bridge

@@ -17,6 +17,7 @@ database is the route).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -70,10 +71,8 @@ class SignalRoute:
                     await self._send(encode(signal))
             for gone in self._sent.keys() - ids:  # received or expired: forget it
                 del self._sent[gone]
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self._poll_s)
-            except TimeoutError:
-                pass
 
     async def handle(self, message: SignalReceived | SignalOutcome) -> None:
         at = now_msc(self._clock)

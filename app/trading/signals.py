@@ -192,13 +192,14 @@ class SignalBook:
         self._seen: set[str] = set(seen)
         self.version = 0
         self.duplicates = 0
-        for entry in entries:
-            if entry.state in (SignalState.EXECUTING,):
+        for saved in entries:
+            entry = saved
+            if saved.state is SignalState.EXECUTING:
                 entry = replace(
-                    entry,
+                    saved,
                     state=SignalState.REJECTED,
                     reason="the app stopped while the order was in flight; it is not sent "
-                    f"again: check the terminal for request id {entry.request_id}",
+                    f"again: check the terminal for request id {saved.request_id}",
                 )
             self._entries[entry.id] = entry
             self._seen.add(entry.id)
@@ -266,7 +267,9 @@ class SignalBook:
             return self._expire(entry, now_ms)
         return self._put(replace(entry, state=SignalState.ACCEPTED))
 
-    def dismiss(self, signal_id: str, now_ms: int, reason: str = "dismissed by the trader") -> SignalEntry:
+    def dismiss(
+        self, signal_id: str, now_ms: int, reason: str = "dismissed by the trader"
+    ) -> SignalEntry:
         entry = self._waiting(signal_id, "dismiss")
         if expired(entry.signal, now_ms):
             return self._expire(entry, now_ms)

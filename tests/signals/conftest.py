@@ -89,6 +89,7 @@ async def signal_client(
     credential: str,
     path: Path | None,
     executor: RecordingExecutor,
+    *,
     auto: tuple[str, ...] = (),
 ) -> AsyncIterator[tuple[SignalDesk, BridgeLink]]:
     desk = SignalDesk(executor, auto_sources=set(auto), path=path)

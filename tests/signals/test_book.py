@@ -3,11 +3,11 @@ the value rules every side applies to a signal."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.protocol import codec
 from app.protocol.codec import Signal
 from app.protocol.signal_rules import signal_problem
 from app.trading.intent import ExecutionReport, OrderIntent, Origin, Outcome, Side
@@ -43,7 +43,12 @@ def sig(
 
 def report(intent: OrderIntent, outcome: Outcome = Outcome.EXECUTED) -> ExecutionReport:
     return ExecutionReport(
-        intent.request_id, outcome, "done", retcode=10009, position=42, price=1.1001,
+        intent.request_id,
+        outcome,
+        "done",
+        retcode=10009,
+        position=42,
+        price=1.1001,
         slippage_points=1.0,
     )
 
@@ -51,7 +56,8 @@ def report(intent: OrderIntent, outcome: Outcome = Outcome.EXECUTED) -> Executio
 def test_a_manual_signal_waits_then_executes_once_with_its_latencies() -> None:
     book = SignalBook()
     arrival = book.receive(sig(), T0 + 15)
-    assert arrival.entry is not None and arrival.entry.state is SignalState.WAITING
+    assert arrival.entry is not None
+    assert arrival.entry.state is SignalState.WAITING
     assert arrival.entry.receive_latency_ms == 15
     assert book.accept("s1", T0 + 100).state is SignalState.ACCEPTED
     intent = book.start("s1", T0 + 100)
@@ -89,12 +95,14 @@ def test_a_duplicate_id_changes_nothing_and_is_counted() -> None:
 def test_expired_at_arrival_and_while_waiting_say_why() -> None:
     book = SignalBook()
     late = book.receive(sig("late", valid_ms=1_000), T0 + 1_500).entry
-    assert late is not None and late.state is SignalState.EXPIRED
+    assert late is not None
+    assert late.state is SignalState.EXPIRED
     assert "500 ms before it arrived" in late.reason
     book.receive(sig("w", valid_ms=1_000), T0 + 10)
     assert book.expire(T0 + 999) == []
     (gone,) = book.expire(T0 + 1_000)
-    assert gone.state is SignalState.EXPIRED and "waiting for the trader" in gone.reason
+    assert gone.state is SignalState.EXPIRED
+    assert "waiting for the trader" in gone.reason
     with pytest.raises(SignalError, match="is expired"):
         book.accept("w", T0 + 1_001)
 
@@ -110,13 +118,15 @@ def test_risk_pct_is_refused_with_the_reason() -> None:
     book.receive(sig(volume=None, risk_pct=1.0), T0)
     entry = book.start("s1", T0)
     assert isinstance(entry, SignalEntry)
-    assert entry.state is SignalState.REFUSED and "risk_pct not supported yet" in entry.reason
+    assert entry.state is SignalState.REFUSED
+    assert "risk_pct not supported yet" in entry.reason
 
 
 def test_an_invalid_signal_is_refused_at_arrival() -> None:
     book = SignalBook(auto_sources={"svc"})
     entry = book.receive(sig(side="hold"), T0).entry
-    assert entry is not None and entry.state is SignalState.REFUSED
+    assert entry is not None
+    assert entry.state is SignalState.REFUSED
     assert "'side' must be 'buy' or 'sell'" in entry.reason
 
 
@@ -162,7 +172,9 @@ def test_the_snapshot_is_newest_first_and_versioned() -> None:
     assert [e.id for e in snap.entries] == ["b", "a"]
     book.dismiss("a", T0 + 2)
     assert book.snapshot().version > snap.version
-    assert snap.get("a") is not None and snap.get("a").state is SignalState.WAITING  # type: ignore[union-attr]
+    before = snap.get("a")
+    assert before is not None
+    assert before.state is SignalState.WAITING
     assert book.snapshot().by_state(SignalState.DISMISSED)[0].id == "a"
 
 
@@ -183,9 +195,8 @@ def test_the_snapshot_is_newest_first_and_versioned() -> None:
     ],
 )
 def test_value_rules(change: dict[str, object], problem: str) -> None:
-    base = codec.msgspec.structs.asdict(sig())  # type: ignore[attr-defined]
-    base.update(change)
-    assert problem in (signal_problem(Signal(**base)) or "")  # type: ignore[arg-type]
+    changed = msgspec.structs.replace(sig(), **change)
+    assert problem in (signal_problem(changed) or "")
     assert signal_problem(sig()) is None
 
 

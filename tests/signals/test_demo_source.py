@@ -47,7 +47,10 @@ def crossings(ticks: TickArray, fast: int = 5, slow: int = 20) -> list[tuple[int
     minute = ticks["time_msc"] // MIN
     last = np.flatnonzero(np.r_[minute[1:] != minute[:-1], True])
     bars, closes = minute[last][:-1], ticks["bid"][last][:-1]  # the last bar is not closed
-    sma = lambda k: np.convolve(closes, np.ones(k) / k, "valid")  # noqa: E731
+
+    def sma(k: int) -> np.ndarray:
+        return np.convolve(closes, np.ones(k) / k, "valid")
+
     diff = sma(fast)[slow - fast :] - sma(slow)
     out = []
     for i in range(1, len(diff)):
@@ -66,22 +69,28 @@ def test_the_source_emits_exactly_the_crossings(tmp_path: Path) -> None:
     ticks = wave_ticks(1_760_000_000_000, 120)
     session = new_session()
     chunks = np.array_split(ticks, 9)  # several messages, as the bridge stores them
-    store.store("desk-1", session, [(i + 1, [TickBatch("EURUSD", c)]) for i, c in enumerate(chunks)])
+    store.store(
+        "desk-1", session, [(i + 1, [TickBatch("EURUSD", c)]) for i, c in enumerate(chunks)]
+    )
     made = source.step()
     expected = crossings(ticks)
     assert len(expected) >= 6
     got = [(s.id.rsplit("-", 1)[1], s.side) for _, s in made]
     assert got == [(str(ms), side) for ms, side in expected]
     for _, s in made:
-        assert s.source == SOURCE and s.volume == 0.01 and s.symbol == "EURUSD"
-        assert s.price is not None and s.sl is not None and s.tp is not None
+        assert s.source == SOURCE
+        assert s.volume == 0.01
+        assert s.symbol == "EURUSD"
+        assert s.price is not None
+        assert s.sl is not None
+        assert s.tp is not None
         sign = 1 if s.side == "buy" else -1
         assert s.sl == pytest.approx(s.price - sign * 0.0010, abs=1e-9)
         assert s.tp == pytest.approx(s.price + sign * 0.0020, abs=1e-9)
         assert s.valid_until_ms - s.created_at_ms == 60_000
     # Seen again (a restarted source re-reading the same rows) nothing is stored twice.
     again = DemoSignalSource(db, signals, max_age_s=10**9)
-    again._after = 0  # noqa: SLF001 - replay the whole table
+    again._after = 0
     assert again.step() == []
     assert len(signals.list("desk-1")) == len(expected)
     store.close()
@@ -117,11 +126,17 @@ async def test_the_default_backend_sends_a_demo_signal_to_the_client(tmp_path: P
             await wait_until(lambda: link.state.connected, 30, "the link")
             link.offer(SequencedBatch(1, TickBatch("EURUSD", ticks, 1, time.time()), time.time()))
             await wait_until(lambda: len(desk.snapshot().entries) >= len(expected), 30, "demo")
-            got = sorted((int(e.id.rsplit("-", 1)[1]), e.signal.side) for e in desk.snapshot().entries)
+            got = sorted(
+                (int(e.id.rsplit("-", 1)[1]), e.signal.side) for e in desk.snapshot().entries
+            )
             assert got == sorted(expected)
             assert all(e.signal.source == SOURCE for e in desk.snapshot().entries)
     async with ReferenceBackend(
-        bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "c.sqlite", keys=KEYS,
+        bridge_port=0,
+        gateway_port=0,
+        hub_port=0,
+        db_path=tmp_path / "c.sqlite",
+        keys=KEYS,
         demo_signals=False,
     ) as quiet:
         assert quiet.demo is None

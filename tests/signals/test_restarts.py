@@ -35,7 +35,11 @@ async def test_kill_restart_and_app_restart_execute_once(tmp_path: Path) -> None
     db = tmp_path / "backend.sqlite"
     book_file = tmp_path / "signals.json"
     backend = BackendProcess(
-        bridge_port=0, gateway_port=0, hub_port=0, db_path=db, client_id=CLIENT,
+        bridge_port=0,
+        gateway_port=0,
+        hub_port=0,
+        db_path=db,
+        client_id=CLIENT,
         synchronous="NORMAL",
     )
     await backend.start()
@@ -78,15 +82,24 @@ async def test_kill_restart_and_app_restart_execute_once(tmp_path: Path) -> None
         # The app restarts with its saved book; the bridge sends k1 once more.
         forget_receipt(db, "k1")
         again = RecordingExecutor()
-        async with signal_client(backend.bridge_url, CLIENT, key, book_file, again) as (desk2, link2):
+        async with signal_client(backend.bridge_url, CLIENT, key, book_file, again) as (
+            desk2,
+            link2,
+        ):
             await wait_until(lambda: link2.state.connected, 30, "the link")
-            await wait_until(lambda: desk2.snapshot().duplicates >= 1, 30, "k1 resent after restart")
+            await wait_until(
+                lambda: desk2.snapshot().duplicates >= 1, 30, "k1 resent after restart"
+            )
             entry = desk2.snapshot().get("k1")
-            assert entry is not None and entry.state is SignalState.EXECUTED
+            assert entry is not None
+            assert entry.state is SignalState.EXECUTED
             assert again.intents == []
-            assert (await post(backend.gateway_url, key, signal_body(CLIENT, "k1"))).status_code == 409
+            assert (
+                await post(backend.gateway_url, key, signal_body(CLIENT, "k1"))
+            ).status_code == 409
         doc = (await get(backend.gateway_url, key, "/api/v1/signals/k1")).json()
-        assert doc["outcome"]["outcome"] == "executed" and doc["outcome"]["ticket"] == 3001
+        assert doc["outcome"]["outcome"] == "executed"
+        assert doc["outcome"]["ticket"] == 3001
     finally:
         await backend.stop()
     assert [i.signal_id for i in executor.intents] == ["k1"]
@@ -101,7 +114,11 @@ async def test_an_order_in_flight_when_the_app_dies_is_not_sent_again(tmp_path: 
     db = tmp_path / "backend.sqlite"
     book_file = tmp_path / "signals.json"
     backend = BackendProcess(
-        bridge_port=0, gateway_port=0, hub_port=0, db_path=db, client_id=CLIENT,
+        bridge_port=0,
+        gateway_port=0,
+        hub_port=0,
+        db_path=db,
+        client_id=CLIENT,
         synchronous="NORMAL",
     )
     await backend.start()
@@ -109,8 +126,11 @@ async def test_an_order_in_flight_when_the_app_dies_is_not_sent_again(tmp_path: 
     try:
         stuck = RecordingExecutor(gate=asyncio.Event())  # never answers
         async with signal_client(
-            backend.bridge_url, CLIENT, key, book_file, stuck, ("auto",)
-        ) as (desk, link):
+            backend.bridge_url, CLIENT, key, book_file, stuck, auto=("auto",)
+        ) as (
+            _desk,
+            link,
+        ):
             await wait_until(lambda: link.state.connected, 30, "the link")
             body = signal_body(CLIENT, "f1", "auto")
             assert (await post(backend.gateway_url, key, body)).status_code == 201
@@ -119,10 +139,14 @@ async def test_an_order_in_flight_when_the_app_dies_is_not_sent_again(tmp_path: 
         forget_receipt(db, "f1")
         later = RecordingExecutor()
         async with signal_client(
-            backend.bridge_url, CLIENT, key, book_file, later, ("auto",)
-        ) as (desk2, link2):
+            backend.bridge_url, CLIENT, key, book_file, later, auto=("auto",)
+        ) as (
+            desk2,
+            _link2,
+        ):
             entry = desk2.snapshot().get("f1")
-            assert entry is not None and entry.state is SignalState.REJECTED
+            assert entry is not None
+            assert entry.state is SignalState.REJECTED
             assert request_id in entry.reason
 
             async def rejected() -> bool:

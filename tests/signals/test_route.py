@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ async def backend(tmp_path: Path) -> AsyncIterator[ReferenceBackend]:
 
 async def test_post_is_validated_with_one_line_reasons(backend: ReferenceBackend) -> None:
     gw = backend.gateway_url
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         ({"side": "hold"}, 400, "'side' must be 'buy' or 'sell'"),
         ({"volume": 0}, 400, "'volume' must be"),
         ({"colour": "red"}, 400, "unknown field `colour`"),
@@ -58,7 +59,8 @@ async def test_post_is_validated_with_one_line_reasons(backend: ReferenceBackend
     first = await post(gw, SERVICE_KEY, signal_body(CLIENT, "dup"))
     assert first.status_code == 201
     again = await post(gw, SERVICE_KEY, signal_body(CLIENT, "dup"))
-    assert again.status_code == 409 and again.json()["error"] == "duplicate"
+    assert again.status_code == 409
+    assert again.json()["error"] == "duplicate"
     assert [s.signal.id for s in backend.signals.list(CLIENT)] == ["dup"]
     # Another client's signal is not found, whoever asks.
     assert (await get(gw, SERVICE_KEY, "/api/v1/signals/dup")).status_code == 200
@@ -73,7 +75,7 @@ async def test_auto_executes_once_manual_waits_and_outcomes_reach_the_gateway(
     gw = backend.gateway_url
     executor = RecordingExecutor()
     async with signal_client(
-        backend.bridge_url, CLIENT, ADMIN_KEY, tmp_path / "signals.json", executor, ("auto",)
+        backend.bridge_url, CLIENT, ADMIN_KEY, tmp_path / "signals.json", executor, auto=("auto",)
     ) as (desk, link):
         await wait_until(lambda: link.state.connected, 30, "the link")
         assert (await post(gw, SERVICE_KEY, signal_body(CLIENT, "a1", "auto"))).status_code == 201
@@ -88,11 +90,14 @@ async def test_auto_executes_once_manual_waits_and_outcomes_reach_the_gateway(
 
         await ask_until(lambda: state_of("a1", "executed"), what="a1's outcome at the gateway")
         doc = (await get(gw, SERVICE_KEY, "/api/v1/signals/a1")).json()
-        assert doc["outcome"]["ticket"] == 3001 and doc["outcome"]["price"] == 1.1
-        assert doc["received_at_ms"] is not None and doc["outcome"]["latency_ms"] >= 0
+        assert doc["outcome"]["ticket"] == 3001
+        assert doc["outcome"]["price"] == 1.1
+        assert doc["received_at_ms"] is not None
+        assert doc["outcome"]["latency_ms"] >= 0
         await ask_until(lambda: state_of("m1", "received"), what="m1's receipt")
         entry = desk.snapshot().get("m1")
-        assert entry is not None and entry.state is SignalState.WAITING
+        assert entry is not None
+        assert entry.state is SignalState.WAITING
         assert len(executor.intents) == 1  # the manual one waits for the trader
         assert desk.accept("m1") == ""
         await ask_until(lambda: state_of("m1", "executed"), what="m1 executed")
@@ -139,14 +144,16 @@ async def test_an_old_client_without_the_feature_gets_no_signal(
     """A hello without ``features`` (every client before this one) is answered without
     it, and the bridge sends such a connection ticks' acks only."""
     from app.protocol.codec import Hello, Welcome, encode  # noqa: PLC0415
-
     from tests.server.conftest import new_session, open_ws, recv_msg  # noqa: PLC0415
 
-    assert (await post(backend.gateway_url, SERVICE_KEY, signal_body(CLIENT, "s"))).status_code == 201
+    assert (
+        await post(backend.gateway_url, SERVICE_KEY, signal_body(CLIENT, "s"))
+    ).status_code == 201
     async with open_ws(backend.bridge_url) as ws:
         await ws.send(encode(Hello(CLIENT, new_session(), 0, credential=ADMIN_KEY)))
         welcome = await recv_msg(ws)
-        assert isinstance(welcome, Welcome) and welcome.features == []
+        assert isinstance(welcome, Welcome)
+        assert welcome.features == []
         with pytest.raises(TimeoutError):
             await recv_msg(ws, timeout=1.0)
     assert backend.signals.get("s").received_at_ms is None  # type: ignore[union-attr]

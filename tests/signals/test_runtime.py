@@ -44,11 +44,14 @@ async def test_runtime_signals_follow_the_settings(tmp_path: Path) -> None:
     runtime = Runtime(config, signal_executor=executor, signals_file=tmp_path / "signals.json")
     await runtime.start()
     try:
-        assert runtime.signals is not None and runtime.embedded is not None
+        assert runtime.signals is not None
+        assert runtime.embedded is not None
         await wait_until(lambda: runtime.link is not None and runtime.link.state.connected, 60)
         key = runtime.embedded.credential.reveal()
         gw = runtime.embedded.gateway_url
-        assert (await post(gw, key, signal_body("rt-desk", "r-auto", "auto-src"))).status_code == 201
+        assert (
+            await post(gw, key, signal_body("rt-desk", "r-auto", "auto-src"))
+        ).status_code == 201
         assert (await post(gw, key, signal_body("rt-desk", "r-man", "other"))).status_code == 201
         desk = runtime.signals
 
@@ -63,7 +66,8 @@ async def test_runtime_signals_follow_the_settings(tmp_path: Path) -> None:
         await wait_until(lambda: state("r-man") is SignalState.EXECUTED, 30, "accepted executed")
         assert [i.signal_id for i in executor.intents] == ["r-auto", "r-man"]
         entry = desk.snapshot().get("r-auto")
-        assert entry is not None and entry.execute_latency_ms is not None
+        assert entry is not None
+        assert entry.execute_latency_ms is not None
     finally:
         await runtime.stop()
     assert (tmp_path / "signals.json").exists()
