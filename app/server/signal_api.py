@@ -3,7 +3,8 @@
 ``POST /api/v1/signals`` takes one signal for the client it names, with the gateway's
 own credentials (a bearer token from ``/api/auth/login``, Basic ``user:password``, or a
 backend key): a service account is a user of the users file allowed that client id. The
-body is decoded straight into :class:`SignalPost` (unknown fields refused), judged by
+body is decoded straight into the wire's :class:`~app.protocol.codec.Signal` (unknown
+fields refused), judged by
 :mod:`app.protocol.signal_rules`, stored (:mod:`app.server.signal_store`) and the
 bridge is nudged to send it to the client now. Every refusal is one line:
 400 (form or value rule), 403 (another user's client id), 409 (the id exists),
@@ -19,6 +20,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -36,38 +38,32 @@ log = logging.getLogger(__name__)
 SIGNALS_PATH = "/api/v1/signals"
 
 
-class SignalPost(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The JSON body of ``POST /api/v1/signals``."""
+#: The fields a POST may carry: the signal's own (one type for the concept, the wire's
+#: :class:`~app.protocol.codec.Signal`) and the client it is for.
+_POST_FIELDS = frozenset(Signal.__struct_fields__) | {"client_id"}
 
-    client_id: str
-    source: str
-    symbol: str
-    side: str
-    valid_until_ms: int
-    id: str | None = None
-    created_at_ms: int | None = None
-    volume: float | None = None
-    risk_pct: float | None = None
-    sl: float | None = None
-    tp: float | None = None
-    price: float | None = None
-    comment: str = ""
 
-    def signal(self, now_ms: int) -> Signal:
-        return Signal(
-            id=self.id if self.id is not None else uuid.uuid4().hex,
-            source=self.source,
-            symbol=self.symbol,
-            side=self.side,
-            valid_until_ms=self.valid_until_ms,
-            created_at_ms=self.created_at_ms if self.created_at_ms is not None else now_ms,
-            volume=self.volume,
-            risk_pct=self.risk_pct,
-            sl=self.sl,
-            tp=self.tp,
-            price=self.price,
-            comment=self.comment,
-        )
+def signal_of_post(body: dict[str, Any], now_ms: int) -> tuple[str, Signal]:
+    """``(client_id, signal)`` of a POST body; ApiError 400 naming the first problem of
+    form (an unknown field, a missing or mistyped one). ``id`` defaults to a new one,
+    ``created_at_ms`` to now."""
+    unknown = sorted(body.keys() - _POST_FIELDS)
+    if unknown or "type" in body:
+        name = unknown[0] if unknown else "type"
+        raise ApiError(400, "bad_request", f"unknown field `{name[:40]}`")
+    client_id = body.pop("client_id", None)
+    if not (
+        isinstance(client_id, str)
+        and 0 < len(client_id) <= MAX_ID_LENGTH
+        and client_id.isprintable()
+    ):
+        raise ApiError(400, "bad_request", "'client_id' must be 1..200 printable characters")
+    body.setdefault("id", uuid.uuid4().hex)
+    body.setdefault("created_at_ms", now_ms)
+    try:
+        return client_id, msgspec.convert({**body, "type": "signal"}, Signal)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "bad_request", str(exc)[:200]) from None
 
 
 class SignalApi:
@@ -92,16 +88,10 @@ class SignalApi:
     async def _post(self, request: web.Request) -> web.Response:
         principal = await authenticated(request, self._auth)
         body = await read_object(request)
-        try:
-            post = msgspec.convert(body, SignalPost)
-        except msgspec.ValidationError as exc:
-            raise ApiError(400, "bad_request", str(exc)[:200]) from None
-        if not 0 < len(post.client_id) <= MAX_ID_LENGTH or not post.client_id.isprintable():
-            raise ApiError(400, "bad_request", "'client_id' must be 1..200 printable characters")
-        if not principal.may(post.client_id):
-            raise refusal(forbidden(principal, post.client_id))
         now = now_msc(self._clock)
-        signal = post.signal(now)
+        client_id, signal = signal_of_post(body, now)
+        if not principal.may(client_id):
+            raise refusal(forbidden(principal, client_id))
         if expired(signal, now):
             raise ApiError(
                 422, "expired", f"'valid_until_ms' {signal.valid_until_ms} is in the past"
@@ -109,19 +99,19 @@ class SignalApi:
         problem = signal_problem(signal)
         if problem is not None:
             raise ApiError(400, "bad_signal", problem)
-        if not await asyncio.to_thread(self._store.add, post.client_id, signal, now):
+        if not await asyncio.to_thread(self._store.add, client_id, signal, now):
             raise ApiError(409, "duplicate", f"signal id {signal.id[:100]!r} exists")
         log.info(
             "gateway: signal %s from %r (%s) for client %r: %s %s",
             signal.id,
             principal.name,
             signal.source,
-            post.client_id,
+            client_id,
             signal.side,
             signal.symbol,
         )
         if self._on_signal is not None:
-            self._on_signal(post.client_id)
+            self._on_signal(client_id)
         return json_response({"id": signal.id, "state": "pending"}, status=201)
 
     async def _get(self, request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ book. The executor is called exactly once per accepted signal throughout."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -31,9 +32,8 @@ def forget_receipt(db: Path, sid: str) -> None:
     conn.close()
 
 
-async def test_kill_restart_and_app_restart_execute_once(tmp_path: Path) -> None:
-    db = tmp_path / "backend.sqlite"
-    book_file = tmp_path / "signals.json"
+async def started_backend(db: Path) -> BackendProcess:
+    """The reference backend in its own process, as the embedded default runs it."""
     backend = BackendProcess(
         bridge_port=0,
         gateway_port=0,
@@ -43,6 +43,12 @@ async def test_kill_restart_and_app_restart_execute_once(tmp_path: Path) -> None
         synchronous="NORMAL",
     )
     await backend.start()
+    return backend
+
+
+async def test_kill_restart_and_app_restart_execute_once(tmp_path: Path) -> None:
+    db, book_file = tmp_path / "backend.sqlite", tmp_path / "signals.json"
+    backend = await started_backend(db)
     key = backend.credential.reveal()
     executor = RecordingExecutor()
     try:
@@ -109,19 +115,8 @@ async def test_an_order_in_flight_when_the_app_dies_is_not_sent_again(tmp_path: 
     """The app stops (here: its tasks are cancelled, its file saved as it stood) while
     the executor has the order; the next run reports it rejected, naming the request id,
     and never calls the executor for it."""
-    import asyncio  # noqa: PLC0415
-
-    db = tmp_path / "backend.sqlite"
-    book_file = tmp_path / "signals.json"
-    backend = BackendProcess(
-        bridge_port=0,
-        gateway_port=0,
-        hub_port=0,
-        db_path=db,
-        client_id=CLIENT,
-        synchronous="NORMAL",
-    )
-    await backend.start()
+    db, book_file = tmp_path / "backend.sqlite", tmp_path / "signals.json"
+    backend = await started_backend(db)
     key = backend.credential.reveal()
     try:
         stuck = RecordingExecutor(gate=asyncio.Event())  # never answers
