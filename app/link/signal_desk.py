@@ -208,7 +208,10 @@ class SignalDesk:
             self._spawn(self.save())
 
     async def _execute(self, signal_id: str) -> None:
-        started = self.book.start(signal_id, now_msc(self._clock), self._deviation)
+        try:
+            started = self.book.start(signal_id, now_msc(self._clock), self._deviation)
+        except SignalError:  # expired (and reported) before this task ran
+            return
         if isinstance(started, SignalEntry):
             await self._report(started)
             return

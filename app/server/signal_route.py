@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from app.clock import SYSTEM_CLOCK, Clock, now_msc
 from app.protocol.codec import MAX_TEXT, OutcomeStored, SignalOutcome, SignalReceived, encode
 from app.protocol.signal_rules import OUTCOMES
+from app.security.redact import escape_controls
 from app.server.signal_store import SignalStore
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,11 @@ class SignalRoute:
             if await asyncio.to_thread(
                 self._store.mark_received, self.client_id, message.id[:MAX_TEXT], at
             ):
-                log.info("bridge: client %r received signal %s", self.client_id, message.id)
+                log.info(
+                    "bridge: client %r received signal %s",
+                    self.client_id,
+                    escape_controls(message.id[:100]),
+                )
             self._sent.pop(message.id, None)
             return
         if message.outcome not in OUTCOMES:
@@ -88,7 +93,7 @@ class SignalRoute:
                 "bridge: client %r reported outcome %r for signal %s: not an outcome; ignored",
                 self.client_id,
                 message.outcome[:20],
-                message.id[:100],
+                escape_controls(message.id[:100]),
             )
         else:
             clean = SignalOutcome(
@@ -104,10 +109,10 @@ class SignalRoute:
             if stored:
                 log.info(
                     "bridge: signal %s of client %r: %s %s",
-                    clean.id,
+                    escape_controls(clean.id[:100]),
                     self.client_id,
                     clean.outcome,
-                    clean.reason,
+                    escape_controls(clean.reason),
                 )
         self._sent.pop(message.id, None)
         await self._send(encode(OutcomeStored(message.id)))
