@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -198,7 +198,7 @@ class Bridge:
         for route in self._routes.get(client_id, ()):
             route.wake.set()
 
-    def open_route(self, client_id: str, send: Callable[[bytes], Any]) -> SignalRoute:
+    def open_route(self, client_id: str, send: Callable[[bytes], Awaitable[None]]) -> SignalRoute:
         assert self.signals is not None
         route = SignalRoute(self.signals, client_id, send, clock=self.clock)
         self._routes.setdefault(client_id, set()).add(route)

@@ -117,6 +117,26 @@ async def test_auto_executes_once_manual_waits_and_outcomes_reach_the_gateway(
         }
 
 
+async def test_a_signal_posted_while_the_client_is_away_waits_for_it(
+    backend: ReferenceBackend,
+) -> None:
+    gw = backend.gateway_url
+    assert (await post(gw, SERVICE_KEY, signal_body(CLIENT, "early"))).status_code == 201
+    body = signal_body(CLIENT, "gone", valid_until_ms=now_ms() + 300)
+    assert (await post(gw, SERVICE_KEY, body)).status_code == 201
+    await ask_until(lambda: _state(gw, "gone", "expired"), what="'gone' expired at the backend")
+    executor = RecordingExecutor()
+    async with signal_client(backend.bridge_url, CLIENT, ADMIN_KEY, None, executor) as (desk, _):
+        await wait_until(lambda: desk.snapshot().get("early") is not None, 30, "'early'")
+        await ask_until(lambda: _state(gw, "early", "received"), what="its receipt")
+        assert desk.snapshot().get("gone") is None  # expired before the client came
+
+
+async def _state(gateway: str, sid: str, state: str) -> bool:
+    doc = (await get(gateway, SERVICE_KEY, f"/api/v1/signals/{sid}")).json()
+    return bool(doc["state"] == state)
+
+
 async def test_a_waiting_signal_expires_with_the_reason(
     backend: ReferenceBackend, tmp_path: Path
 ) -> None:
