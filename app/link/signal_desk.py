@@ -33,8 +33,9 @@ import msgspec
 from app.clock import SYSTEM_CLOCK, Clock, now_msc
 from app.config.store import atomic_write
 from app.protocol.codec import OutcomeStored, Signal, SignalOutcome, SignalReceived, encode
-from app.trading.intent import ExecutionReport, OrderIntent
-from app.trading.signals import SignalBook, SignalEntry, SignalError, SignalsSnapshot, SignalState
+from app.trading.intent import ExecutionReport, OrderIntent, Outcome
+from app.trading.signals import SignalBook, SignalEntry, SignalError, SignalsSnapshot
+from app.trading.view import SignalState
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,13 @@ class SignalDesk:
         self._unconfirmed = {o.id: o for o in saved.unconfirmed}
         for entry in self.book:  # an in-flight order of a crashed run, now rejected
             interrupted = entry.request_id and entry.executed_at_ms is None and not entry.report
-            if entry.state.final and entry.id not in self._unconfirmed and interrupted:
+            if entry.final and entry.id not in self._unconfirmed and interrupted:
                 self._unconfirmed[entry.id] = entry.outcome()
         self._send: Callable[[bytes], bool] | None = None
         self._enabled = False
         self._save_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._executing: dict[str, asyncio.Task[None]] = {}
         self.executions = 0
 
     # ------------------------------------------------------------------ persistence
@@ -148,6 +150,28 @@ class SignalDesk:
         self._after_change(entry)
         return "" if entry.state is SignalState.ACCEPTED else entry.reason
 
+    async def accept_signal(self, signal_id: str) -> ExecutionReport:
+        """``TradingIntents.accept_signal``: accept, then wait for the execution's report
+        (a refused one, with the reason, when the signal cannot be accepted or run)."""
+        reason = self.accept(signal_id)
+        if reason:
+            return ExecutionReport("", Outcome.REFUSED, reason)
+        task = self._executing.get(signal_id)
+        if task is not None:
+            await asyncio.shield(task)
+        entry = self.book.get(signal_id)
+        if entry.report is not None:
+            return entry.report
+        outcome = Outcome.REJECTED if entry.state is SignalState.REJECTED else Outcome.REFUSED
+        return ExecutionReport(entry.request_id, outcome, entry.reason)
+
+    def set_auto_execute(self, source: str, on: bool) -> None:
+        """Signals of ``source`` arriving from now on execute without asking (or not).
+        Waiting ones still wait; saving the setting is the caller's business."""
+        sources = set(self.book.auto_sources)
+        (sources.add if on else sources.discard)(source)
+        self.book.auto_sources = frozenset(sources)
+
     def dismiss(self, signal_id: str) -> str:
         """Dismiss a waiting signal; "" when done, else why not."""
         try:
@@ -163,7 +187,7 @@ class SignalDesk:
         """Execute what a previous run accepted but never started; expire on time."""
         for entry in list(self.book):
             if entry.state is SignalState.ACCEPTED:
-                self._spawn(self._execute(entry.id))
+                self._after_change(entry)
         while True:
             for entry in self.book.expire(now_msc(self._clock)):
                 log.info("signal %s expired: %s", entry.id, entry.reason)
@@ -176,10 +200,11 @@ class SignalDesk:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.save()
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _arrived(self, signal_id: str, at_ms: int, duplicate: bool) -> None:
         if not duplicate:
@@ -201,8 +226,10 @@ class SignalDesk:
 
     def _after_change(self, entry: SignalEntry) -> None:
         if entry.state is SignalState.ACCEPTED:
-            self._spawn(self._execute(entry.id))
-        elif entry.state.final and entry.id not in self._unconfirmed:
+            task = self._spawn(self._execute(entry.id))
+            self._executing[entry.id] = task
+            task.add_done_callback(lambda _: self._executing.pop(entry.id, None))
+        elif entry.final and entry.id not in self._unconfirmed:
             self._spawn(self._report(entry))
         else:
             self._spawn(self.save())
@@ -247,8 +274,6 @@ def _write(path: Path, data: bytes) -> None:
 
 async def not_wired(intent: OrderIntent) -> ExecutionReport:
     """The executor until the execution path is wired in: refuses, sends nothing."""
-    from app.trading.intent import Outcome  # noqa: PLC0415 - keeps the header short
-
     return ExecutionReport(
         intent.request_id, Outcome.REFUSED, "no execution path in this build: nothing was sent"
     )

@@ -21,7 +21,6 @@ executed again: it becomes ``rejected`` naming its request id, for the trader to
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Final
@@ -37,27 +36,14 @@ from app.trading.intent import (
     Side,
     new_request_id,
 )
+from app.trading.view import SignalRow, SignalState
 
 #: Final entries kept in the book (the oldest go first; the adapter keeps their ids).
 MAX_ENTRIES: Final = 500
 
 
-class SignalState(enum.StrEnum):
-    WAITING = "waiting"
-    ACCEPTED = "accepted"
-    EXECUTING = "executing"
-    EXECUTED = "executed"
-    REFUSED = "refused"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    DISMISSED = "dismissed"
-
-    @property
-    def final(self) -> bool:
-        return self in _FINAL
-
-
-_FINAL: Final = frozenset(
+#: States a signal never leaves; each is reported to the bridge once.
+FINAL_STATES: Final = frozenset(
     {
         SignalState.EXECUTED,
         SignalState.REFUSED,
@@ -103,17 +89,44 @@ class SignalEntry:
             return None
         return self.executed_at_ms - self.received_at_ms
 
-    def outcome(self) -> SignalOutcome:
-        """The report to the bridge of a final entry."""
-        report = self.report
-        return SignalOutcome(
-            self.signal.id,
-            str(self.state),
-            self.reason,
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def row(self) -> SignalRow:
+        """The line the Signals panel shows (``TradingSnapshot.signals``)."""
+        signal, report = self.signal, self.report
+        return SignalRow(
+            id=signal.id,
+            source=signal.source,
+            symbol=signal.symbol,
+            side=signal.side,
+            volume=signal.volume or 0.0,
+            sl=signal.sl,
+            tp=signal.tp,
+            state=self.state,
+            reason=self.reason,
+            created_at_ms=signal.created_at_ms,
+            received_at_ms=self.received_at_ms,
+            valid_until_ms=signal.valid_until_ms,
+            auto=self.auto,
             ticket=(report.position or report.order) if report is not None else 0,
             price=report.price if report is not None else 0.0,
             slippage_points=report.slippage_points if report is not None else None,
             latency_ms=None if self.execute_latency_ms is None else float(self.execute_latency_ms),
+        )
+
+    def outcome(self) -> SignalOutcome:
+        """The report to the bridge of a final entry."""
+        row = self.row()
+        return SignalOutcome(
+            row.id,
+            str(row.state),
+            row.reason,
+            ticket=row.ticket,
+            price=row.price,
+            slippage_points=row.slippage_points,
+            latency_ms=row.latency_ms,
         )
 
 
@@ -124,6 +137,10 @@ class SignalsSnapshot:
     entries: tuple[SignalEntry, ...]
     version: int
     duplicates: int
+
+    def rows(self) -> tuple[SignalRow, ...]:
+        """The entries as ``TradingSnapshot.signals`` lists them."""
+        return tuple(e.row() for e in self.entries)
 
     def by_state(self, state: SignalState) -> tuple[SignalEntry, ...]:
         return tuple(e for e in self.entries if e.state is state)
@@ -232,7 +249,7 @@ class SignalBook:
         self.version += 1
         if len(self._entries) > MAX_ENTRIES:
             for old in sorted(
-                (e for e in self._entries.values() if e.state.final),
+                (e for e in self._entries.values() if e.final),
                 key=lambda e: e.received_at_ms,
             )[: len(self._entries) - MAX_ENTRIES]:
                 del self._entries[old.id]

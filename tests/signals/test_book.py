@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from app.protocol.codec import Signal
 from app.protocol.signal_rules import signal_problem
 from app.trading.intent import ExecutionReport, OrderIntent, Origin, Outcome, Side
-from app.trading.signals import SignalBook, SignalEntry, SignalError, SignalState
+from app.trading.signals import SignalBook, SignalEntry, SignalError
+from app.trading.view import SignalState
 
 T0 = 1_760_000_000_000
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.server.process import BackendProcess
-from app.trading.signals import SignalState
+from app.trading.view import SignalState
 from tests.conftest import wait_until
 from tests.server.conftest import poll_until as ask_until
 from tests.signals.conftest import RecordingExecutor, get, post, signal_body, signal_client

@@ -13,7 +13,7 @@ import pytest
 from app.server import ReferenceBackend
 from app.server.users import Principal
 from app.trading.intent import Origin
-from app.trading.signals import SignalState
+from app.trading.view import SignalState
 from tests.conftest import wait_until
 from tests.server.conftest import ADMIN_KEY, KEYS
 from tests.server.conftest import poll_until as ask_until

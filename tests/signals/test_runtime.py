@@ -12,7 +12,8 @@ import pytest
 from app.config import ClientConfig
 from app.ports import free_ports
 from app.runtime import Runtime
-from app.trading.signals import SignalState
+from app.trading.intent import Outcome
+from app.trading.view import SignalState
 from tests.conftest import wait_until
 from tests.signals.conftest import RecordingExecutor, post, signal_body
 
@@ -62,9 +63,19 @@ async def test_runtime_signals_follow_the_settings(tmp_path: Path) -> None:
         await wait_until(lambda: state("r-auto") is SignalState.EXECUTED, 30, "auto executed")
         await wait_until(lambda: state("r-man") is SignalState.WAITING, 30, "manual waiting")
         assert [i.signal_id for i in executor.intents] == ["r-auto"]
-        assert desk.accept("r-man") == ""
-        await wait_until(lambda: state("r-man") is SignalState.EXECUTED, 30, "accepted executed")
+        report = await desk.accept_signal("r-man")  # the window's TradingIntents call
+        assert (report.outcome, report.position) == (Outcome.EXECUTED, 3002)
+        assert state("r-man") is SignalState.EXECUTED
+        again = await desk.accept_signal("r-man")
+        assert again.outcome is Outcome.REFUSED
+        assert "is executed" in again.message
         assert [i.signal_id for i in executor.intents] == ["r-auto", "r-man"]
+        desk.set_auto_execute("other", True)
+        assert (await post(gw, key, signal_body("rt-desk", "r-now", "other"))).status_code == 201
+        await wait_until(lambda: state("r-now") is SignalState.EXECUTED, 30, "now automatic")
+        rows = {r.id: r for r in desk.snapshot().rows()}
+        assert rows["r-now"].auto
+        assert (rows["r-man"].ticket, rows["r-man"].state) == (3002, SignalState.EXECUTED)
         entry = desk.snapshot().get("r-auto")
         assert entry is not None
         assert entry.execute_latency_ms is not None
