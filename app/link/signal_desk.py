@@ -72,10 +72,8 @@ class SignalDesk:
         saved = self._load()
         self.book = SignalBook(auto_sources, entries=saved.entries, seen=saved.seen)
         self._unconfirmed = {o.id: o for o in saved.unconfirmed}
-        for entry in self.book:  # an in-flight order of a crashed run, now rejected
-            interrupted = entry.request_id and entry.executed_at_ms is None and not entry.report
-            if entry.final and entry.id not in self._unconfirmed and interrupted:
-                self._unconfirmed[entry.id] = entry.outcome()
+        for signal_id in self.book.interrupted:  # in flight when the last run ended
+            self._unconfirmed[signal_id] = self.book.get(signal_id).outcome()
         self._send: Callable[[bytes], bool] | None = None
         self._enabled = False
         self._save_lock = asyncio.Lock()

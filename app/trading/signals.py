@@ -209,9 +209,12 @@ class SignalBook:
         self._seen: set[str] = set(seen)
         self.version = 0
         self.duplicates = 0
+        #: Ids restored ``executing``: now rejected, their outcome still to report.
+        self.interrupted: list[str] = []
         for saved in entries:
             entry = saved
             if saved.state is SignalState.EXECUTING:
+                self.interrupted.append(saved.id)
                 entry = replace(
                     saved,
                     state=SignalState.REJECTED,
