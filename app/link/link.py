@@ -15,6 +15,12 @@ When the spool nears its limit (or its disk fails), :attr:`BridgeLink.room` is c
 the runtime stops taking batches from the pool, which back-pressures the workers, and the
 ticks wait in the terminal's own history. The policy never drops a tick; it trades
 latency for memory.
+
+Given a :class:`SignalPeer` (the signal desk), the link names the ``signals`` feature in
+its hello and, when the welcome names it too, routes the bridge's ``signal`` and
+``outcome_stored`` frames to the peer and sends the peer's frames ahead of the next tick
+message (:meth:`BridgeLink.send_control`). Those frames are outside the seq numbering
+and the spool: the peer resends what needs it after each welcome.
 """
 
 from __future__ import annotations
