@@ -197,7 +197,7 @@ class DemoSignalSource:
                 if now - (cross.bar_ms + MINUTE_MS) > self._max_age_ms:
                     continue
                 signal = signal_of(cross, str(client_id), now)
-                if self._signals.add(str(client_id), signal, now):
+                if self._signals.add(str(client_id), signal, now) == "stored":
                     made.append((str(client_id), signal))
         return made
 

@@ -8,7 +8,7 @@ fields refused), judged by
 :mod:`app.protocol.signal_rules`, stored (:mod:`app.server.signal_store`) and the
 bridge is nudged to send it to the client now. Every refusal is one line:
 400 (form or value rule), 403 (another user's client id), 409 (the id exists),
-422 (already expired).
+422 (already expired), 429 (too many signals wait for that client already).
 
 ``GET /api/v1/signals/{id}`` answers the signal with its state and the client's
 outcome; ``GET /api/v1/signals?client_id=X`` lists that client's signals, newest first.
@@ -30,7 +30,7 @@ from app.protocol.codec import MAX_ID_LENGTH, Signal
 from app.protocol.signal_rules import expired, signal_problem
 from app.server.auth import Authenticator, forbidden
 from app.server.httpjson import ApiError, authenticated, json_response, read_object, refusal
-from app.server.signal_store import SignalStore
+from app.server.signal_store import MAX_WAITING, SignalStore
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,16 @@ class SignalApi:
         problem = signal_problem(signal)
         if problem is not None:
             raise ApiError(400, "bad_signal", problem)
-        if not await asyncio.to_thread(self._store.add, client_id, signal, now):
+        added = await asyncio.to_thread(self._store.add, client_id, signal, now)
+        if added == "duplicate":
             raise ApiError(409, "duplicate", f"signal id {signal.id[:100]!r} exists")
+        if added == "full":
+            raise ApiError(
+                429,
+                "too_many_signals",
+                f"{MAX_WAITING} signals already wait for client {client_id[:64]!r}",
+                headers={"Retry-After": "10"},
+            )
         log.info(
             "gateway: signal %s from %r (%s) for client %r: %s %s",
             signal.id,

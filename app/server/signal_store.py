@@ -40,6 +40,10 @@ CREATE INDEX IF NOT EXISTS signals_waiting ON signals (client_id, received_at_ms
 
 #: Most signals one list answer carries (newest first).
 LIST_LIMIT = 500
+#: Most signals waiting for one client (not received, not expired): a service posting
+#: faster than the client takes them is refused (429) instead of growing the table and
+#: the burst the bridge sends at the next connect without bound.
+MAX_WAITING = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +107,21 @@ class SignalStore:
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
 
-    def add(self, client_id: str, signal: Signal, posted_at_ms: int) -> bool:
-        """Store a new signal for ``client_id``; False when its id exists (a duplicate)."""
+    def add(
+        self, client_id: str, signal: Signal, posted_at_ms: int, max_waiting: int = MAX_WAITING
+    ) -> str:
+        """Store a new signal for ``client_id``: ``"stored"``, ``"duplicate"`` (its id
+        exists) or ``"full"`` (``max_waiting`` signals wait for the client already)."""
         with self._lock:
             try:
                 with transaction(self._conn):
+                    (waiting,) = self._conn.execute(
+                        "SELECT COUNT(*) FROM signals WHERE client_id = ? "
+                        "AND received_at_ms IS NULL AND valid_until_ms > ?",
+                        (client_id, posted_at_ms),
+                    ).fetchone()
+                    if waiting >= max_waiting:
+                        return "full"
                     self._conn.execute(
                         "INSERT INTO signals (id, client_id, source, body, created_at_ms, "
                         "valid_until_ms, posted_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -122,8 +136,8 @@ class SignalStore:
                         ),
                     )
             except sqlite3.IntegrityError:
-                return False
-        return True
+                return "duplicate"
+        return "stored"
 
     def waiting(self, client_id: str, now_ms: int) -> list[Signal]:
         """The client's signals not yet received and still valid, oldest first."""

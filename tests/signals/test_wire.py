@@ -59,3 +59,21 @@ def test_a_damaged_book_file_is_set_aside(tmp_path: Path) -> None:
     assert desk.snapshot().entries == ()
     assert (tmp_path / "signals.corrupt").exists()
     assert not path.exists()
+
+
+def test_the_store_caps_what_waits_for_one_client(tmp_path: Path) -> None:
+    from app.server.signal_store import SignalStore  # noqa: PLC0415
+
+    store = SignalStore(tmp_path / "b.sqlite")
+    now = 1_760_000_000_000
+
+    def one(sid: str, client: str = "c") -> str:
+        return store.add(client, codec.Signal(sid, "s", "EURUSD", "buy", now + 60_000, now), now)
+
+    assert [one(f"s{i}") for i in range(3)] == ["stored"] * 3
+    assert store.add("c", codec.Signal("s3", "s", "X", "buy", now + 1, now), now, 3) == "full"
+    assert one("s0") == "duplicate"
+    assert one("other", "d") == "stored"  # another client's queue is its own
+    assert store.mark_received("c", "s0", now)
+    assert store.add("c", codec.Signal("s3", "s", "X", "buy", now + 1, now), now, 3) == "stored"
+    store.close()
