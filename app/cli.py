@@ -331,6 +331,8 @@ def _summary(status: RuntimeStatus, elapsed: float, runtime: Runtime | None = No
             f"delivered {link.ticks_acked:,} ticks to {link.url} (acked up to seq "
             f"{link.last_acked_seq:,}; {link.backlog_ticks:,} unacknowledged)"
         )
+    if runtime is not None and runtime.signals is not None:
+        lines.append(runtime.signals.snapshot().summary())
     now = time.time()
     for w in status.workers:
         err = f"  last error: {w.last_error}" if w.last_error else ""

@@ -35,6 +35,8 @@ from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embed
 from app.link.hub import HubClient
 from app.link.link import BridgeLink, LatencySink, LinkOptions, LinkState
 from app.link.positions import SpooledPositions, read_marks, recovered_spans
+from app.link.signal_desk import Executor, SignalDesk, not_wired
+from app.link.signal_desk import default_path as signals_path
 from app.link.spool import Spool, find_leftovers
 from app.monitor.alerts import rule_from_dict
 from app.monitor.monitor import Inputs, Monitor
@@ -145,8 +147,12 @@ class Runtime:
         clock: Clock = SYSTEM_CLOCK,
         latency_sink: LatencySink | None = None,
         credential: Secret | None = None,
+        signal_executor: Executor | None = None,
+        signals_file: Path | None = None,
     ) -> None:
         self.config = config
+        self._signal_executor = signal_executor or not_wired
+        self._signals_file = signals_file
         #: The backend login (``user:password`` or a token) for a backend this runtime
         #: does not start; the embedded backend's own per-run key replaces it.
         self._credential = credential
@@ -202,6 +208,9 @@ class Runtime:
         #: or none was wanted): the window's status bar and welcome note say it.
         self.embedded_error: EmbeddedBackendError | None = None
         self.link: BridgeLink | None = None
+        #: Signals from the AI services (``snapshot()``, ``accept(id)``, ``dismiss(id)``);
+        #: None while delivery or trading is off.
+        self.signals: SignalDesk | None = None
         self.hub: HubClient | None = None
         self._spool: Spool | None = None
         self._leftovers: list[Path] = []
@@ -350,6 +359,15 @@ class Runtime:
             marker = SpooledPositions(self.pool.cursors())
             self._live_position = marker.positions
             self._adopt_recovered(self._spool)
+        trading = self.config.trading
+        if trading.enabled:
+            self.signals = SignalDesk(
+                self._signal_executor,
+                auto_sources=set(trading.auto_execute_sources),
+                path=self._signals_file or signals_path(),
+                deviation=trading.default_deviation,
+            )
+            self._tasks.append(asyncio.create_task(self.signals.run(), name="signals"))
         self.link = BridgeLink(
             cfg.bridge_url,
             client_id,
@@ -358,6 +376,7 @@ class Runtime:
             latency_sink=self._latency_sink,
             marker=marker,
             credential=credential,
+            signals=self.signals,
         )
         for path in self._leftovers:
             self._drain_leftover(path, cfg, client_id, options, credential)
@@ -475,6 +494,8 @@ class Runtime:
         if self.monitor is not None:
             # Fold the last partial interval in, so the summary counts every tick.
             self.monitor.tick(self._monitor_inputs(None))
+        if self.signals is not None:
+            await self.signals.close()
         if self.link is not None:
             await self.link.close()
         if self.hub is not None:

@@ -417,6 +417,11 @@ class BackendConfig(Section):
         description="Start the reference backend in-process: 'auto' when the bridge is on "
         "localhost and nothing listens there.",
     )
+    demo_signals: bool = Field(
+        True,
+        description="The embedded backend runs its demo signal source (demo-ma-cross: M1 "
+        "moving-average crossings of the captured ticks), so the window shows signals.",
+    )
     embedded_db: Path | None = Field(
         None, description="SQLite file of the embedded backend; empty uses the user data folder."
     )
