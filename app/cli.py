@@ -61,6 +61,7 @@ from app.security.secret import Secret
 from app.security.vault import VaultError
 from app.server.cli import add_backend_parser, run_backend
 from app.terminal.cli import add_terminal_parser, run_terminal
+from app.trading.cli import add_trade_parser, run_trade
 
 log = logging.getLogger("trading_client")
 
@@ -129,6 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_doctor_parser(sub)
     add_terminal_parser(sub)
+    add_trade_parser(sub)
     bench = sub.add_parser(
         "bench",
         help="measure throughput and latency, printing JSON",
@@ -329,6 +331,8 @@ def _summary(status: RuntimeStatus, elapsed: float, runtime: Runtime | None = No
             f"delivered {link.ticks_acked:,} ticks to {link.url} (acked up to seq "
             f"{link.last_acked_seq:,}; {link.backlog_ticks:,} unacknowledged)"
         )
+    if runtime is not None and runtime.signals is not None:
+        lines.append(runtime.signals.snapshot().summary())
     now = time.time()
     for w in status.workers:
         err = f"  last error: {w.last_error}" if w.last_error else ""
@@ -578,8 +582,8 @@ def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None
             return run_export(args)
         if command == "doctor":
             return run_doctor(args)
-        if command == "terminal":
-            return run_terminal(args)
+        if command in ("terminal", "trade"):
+            return run_terminal(args) if command == "terminal" else run_trade(args)
     except (ConfigError, MissingCredentialError, VaultError) as exc:
         print(f"error: {escape_controls(str(exc))}", file=sys.stderr)
         return 2

@@ -35,6 +35,8 @@ from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embed
 from app.link.hub import HubClient
 from app.link.link import BridgeLink, LatencySink, LinkOptions, LinkState
 from app.link.positions import SpooledPositions, read_marks, recovered_spans
+from app.link.signal_desk import Executor, SignalDesk, not_wired
+from app.link.signal_desk import default_path as signals_path
 from app.link.spool import Spool, find_leftovers
 from app.monitor.alerts import rule_from_dict
 from app.monitor.monitor import Inputs, Monitor
@@ -46,6 +48,7 @@ from app.servertime import NY_CLOSE
 from app.sessions import MarketHours
 from app.terminal.replay import plan_of_spec
 from app.ticks import TickBatch
+from app.trading.service import TRADING_KINDS, Trading
 from app.zones import ServerZones
 
 log = logging.getLogger(__name__)
@@ -144,8 +147,12 @@ class Runtime:
         clock: Clock = SYSTEM_CLOCK,
         latency_sink: LatencySink | None = None,
         credential: Secret | None = None,
+        signal_executor: Executor | None = None,
+        signals_file: Path | None = None,
     ) -> None:
         self.config = config
+        self._signal_executor = signal_executor or not_wired
+        self._signals_file = signals_file
         #: The backend login (``user:password`` or a token) for a backend this runtime
         #: does not start; the embedded backend's own per-run key replaces it.
         self._credential = credential
@@ -201,6 +208,9 @@ class Runtime:
         #: or none was wanted): the window's status bar and welcome note say it.
         self.embedded_error: EmbeddedBackendError | None = None
         self.link: BridgeLink | None = None
+        #: Signals from the AI services (``snapshot()``, ``accept(id)``, ``dismiss(id)``);
+        #: None while delivery or trading is off.
+        self.signals: SignalDesk | None = None
         self.hub: HubClient | None = None
         self._spool: Spool | None = None
         self._leftovers: list[Path] = []
@@ -221,6 +231,25 @@ class Runtime:
         self._latency_sink: LatencySink | None = _fan_sinks(sinks) if sinks else None
         self._sampler = SystemSampler(clock)
         self._tasks: list[asyncio.Task[None]] = []
+        #: The order router and account books (docs/trading.md); None when
+        #: ``trading.enabled`` is off or no terminal trades (replays only).
+        self.trading: Trading | None = None
+        traders = [t.name for t in config.terminals if t.kind in TRADING_KINDS]
+        if config.trading.enabled and traders:
+            self.trading = Trading(
+                self.pool,
+                config.trading,
+                traders,
+                audit=AuditLog(config.security.audit_log),
+                zone_of=lambda t: self.zones.terminal_zone(t) or NY_CLOSE,
+                prices=self._last_quote,
+                clock=clock,
+            )
+
+    def _last_quote(self, symbol: str) -> tuple[float, float] | None:
+        """(bid, ask) last captured: the live price the account books move P/L with."""
+        s = self.collector.stats.symbols.get(symbol)
+        return (s.last_bid, s.last_ask) if s is not None and s.last_bid else None
 
     async def start(self) -> None:
         """Start the backend side first, so the first captured tick has somewhere to go."""
@@ -231,6 +260,8 @@ class Runtime:
             asyncio.create_task(self.collector.consume(self.handoff, gate), name="collector")
         )
         await self.pool.start()
+        if self.trading is not None:
+            await self.trading.start()
         await self.backfill.start(self._backfill_targets, self._live_position)
         if self.monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
@@ -328,6 +359,15 @@ class Runtime:
             marker = SpooledPositions(self.pool.cursors())
             self._live_position = marker.positions
             self._adopt_recovered(self._spool)
+        trading = self.config.trading
+        if trading.enabled:
+            self.signals = SignalDesk(
+                self._signal_executor,
+                auto_sources=set(trading.auto_execute_sources),
+                path=self._signals_file or signals_path(),
+                deviation=trading.default_deviation,
+            )
+            self._tasks.append(asyncio.create_task(self.signals.run(), name="signals"))
         self.link = BridgeLink(
             cfg.bridge_url,
             client_id,
@@ -336,6 +376,7 @@ class Runtime:
             latency_sink=self._latency_sink,
             marker=marker,
             credential=credential,
+            signals=self.signals,
         )
         for path in self._leftovers:
             self._drain_leftover(path, cfg, client_id, options, credential)
@@ -423,6 +464,8 @@ class Runtime:
             # Whatever the workers still send must reach the collector, or they could
             # never finish their last send and stop.
             self.link.hold_room_open()
+        if self.trading is not None:
+            await self.trading.stop()
         await self.pool.stop()
         await self.handoff.join()
         await self.backfill.stop()
@@ -451,6 +494,8 @@ class Runtime:
         if self.monitor is not None:
             # Fold the last partial interval in, so the summary counts every tick.
             self.monitor.tick(self._monitor_inputs(None))
+        if self.signals is not None:
+            await self.signals.close()
         if self.link is not None:
             await self.link.close()
         if self.hub is not None:

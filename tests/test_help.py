@@ -11,7 +11,7 @@ from app import __version__
 from app.cli import _build_parser
 from tests.test_cli import run_cli
 
-COMMANDS = {"run", "gui", "backend", "config", "credentials", "bench", "export", "doctor"}
+COMMANDS = {"run", "gui", "backend", "config", "credentials", "bench", "export", "doctor", "trade"}
 
 
 def _walk(

@@ -19,7 +19,7 @@ from app.backoff import BackoffPolicy
 from app.clock import now_msc
 from app.config.section import Section
 from app.config.sessions_schema import SessionsConfig
-from app.config.trading_schema import TradingConfig
+from app.config.trading_schema import TradingConfig, check_allowed_symbols_captured
 from app.servertime import parse_server_time_zone
 from app.sessions import SessionBook
 from app.terminal.remote import refuse_remote_host
@@ -30,7 +30,18 @@ DEFAULT_SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD"]
 
 #: The fields that apply to one kind of terminal only (or to a few), by kind.
 TERMINAL_KIND_FIELDS: dict[str, list[str]] = {
-    "simulated": ["seed", "rates", "market_hours", "control_file", "server_time_zone"],
+    "simulated": [
+        "seed",
+        "rates",
+        "market_hours",
+        "control_file",
+        "server_time_zone",
+        "sim_balance",
+        "sim_leverage",
+        "sim_margin_mode",
+        "sim_account",
+        "sim_state_dir",
+    ],
     "replay": [
         "replay_files",
         "replay_speed",
@@ -121,6 +132,31 @@ class TerminalConfig(Section):
         None,
         description="Simulated and replay terminals: a JSON file that injects faults "
         "(tests, demos).",
+    )
+    sim_balance: float = Field(
+        10_000.0,
+        ge=0,
+        le=1e12,
+        description="Simulated terminal only: the deposit (USD) a new simulated account "
+        "opens with; an existing account keeps its own books.",
+    )
+    sim_leverage: int = Field(
+        100, ge=1, le=10_000, description="Simulated terminal only: a new account's leverage."
+    )
+    sim_margin_mode: Literal["hedging", "netting"] = Field(
+        "hedging",
+        description="Simulated terminal only: 'hedging' keeps each order's position apart; "
+        "'netting' keeps one position per symbol (an opposite order reduces or reverses it).",
+    )
+    sim_account: Literal["demo", "real", "contest"] = Field(
+        "demo",
+        description="Simulated terminal only: the account's trade mode; 'real' makes the "
+        "simulated account look like a live-money one (to try the real-account consent).",
+    )
+    sim_state_dir: Path | None = Field(
+        None,
+        description="Simulated terminal only: the folder its accounts' books are kept in "
+        "(positions, orders, deals, balance); empty: 'simulated-broker' in the data folder.",
     )
     replay_files: dict[str, list[Path]] = Field(
         default_factory=dict,
@@ -218,6 +254,11 @@ class TerminalConfig(Section):
             seed=self.seed,
             rates=tuple(sorted(self.rates.items())),
             control_file=self.control_file,
+            sim_balance=self.sim_balance,
+            sim_leverage=self.sim_leverage,
+            sim_margin_mode=self.sim_margin_mode,
+            sim_account=self.sim_account,
+            sim_state_dir=self.sim_state_dir,
             sessions=SessionBook.default()
             if self.kind == "simulated" and self.market_hours == "sessions"
             else None,
@@ -375,6 +416,11 @@ class BackendConfig(Section):
         "auto",
         description="Start the reference backend in-process: 'auto' when the bridge is on "
         "localhost and nothing listens there.",
+    )
+    demo_signals: bool = Field(
+        True,
+        description="The embedded backend runs its demo signal source (demo-ma-cross: M1 "
+        "moving-average crossings of the captured ticks), so the window shows signals.",
     )
     embedded_db: Path | None = Field(
         None, description="SQLite file of the embedded backend; empty uses the user data folder."
@@ -535,4 +581,5 @@ class ClientConfig(Section):
                 if s in owner:
                     raise ValueError(f"symbol {s} is captured by both {owner[s]} and {t.name}")
                 owner[s] = t.name
+        check_allowed_symbols_captured(self.trading, owner)
         return self

@@ -126,10 +126,12 @@ def fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a reader (or a crash) sees old or new, never
     a mix: temp file in the same folder (``os.replace`` is atomic only within one file
     system), flushed and synced before the rename, directory synced after it.
+    ``sync=False`` skips both fsyncs: still old-or-new, but a power cut may keep the old
+    (for a change whose loss is harmless, e.g. forgetting a settled in-flight order).
 
     The temp file is named ``.<name>.<random>.tmp``: hidden, and never matching the
     settings file or a backup, so a leftover from a kill cannot be mistaken for either.
@@ -138,14 +140,16 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_directory(path.parent)
+    if sync:
+        fsync_directory(path.parent)
 
 
 def _stamp(ms: int) -> str:

@@ -9,11 +9,13 @@ syncs with the gateway like every other setting.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import Field, field_validator
 
 from app.config.section import Section
 
-__all__ = ["RiskLimitsConfig", "TradingConfig"]
+__all__ = ["RiskLimitsConfig", "TradingConfig", "check_allowed_symbols_captured"]
 
 
 class RiskLimitsConfig(Section):
@@ -49,6 +51,11 @@ class RiskLimitsConfig(Section):
         cleaned = [s.strip() for s in v]
         if any(not s for s in cleaned):
             raise ValueError("an allowed symbol is empty")
+        seen: set[str] = set()
+        for s in cleaned:
+            if s in seen:
+                raise ValueError(f"{s} is listed twice")
+            seen.add(s)
         return cleaned
 
 
@@ -80,3 +87,15 @@ class TradingConfig(Section):
     risk: RiskLimitsConfig = Field(
         default_factory=RiskLimitsConfig, description="Limits the risk engine enforces."
     )
+
+
+def check_allowed_symbols_captured(trading: TradingConfig, captured: Iterable[str]) -> None:
+    """An allowed symbol no terminal captures could never be traded (no prices, no
+    terminal to send it to): almost always a typo, so the settings say so at once."""
+    known = set(captured)
+    missing = [s for s in trading.risk.allowed_symbols if s not in known]
+    if missing:
+        raise ValueError(
+            f"trading.risk.allowed_symbols: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} captured by no terminal"
+        )

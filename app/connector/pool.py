@@ -6,6 +6,10 @@ every restarted worker the cursor of the last tick that *reached the collector*,
 crash costs neither a gap nor a duplicate. Batches flow into one bounded hand-off to the
 loop; when it is full the reader blocks, the pipe fills, the worker blocks, and the ticks wait
 in the terminal's own history: back-pressure without loss.
+
+:meth:`ConnectorPool.call` runs one terminal API call (an order, an account read) in a
+worker connected to that terminal and awaits its reply (``app/connector/calls.py``);
+it never sends a call twice.
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ from typing import Any
 from app.backoff import Backoff, BackoffPolicy
 from app.clock import SYSTEM_CLOCK, Clock
 from app.connector import wire
+from app.connector.calls import (
+    CALLABLE_METHODS,
+    CallTimeout,
+    NotConnected,
+    PendingCalls,
+    WorkerGone,
+)
 from app.connector.capture import CaptureCursor
 from app.connector.handoff import Handoff, HandoffClosed
 from app.connector.health import WorkerHealth, WorkerState
@@ -36,6 +47,8 @@ log = logging.getLogger(__name__)
 _STABLE_AFTER = 10.0
 #: How often the supervisor looks at its workers (stall checks, intents).
 _TICK = 0.1
+#: How often a call waiting for a connected worker looks again.
+_CALL_WAIT_STEP = 0.02
 
 
 @dataclass(slots=True)
@@ -61,6 +74,10 @@ class _Slot:
     server_time_zone: str | None = None
     server_offset_s: int | None = None
     restart_requested: bool = False
+    #: The current process is logged in to its terminal and serves calls.
+    ready: bool = False
+    #: Calls sent to the current process, awaiting their replies.
+    calls: PendingCalls = field(default_factory=PendingCalls)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     #: Serialises cursor updates (reader thread) with cursor reads (restart).
@@ -178,6 +195,64 @@ class ConnectorPool:
         self.restart(worker_id)
         return slot.spec
 
+    async def call(
+        self, target: str | int, method: str, timeout: float, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Call ``method`` of the terminal API in a worker and return its answer.
+
+        ``target`` is a terminal name (served by the lowest-numbered worker of that
+        terminal that is connected: deterministic, so one terminal's calls go through
+        one process while it lives) or a worker id. Waits up to ``timeout`` for such a
+        worker (:class:`NotConnected`: nothing was sent) and then for the reply
+        (:class:`CallTimeout`); a worker that ends first raises :class:`WorkerGone`; a
+        ``None`` answer raises ``TerminalCallError`` with the terminal's code and text.
+        Never re-sends: after a timeout or a lost worker the caller must find out what
+        happened in the terminal (for an order: ``app/trading/router.py``).
+        """
+        if method not in CALLABLE_METHODS:
+            raise ValueError(f"{method} is not callable through a worker")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        slot = await self._slot_for_call(target, deadline)
+        calls, conn = slot.calls, slot.conn
+        assert conn is not None
+        call_id, future = calls.open(method)
+        try:
+            conn.send_bytes(wire.encode(wire.CallMsg(call_id, method, kwargs, args)))
+        except OSError as exc:
+            calls.forget(call_id)
+            raise WorkerGone(f"{method}: worker {slot.worker_id} gone ({exc})") from exc
+        try:
+            return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            calls.forget(call_id)
+            raise CallTimeout(
+                f"{method}: no answer from worker {slot.worker_id} within {timeout:g} s"
+            ) from None
+
+    def serving_worker(self, target: str | int) -> int | None:
+        """The worker a call to ``target`` would go to now (None: none connected)."""
+        ready = [
+            s
+            for s in self._slots.values()
+            if s.ready and target in (s.worker_id, s.spec.terminal.name)
+        ]
+        return min(ready, key=lambda s: s.worker_id).worker_id if ready else None
+
+    async def _slot_for_call(self, target: str | int, deadline: float) -> _Slot:
+        known = [s for s in self._slots.values() if target in (s.worker_id, s.spec.terminal.name)]
+        if not known:
+            raise NotConnected(f"no worker of the pool serves {target!r}")
+        loop = asyncio.get_running_loop()
+        while True:
+            worker_id = self.serving_worker(target)
+            if worker_id is not None:
+                return self._slots[worker_id]
+            if loop.time() >= deadline or self._stopping:
+                states = ", ".join(f"{s.worker_id}: {s.state}" for s in known)
+                raise NotConnected(f"no worker connected to {target!r} ({states})")
+            await asyncio.sleep(_CALL_WAIT_STEP)
+
     def disable(self, worker_id: int) -> None:
         slot = self._slots[worker_id]
         slot.enabled = False
@@ -247,13 +322,15 @@ class ConnectorPool:
         slot.state = WorkerState.CONNECTING
         slot.streaming_since = None
         slot.last_message_at = self._clock.monotonic()
+        slot.ready = False
+        slot.calls = calls = PendingCalls()
         proc.start()
         child_conn.close()  # so that the worker's death shows up as EOF on our end
         slot.process, slot.conn = proc, parent_conn
         ended = asyncio.Event()
         reader = threading.Thread(
             target=self._read,
-            args=(slot, parent_conn, loop, ended),
+            args=(slot, parent_conn, loop, ended, calls),
             name=f"read-worker-{slot.worker_id}",
             daemon=True,
         )
@@ -307,6 +384,7 @@ class ConnectorPool:
         conn: Connection,
         loop: asyncio.AbstractEventLoop,
         ended: asyncio.Event,
+        calls: PendingCalls,
     ) -> None:
         """Drain one worker's pipe until EOF (its death), feeding the sink in order."""
         try:
@@ -341,10 +419,20 @@ class ConnectorPool:
                     slot.last_tick_msc = msg.last_msc
                 elif isinstance(msg, wire.StatusMsg):
                     loop.call_soon_threadsafe(self._on_status, slot, msg)
+                elif isinstance(msg, wire.ReplyMsg):
+                    loop.call_soon_threadsafe(calls.resolve, msg.id, msg.result, msg.error)
         finally:
             # A loop that is already closed has nobody left waiting for this.
             with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._on_reader_end, slot, calls)
                 loop.call_soon_threadsafe(ended.set)
+
+    def _on_reader_end(self, slot: _Slot, calls: PendingCalls) -> None:
+        """The process is gone (or unreadable): its unanswered calls fail now, and no
+        new call is sent to it (both on the loop, so no call slips in between)."""
+        if slot.calls is calls:
+            slot.ready = False
+        calls.fail_all(f"worker {slot.worker_id} ended before replying")
 
     def _hand_over(self, batch: TickBatch) -> bool:
         """Give a batch to the collector, waiting for room; False once nobody consumes."""
@@ -357,6 +445,8 @@ class ConnectorPool:
     def _on_status(self, slot: _Slot, msg: wire.StatusMsg) -> None:
         if msg.error_code or msg.error_text:
             slot.last_error = (msg.error_code, msg.error_text)
+        # Logged in (streaming, offline, or detecting the server's clock): calls served.
+        slot.ready = msg.state in ("streaming", "offline", "detecting")
         if msg.state == "streaming":
             zone, offset = msg.info.get("server_time_zone"), msg.info.get("server_offset_s")
             slot.server_time_zone = zone if isinstance(zone, str) else None

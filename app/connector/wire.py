@@ -2,10 +2,15 @@
 
 Tick batches cross the process boundary as the raw bytes of their numpy array behind a
 small header, never pickled tick by tick; status changes are small JSON documents.
+Calls of the terminal's API (``CallMsg`` → ``ReplyMsg``, the trading path) are pickled:
+their arguments and answers are small, and pickle keeps the module's named tuples
+(``OrderSendResult``, ``TradePosition`` ...) intact. Both ends are our own ``spawn``
+processes running the same code, so unpickling is no wider trust than running it.
 """
 
 from __future__ import annotations
 
+import pickle
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +24,8 @@ _TICKS = b"T"
 _STATUS = b"S"
 _HEARTBEAT = b"H"
 _STOP = b"Q"
+_CALL = b"C"
+_REPLY = b"R"
 
 # symbol length, worker id, captured_at
 _TICK_HEADER = struct.Struct("<HId")
@@ -44,7 +51,30 @@ class StopMsg:
     """Supervisor to worker: finish the current poll and exit cleanly."""
 
 
-WorkerMessage = TickBatch | StatusMsg | HeartbeatMsg | StopMsg
+@dataclass(frozen=True, slots=True)
+class CallMsg:
+    """Supervisor to worker: call ``method`` of the terminal API with ``kwargs``."""
+
+    id: int
+    method: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Positional arguments (``order_send(request)``: the module's functions are not
+    #: all callable by keyword).
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyMsg:
+    """Worker to supervisor: the answer to call ``id``. ``error`` is the terminal's
+    ``(code, text)`` when the call failed (``None`` answer, or refused by the worker);
+    then ``result`` is ``None``."""
+
+    id: int
+    result: Any = None
+    error: tuple[int, str] | None = None
+
+
+WorkerMessage = TickBatch | StatusMsg | HeartbeatMsg | StopMsg | CallMsg | ReplyMsg
 
 HEARTBEAT_BYTES = _HEARTBEAT
 STOP_BYTES = _STOP
@@ -72,6 +102,12 @@ def encode(msg: WorkerMessage) -> bytes:
         return encode_status(msg)
     if isinstance(msg, HeartbeatMsg):
         return _HEARTBEAT
+    if isinstance(msg, CallMsg):
+        return _CALL + pickle.dumps(
+            (msg.id, msg.method, msg.kwargs, msg.args), pickle.HIGHEST_PROTOCOL
+        )
+    if isinstance(msg, ReplyMsg):
+        return _REPLY + pickle.dumps((msg.id, msg.result, msg.error, None), pickle.HIGHEST_PROTOCOL)
     return _STOP
 
 
@@ -99,4 +135,12 @@ def decode(data: bytes) -> WorkerMessage:
         return HeartbeatMsg()
     if kind == _STOP:
         return StopMsg()
+    if kind in (_CALL, _REPLY):
+        try:
+            a, b, c, d = pickle.loads(body)
+        except Exception as exc:  # unpickling can raise nearly anything on bad bytes
+            raise WireError(f"bad call/reply message: {exc}") from exc
+        if kind == _CALL:
+            return CallMsg(int(a), str(b), dict(c), tuple(d))
+        return ReplyMsg(int(a), b, None if c is None else (int(c[0]), str(c[1])))
     raise WireError(f"unknown message kind {bytes(kind)!r}")

@@ -33,6 +33,12 @@ trade server still answers, but nothing new arrives; the worker reports "offline
 (not an error: it keeps polling from its cursors, so the ticks the terminal downloads
 when it is back are captured without a hole) and "streaming" again when it is back.
 One method, :meth:`_Worker.announce`, turns (online, zone) into the state reported.
+
+Calls (the trading path, ``app/connector/calls.py``): the loop drains its pipe before
+every polling round and waits for the next round in ``conn.poll`` rather than a sleep,
+so a call is served at once when the worker is idle and after at most the current
+round when it is busy; an order never waits behind the next poll. Calls run on the raw
+API (server time, as the terminal shows trades); only the tick stream is read in UTC.
 """
 
 from __future__ import annotations
@@ -43,7 +49,6 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
@@ -51,6 +56,7 @@ import numpy as np
 
 from app.clock import SYSTEM_CLOCK, Clock
 from app.connector import wire
+from app.connector.calls import CALLABLE_METHODS, REFUSED_CODE
 from app.connector.capture import CaptureCursor, PollSizer
 from app.connector.server_clock import OffsetDetector, UtcTerminal, future_ms, zone_for_offset
 from app.servertime import ServerTimeZone
@@ -354,17 +360,37 @@ class _Worker:
             self.send(wire.HeartbeatMsg())
         return more
 
-    def stop_requested(self) -> bool:
+    def serve_pipe(self) -> bool:
+        """Serve every call waiting in the pipe; True when a stop was requested."""
         while self.conn.poll():
-            if isinstance(wire.decode(self.conn.recv_bytes()), wire.StopMsg):
+            msg = wire.decode(self.conn.recv_bytes())
+            if isinstance(msg, wire.StopMsg):
                 return True
+            if isinstance(msg, wire.CallMsg):
+                self.send(self.answer(msg))
         return False
+
+    def answer(self, call: wire.CallMsg) -> wire.ReplyMsg:
+        """Run one allowed API call; a ``None`` answer carries ``last_error()``."""
+        function = getattr(self.api, call.method, None)
+        if call.method not in CALLABLE_METHODS or function is None:
+            # A replay terminal does not trade: it has no order_send at all.
+            text = f"{call.method} is not callable through a worker of this terminal"
+            return wire.ReplyMsg(call.id, error=(REFUSED_CODE, text))
+        try:
+            result = function(*call.args, **call.kwargs)
+        except (TypeError, ValueError) as exc:  # bad arguments: the module's "Invalid params"
+            return wire.ReplyMsg(call.id, error=(REFUSED_CODE, f"{call.method}: {exc}"))
+        if result is None:
+            return wire.ReplyMsg(call.id, error=self.api.last_error())
+        return wire.ReplyMsg(call.id, result)
 
     def run(self) -> int:
         self.connect()
-        while not self.stop_requested():
+        while not self.serve_pipe():
             if not self.step():
-                time.sleep(self.spec.poll_interval)
+                # Not a sleep: a call arriving meanwhile wakes the loop at once.
+                self.conn.poll(self.spec.poll_interval)
         return EXIT_STOPPED
 
 

@@ -130,6 +130,7 @@ async def start_embedded(config: BackendConfig) -> EmbeddedBackend | None:
         hub_port=hub_port,
         db_path=db,
         client_id=config.effective_client_id(),
+        demo_signals=config.demo_signals,
     )
     await backend.start()
     return backend

@@ -15,6 +15,12 @@ When the spool nears its limit (or its disk fails), :attr:`BridgeLink.room` is c
 the runtime stops taking batches from the pool, which back-pressures the workers, and the
 ticks wait in the terminal's own history. The policy never drops a tick; it trades
 latency for memory.
+
+Given a :class:`SignalPeer` (the signal desk), the link names the ``signals`` feature in
+its hello and, when the welcome names it too, routes the bridge's ``signal`` and
+``outcome_stored`` frames to the peer and sends the peer's frames ahead of the next tick
+message (:meth:`BridgeLink.send_control`). Those frames are outside the seq numbering
+and the spool: the peer resends what needs it after each welcome.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import contextlib
 import logging
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -69,6 +77,24 @@ AUTH_REFUSALS = frozenset(
 #: Least pause before trying a refused credential again: a wrong password stays wrong
 #: until someone fixes it, and hammering would only lock the user out.
 AUTH_RETRY_S = 30.0
+
+
+class SignalPeer(Protocol):
+    """Who takes the ``signals`` feature's frames (:class:`app.link.signal_desk.SignalDesk`).
+
+    The link only routes: signals and outcome confirmations in, the peer's frames out
+    (``send`` is handed over by :meth:`bind`; it returns False while disconnected, and the
+    peer sends again what matters after the next welcome)."""
+
+    def bind(self, send: Callable[[bytes], bool]) -> None: ...
+
+    def on_welcome(self, enabled: bool) -> list[bytes]: ...
+
+    def on_disconnect(self) -> None: ...
+
+    def on_signal(self, signal: codec.Signal) -> None: ...
+
+    def on_outcome_stored(self, message: codec.OutcomeStored) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +156,7 @@ class BridgeLink:
         marker: Marker | None = None,
         intake: bool = True,
         credential: Secret | None = None,
+        signals: SignalPeer | None = None,
     ) -> None:
         self.url = url
         self.client_id = client_id
@@ -159,6 +186,11 @@ class BridgeLink:
         self._reconnects = 0
         self._last_error = ""
         self._auth_refused = False
+        #: Frames of the ``signals`` feature, sent before the next tick message.
+        self._control: deque[bytes] = deque()
+        self._signals = signals
+        if signals is not None:
+            signals.bind(self.send_control)
 
     @property
     def session(self) -> str:
@@ -202,6 +234,15 @@ class BridgeLink:
             self.room.set()
         else:
             self.room.clear()
+
+    def send_control(self, frame: bytes) -> bool:
+        """Send a frame of the ``signals`` feature ahead of pending ticks; False when
+        not connected (it is not kept: the signal desk resends what needs it)."""
+        if self._ws is None:
+            return False
+        self._control.append(frame)
+        self._work.set()
+        return True
 
     # ------------------------------------------------------------ state
     @property
@@ -281,6 +322,9 @@ class BridgeLink:
                 self._note_error(f"internal error: {type(exc).__name__}: {exc}")
             finally:
                 self._ws = None
+                self._control.clear()
+                if self._signals is not None:
+                    self._signals.on_disconnect()
                 self.machine.on_disconnect()
                 self._sync_room()
             if self.machine.halted:
@@ -310,7 +354,8 @@ class BridgeLink:
             ssl=opts.ssl_context,
         ) as ws:
             credential = self._credential.reveal() if self._credential is not None else None
-            await ws.send(self.machine.hello(self.client_id, credential))
+            features = [codec.FEATURE_SIGNALS] if self._signals is not None else []
+            await ws.send(self.machine.hello(self.client_id, credential, features))
             answer = codec.decode_bridge(await asyncio.wait_for(ws.recv(), opts.open_timeout))
             if isinstance(answer, codec.Error):
                 raise _Refused(answer.code, answer.message)
@@ -324,6 +369,9 @@ class BridgeLink:
             if self.machine.has_pending:
                 self.cut()
             self._ws = ws
+            if self._signals is not None:
+                enabled = codec.FEATURE_SIGNALS in answer.features
+                self._control.extend(self._signals.on_welcome(enabled))
             self._last_error = ""
             backoff.reset()
             log.info(
@@ -346,7 +394,10 @@ class BridgeLink:
 
     async def _send_loop(self, ws: ClientConnection) -> None:
         machine = self.machine
+        control = self._control
         while True:
+            while control:
+                await ws.send(control.popleft())
             frame = machine.next_frame()
             if frame is None:
                 self._work.clear()
@@ -359,6 +410,12 @@ class BridgeLink:
             message = codec.decode_bridge(frame)
             if isinstance(message, codec.Ack):
                 self._on_ack(message.seq)
+            elif isinstance(message, codec.Signal):
+                if self._signals is not None:
+                    self._signals.on_signal(message)
+            elif isinstance(message, codec.OutcomeStored):
+                if self._signals is not None:
+                    self._signals.on_outcome_stored(message)
             elif isinstance(message, codec.Error):
                 if message.code in _NOT_A_REFUSAL:
                     raise websockets.ConnectionClosedOK(None, None)

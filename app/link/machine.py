@@ -324,9 +324,17 @@ class LinkMachine:
         return self._blocked
 
     # ------------------------------------------------------------------ connection
-    def hello(self, client_id: str, credential: str | None = None) -> bytes:
+    def hello(
+        self, client_id: str, credential: str | None = None, features: Sequence[str] = ()
+    ) -> bytes:
         return codec.encode(
-            codec.Hello(client_id, self.spool.session, self.acked, credential=credential)
+            codec.Hello(
+                client_id,
+                self.spool.session,
+                self.acked,
+                credential=credential,
+                features=list(features),
+            )
         )
 
     def on_welcome(self, welcome: codec.Welcome) -> None:

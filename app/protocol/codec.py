@@ -56,6 +56,11 @@ MAX_SYMBOL_LENGTH: Final = validation.MAX_SYMBOL_LENGTH
 MAX_ID_LENGTH: Final = 200
 #: Largest error text either side sends; a refusal never echoes a payload.
 MAX_TEXT: Final = 200
+#: The optional features a peer may name in ``hello.features`` / ``welcome.features``.
+#: A feature is used only when both sides name it, so an old peer (which names none and
+#: ignores the field) never receives a message type it cannot decode.
+FEATURE_SIGNALS: Final = "signals"
+KNOWN_FEATURES: Final = frozenset({FEATURE_SIGNALS})
 
 
 class ProtocolError(ValueError):
@@ -83,6 +88,8 @@ class Hello(_Message, frozen=True, tag="hello"):
     resume_from: int
     versions: list[int] = msgspec.field(default_factory=lambda: list(SUPPORTED_VERSIONS))
     credential: str | None = None
+    #: Optional features the client speaks (``"signals"``); absent in old clients.
+    features: list[str] = msgspec.field(default_factory=list)
 
 
 class Welcome(_Message, frozen=True, tag="welcome"):
@@ -91,6 +98,8 @@ class Welcome(_Message, frozen=True, tag="welcome"):
     last_seq: int
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     version: int = PROTOCOL_VERSION
+    #: The hello's features this bridge will use on this connection (a subset of them).
+    features: list[str] = msgspec.field(default_factory=list)
 
 
 class Ticks(_Message, frozen=True, tag="ticks"):
@@ -125,8 +134,64 @@ class Error(_Message, frozen=True, tag="error"):
     message: str
 
 
+class Signal(_Message, frozen=True, tag="signal"):
+    """Bridge → client: a trading signal from an AI service (feature ``signals``).
+
+    Sent again until the client's :class:`SignalReceived` for ``id``; the client
+    executes a signal id at most once, whatever the resends. Exactly one of ``volume``
+    (lots) and ``risk_pct`` (percent of equity risked down to ``sl``) is set. Times are
+    epoch milliseconds UTC; ``price`` is the service's price hint (not a limit).
+    Value rules: :mod:`app.protocol.signal_rules`.
+    """
+
+    id: str
+    source: str
+    symbol: str
+    side: str
+    valid_until_ms: int
+    created_at_ms: int
+    volume: float | None = None
+    risk_pct: float | None = None
+    sl: float | None = None
+    tp: float | None = None
+    price: float | None = None
+    comment: str = ""
+
+
+class SignalReceived(_Message, frozen=True, tag="signal_received"):
+    """Client → bridge: signal ``id`` arrived (sent at once, again for every resend)."""
+
+    id: str
+    received_at_ms: int
+
+
+class SignalOutcome(_Message, frozen=True, tag="signal_outcome"):
+    """Client → bridge: what became of signal ``id``. Sent until :class:`OutcomeStored`
+    names it; the bridge keeps the first outcome of an id (a resend changes nothing).
+
+    ``outcome`` is one of ``executed``, ``refused``, ``rejected``, ``expired``,
+    ``dismissed``; ``ticket`` the position (or order) ticket when executed.
+    """
+
+    id: str
+    outcome: str
+    reason: str = ""
+    ticket: int = 0
+    price: float = 0.0
+    slippage_points: float | None = None
+    latency_ms: float | None = None
+
+
+class OutcomeStored(_Message, frozen=True, tag="outcome_stored"):
+    """Bridge → client: the outcome of signal ``id`` is stored; stop resending it."""
+
+    id: str
+
+
 ClientMessage = Hello | Ticks | Lost
-BridgeMessage = Welcome | Ack | Error
+BridgeMessage = Welcome | Ack | Error | Signal | OutcomeStored
+#: Client messages of the ``signals`` feature (handled beside the tick rules).
+SignalMessage = SignalReceived | SignalOutcome
 
 
 class _TicksHead(_Message, frozen=True, tag="ticks"):
@@ -138,9 +203,9 @@ class _TicksHead(_Message, frozen=True, tag="ticks"):
 
 _M = TypeVar("_M")
 _ENCODER: Final = msgspec.msgpack.Encoder()
-_CLIENT_DECODER: Final[msgspec.msgpack.Decoder[Hello | _TicksHead | Lost]] = (
-    msgspec.msgpack.Decoder(Hello | _TicksHead | Lost)
-)
+_CLIENT_DECODER: Final[
+    msgspec.msgpack.Decoder[Hello | _TicksHead | Lost | SignalReceived | SignalOutcome]
+] = msgspec.msgpack.Decoder(Hello | _TicksHead | Lost | SignalReceived | SignalOutcome)
 _BLOCKS_DECODER: Final = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
 _BRIDGE_DECODER: Final = msgspec.msgpack.Decoder(BridgeMessage)
 
@@ -208,7 +273,7 @@ def max_ticks_per_block(symbol: str, budget: int) -> int:
 
 
 # ------------------------------------------------------------------ decoding
-def decode_client(frame: bytes | str) -> ClientMessage:
+def decode_client(frame: bytes | str) -> ClientMessage | SignalMessage:
     """A client frame, typed; ProtocolError for anything else (v1 text frames included).
 
     A ``Ticks`` message with more than :data:`MAX_BLOCKS_PER_MESSAGE` blocks is refused

@@ -46,6 +46,11 @@ ACTIONS: Final = frozenset(
         "login",
         "config.change",
         "tls.pin_failure",
+        # the risk engine (app/trading/risk_audit.py): every order decision, every
+        # trading state change (kill switch, daily loss), real-account consent
+        "trade.decision",
+        "trade.state",
+        "trade.consent",
     }
 )
 #: ``success``: done; ``failure``: refused or went wrong (``reason`` says why);

@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -55,12 +55,15 @@ from websockets.http11 import Request, Response
 from app.clock import SYSTEM_CLOCK, Clock
 from app.protocol.codec import (
     DEFAULT_MAX_FRAME_BYTES,
+    FEATURE_SIGNALS,
     MAX_TEXT,
     PROTOCOL_VERSION,
     Ack,
     Error,
     Hello,
     ProtocolError,
+    SignalOutcome,
+    SignalReceived,
     Welcome,
     check_hello,
     decode_client,
@@ -69,6 +72,8 @@ from app.protocol.codec import (
 from app.server.accept import Accept, Duplicate, Refuse, SessionRules, resume
 from app.server.auth import Authenticator, AuthRefused, forbidden
 from app.server.limits import MAX_GROUP, MAX_GROUP_BYTES, BridgeLimits, ByteBudget
+from app.server.signal_route import SignalRoute
+from app.server.signal_store import SignalStore
 from app.server.store import TickStore
 
 log = logging.getLogger(__name__)
@@ -125,6 +130,7 @@ class Bridge:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         limits: BridgeLimits | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        signals: SignalStore | None = None,
     ) -> None:
         if limits is None:
             limits = BridgeLimits(max_frame_bytes=max_frame_bytes)
@@ -140,6 +146,9 @@ class Bridge:
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._server: Server | None = None
         self.port = 0
+        #: Where signals for clients wait (None: this bridge offers no ``signals``).
+        self.signals = signals
+        self._routes: dict[str, set[SignalRoute]] = {}
 
     # ------------------------------------------------------------------ lifetime
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
@@ -183,6 +192,24 @@ class Bridge:
                 HTTPStatus.SERVICE_UNAVAILABLE, "too many connections; retry later\n"
             )
         return None
+
+    def wake_signals(self, client_id: str) -> None:
+        """The gateway stored a signal for ``client_id``: its connections send it now."""
+        for route in self._routes.get(client_id, ()):
+            route.wake.set()
+
+    def open_route(self, client_id: str, send: Callable[[bytes], Awaitable[None]]) -> SignalRoute:
+        assert self.signals is not None
+        route = SignalRoute(self.signals, client_id, send, clock=self.clock)
+        self._routes.setdefault(client_id, set()).add(route)
+        return route
+
+    def close_route(self, route: SignalRoute) -> None:
+        routes = self._routes.get(route.client_id)
+        if routes is not None:
+            routes.discard(route)
+            if not routes:
+                del self._routes[route.client_id]
 
     # ------------------------------------------------------------------ refusals
     def note_refusal(self, who: str, code: str, message: str, counter: str = "") -> None:
@@ -291,13 +318,20 @@ class Bridge:
                                 hello.resume_from,
                                 self.limits.max_resume_gap,
                             )
-                        welcome = Welcome(last_seq, self.max_frame_bytes, PROTOCOL_VERSION)
+                        features = (
+                            [FEATURE_SIGNALS]
+                            if self.signals is not None and FEATURE_SIGNALS in hello.features
+                            else []
+                        )
+                        welcome = Welcome(
+                            last_seq, self.max_frame_bytes, PROTOCOL_VERSION, features
+                        )
                         try:
                             await ws.send(encode(welcome))
                         except ConnectionClosed:
                             return
                         rules = SessionRules(last_seq, self.limits.tick_rules, self.clock)
-                        conn = _Connection(self, ws, who, key, rules)
+                        conn = _Connection(self, ws, who, key, rules, signals=bool(features))
                         slot.owner = conn
                         if slot.generation != generation:  # overtaken while starting up
                             conn.kick()
@@ -333,6 +367,8 @@ class _Connection:
         who: str,
         key: tuple[str, str],
         rules: SessionRules,
+        *,
+        signals: bool = False,
     ) -> None:
         self.bridge = bridge
         self.ws = ws
@@ -347,6 +383,7 @@ class _Connection:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._reader: asyncio.Task[Refuse | None] | None = None
+        self._route = bridge.open_route(key[0], self._send) if signals else None
 
     def kick(self) -> None:
         """Stop accepting messages (a newer connection took over the session)."""
@@ -359,11 +396,17 @@ class _Connection:
         over; returns once every accepted message is committed (or its commit failed)."""
         committer = asyncio.create_task(self._commit_loop())
         self._reader = asyncio.create_task(self._read_loop(committer))
+        route = self._route
+        sender = asyncio.create_task(route.run()) if route is not None else None
         if self.superseded:
             self._reader.cancel()
         try:
             await asyncio.wait({self._reader})
         finally:
+            if sender is not None and route is not None:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+                self.bridge.close_route(route)
             self._closing = True
             self._wake.set()
             if not self._reader.done():
@@ -397,6 +440,11 @@ class _Connection:
                 message = decode_client(frame)
             except ProtocolError as exc:
                 return Refuse.of(exc)
+            if isinstance(message, SignalReceived | SignalOutcome):
+                if self._route is None:
+                    return Refuse("bad_message", "signal messages need the 'signals' feature")
+                await self._route.handle(message)
+                continue
             decision = self.rules.receive(message)
             if isinstance(decision, Refuse):
                 return decision

@@ -87,6 +87,12 @@ def add_backend_parser(
         f"(default {DEFAULT_MAX_FRAME_BYTES}, at least {MIN_MAX_FRAME_BYTES}); larger "
         "frames are closed with 1009",
     )
+    parser.add_argument(
+        "--no-demo-signals",
+        dest="demo_signals",
+        action="store_false",
+        help="do not run the demo signal source (demo-ma-cross) over the stored ticks",
+    )
     actions = parser.add_subparsers(dest="backend_command", metavar="ACTION")
     stats = actions.add_parser(
         "stats",
@@ -169,6 +175,7 @@ def run_backend(args: argparse.Namespace) -> int:
             db_path=db,
             synchronous=args.synchronous,
             max_frame_bytes=args.max_frame_bytes,
+            demo_signals=args.demo_signals,
         )
         asyncio.run(serve_forever(backend, ready=_announce))
     except (OSError, sqlite3.Error) as exc:

@@ -30,6 +30,7 @@ from app.server.httpjson import (
     refusal,
 )
 from app.server.settings import SettingsDoc, SettingsStore
+from app.server.signal_api import SignalApi
 from app.server.store import TickStore
 from app.server.users import Principal
 
@@ -56,7 +57,9 @@ class Gateway:
         auth: Authenticator,
         *,
         limits: HttpLimits = DEFAULT_HTTP_LIMITS,
+        signals: SignalApi | None = None,
     ) -> None:
+        self._signals = signals
         self._store = store
         self._settings = settings
         self._auth = auth
@@ -70,6 +73,8 @@ class Gateway:
         app.router.add_get("/api/settings/{client_id}", self._get_settings)
         app.router.add_put("/api/settings/{client_id}", self._put_settings)
         app.router.add_get("/api/bridge/stats", self._stats)
+        if self._signals is not None:
+            self._signals.add_routes(app)
         return app
 
     def _issue(self, principal: Principal) -> web.Response:

@@ -95,6 +95,8 @@ class BackendSpec:
     #: The client id the per-run key may use, and the key (never in a repr).
     client_id: str = ""
     key: str = field(default="", repr=False)
+    #: Run the demo signal source over the stored ticks.
+    demo_signals: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +226,7 @@ async def _serve(spec: BackendSpec, conn: Connection, channel: _Channel) -> int:
         keys={spec.key: Principal("@embedded", frozenset({spec.client_id}))}
         if spec.key and spec.client_id
         else None,
+        demo_signals=spec.demo_signals,
     )
     try:
         await backend.start()
@@ -290,8 +293,10 @@ class BackendProcess:
         db_path: Path | str,
         synchronous: str = "FULL",
         client_id: str = "",
+        demo_signals: bool = True,
     ) -> None:
         self.host = host
+        self.demo_signals = demo_signals
         #: The client id the per-run key is good for ("" = no key: users file only).
         self.client_id = client_id
         #: The key this backend accepts for ``client_id``, fresh for each instance.
@@ -322,6 +327,7 @@ class BackendProcess:
             log_level=logging.getLogger().getEffectiveLevel(),
             client_id=self.client_id,
             key=self.credential.reveal(),
+            demo_signals=self.demo_signals,
         )
         # daemon: should the parent exit without stop(), multiprocessing's exit handler
         # still terminates (SIGTERM: an orderly stop) and joins the child.

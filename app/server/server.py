@@ -24,11 +24,14 @@ from app.ports import service_url
 from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.auth import Authenticator
 from app.server.bridge import PATH, Bridge
+from app.server.demo_signals import DemoSignalSource
 from app.server.gateway import Gateway
 from app.server.httpjson import DEFAULT_HTTP_LIMITS, HttpLimits
 from app.server.hub import DEFAULT_HUB_LIMITS, Hub, HubLimits
 from app.server.limits import BridgeLimits
 from app.server.settings import SettingsStore
+from app.server.signal_api import SignalApi
+from app.server.signal_store import SignalStore
 from app.server.store import TickStore
 from app.server.users import Principal, UserStore, users_path
 
@@ -91,6 +94,7 @@ class ReferenceBackend:
         http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
         hub_limits: HubLimits = DEFAULT_HUB_LIMITS,
         tick_clock: Clock = SYSTEM_CLOCK,
+        demo_signals: bool = True,
     ) -> None:
         if max_frame_bytes < MIN_MAX_FRAME_BYTES:
             # Checked here too, so a bad setting fails before a database is opened.
@@ -124,6 +128,11 @@ class ReferenceBackend:
         self._settings: SettingsStore | None = None
         self._bridge: Bridge | None = None
         self._runners: list[web.AppRunner] = []
+        #: Run the demo signal source (``demo-ma-cross``) over the stored ticks.
+        self.demo_signals = demo_signals
+        self._signals: SignalStore | None = None
+        self.demo: DemoSignalSource | None = None
+        self._demo_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifetime
     async def start(self) -> None:
@@ -138,6 +147,7 @@ class ReferenceBackend:
                 TickStore, self.db_path, synchronous=self._synchronous
             )
             self._settings = await asyncio.to_thread(SettingsStore, self.db_path)
+            signals = self._signals = await asyncio.to_thread(SignalStore, self.db_path)
             auth = Authenticator(
                 UserStore(self.users_file),
                 keys=self._keys,
@@ -150,17 +160,29 @@ class ReferenceBackend:
                 compression=self._compression,
                 limits=self.bridge_limits,
                 clock=self._tick_clock,
+                signals=signals,
             )
             self._ports["bridge"] = await self._bridge.start(
                 self.host, self._ports["bridge"], self._ssl
             )
-            gateway = Gateway(store, self._settings, auth, limits=self.http_limits)
+            bridge = self._bridge
+            signal_api = SignalApi(
+                signals, auth, on_signal=bridge.wake_signals, clock=self._tick_clock
+            )
+            gateway = Gateway(
+                store, self._settings, auth, limits=self.http_limits, signals=signal_api
+            )
             hub = Hub(auth, clock=self._clock, limits=self.http_limits, hub_limits=self._hub_limits)
             for name, app in (("gateway", gateway.app()), ("hub", hub.app())):
                 runner, self._ports[name] = await _serve_app(
                     app, self.host, self._ports[name], self._ssl, self.http_limits
                 )
                 self._runners.append(runner)
+            if self.demo_signals:
+                self.demo = DemoSignalSource(
+                    self.db_path, signals, on_signal=bridge.wake_signals, clock=self._tick_clock
+                )
+                self._demo_task = asyncio.create_task(self.demo.run(), name="demo-signals")
         except BaseException:
             await self.stop()
             raise
@@ -175,6 +197,10 @@ class ReferenceBackend:
     async def stop(self) -> None:
         """Idempotent, and safe after a failed ``start``. The bridge goes first so that
         every message it accepted is committed before the database closes."""
+        if self._demo_task is not None:
+            self._demo_task.cancel()
+            await asyncio.gather(self._demo_task, return_exceptions=True)
+            self._demo_task = None
         if self._bridge is not None:
             await self._bridge.stop()
             self._bridge = None
@@ -183,6 +209,9 @@ class ReferenceBackend:
         if self._settings is not None:
             self._settings.close()
             self._settings = None
+        if self._signals is not None:
+            self._signals.close()
+            self._signals = None
         if self._store is not None:
             await asyncio.to_thread(self._store.close)
             self._store = None
@@ -205,6 +234,12 @@ class ReferenceBackend:
         if self._store is None:
             raise RuntimeError("the reference backend is not running")
         return self._store
+
+    @property
+    def signals(self) -> SignalStore:
+        if self._signals is None:
+            raise RuntimeError("the reference backend is not running")
+        return self._signals
 
     @property
     def bridge_port(self) -> int:

@@ -39,6 +39,10 @@ class FaultMode(StrEnum):
     #: The terminal lost its trade server but the IPC works: calls succeed,
     #: ``terminal_info().connected`` is False, and no new tick arrives.
     OFFLINE = "offline"
+    #: ``order_send`` executes and commits the order, then blocks until the mode
+    #: changes (or the process is killed): the broker has the order, the client never
+    #: hears of it. Every other call works. The execution path's never-twice test hook.
+    STALL_AFTER_SEND = "stall_after_send"
 
 
 def write_fault(

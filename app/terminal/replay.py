@@ -272,6 +272,9 @@ def _served(ticks: TickArray, zone: ServerTimeZone) -> TickArray:
 class ReplayTerminal(SimulatedTerminal):
     """The ``MetaTrader5`` API over tick export files; see the module doc."""
 
+    #: Files have no broker behind them: trade calls answer ``RES_E_UNSUPPORTED``.
+    _trades = False
+
     def __init__(
         self,
         files: Mapping[str, Sequence[Path | str]],

@@ -67,11 +67,13 @@ from app.terminal.arguments import COPY_MASKS, SYMBOL_INFO_ZERO, epoch_seconds, 
 from app.terminal.faults import ControlFile, FaultMode, write_fault
 from app.terminal.market import DEFAULT_PROFILES, SymbolProfile
 from app.terminal.session_market import SessionMarket, market_for
-from app.terminal.types import AccountInfo, SymbolInfo, TerminalInfo, Tick
+from app.terminal.sim_trading import SimTrading
+from app.terminal.types import SymbolInfo, TerminalInfo, Tick
 from app.ticks import TickArray
 
 if TYPE_CHECKING:
     from app.terminal.api import DateLike
+    from app.terminal.broker.state import AccountSettings
     from app.terminal.spec import TerminalSpec
 
 __all__ = [
@@ -104,11 +106,13 @@ _STALL_STEP_S = 0.01
 _DEFAULT_TIMEOUT_MS = 60_000
 
 
-class SimulatedTerminal:
+class SimulatedTerminal(SimTrading):
     """The ``MetaTrader5`` module's API over a simulated market; see the module doc.
 
     ``accounts`` maps logins to passwords; ``None`` accepts any login. A ``None`` or
     empty password stands for the one the terminal has saved, and is accepted.
+    ``broker`` opens new trading accounts; ``broker_dir`` keeps their books (one SQLite
+    file per server and login; ``None``: in memory), see :mod:`app.terminal.sim_trading`.
     """
 
     # The module's constants, so code written as ``mt5.COPY_TICKS_ALL`` works unchanged.
@@ -149,7 +153,10 @@ class SimulatedTerminal:
         server_time_zone: ServerTimeZone = NY_CLOSE,
         market_watch: Collection[str] | None = None,
         sessions: SessionBook | None = None,
+        broker: AccountSettings | None = None,
+        broker_dir: Path | None = None,
     ) -> None:
+        self._init_broker(broker, broker_dir)
         # Trading hours (``sessions``, in server time): no ticks while a market is
         # closed; None trades every symbol 24/7.
         self.market = market_for(
@@ -196,6 +203,8 @@ class SimulatedTerminal:
             control_file=spec.control_file,
             server_time_zone=spec.zone() or NY_CLOSE,
             sessions=spec.sessions,
+            broker=spec.account_settings(),
+            broker_dir=spec.broker_dir(),
         )
 
     # --- faults ------------------------------------------------------------------------
@@ -330,6 +339,7 @@ class SimulatedTerminal:
 
     def shutdown(self) -> None:
         self._connected = False
+        self._close_broker()
 
     def version(self) -> tuple[int, int, str] | None:
         if not self._ready("version"):
@@ -367,41 +377,6 @@ class SimulatedTerminal:
             path=self._path,
             data_path=self._path if self._portable else _USER_DATA_PATH,
             commondata_path="C:\\ProgramData\\MetaQuotes\\Terminal\\Common",
-        )
-
-    def account_info(self) -> AccountInfo | None:
-        if not self._ready("account_info"):
-            return None
-        self._ok()
-        return AccountInfo(
-            login=self._login,
-            trade_mode=0,  # ACCOUNT_TRADE_MODE_DEMO
-            leverage=100,
-            limit_orders=200,
-            margin_so_mode=0,
-            trade_allowed=True,
-            trade_expert=True,
-            margin_mode=2,  # retail hedging
-            currency_digits=2,
-            fifo_close=False,
-            balance=10_000.0,
-            credit=0.0,
-            profit=0.0,
-            equity=10_000.0,
-            margin=0.0,
-            margin_free=10_000.0,
-            margin_level=0.0,
-            margin_so_call=50.0,
-            margin_so_so=30.0,
-            margin_initial=0.0,
-            margin_maintenance=0.0,
-            assets=0.0,
-            liabilities=0.0,
-            commission_blocked=0.0,
-            name="Simulated Trader",
-            server=self._server,
-            currency="USD",
-            company=COMPANY,
         )
 
     # --- symbols -----------------------------------------------------------------------
@@ -478,12 +453,8 @@ class SimulatedTerminal:
             digits=p.digits,
             spread=round((ask - bid) / p.point),
             spread_float=True,
-            trade_calc_mode=0 if p.path.startswith("Forex") else 2,
-            trade_mode=4,  # SYMBOL_TRADE_MODE_FULL
-            trade_exemode=2,  # SYMBOL_TRADE_EXECUTION_MARKET
             swap_rollover3days=3,
             expiration_mode=15,
-            filling_mode=1,
             order_mode=127,
             bid=bid,
             bidhigh=bid,
@@ -495,14 +466,7 @@ class SimulatedTerminal:
             lasthigh=last,
             lastlow=last,
             point=p.point,
-            trade_tick_value=1.0,
-            trade_tick_value_profit=1.0,
-            trade_tick_value_loss=1.0,
             trade_tick_size=p.point,
-            trade_contract_size=p.contract_size,
-            volume_min=0.01,
-            volume_max=100.0,
-            volume_step=0.01,
             currency_base=p.currency_base,
             currency_profit=p.currency_profit,
             currency_margin=p.currency_base,
@@ -510,6 +474,7 @@ class SimulatedTerminal:
             name=p.name,
             path=p.path or p.name,
         )
+        fields.update(self._trade_fields(symbol, bid))  # volumes, filling, stops, margin
         if isinstance(self.market, SessionMarket):
             fields.update(self.market.session_fields(symbol, at_msc, tick))
         return SymbolInfo(**fields)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from app.servertime import NY_CLOSE, ServerTimeZone, parse_server_time_zone
 from app.sessions import SessionBook
+
+if TYPE_CHECKING:
+    from app.terminal.broker.state import AccountSettings
 
 TerminalKind = Literal["simulated", "mt5", "replay", "remote"]
 
@@ -55,6 +58,13 @@ class TerminalSpec:
     #: The simulated market's trading hours (in :meth:`zone`'s server time); ``None``
     #: trades every symbol 24/7.
     sessions: SessionBook | None = None
+    #: The simulated broker: how a new account opens (an existing one keeps its books).
+    sim_balance: float = 10_000.0
+    sim_leverage: int = 100
+    sim_margin_mode: Literal["hedging", "netting"] = "hedging"
+    sim_account: Literal["demo", "real", "contest"] = "demo"
+    #: Where the simulated accounts' books are kept (``None``: the user data folder).
+    sim_state_dir: Path | None = None
     # --- replay terminal only ---
     #: (symbol, (file, ...)) pairs: the MT5 tick exports each symbol is replayed from.
     replay_files: tuple[tuple[str, tuple[Path, ...]], ...] = ()
@@ -77,3 +87,23 @@ class TerminalSpec:
         if self.server_time_zone:
             return parse_server_time_zone(self.server_time_zone)
         return NY_CLOSE if self.kind in ("simulated", "replay") else None
+
+    def account_settings(self) -> AccountSettings:
+        """How the simulated broker opens a new account for this terminal."""
+        from app.terminal.broker.state import AccountSettings  # noqa: PLC0415 (light, lazy)
+
+        return AccountSettings(
+            balance=self.sim_balance,
+            leverage=self.sim_leverage,
+            margin_mode=self.sim_margin_mode,
+            account=self.sim_account,
+        )
+
+    def broker_dir(self) -> Path:
+        """The simulated accounts' folder: ``sim_state_dir``, else ``simulated-broker``
+        in the user data folder (a broker keeps accounts across restarts of the app)."""
+        if self.sim_state_dir is not None:
+            return self.sim_state_dir
+        from app.paths import data_dir  # noqa: PLC0415 (app.paths imports the settings)
+
+        return data_dir() / "simulated-broker"

@@ -78,7 +78,11 @@ class RiskStatus:
 
 
 class SignalState(enum.StrEnum):
+    """A signal's state (rules: :mod:`app.trading.signals`)."""
+
     WAITING = "waiting"
+    #: Accepted (by the trader, or an automatic source) and about to be executed.
+    ACCEPTED = "accepted"
     EXECUTING = "executing"
     EXECUTED = "executed"
     REFUSED = "refused"
