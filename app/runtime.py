@@ -245,6 +245,10 @@ class Runtime:
                 prices=self._last_quote,
                 clock=clock,
             )
+            if signal_executor is None:
+                # Signals execute like any order: the router, so the risk engine and
+                # the never-twice journal (docs/trading.md "Signals").
+                self._signal_executor = self.trading.router.execute
 
     def _last_quote(self, symbol: str) -> tuple[float, float] | None:
         """(bid, ask) last captured: the live price the account books move P/L with."""
