@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from app.config.store import atomic_write
 from app.terminal.trade_constants import ACCOUNT_TRADE_MODE_REAL
@@ -27,28 +27,22 @@ from app.trading.view import (
     RiskState,
     RiskStatus,
     SignalRow,
-    SignalState,
     SymbolTerms,
     TradingSnapshot,
 )
 
 if TYPE_CHECKING:
     from app.config import ClientConfig
+    from app.link.signal_desk import SignalDesk
     from app.runtime import Runtime
+    from app.terminal.types import SymbolInfo
+    from app.trading.risk import RiskEngine
+    from app.trading.service import Trading
 
 log = logging.getLogger(__name__)
 
 #: A snapshot asked for again within this many seconds is the same frame's.
 FRAME_S = 0.010
-#: How often an accepted signal's state is looked at until its order has a report.
-SIGNAL_POLL_S = 0.02
-#: The report of a signal that ended without an order report (refused by the book…).
-OUTCOME_OF_STATE = {
-    "refused": Outcome.REFUSED,
-    "rejected": Outcome.REJECTED,
-    "expired": Outcome.REFUSED,
-    "dismissed": Outcome.REFUSED,
-}
 NOT_RUNNING = "trading is not running (capture stopped, or trading.enabled is off)"
 
 
@@ -79,20 +73,17 @@ class SessionTrading:
         self._terms_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ parts
-    def _desk(self) -> Any:
+    def _desk(self) -> Trading | None:
         """``runtime.trading`` (None: capture stopped or trading disabled)."""
-        return getattr(self.runtime, "trading", None) if self.runtime is not None else None
+        return self.runtime.trading if self.runtime is not None else None
 
-    def _risk(self, desk: Any) -> Any:
-        """The risk engine (halt, resume, state, consent) in front of the router, or
-        None when the router runs without one."""
-        for candidate in (getattr(desk, "risk", None), getattr(desk.router, "risk", None)):
-            if candidate is not None and hasattr(candidate, "halt"):
-                return candidate
-        return None
+    def _risk(self) -> RiskEngine | None:
+        """The risk engine in front of the router (halt, resume, state, consent)."""
+        desk = self._desk()
+        return desk.risk if desk is not None else None
 
-    def _signals(self) -> Any:
-        return getattr(self.runtime, "signals", None) if self.runtime is not None else None
+    def _signals(self) -> SignalDesk | None:
+        return self.runtime.signals if self.runtime is not None else None
 
     # ------------------------------------------------------------------ snapshot
     def trading_snapshot(self) -> TradingSnapshot | None:
@@ -105,11 +96,11 @@ class SessionTrading:
         self._trading_cache = (now, desk, snap)
         return snap
 
-    def _build_trading_snapshot(self, desk: Any) -> TradingSnapshot:
+    def _build_trading_snapshot(self, desk: Trading) -> TradingSnapshot:
         """Account book + risk engine + signal desk + captured prices, as one value."""
         book = desk.book()
         account = book.snapshot()
-        risk = self._risk(desk)
+        risk = desk.risk
         state = getattr(risk, "state", None)
         status = (
             RiskStatus(RiskState(str(state)), getattr(risk, "state_reason", ""))
@@ -166,12 +157,12 @@ class SessionTrading:
             return (), frozenset(self.config.trading.auto_execute_sources), 0
         snap = desk.snapshot()
         return (
-            tuple(signal_row(e) for e in snap.entries),
+            tuple(e.row() for e in snap.entries),
             frozenset(desk.book.auto_sources),
             int(snap.version),
         )
 
-    def _ask_symbol_terms(self, desk: Any, symbols: tuple[str, ...]) -> None:
+    def _ask_symbol_terms(self, desk: Trading, symbols: tuple[str, ...]) -> None:
         """The captured symbols' ``symbol_info`` (volume grid, digits), asked once each
         through the worker in the background: the snapshot is built synchronously."""
         missing = [s for s in symbols if s not in self._symbol_terms and s not in self._terms_asked]
@@ -183,7 +174,9 @@ class SessionTrading:
             return
         self._terms_asked.update(missing)
 
-        pool: Any = self.runtime.pool if self.runtime is not None else None
+        if self.runtime is None:
+            return
+        pool = self.runtime.pool
         terminal = desk.router.default_terminal
 
         async def ask() -> None:
@@ -233,21 +226,21 @@ class SessionTrading:
         return report
 
     def halt_trading(self, reason: str) -> None:
-        risk = self._risk(self._desk()) if self._desk() is not None else None
+        risk = self._risk()
         if risk is not None:
             log.warning("trading HALTED from the window: %s", reason)
             risk.halt(reason)
             self._trading_cache = (0.0, None, None)
 
     def resume_trading(self) -> None:
-        risk = self._risk(self._desk()) if self._desk() is not None else None
+        risk = self._risk()
         if risk is not None:
             log.info("trading resumed from the window")
             risk.resume("resumed from the window")
             self._trading_cache = (0.0, None, None)
 
     def grant_real_account_consent(self) -> None:
-        risk = self._risk(self._desk()) if self._desk() is not None else None
+        risk = self._risk()
         if risk is not None:
             log.warning("real-account trading consented to for this session")
             risk.grant_real_account_consent()
@@ -259,22 +252,8 @@ class SessionTrading:
         signals = self._signals()
         if signals is None:
             return self._report(ExecutionReport("", Outcome.REFUSED, "signals are not running"))
-        problem = signals.accept(signal_id)
         self._trading_cache = (0.0, None, None)
-        if problem:
-            return self._report(ExecutionReport("", Outcome.REFUSED, problem))
-        deadline = time.monotonic() + 2 * self.config.trading.order_timeout_s + 5
-        while time.monotonic() < deadline:
-            entry = signals.snapshot().get(signal_id)
-            if entry is not None and entry.state.final:
-                if entry.report is not None:
-                    return self._report(entry.report)
-                outcome = OUTCOME_OF_STATE.get(str(entry.state), Outcome.REJECTED)
-                return self._report(ExecutionReport(entry.request_id, outcome, entry.reason))
-            await asyncio.sleep(SIGNAL_POLL_S)
-        return self._report(
-            ExecutionReport("", Outcome.UNKNOWN, f"signal {signal_id} is still executing")
-        )
+        return self._report(await signals.accept_signal(signal_id))
 
     def dismiss_signal(self, signal_id: str) -> None:
         signals = self._signals()
@@ -284,13 +263,11 @@ class SessionTrading:
 
     def set_auto_execute(self, source: str, on: bool) -> None:
         """For this session (the settings' ``trading.auto_execute_sources`` is the
-        lasting choice): the signal book executes ``source``'s next signals itself."""
+        lasting choice): the signal desk executes ``source``'s next signals itself."""
         signals = self._signals()
         if signals is not None:
             log.info("signals from %s: %s", source, "automatic" if on else "wait for the trader")
-            auto = set(signals.book.auto_sources)
-            auto.symmetric_difference_update({source} if (source in auto) != on else set())
-            signals.book.auto_sources = frozenset(auto)
+            signals.set_auto_execute(source, on)
             self._trading_cache = (0.0, None, None)
 
     async def trade_history(
@@ -314,34 +291,7 @@ class SessionTrading:
         return len(rows)
 
 
-def signal_row(entry: Any) -> SignalRow:
-    """The Signals panel's row of a signal book entry (accepted = being executed)."""
-    sig, report = entry.signal, entry.report
-    state = (
-        SignalState.EXECUTING if str(entry.state) == "accepted" else SignalState(str(entry.state))
-    )
-    return SignalRow(
-        id=sig.id,
-        source=sig.source,
-        symbol=sig.symbol,
-        side=sig.side,
-        volume=float(sig.volume or 0.0),
-        sl=sig.sl,
-        tp=sig.tp,
-        state=state,
-        reason=entry.reason,
-        created_at_ms=sig.created_at_ms,
-        received_at_ms=entry.received_at_ms,
-        valid_until_ms=sig.valid_until_ms,
-        auto=entry.auto,
-        ticket=(report.position or report.order) if report is not None else 0,
-        price=report.price if report is not None else 0.0,
-        slippage_points=report.slippage_points if report is not None else None,
-        latency_ms=None if entry.execute_latency_ms is None else float(entry.execute_latency_ms),
-    )
-
-
-def terms_of(info: Any) -> SymbolTerms:
+def terms_of(info: SymbolInfo) -> SymbolTerms:
     """The New Order dialog's view of a ``SymbolInfo``."""
     return SymbolTerms(
         digits=int(info.digits),

@@ -31,6 +31,7 @@ from ui.trade_text import digits_of, report_text, stop_text
 #: Theme colour of each state (waiting stands out; finished rows are quieter).
 STATE_COLOUR: dict[SignalState, str] = {
     SignalState.WAITING: "warn",
+    SignalState.ACCEPTED: "info",
     SignalState.EXECUTING: "info",
     SignalState.EXECUTED: "ok",
     SignalState.REFUSED: "bad",
@@ -97,7 +98,7 @@ class SignalsModel(TicketRowsModel):
 
     def data(self, index: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if index.isValid() and role == Qt.ItemDataRole.ForegroundRole and index.column() == 7:
-            return self.theme.color(STATE_COLOUR[self._rows[index.row()].state])
+            return self.theme.color(STATE_COLOUR.get(self._rows[index.row()].state, "text"))
         if index.isValid() and role == Qt.ItemDataRole.ToolTipRole:
             s: SignalRow = self._rows[index.row()]
             tip = f"Signal {s.id} from {s.source}"
