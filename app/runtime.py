@@ -151,7 +151,8 @@ class Runtime:
         signals_file: Path | None = None,
     ) -> None:
         self.config = config
-        self._signal_executor = signal_executor or not_wired
+        #: None: signals go to this runtime's own order router (``self.trading``).
+        self._signal_executor = signal_executor
         self._signals_file = signals_file
         #: The backend login (``user:password`` or a token) for a backend this runtime
         #: does not start; the embedded backend's own per-run key replaces it.
@@ -361,8 +362,11 @@ class Runtime:
             self._adopt_recovered(self._spool)
         trading = self.config.trading
         if trading.enabled:
+            executor = self._signal_executor or (
+                self.trading.router.execute if self.trading is not None else not_wired
+            )
             self.signals = SignalDesk(
-                self._signal_executor,
+                executor,
                 auto_sources=set(trading.auto_execute_sources),
                 path=self._signals_file or signals_path(),
                 deviation=trading.default_deviation,
