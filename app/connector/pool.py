@@ -178,6 +178,22 @@ class ConnectorPool:
         self.restart(worker_id)
         return slot.spec
 
+    def remove_symbol(self, worker_id: int, symbol: str) -> WorkerSpec:
+        """Stop capturing ``symbol`` on worker ``worker_id``: its cursor is dropped and
+        that worker alone restarts without it (parked, ``stopped``, when it had no other
+        symbol). Returns the worker's new spec."""
+        slot = self._slots[worker_id]
+        with slot.lock:
+            slot.cursors.pop(symbol, None)
+            slot.spec = replace(
+                slot.spec, symbols=tuple(s for s in slot.spec.symbols if s != symbol)
+            )
+        if slot.spec.symbols:
+            self.restart(worker_id)
+        else:
+            self.disable(worker_id)
+        return slot.spec
+
     def disable(self, worker_id: int) -> None:
         slot = self._slots[worker_id]
         slot.enabled = False
