@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.config import ClientConfig
-from app.config.gateway_sync import sync_with_gateway
+from app.config.gateway_sync import flatten_settings, sync_with_gateway
+from app.config.load import ConfigError
 from app.config.store import ConfigStore, InvalidConfig, LoadResult, validate_document
 from app.config.sync import SyncResult
 from app.export.api import (
@@ -33,18 +34,30 @@ from app.export.api import (
     export_ticks,
 )
 from app.journal import Journal
+from app.logfiles import log_file_path
 from app.monitor.history import SeriesHistory
+from app.paths import app_paths
 from app.runtime import Runtime
 from app.security.audit import AuditLog
-from app.security.logins import terminal_credential_name
+from app.security.logins import (
+    MissingCredentialError,
+    gateway_credential_name,
+    terminal_credential_name,
+)
 from app.security.secret import Secret
-from app.security.vault import VaultLocked
+from app.security.vault import MIN_MASTER_PASSWORD_LENGTH, VaultError, VaultLocked
 from app.session_symbols import SymbolChange, SymbolIntents, SymbolListError, TerminalSymbol
 from app.session_vault import ConnectionTest, MasterPasswordRequired, VaultIntents
 from app.session_view import SessionSnapshot, SessionState, SnapshotBuilder
+from app.terminal.export_files import TIMEFRAMES as EXPORT_TIMEFRAMES
 from app.terminal.export_files.writer import FileFormat
 
 log = logging.getLogger(__name__)
+
+# The window's one line into the core is this module and app.session_view (an
+# import-linter contract in pyproject.toml): the errors and small values its dialogs
+# name (ConfigError, VaultLocked, flatten_settings, EXPORT_TIMEFRAMES...) are re-exported
+# here (``__all__``) rather than imported from the modules that raise or define them.
 
 RuntimeFactory = Callable[[ClientConfig, dict[str, str], Secret | None], Runtime]
 
@@ -91,6 +104,20 @@ class DesktopSession(VaultIntents, SymbolIntents):
         self._history = SeriesHistory()
         #: Grows at every (re)start, so the snapshot rebuilds what depends on the run.
         self._run = 0
+
+    @classmethod
+    def open(cls, config_path: Path, *, journal: Journal | None = None) -> DesktopSession:
+        """The session of the settings file at ``config_path``, for the window's entry
+        point, which never touches the settings store itself."""
+        return cls(ConfigStore(config_path), journal=journal)
+
+    @classmethod
+    def with_settings(cls, config_path: Path, config: ClientConfig) -> DesktopSession:
+        """A session whose settings file is first written with ``config`` (benchmarks,
+        demos: the window's package never writes the settings itself)."""
+        store = ConfigStore(config_path)
+        store.save(config)
+        return cls(store)
 
     @property
     def layout_path(self) -> Path:
@@ -155,6 +182,11 @@ class DesktopSession(VaultIntents, SymbolIntents):
         async with self._lock:
             await self._stop_locked()
             await self._start_locked()
+
+    def file_locations(self) -> list[tuple[str, Path]]:
+        """Where this session's files are (settings, data, spool, vault, log file), as
+        ``(what, path)`` rows for the welcome note and Help."""
+        return [*app_paths(self.store.path, self.config).items(), ("log file", log_file_path())]
 
     @property
     def backend_problem(self) -> tuple[str, str] | None:
@@ -318,18 +350,25 @@ class DesktopSession(VaultIntents, SymbolIntents):
 
 
 __all__ = [
+    "EXPORT_TIMEFRAMES",
+    "MIN_MASTER_PASSWORD_LENGTH",
+    "ConfigError",
     "ConnectionTest",
     "DesktopSession",
     "ExportCancelledError",
     "ExportProgress",
     "InvalidConfig",
     "MasterPasswordRequired",
+    "MissingCredentialError",
     "SessionSnapshot",
     "SessionState",
     "SymbolChange",
     "SymbolListError",
     "SyncResult",
     "TerminalSymbol",
+    "VaultError",
     "VaultLocked",
+    "flatten_settings",
+    "gateway_credential_name",
     "terminal_credential_name",
 ]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from app.config import ClientConfig
 from app.connector.backfill import BackfillProgress, BackfillState
 from app.connector.health import WorkerHealth, WorkerState
 from app.daystats import DayFigures
@@ -34,6 +35,7 @@ from app.monitor.alerts import Alert, AlertState, Severity, ThresholdRule
 from app.monitor.history import SeriesHistory
 from app.monitor.rules import Comparison, Rule
 from app.servertime import ServerTimeZone
+from app.terminal.market import DEFAULT_PROFILES
 from app.zones import ServerClockText, server_clock_text
 
 if TYPE_CHECKING:
@@ -64,7 +66,8 @@ class SessionState(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class QuoteRow:
-    """One captured symbol at this instant: what Market Watch's row shows."""
+    """One captured symbol at this instant: what Market Watch's row shows (``time_msc``
+    0: no tick yet, bid and ask mean nothing)."""
 
     symbol: str
     #: Ticks the collector holds counted for it this run (a row redraws when it moves).
@@ -180,7 +183,19 @@ class SessionSnapshot:
         return next((t for t, syms in self.terminals.items() if symbol in syms), None)
 
 
-_EMPTY_SERIES = SeriesView(0)
+def profile_digits(symbol: str, config: ClientConfig) -> int | None:
+    """The digits of ``symbol`` when a simulated terminal captures it and knows it.
+
+    A real MT5 terminal's broker may quote the same name with other digits, so the
+    simulated profiles are only trusted for simulated terminals.
+    """
+    for term in config.terminals:
+        if symbol in term.symbols:
+            profile = DEFAULT_PROFILES.get(symbol)
+            if term.kind == "simulated" and profile is not None:
+                return profile.digits
+            return None
+    return None
 
 
 class SnapshotBuilder:
@@ -245,16 +260,14 @@ class SnapshotBuilder:
             zone = zones.zone(symbol)
             symbol_zones[symbol] = (zones.terminal_of(symbol) or "", zone)
             s = stats.symbols.get(symbol)
-            if s is None:
-                continue
             tps = metrics.get(f"tps.symbol.{symbol}")
             quotes[symbol] = QuoteRow(
                 symbol,
-                s.ticks,
-                s.last_time_msc,
-                s.last_bid,
-                s.last_ask,
-                day.figures(symbol),
+                s.ticks if s is not None else 0,
+                s.last_time_msc if s is not None else 0,
+                s.last_bid if s is not None else 0.0,
+                s.last_ask if s is not None else 0.0,
+                day.figures(symbol) if s is not None else None,
                 zone,
                 float(tps) if isinstance(tps, int | float) and not isinstance(tps, bool) else None,
                 symbol in closed,
@@ -359,4 +372,5 @@ __all__ = [
     "ThresholdRule",
     "WorkerHealth",
     "WorkerState",
+    "profile_digits",
 ]
