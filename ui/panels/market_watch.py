@@ -21,8 +21,7 @@ The rows and their cells (:class:`~ui.panels.quotes.QuoteModel`) are in :mod:`ui
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import (
@@ -110,11 +109,8 @@ class MarketWatch(Panel):
         session: DesktopSession,
         tasks: TaskRunner,
         parent: QWidget | None = None,
-        *,
-        now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(session, tasks, parent)
-        self._now = now
         self._hidden: set[str] = set()
         self._extra: list[str] = []
         self._captured: tuple[str, ...] | None = None
