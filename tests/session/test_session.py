@@ -99,7 +99,8 @@ async def test_snapshot_and_intents_of_a_running_session(tmp_path: Path) -> None
     store.save(config)
     session = DesktopSession(store)
     stopped = session.snapshot()
-    assert stopped.state is SessionState.STOPPED and not stopped.running
+    assert stopped.state is SessionState.STOPPED
+    assert not stopped.running
     assert stopped.captured == tuple(SYMBOLS)
     await session.start()
     try:
@@ -176,11 +177,13 @@ async def _intents(session: DesktopSession, config: ClientConfig, store: ConfigS
     assert removed.ok, removed.message
     assert "USDJPY" not in store.load().config.terminals[0].symbols
     snap = session.snapshot()
-    assert "USDJPY" not in snap.captured and "USDJPY" not in snap.quotes
+    assert "USDJPY" not in snap.captured
+    assert "USDJPY" not in snap.quotes
     assert all("USDJPY" not in w.symbols for w in snap.workers)
     assert (await session.remove_symbol("GBPUSD")).ok
     last = await session.remove_symbol("EURUSD")
-    assert not last.ok and "last symbol" in last.message
+    assert not last.ok
+    assert "last symbol" in last.message
     assert store.load().config.terminals[0].symbols == ["EURUSD"]
 
     # Adding one back: saved, captured again, quoted from the terminal's history.
@@ -196,7 +199,8 @@ async def _intents(session: DesktopSession, config: ClientConfig, store: ConfigS
     ticks = market.ticks_range("USDJPY", q.time_msc, q.time_msc + 1)
     assert (q.bid, q.ask) == (float(ticks["bid"][-1]), float(ticks["ask"][-1]))
     refused = await session.add_symbol("FOOBAR")
-    assert not refused.ok and "does not offer it" in refused.message
+    assert not refused.ok
+    assert "does not offer it" in refused.message
 
 
 def test_the_session_runs_without_qt() -> None:
