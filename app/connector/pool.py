@@ -341,6 +341,12 @@ class ConnectorPool:
                         slot.process.kill()
                     return
                 if isinstance(msg, TickBatch):
+                    with slot.lock:
+                        removed = msg.symbol not in slot.cursors
+                    if removed:
+                        # The last batches of a symbol just removed (remove_symbol), sent
+                        # before the process was told: not captured any more, dropped.
+                        continue
                     # While the hand-off is full (the link paused intake) the worker is
                     # held back on purpose: that silence is not a stall.
                     slot.held = True
@@ -351,7 +357,9 @@ class ConnectorPool:
                         slot.held = False
                         slot.last_message_at = self._clock.monotonic()
                     with slot.lock:
-                        slot.cursors[msg.symbol].advance(msg.ticks)
+                        cursor = slot.cursors.get(msg.symbol)
+                        if cursor is not None:  # None: removed while this batch was handed
+                            cursor.advance(msg.ticks)
                     slot.ticks += len(msg.ticks)
                     slot.batches += 1
                     slot.last_tick_msc = msg.last_msc

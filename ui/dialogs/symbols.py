@@ -62,8 +62,9 @@ class _SearchProxy(QSortFilterProxyModel):
         self.setRecursiveFilteringEnabled(True)
 
     def set_text(self, text: str) -> None:
+        self.beginFilterChange()
         self._text = text.strip().casefold()
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def filterAcceptsRow(  # noqa: N802 - Qt's name
         self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex

@@ -364,7 +364,7 @@ class MarketWatch(Panel):
         wanted = sum(self._ideal[c] for c in others)
         room = self.table.viewport().width() - time_width
         scale = 1.0 if room >= wanted else max(room, 0) / wanted
-        floor = QFontMetrics(self.table.font()).horizontalAdvance("XX…") + 8
+        floor = QFontMetrics(self.table.font()).horizontalAdvance("…") + 6
         for c in others:
             header.resizeSection(c, max(floor, int(self._ideal[c] * scale)))
         header.resizeSection(TIME, time_width)
