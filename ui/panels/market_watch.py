@@ -353,21 +353,31 @@ class MarketWatch(Panel):
 
     @Slot()
     def _fit_to_width(self) -> None:
-        """Keep the Time column whole (seconds visible) when the dock is narrow: the
-        other columns give up width first, in proportion, down to a few characters
+        """Keep the Time and Symbol columns whole (seconds visible) when the dock is
+        narrow: the price columns give up width first, in proportion, down to a few characters
         (their text is elided), before the table scrolls sideways."""
         header = self.table.horizontalHeader()
         if not self._ideal:
             return
         time_width = self._ideal[TIME]
-        others = [c for c in range(len(COLUMNS)) if c != TIME and not header.isSectionHidden(c)]
+        short_name = QFontMetrics(self.table.font()).horizontalAdvance("XAUUSD") + 16
+        symbol_width = self._ideal[SYMBOL]
+        if self.table.viewport().width() < sum(self._ideal.values()):
+            symbol_width = min(symbol_width, short_name)  # a plain name stays readable
+        kept = symbol_width if not header.isSectionHidden(SYMBOL) else 0
+        others = [
+            c
+            for c in range(len(COLUMNS))
+            if c not in (TIME, SYMBOL) and not header.isSectionHidden(c)
+        ]
         wanted = sum(self._ideal[c] for c in others)
-        room = self.table.viewport().width() - time_width
+        room = self.table.viewport().width() - time_width - kept
         scale = 1.0 if room >= wanted else max(room, 0) / wanted
         floor = QFontMetrics(self.table.font()).horizontalAdvance("…") + 6
         for c in others:
             header.resizeSection(c, max(floor, int(self._ideal[c] * scale)))
         header.resizeSection(TIME, time_width)
+        header.resizeSection(SYMBOL, symbol_width)
 
     @Slot()
     def _update_spans(self) -> None:
