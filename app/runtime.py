@@ -313,6 +313,20 @@ class Runtime:
         log.info("worker %d: now also captures %s (restarted)", target.worker_id, symbol)
         return target.worker_id
 
+    def remove_symbol(self, symbol: str) -> int:
+        """Stop capturing ``symbol``: only the worker that captured it restarts (or is
+        parked when it had no other symbol); the others keep streaming. Its cached ticks
+        stay in the collector until the next start. Returns that worker's id."""
+        target = next((w for w in self.planned_workers if symbol in w.symbols), None)
+        if target is None:
+            raise ValueError(f"{symbol} is not captured")
+        updated = self.pool.remove_symbol(target.worker_id, symbol)
+        self.planned_workers = [
+            updated if w.worker_id == target.worker_id else w for w in self.planned_workers
+        ]
+        log.info("worker %d: no longer captures %s (restarted)", target.worker_id, symbol)
+        return target.worker_id
+
     def _spool_free_bytes(self) -> dict[str, int]:
         """Free space under the spool folder (a statvfs: off the loop, once a second)."""
         folder = self._spool.directory if self._spool is not None else None
@@ -327,12 +341,16 @@ class Runtime:
         self, sample: SystemSample | None, spool_free: Mapping[str, int] | None = None
     ) -> Inputs:
         stats = self.collector.stats
+        captured = {sym for w in self.planned_workers for sym in w.symbols}
         return Inputs(
             spool_free_bytes=spool_free or {},
             workers=self.pool.health(),
             link=self.link.state if self.link is not None else None,
             queue_depth=self.handoff.pending(),
-            last_tick_msc={sym: s.last_time_msc for sym, s in stats.symbols.items()},
+            # A removed symbol's counters stay in the collector: it is no longer silent.
+            last_tick_msc={
+                sym: s.last_time_msc for sym, s in stats.symbols.items() if sym in captured
+            },
             system=sample,
             market_hours=self.market_hours,
         )
