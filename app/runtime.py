@@ -151,7 +151,8 @@ class Runtime:
         signals_file: Path | None = None,
     ) -> None:
         self.config = config
-        self._signal_executor = signal_executor or not_wired
+        #: None: signals go to this runtime's own order router (``self.trading``).
+        self._signal_executor = signal_executor
         self._signals_file = signals_file
         #: The backend login (``user:password`` or a token) for a backend this runtime
         #: does not start; the embedded backend's own per-run key replaces it.
@@ -245,10 +246,6 @@ class Runtime:
                 prices=self._last_quote,
                 clock=clock,
             )
-            if signal_executor is None:
-                # Signals execute like any order: the router, so the risk engine and
-                # the never-twice journal (docs/trading.md "Signals").
-                self._signal_executor = self.trading.router.execute
 
     def _last_quote(self, symbol: str) -> tuple[float, float] | None:
         """(bid, ask) last captured: the live price the account books move P/L with."""
@@ -316,6 +313,20 @@ class Runtime:
         log.info("worker %d: now also captures %s (restarted)", target.worker_id, symbol)
         return target.worker_id
 
+    def remove_symbol(self, symbol: str) -> int:
+        """Stop capturing ``symbol``: only the worker that captured it restarts (or is
+        parked when it had no other symbol); the others keep streaming. Its cached ticks
+        stay in the collector until the next start. Returns that worker's id."""
+        target = next((w for w in self.planned_workers if symbol in w.symbols), None)
+        if target is None:
+            raise ValueError(f"{symbol} is not captured")
+        updated = self.pool.remove_symbol(target.worker_id, symbol)
+        self.planned_workers = [
+            updated if w.worker_id == target.worker_id else w for w in self.planned_workers
+        ]
+        log.info("worker %d: no longer captures %s (restarted)", target.worker_id, symbol)
+        return target.worker_id
+
     def _spool_free_bytes(self) -> dict[str, int]:
         """Free space under the spool folder (a statvfs: off the loop, once a second)."""
         folder = self._spool.directory if self._spool is not None else None
@@ -330,12 +341,16 @@ class Runtime:
         self, sample: SystemSample | None, spool_free: Mapping[str, int] | None = None
     ) -> Inputs:
         stats = self.collector.stats
+        captured = {sym for w in self.planned_workers for sym in w.symbols}
         return Inputs(
             spool_free_bytes=spool_free or {},
             workers=self.pool.health(),
             link=self.link.state if self.link is not None else None,
             queue_depth=self.handoff.pending(),
-            last_tick_msc={sym: s.last_time_msc for sym, s in stats.symbols.items()},
+            # A removed symbol's counters stay in the collector: it is no longer silent.
+            last_tick_msc={
+                sym: s.last_time_msc for sym, s in stats.symbols.items() if sym in captured
+            },
             system=sample,
             market_hours=self.market_hours,
         )
@@ -365,8 +380,11 @@ class Runtime:
             self._adopt_recovered(self._spool)
         trading = self.config.trading
         if trading.enabled:
+            executor = self._signal_executor or (
+                self.trading.router.execute if self.trading is not None else not_wired
+            )
             self.signals = SignalDesk(
-                self._signal_executor,
+                executor,
                 auto_sources=set(trading.auto_execute_sources),
                 path=self._signals_file or signals_path(),
                 deviation=trading.default_deviation,

@@ -15,105 +15,50 @@ have no Qt at all.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-
-import httpx
+from typing import Any, Literal
 
 from app.config import ClientConfig
-from app.config.gateway_sync import sync_with_gateway
-from app.config.schema import TerminalConfig
+from app.config.gateway_sync import flatten_settings, sync_with_gateway
+from app.config.load import ConfigError
 from app.config.store import ConfigStore, InvalidConfig, LoadResult, validate_document
 from app.config.sync import SyncResult
-from app.export.api import ProgressCallback, export_bars, export_ticks
+from app.export.api import (
+    ExportCancelledError,
+    ExportProgress,
+    ProgressCallback,
+    export_bars,
+    export_ticks,
+)
 from app.journal import Journal
-from app.link.gateway import GatewayClient, GatewayError
+from app.logfiles import log_file_path
+from app.monitor.history import SeriesHistory
+from app.paths import app_paths
 from app.runtime import Runtime
 from app.security.audit import AuditLog
-from app.security.connections import tls_context_for, tls_settings
 from app.security.logins import (
-    backend_credential,
-    needs_backend_credential,
-    needs_vault,
-    open_configured_vault,
+    MissingCredentialError,
+    gateway_credential_name,
     terminal_credential_name,
-    terminal_passwords,
 )
 from app.security.secret import Secret
-from app.security.vault import Vault, VaultLocked, default_vault_path, keyring_status
+from app.security.vault import MIN_MASTER_PASSWORD_LENGTH, VaultError, VaultLocked
+from app.session_symbols import SymbolChange, SymbolIntents, SymbolListError, TerminalSymbol
 from app.session_trading import SessionTrading
-from app.terminal.api import MT5Api
+from app.session_vault import ConnectionTest, MasterPasswordRequired, VaultIntents
+from app.session_view import SessionSnapshot, SessionState, SnapshotBuilder
+from app.terminal.export_files import TIMEFRAMES as EXPORT_TIMEFRAMES
 from app.terminal.export_files.writer import FileFormat
-from app.terminal.loader import TerminalUnavailable, open_terminal
-from app.terminal.spec import TerminalSpec
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
-
-class SessionState(enum.StrEnum):
-    STOPPED = "stopped"
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    FAILED = "failed"
-
-
-class SymbolListError(Exception):
-    """A terminal's symbol list could not be had; the message says why (MT5's error)."""
-
-
-class MasterPasswordRequired(Exception):  # noqa: N818 -- a state the window reacts to
-    """The vault is a file and the session has no master password for it yet."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionTest:
-    ok: bool
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class TerminalSymbol:
-    """One entry of a terminal's symbol list (``symbols_get()``), for the symbol browser."""
-
-    name: str
-    description: str
-    path: str
-    terminal: str
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolAdded:
-    """The answer to "capture this symbol": ``ok`` with what happened, or the reason not."""
-
-    ok: bool
-    symbol: str
-    message: str
-    #: The worker restarted to take it (None: not running, refused, or captured already).
-    worker_id: int | None = None
-
-
-def _initialize(api: MT5Api, spec: TerminalSpec) -> str:
-    """Log in once for a short-lived call (connection test, symbol list): "" when it
-    worked, else MT5's error."""
-    ok = api.initialize(
-        spec.path,
-        login=spec.login,
-        password=spec.password,
-        server=spec.server,
-        timeout=min(spec.timeout_ms, 15_000),
-        portable=spec.portable,
-    )
-    if ok:
-        return ""
-    code, text = api.last_error()
-    return f"MT5 error {code}: {text}"
-
+# The window's one line into the core is this module and app.session_view (an
+# import-linter contract in pyproject.toml): the errors and small values its dialogs
+# name (ConfigError, VaultLocked, flatten_settings, EXPORT_TIMEFRAMES...) are re-exported
+# here (``__all__``) rather than imported from the modules that raise or define them.
 
 RuntimeFactory = Callable[[ClientConfig, dict[str, str], Secret | None], Runtime]
 
@@ -124,8 +69,14 @@ def _default_runtime(
     return Runtime(config, passwords=passwords, credential=credential)
 
 
-class DesktopSession(SessionTrading):
-    """The core behind one window: settings, runtime, vault, journal."""
+class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
+    """The core behind one window: settings, runtime, vault, journal.
+
+    The window reads :meth:`snapshot` once per frame and sends every intent through a
+    method here (vault intents: :mod:`app.session_vault`; symbols:
+    :mod:`app.session_symbols`; trading: :mod:`app.session_trading`); it never touches
+    :attr:`runtime` itself.
+    """
 
     def __init__(
         self,
@@ -150,6 +101,26 @@ class DesktopSession(SessionTrading):
         self._lock = asyncio.Lock()
         self._keyring_usable: bool | None = None
         self._symbol_lists: dict[str, list[TerminalSymbol]] = {}
+        self._views = SnapshotBuilder()
+        #: The Throughput history outlives each runtime (a restart keeps the charts):
+        #: every new runtime's monitor records into this one.
+        self._history = SeriesHistory()
+        #: Grows at every (re)start, so the snapshot rebuilds what depends on the run.
+        self._run = 0
+
+    @classmethod
+    def open(cls, config_path: Path, *, journal: Journal | None = None) -> DesktopSession:
+        """The session of the settings file at ``config_path``, for the window's entry
+        point, which never touches the settings store itself."""
+        return cls(ConfigStore(config_path), journal=journal)
+
+    @classmethod
+    def with_settings(cls, config_path: Path, config: ClientConfig) -> DesktopSession:
+        """A session whose settings file is first written with ``config`` (benchmarks,
+        demos: the window's package never writes the settings itself)."""
+        store = ConfigStore(config_path)
+        store.save(config)
+        return cls(store)
 
     @property
     def layout_path(self) -> Path:
@@ -174,6 +145,8 @@ class DesktopSession(SessionTrading):
             passwords = await self._passwords(self.config)
             credential = await self._backend_credential(self.config)
             runtime = self._runtime_factory(self.config, passwords, credential)
+            if runtime.monitor is not None:
+                runtime.monitor.history = self._history  # the charts go on across restarts
             await runtime.start()
         except MasterPasswordRequired:
             self.state = SessionState.STOPPED
@@ -183,6 +156,7 @@ class DesktopSession(SessionTrading):
             log.error("capture did not start: %s", self.error)
             raise
         self.runtime = runtime
+        self._run += 1
         self.state = SessionState.RUNNING
         log.info(
             "capture started: %d workers, %s",
@@ -211,6 +185,11 @@ class DesktopSession(SessionTrading):
         async with self._lock:
             await self._stop_locked()
             await self._start_locked()
+
+    def file_locations(self) -> list[tuple[str, Path]]:
+        """Where this session's files are (settings, data, spool, vault, log file), as
+        ``(what, path)`` rows for the welcome note and Help."""
+        return [*app_paths(self.store.path, self.config).items(), ("log file", log_file_path())]
 
     @property
     def backend_problem(self) -> tuple[str, str] | None:
@@ -251,9 +230,25 @@ class DesktopSession(SessionTrading):
             log.info("worker %d: enabled by the user", worker_id)
             self.runtime.pool.enable(worker_id)
 
-    def acknowledge_alert(self, alert_id: str) -> None:
-        if self.runtime is not None and self.runtime.monitor is not None:
+    def acknowledge_alert(self, alert_id: str) -> bool:
+        """Mark an alert seen; False when it is not known (capture restarted since the
+        window drew it: a new monitor, new alerts)."""
+        if self.runtime is None or self.runtime.monitor is None:
+            return False
+        try:
             self.runtime.monitor.alerts.acknowledge(alert_id)
+        except KeyError:
+            return False
+        return True
+
+    def cancel_backfill(self) -> bool:
+        """Stop fetching the history missed since the last run (live capture goes on;
+        the next run fetches the rest). False when nothing was running."""
+        if self.runtime is None or not any(j.active for j in self.runtime.backfill.progress()):
+            return False
+        log.info("history backfill cancelled by the user")
+        self.runtime.backfill.cancel()
+        return True
 
     # ------------------------------------------------------------------ export
     async def export_cached(
@@ -341,215 +336,42 @@ class DesktopSession(SessionTrading):
                     await self._start_locked()
         return result
 
-    # ------------------------------------------------------------------ vault
-    def vault_is_file(self) -> bool:
-        mode = self.config.security.vault
-        if mode == "file":
-            return True
-        if mode == "keyring":
-            return False
-        if self._keyring_usable is None:
-            self._keyring_usable = keyring_status().usable
-        return not self._keyring_usable
-
-    def vault_file_exists(self) -> bool:
-        """Whether the vault file is there yet: a new one has its master password chosen
-        (typed twice, minimum length), an existing one only has it entered."""
-        return (self.config.security.vault_file or default_vault_path()).exists()
-
-    def needs_master_password(self) -> bool:
-        return self.vault_is_file() and self._master is None
-
-    def set_master_password(self, secret: Secret | None) -> None:
-        self._master = secret
-
-    def _master_secret(self) -> Secret:
-        if self._master is None:
-            raise MasterPasswordRequired("the credential vault needs its master password")
-        return self._master
-
-    def _vault(self) -> Vault:
-        audit = AuditLog(self.config.security.audit_log)
-        return open_configured_vault(self.config.security, self._master_secret, audit)
-
-    async def _in_vault(self, action: Callable[[Vault], _T]) -> _T:
-        """Run ``action`` on the vault in a thread (scrypt takes a noticeable moment);
-        a wrong master password is forgotten so the next attempt asks again."""
-        if self.needs_master_password():
-            raise MasterPasswordRequired("the credential vault needs its master password")
-        try:
-            return await asyncio.to_thread(lambda: action(self._vault()))
-        except VaultLocked:
-            self._master = None
-            raise
-
-    async def _passwords(self, config: ClientConfig) -> dict[str, str]:
-        if not needs_vault(config):
-            return {}
-        return await self._in_vault(lambda vault: terminal_passwords(config, vault))
-
-    async def _backend_credential(self, config: ClientConfig) -> Secret | None:
-        if not needs_backend_credential(config):
-            return None
-        return await self._in_vault(lambda vault: backend_credential(config, vault))
-
-    async def credential_names(self) -> list[str]:
-        return await self._in_vault(lambda vault: sorted(vault.names()))
-
-    async def store_credential(self, name: str, secret: Secret) -> None:
-        await self._in_vault(lambda vault: vault.set(name, secret))
-        log.info("credential %s stored in the vault", name)
-
-    async def delete_credential(self, name: str) -> None:
-        await self._in_vault(lambda vault: vault.delete(name))
-        log.info("credential %s deleted from the vault", name)
-
-    # ------------------------------------------------------------------ connection tests
-    async def test_terminal(self, terminal_name: str, password: Secret | None) -> ConnectionTest:
-        """Log in to the named terminal once, off the loop, and report the MT5 result."""
-        term = next((t for t in self.config.terminals if t.name == terminal_name), None)
-        if term is None:
-            return ConnectionTest(False, f"no terminal named {terminal_name!r} in the settings")
-        spec = term.to_spec(password.reveal() if password is not None else None)
-
-        def attempt() -> ConnectionTest:
-            try:
-                api = open_terminal(spec)
-            except TerminalUnavailable as exc:
-                return ConnectionTest(False, str(exc))
-            try:
-                failed = _initialize(api, spec)
-                if failed:
-                    return ConnectionTest(False, failed)
-                info = api.account_info()
-                if info is None:  # None is an error with a reason, never "no account"
-                    code, text = api.last_error()
-                    return ConnectionTest(False, f"account_info: MT5 error {code}: {text}")
-                return ConnectionTest(
-                    True, f"{terminal_name}: account {info.login} on {info.server}"
-                )
-            finally:
-                api.shutdown()
-
-        return await asyncio.to_thread(attempt)
-
-    # ------------------------------------------------------------------ symbols
-    async def terminal_symbols(self, terminal_name: str | None = None) -> list[TerminalSymbol]:
-        """The symbols a terminal offers (its ``symbols_get()``), asked once per session
-        in a short-lived connection off the loop (the capture's terminals live in worker
-        processes), like :meth:`test_terminal`. Raises :class:`SymbolListError` with the
-        terminal's reason when it cannot be asked."""
-        term = self._terminal(terminal_name)
-        cached = self._symbol_lists.get(term.name)
-        if cached is not None:
-            return cached
-        password = (await self._passwords(self.config)).get(term.name)
-        spec = term.to_spec(password)
-
-        def ask() -> list[TerminalSymbol]:
-            try:
-                api = open_terminal(spec)
-            except TerminalUnavailable as exc:
-                raise SymbolListError(str(exc)) from None
-            try:
-                failed = _initialize(api, spec)
-                if failed:
-                    raise SymbolListError(f"{term.name}: {failed}")
-                infos = api.symbols_get()
-                if infos is None:
-                    code, text = api.last_error()
-                    raise SymbolListError(f"{term.name}: symbols_get: MT5 error {code}: {text}")
-                return [TerminalSymbol(i.name, i.description, i.path, term.name) for i in infos]
-            finally:
-                api.shutdown()
-
-        symbols = await asyncio.to_thread(ask)
-        self._symbol_lists[term.name] = symbols
-        return symbols
-
-    def _terminal(self, name: str | None) -> TerminalConfig:
-        terms = self.config.terminals
-        term = terms[0] if name is None else next((t for t in terms if t.name == name), None)
-        if term is None:
-            raise SymbolListError(f"no terminal named {name!r} in the settings")
-        return term
-
-    async def add_symbol(self, name: str, terminal_name: str | None = None) -> SymbolAdded:
-        """Capture ``name`` (any case) from a terminal (default the first): refused with
-        the terminal's reason when its ``symbols_get()`` has no such symbol; else saved in
-        the settings (``terminals[i].symbols``) and, while capture runs, taken by one
-        worker that restarts alone (``Runtime.add_symbol``)."""
-        name = name.strip()
-        owner = next(
-            (
-                (t.name, s)
-                for t in self.config.terminals
-                for s in t.symbols
-                if s.casefold() == name.casefold()
-            ),
-            None,
+    # ------------------------------------------------------------------ the view
+    def snapshot(self, now: float | None = None) -> SessionSnapshot:
+        """What the window shows now, as one immutable value (built once per frame by
+        the window's render timer and handed to every panel)."""
+        return self._views.build(
+            now=time.time() if now is None else now,
+            state=self.state,
+            error=self.error,
+            run=self._run,
+            terminals={t.name: tuple(t.symbols) for t in self.config.terminals},
+            runtime=self.runtime,
+            history=self._history,
+            history_version=self._run,
         )
-        if owner is not None:
-            return SymbolAdded(True, owner[1], f"{owner[1]} is captured already by {owner[0]}")
-        try:
-            term = self._terminal(terminal_name)
-            offered = await self.terminal_symbols(term.name)
-        except SymbolListError as exc:
-            return SymbolAdded(False, name, f"{name} not added: {exc}")
-        match = next((s for s in offered if s.name.casefold() == name.casefold()), None)
-        if match is None:
-            return SymbolAdded(
-                False,
-                name,
-                f"{name} not added: terminal {term.name} does not offer it "
-                f"(not among the {len(offered)} symbols of its symbols_get())",
-            )
-        symbol = match.name
-        async with self._lock:
-            doc = self.config.model_dump(mode="json")
-            index = next(i for i, t in enumerate(self.config.terminals) if t.name == term.name)
-            doc["terminals"][index]["symbols"].append(symbol)
-            try:
-                config = validate_document(doc, "settings")
-            except InvalidConfig as exc:
-                return SymbolAdded(False, symbol, f"{symbol} not added: {exc}")
-            await asyncio.to_thread(self.store.save, config)
-            self.config = config
-            worker: int | None = None
-            if self.runtime is not None:
-                self.runtime.config = config
-                worker = self.runtime.add_symbol(term.name, symbol)
-        log.info("%s added to terminal %s and saved to %s", symbol, term.name, self.store.path)
-        where = f"; worker {worker} restarted to capture it" if worker is not None else ""
-        return SymbolAdded(True, symbol, f"{symbol} added to {term.name}{where}", worker)
-
-    async def test_gateway(self, username: str, password: Secret) -> ConnectionTest:
-        url = self.config.backend.gateway_url
-        tls = tls_context_for(
-            url,
-            tls_settings(self.config.security),
-            plaintext_allowed=self.config.security.plaintext_allowed,
-        )
-        try:
-            async with (
-                httpx.AsyncClient(verify=tls if tls is not None else True, timeout=10) as http,
-                GatewayClient(url, username, password.reveal(), http=http) as gateway,
-            ):
-                await gateway.login()
-        except GatewayError as exc:
-            return ConnectionTest(False, str(exc))
-        except httpx.HTTPError as exc:
-            return ConnectionTest(False, f"{url}: {type(exc).__name__}: {exc}")
-        return ConnectionTest(True, f"logged in to {url} as {username}")
 
 
 __all__ = [
+    "EXPORT_TIMEFRAMES",
+    "MIN_MASTER_PASSWORD_LENGTH",
+    "ConfigError",
     "ConnectionTest",
     "DesktopSession",
+    "ExportCancelledError",
+    "ExportProgress",
+    "InvalidConfig",
     "MasterPasswordRequired",
+    "MissingCredentialError",
+    "SessionSnapshot",
     "SessionState",
-    "SymbolAdded",
+    "SymbolChange",
     "SymbolListError",
+    "SyncResult",
     "TerminalSymbol",
+    "VaultError",
+    "VaultLocked",
+    "flatten_settings",
+    "gateway_credential_name",
     "terminal_credential_name",
 ]

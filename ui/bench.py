@@ -30,52 +30,19 @@ import numpy as np
 import psutil
 from PySide6.QtWidgets import QApplication
 
+from app.bench.gui_config import gui_bench_config
 from app.bench.harness import Progress
-from app.config import ClientConfig
-from app.config.store import ConfigStore
-from app.ports import free_ports
 from app.session import DesktopSession
 from ui.loop import GuiEventLoop
 from ui.qtlog import route_qt_messages
 from ui.window import MainWindow
 
-SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD")
 WARMUP_S = 2.0
 SLEEP_S = 0.005
 
 
-def _config(folder: Path, total_rate: float) -> ClientConfig:
-    bridge, gateway, hub = free_ports(3)
-    per_symbol = total_rate / len(SYMBOLS)
-    return ClientConfig.model_validate(
-        {
-            # A benchmark loads the pipeline at its rate whatever the day: no weekend.
-            "terminals": [
-                {
-                    "symbols": list(SYMBOLS),
-                    "rates": dict.fromkeys(SYMBOLS, per_symbol),
-                    "market_hours": "always",
-                }
-            ],
-            "pool": {"size": len(SYMBOLS)},
-            "monitor": {"rules": []},
-            # Live ticks only: a backfill of earlier runs' gaps would add its own load.
-            "backfill": {"enabled": False},
-            "backend": {
-                "enabled": os.environ.get("BENCH_GUI_BACKEND", "1") == "1",
-                "bridge_url": f"ws://127.0.0.1:{bridge}/ws",
-                "gateway_url": f"http://127.0.0.1:{gateway}",
-                "hub_url": f"http://127.0.0.1:{hub}",
-                "embedded": "always",
-                "embedded_db": str(folder / "backend.sqlite"),
-                "spool_dir": str(folder / "spool"),
-            },
-        }
-    )
-
-
 def _captured(session: DesktopSession) -> int:
-    return session.runtime.collector.stats.ticks_total if session.runtime else 0
+    return session.snapshot().ticks_total
 
 
 async def _report(
@@ -109,9 +76,9 @@ async def _phase(
     progress.say(f"phase {name}: started ({offered}; {WARMUP_S:g} s warm-up, {seconds:g} s)")
     t0 = time.perf_counter()
     folder.mkdir(parents=True)
-    store = ConfigStore(folder / "client-config.json")
-    store.save(_config(folder, rate or 50.0))
-    session = DesktopSession(store)
+    session = DesktopSession.with_settings(
+        folder / "client-config.json", gui_bench_config(folder, rate or 50.0)
+    )
     window = MainWindow(session, layout_file=folder / "layout.ini")
     window.show()
     lags: list[float] = []

@@ -20,10 +20,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 from shiboken6 import isValid
 
-from app.config.store import ConfigStore
 from app.journal import Journal, install_journal
 from app.paths import resource_path
-from app.security.logins import needs_vault
 from app.session import DesktopSession, MasterPasswordRequired
 from ui.loop import GuiEventLoop
 from ui.qtlog import route_qt_messages
@@ -91,7 +89,7 @@ async def run_window(options: GuiOptions) -> int:
             handler.setLevel(root.level)  # the terminal keeps the --log-level it was given
     root.setLevel(min(root.level, logging.INFO))  # the Journal panel shows INFO and up
 
-    session = DesktopSession(ConfigStore(options.config_path), journal=journal)
+    session = DesktopSession.open(options.config_path, journal=journal)
     for warning in session.load_warnings:
         log.warning("%s", warning)
     window = MainWindow(session, layout_file=session.layout_path, theme=options.theme)
@@ -118,7 +116,7 @@ async def run_window(options: GuiOptions) -> int:
 
 async def _start_capture(window: MainWindow, session: DesktopSession) -> None:
     """Start capture; a file vault holding terminal passwords is unlocked first."""
-    if needs_vault(session.config) and session.needs_master_password():
+    if session.needs_vault_to_start() and session.needs_master_password():
         from ui.dialogs.master_password import MasterPasswordDialog  # noqa: PLC0415
 
         secret = await MasterPasswordDialog.ask_async(window, new_vault=False)

@@ -28,8 +28,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.logfiles import log_file_path
-from app.paths import app_paths
 from app.session import DesktopSession
 
 #: Key in the layout file; True once the user ticked "Don't show again".
@@ -52,6 +50,7 @@ def welcome_wanted(session: DesktopSession, settings: QSettings | None = None) -
 
 def _running_text(session: DesktopSession) -> str:
     config = session.config
+    snap = session.snapshot()
     kinds = {t.kind for t in config.terminals}
     symbols = sorted({s for t in config.terminals for s in t.symbols})
     if kinds == {"simulated"}:
@@ -64,7 +63,7 @@ def _running_text(session: DesktopSession) -> str:
     backend = config.backend
     if not backend.enabled:
         where = "Ticks are captured and cached here; streaming to a backend is off."
-    elif (problem := session.backend_problem) is not None:
+    elif (problem := snap.backend_problem) is not None:
         where = (
             f"<b>The reference backend could not be started</b> ({html.escape(problem[1])}). "
             + (
@@ -74,7 +73,7 @@ def _running_text(session: DesktopSession) -> str:
             )
             + f"{html.escape(backend.bridge_url)}."
         )
-    elif session.runtime is not None and session.runtime.embedded is None:
+    elif snap.running and not snap.embedded_backend:
         where = f"Ticks are streamed to the data bridge at {html.escape(backend.bridge_url)}."
     elif backend.embedded in ("auto", "always"):
         where = (
@@ -105,8 +104,7 @@ def _how_to_text() -> str:
 
 
 def _paths_text(session: DesktopSession) -> str:
-    paths = app_paths(session.store.path, session.config)
-    rows = [*paths.items(), ("log file", log_file_path())]
+    rows = session.file_locations()
     cells = "".join(
         f"<tr><td>{html.escape(label)}</td><td><code>{html.escape(str(path))}</code></td></tr>"
         for label, path in rows

@@ -1,9 +1,10 @@
 """The main window: dock panels around nothing, one render timer, menus and a status bar.
 
 Every panel is a :class:`QDockWidget` (movable, closable, re-openable from View). The
-window holds no state of its own beyond the layout: panels read the session's state when
-the render timer fires (:data:`RENDER_INTERVAL_MS`), so the cost of drawing is bounded by the
-display rate however fast ticks arrive.
+window holds no state of its own beyond the layout: when the render timer fires
+(:data:`RENDER_INTERVAL_MS`) it asks the session for one immutable snapshot and hands it
+to every visible panel and the status bar, so the cost of drawing is bounded by the
+display rate however fast ticks arrive, and one frame shows one instant.
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.connector import WorkerState
-from app.connector.backfill import BackfillProgress, BackfillState
-from app.link.link import LinkState
-from app.session import DesktopSession, SessionState
+from app.session import DesktopSession, SessionSnapshot, SessionState
+from app.session_view import BackfillProgress, LinkState, WorkerState
 from ui.panels.base import Panel
 from ui.status_bar import StatusBar
 from ui.tasks import TaskRunner
@@ -113,6 +112,8 @@ class MainWindow(QMainWindow):
         #: Frames drawn and the time the last one took (read by ``bench gui``).
         self.frames = 0
         self.last_frame_s = 0.0
+        #: The snapshot the last frame drew (None before the first frame).
+        self.last_snapshot: SessionSnapshot | None = None
         self._render_timer = QTimer(self)
         self._render_timer.setObjectName("renderTimer")
         self._render_timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -239,6 +240,14 @@ class MainWindow(QMainWindow):
             self.show_actions[name] = show
             view.addAction(show)
         view.addSeparator()
+        self.symbols_action = self._action(
+            "S&ymbols…",
+            self.open_symbols,
+            "Ctrl+U",
+            "Search the terminals' symbols and start or stop capturing them",
+        )
+        view.addAction(self.symbols_action)
+        view.addSeparator()
         view.addAction(
             self._action("Reset &layout", self.reset_layout, "Ctrl+Shift+L", "Put every panel back")
         )
@@ -346,22 +355,25 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ rendering
     def render(self) -> None:  # type: ignore[override]  # QWidget.render is unrelated
-        """One frame: every visible panel, then the status bar."""
+        """One frame: one snapshot of the session, drawn by every visible panel, then
+        the status bar."""
         started = time.perf_counter()
+        snap = self.session.snapshot()
+        self.last_snapshot = snap
         for name, panel in self.panels.items():
             visible = not self.docks[name].isHidden() and panel.isVisible()
             if visible or panel.refresh_when_hidden:
                 try:
-                    panel.refresh()
+                    panel.render(snap)
                 except Exception:
                     # One broken panel must not take the window (or the timer) down.
                     log.exception("the %s panel failed to refresh", panel.title)
-        self._refresh_status()
+        self._refresh_status(snap)
         self.trading.refresh(self.theme, self.selected_symbol())
         self.frames += 1
         self.last_frame_s = time.perf_counter() - started
 
-    def _refresh_link(self, link: LinkState) -> None:
+    def _refresh_link(self, link: LinkState, problem: tuple[str, str] | None) -> None:
         """The link label says the cause, not only "down": the tooltip has the whole text."""
         s, t = self.status, self.theme
         backlog = f"backlog {link.backlog_ticks:,}"
@@ -374,50 +386,49 @@ class MainWindow(QMainWindow):
         elif link.connected:
             held = " · capture held" if link.intake_paused else ""
             s.set("link", f"link up · {backlog}{held}", t.warn if held else t.ok)
-        elif (problem := self.session.backend_problem) is not None:
+        elif problem is not None:
             # The cause, not only "down": the embedded backend did not start.
             s.set("link", f"link DOWN · {problem[0]} · {backlog}", t.bad, problem[1])
         else:
             s.set("link", f"link DOWN · {backlog}", t.bad, link.last_error or None)
 
-    def _refresh_status(self) -> None:
-        s, t, runtime = self.status, self.theme, self.session.runtime
-        state = self.session.state
+    def _refresh_status(self, snap: SessionSnapshot) -> None:
+        s, t = self.status, self.theme
+        state = snap.state
         if state is SessionState.FAILED:
-            s.set("session", f"capture failed: {self.session.error}", t.bad)
+            s.set("session", f"capture failed: {snap.error}", t.bad)
         elif state is not SessionState.RUNNING:
             s.set("session", f"capture {state.value}…", t.warn)
         else:
             s.set("session", "capturing", t.ok)
-        if runtime is None:
+        if not snap.running:
             for key in ("server", "link", "pool", "tps", "p99"):
                 s.set(key, "")
             s.set("alerts", "")
+            self._refresh_backfill(())
             return
-        link = runtime.link.state if runtime.link is not None else None
-        if link is None:
+        if snap.link is None:
             s.set("link", "no backend", t.muted)
         else:
-            self._refresh_link(link)
-        self._refresh_backfill(runtime.backfill.progress())
-        chart = self.panels.get("tickChart")
-        clock = runtime.zones.clock(str(getattr(chart, "symbol", "")), time.time())
+            self._refresh_link(snap.link, snap.backend_problem)
+        self._refresh_backfill(snap.backfill)
+        clock = snap.clock(self.selected_symbol())
         s.set("server", clock.text, None, clock.tooltip)
-        workers = runtime.pool.health()
-        streaming = sum(w.state is WorkerState.STREAMING for w in workers)
+        workers = snap.workers
+        streaming = snap.streaming
         failed = sum(w.state is WorkerState.FAILED for w in workers)
         offline = sum(w.state is WorkerState.OFFLINE for w in workers)
         color = t.ok if streaming == len(workers) else t.bad if failed else t.warn
         text = f"pool {streaming}/{len(workers)} streaming"
         s.set("pool", text + (f", {offline} terminal offline" if offline else ""), color)
-        monitor = runtime.monitor
-        if monitor is None:
+        view = snap.monitor
+        if view is None:
             return
-        tps = monitor.metrics.get("tps.total")
-        s.set("tps", f"{tps:,.0f} ticks/s" if isinstance(tps, float) else "– ticks/s")
-        p99 = monitor.metrics.get("latency.tick_to_collector.p99")
-        s.set("p99", f"p99 {p99 * 1000:.1f} ms" if isinstance(p99, float) else "p99 –")
-        unacked = monitor.alerts.unacknowledged_count()
+        tps = view.number("tps.total")
+        s.set("tps", f"{tps:,.0f} ticks/s" if tps is not None else "– ticks/s")
+        p99 = view.number("latency.tick_to_collector.p99")
+        s.set("p99", f"p99 {p99 * 1000:.1f} ms" if p99 is not None else "p99 –")
+        unacked = view.unacknowledged
         s.set(
             "alerts",
             f"⚠ {unacked} alerts" if unacked else "no alerts",
@@ -426,7 +437,7 @@ class MainWindow(QMainWindow):
 
     def _refresh_backfill(self, jobs: Sequence[BackfillProgress]) -> None:
         bar = self.status.backfill
-        running = [j for j in jobs if j.state in (BackfillState.PENDING, BackfillState.RUNNING)]
+        running = [j for j in jobs if j.active]
         if not running:
             bar.setVisible(False)
             self.cancel_backfill_action.setEnabled(False)
@@ -453,6 +464,11 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
 
+    def open_symbols(self) -> None:
+        from ui.dialogs.symbols import open_symbols  # noqa: PLC0415
+
+        open_symbols(self.session, self.tasks, self)
+
     def open_export(self) -> None:
         from ui.dialogs.export import ExportDialog  # noqa: PLC0415
 
@@ -471,9 +487,7 @@ class MainWindow(QMainWindow):
         return str(selected[0]) if selected else None
 
     def cancel_backfill(self) -> None:
-        runtime = self.session.runtime
-        if runtime is not None:
-            runtime.backfill.cancel()
+        if self.session.cancel_backfill():
             self.statusBar().showMessage("history backfill cancelled", 5000)
 
     def restart_capture(self) -> None:

@@ -253,6 +253,22 @@ class ConnectorPool:
                 raise NotConnected(f"no worker connected to {target!r} ({states})")
             await asyncio.sleep(_CALL_WAIT_STEP)
 
+    def remove_symbol(self, worker_id: int, symbol: str) -> WorkerSpec:
+        """Stop capturing ``symbol`` on worker ``worker_id``: its cursor is dropped and
+        that worker alone restarts without it (parked, ``stopped``, when it had no other
+        symbol). Returns the worker's new spec."""
+        slot = self._slots[worker_id]
+        with slot.lock:
+            slot.cursors.pop(symbol, None)
+            slot.spec = replace(
+                slot.spec, symbols=tuple(s for s in slot.spec.symbols if s != symbol)
+            )
+        if slot.spec.symbols:
+            self.restart(worker_id)
+        else:
+            self.disable(worker_id)
+        return slot.spec
+
     def disable(self, worker_id: int) -> None:
         slot = self._slots[worker_id]
         slot.enabled = False
@@ -403,6 +419,12 @@ class ConnectorPool:
                         slot.process.kill()
                     return
                 if isinstance(msg, TickBatch):
+                    with slot.lock:
+                        removed = msg.symbol not in slot.cursors
+                    if removed:
+                        # The last batches of a symbol just removed (remove_symbol), sent
+                        # before the process was told: not captured any more, dropped.
+                        continue
                     # While the hand-off is full (the link paused intake) the worker is
                     # held back on purpose: that silence is not a stall.
                     slot.held = True
@@ -413,7 +435,9 @@ class ConnectorPool:
                         slot.held = False
                         slot.last_message_at = self._clock.monotonic()
                     with slot.lock:
-                        slot.cursors[msg.symbol].advance(msg.ticks)
+                        cursor = slot.cursors.get(msg.symbol)
+                        if cursor is not None:  # None: removed while this batch was handed
+                            cursor.advance(msg.ticks)
                     slot.ticks += len(msg.ticks)
                     slot.batches += 1
                     slot.last_tick_msc = msg.last_msc

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -216,13 +216,19 @@ async def test_quotes_sorting_add_and_remove(
 
 async def test_flash_on_up_tick_and_stale_rows(session: DesktopSession, qtbot: QtBot) -> None:
     shift = [0.0]
-    panel = _open(qtbot, session, now=lambda: time.time() + shift[0])
+    panel = _open(qtbot, session)
+
+    def render() -> None:
+        """A frame whose clock is ``shift`` seconds ahead (the snapshot's ``now``)."""
+        snap = session.snapshot()
+        panel.render(replace(snap, now=snap.now + shift[0]))
+
     theme = panel.theme
     seen: dict[str, object] = {}
 
     def up_tick_observed() -> bool:
         before = {s: panel.model.quote(panel.model.row_of(s) or 0).bid for s in SYMBOLS}
-        panel.refresh()
+        render()
         for s in SYMBOLS:
             now_bid = panel.model.quote(panel.model.row_of(s) or 0).bid
             old = before[s]
@@ -239,7 +245,7 @@ async def test_flash_on_up_tick_and_stale_rows(session: DesktopSession, qtbot: Q
 
     def down_tick_observed() -> bool:
         before = {s: panel.model.quote(panel.model.row_of(s) or 0).bid for s in SYMBOLS}
-        panel.refresh()
+        render()
         for s in SYMBOLS:
             now_bid = panel.model.quote(panel.model.row_of(s) or 0).bid
             old = before[s]
@@ -255,7 +261,7 @@ async def test_flash_on_up_tick_and_stale_rows(session: DesktopSession, qtbot: Q
     # The flash fades: half a second later (by the panel's clock) the cell is plain again.
     symbol = str(seen["symbol"])
     shift[0] = 1.0
-    panel.refresh()
+    render()
     q = panel.model.quote(panel.model.row_of(symbol) or 0)
     fg = _cell(panel, symbol, BID).data(Qt.ItemDataRole.ForegroundRole)
     if q.bid_dir == 0:  # unless a new move was seen in this very render
@@ -266,7 +272,7 @@ async def test_flash_on_up_tick_and_stale_rows(session: DesktopSession, qtbot: Q
     shift[0] = 0.0
     await wait_until(lambda: _all_quoted(panel), 60, "quotes for all five symbols")
     shift[0] = STALE_AFTER_S + 5.0
-    panel.refresh()
+    render()
     stale = theme.color("stale").name()
     for s in SYMBOLS:
         for column in (SYMBOL, BID, ASK):
@@ -277,6 +283,6 @@ async def test_flash_on_up_tick_and_stale_rows(session: DesktopSession, qtbot: Q
 
     # Back to the real clock: fresh ticks make the rows live again.
     shift[0] = 0.0
-    panel.refresh()
+    render()
     live = _cell(panel, "EURUSD", SYMBOL).data(Qt.ItemDataRole.ForegroundRole)
     assert live is None or live.name() != stale

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
@@ -28,6 +27,7 @@ from app.terminal.simulated import SimulatedTerminal
 from app.ticks import TickBatch
 from tests.conftest import wait_until
 from tests.ui.conftest import ui_config_document
+from tests.ui.stand_in import StandInSession
 from ui.panels._format import MISSING, format_price
 from ui.panels.market_watch import BID, CHANGE, HIGH, LOW, TIME, MarketWatch
 from ui.tasks import TaskRunner
@@ -54,9 +54,9 @@ def test_day_high_low_and_change_across_server_midnight(qtbot: QtBot, tmp_path: 
         }
     )
     runtime = Runtime(config, clock=clock)
-    session = SimpleNamespace(config=config, runtime=runtime)
+    session = StandInSession(config, runtime, clock.time)
     market = SimulatedTerminal(SEED, clock=clock).market
-    panel = MarketWatch(session, TaskRunner(), now=clock.time)  # type: ignore[arg-type]
+    panel = MarketWatch(session, TaskRunner())  # type: ignore[arg-type]
     qtbot.addWidget(panel)
     panel.resize(560, 220)  # about the default dock width
     panel.show()

@@ -21,6 +21,7 @@ from app.runtime import Runtime
 from app.sessions import SessionBook
 from app.terminal.simulated import SimulatedTerminal
 from app.ticks import TickBatch
+from tests.ui.stand_in import StandInSession
 from ui.panels.market_watch import CLOSED, MarketWatch
 from ui.panels.quotes import TIME
 from ui.panels.tick_chart import TickChart
@@ -45,9 +46,9 @@ def test_a_closed_market_is_greyed_and_reads_closed(qtbot: QtBot, tmp_path: Path
         }
     )
     runtime = Runtime(config, clock=clock)
-    session = SimpleNamespace(config=config, runtime=runtime)
+    session = StandInSession(config, runtime, clock.time)
     term = SimulatedTerminal(3, clock=clock, sessions=SessionBook.default())
-    panel = MarketWatch(session, TaskRunner(), now=clock.time)  # type: ignore[arg-type]
+    panel = MarketWatch(session, TaskRunner())  # type: ignore[arg-type]
     qtbot.addWidget(panel)
     fed = {s: int(clock.time() - 60) * 1000 for s in SYMBOLS}
 

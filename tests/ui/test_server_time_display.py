@@ -24,6 +24,7 @@ from app.sessions import MarketHours, SessionBook
 from app.ticks import TickBatch
 from app.zones import ServerZones, server_clock_text
 from tests.collector.ticks_factory import ticks_at
+from tests.ui.stand_in import StandInSession
 from ui.panels.market_watch import MarketWatch
 from ui.panels.quotes import TIME
 from ui.panels.tick_chart import TickChart
@@ -36,6 +37,7 @@ SUMMER = int(dt.datetime(2024, 7, 17, 12, 0, 0, 123_000, tzinfo=dt.UTC).timestam
 
 
 def fake_session(tick_msc: int, zone_known: bool = True) -> Any:
+    """Only the parts of a runtime a snapshot reads, with a tick at ``tick_msc``."""
     config = ClientConfig.model_validate({"terminals": [{"name": "sim", "symbols": ["EURUSD"]}]})
     zones = ServerZones([("sim", NY_CLOSE if zone_known else None, ["EURUSD"])])
     collector = Collector(1000, zones=zones)
@@ -43,14 +45,23 @@ def fake_session(tick_msc: int, zone_known: bool = True) -> Any:
     hours = MarketHours.build(SessionBook.default(), {}, enabled=False)  # display only
     days = DayBook(collector, zones.zone, lambda: zones.version)
     runtime = SimpleNamespace(
-        collector=collector, zones=zones, monitor=None, market_hours=hours, day_stats=days
+        collector=collector,
+        zones=zones,
+        monitor=None,
+        market_hours=hours,
+        day_stats=days,
+        pool=SimpleNamespace(health=list),
+        backfill=SimpleNamespace(progress=list),
+        link=None,
+        embedded=None,
+        embedded_error=None,
     )
-    return SimpleNamespace(config=config, runtime=runtime)
+    return StandInSession(config, runtime, lambda: tick_msc / 1000)
 
 
 @pytest.mark.parametrize(("tick_msc", "hours"), [(WINTER, 2), (SUMMER, 3)], ids=["+2", "+3"])
 def test_market_watch_time_is_server_time(qtbot: QtBot, tick_msc: int, hours: int) -> None:
-    panel = MarketWatch(fake_session(tick_msc), TaskRunner(), now=lambda: tick_msc / 1000)
+    panel = MarketWatch(fake_session(tick_msc), TaskRunner())
     qtbot.addWidget(panel)
     panel.refresh()
     row = panel.model.row_of("EURUSD")
@@ -67,9 +78,7 @@ def test_market_watch_time_is_server_time(qtbot: QtBot, tick_msc: int, hours: in
 
 
 def test_market_watch_says_when_server_time_is_unknown(qtbot: QtBot) -> None:
-    panel = MarketWatch(
-        fake_session(WINTER, zone_known=False), TaskRunner(), now=lambda: WINTER / 1000
-    )
+    panel = MarketWatch(fake_session(WINTER, zone_known=False), TaskRunner())
     qtbot.addWidget(panel)
     panel.refresh()
     row = panel.model.row_of("EURUSD")

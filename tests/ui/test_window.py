@@ -11,6 +11,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox, QTabBar
@@ -22,6 +23,7 @@ from app.link.link import LinkState
 from app.session import DesktopSession
 from tests.conftest import wait_until
 from tests.ui.conftest import ui_config_document
+from ui.panels.throughput import ThroughputPanel
 from ui.window import MainWindow
 
 SHOTS = Path("/tmp/ui-shots")
@@ -196,17 +198,37 @@ async def test_layout_and_theme_survive_a_restart(
     assert second.dockWidgetArea(second.docks["pool"]) != Qt.DockWidgetArea.TopDockWidgetArea
 
 
-async def test_restart_capture_from_the_menu(
+async def test_ctrl_r_restarts_capture_and_keeps_the_throughput_history(
     session: DesktopSession, qtbot: QtBot, tmp_path: Path
 ) -> None:
     window = _open(session, qtbot, tmp_path / "layout.ini")
+    window.show_panel("throughput")
+    panel = window.panels["throughput"]
+    assert isinstance(panel, ThroughputPanel)
     await wait_until(lambda: "5/5 streaming" in window.status.text("pool"), 60, "streaming")
+
+    def total_x() -> np.ndarray:
+        x = panel.total_curve.xData
+        return np.empty(0) if x is None else x
+
+    await wait_until(lambda: total_x().size >= 3, 30, "three seconds of throughput history")
+    before_x = total_x().copy()
     before = session.runtime
-    window.restart_action.trigger()
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     await wait_until(
         lambda: session.runtime is not None and session.runtime is not before, 60, "a new runtime"
     )
     await wait_until(lambda: "5/5 streaming" in window.status.text("pool"), 60, "streaming again")
+    # The new run's monitor ticks into the same history: the points from before the
+    # restart are still drawn, and new ones follow them.
+    await wait_until(
+        lambda: total_x().size > 0 and total_x()[-1] > before_x[-1] + 1, 30, "new points"
+    )
+    assert np.isin(before_x, total_x()).all(), "the history from before Ctrl+R is kept"
+    # One legend entry per worker of the pool: nothing stale (no "worker 0").
+    ids = sorted(w.worker_id for w in session.snapshot().workers)
+    assert panel.legend_labels() == ["total", *(f"worker {i}" for i in ids)]
 
 
 def _gui(
@@ -278,7 +300,7 @@ async def test_the_link_label_names_the_cause_and_the_tooltip_has_it_whole(
         (replace(base, connected=True), "capture held", "Data bridge connection"),
     ]
     for state, text, tip in cases:
-        window._refresh_link(state)
+        window._refresh_link(state, None)
         assert text in label.text()
         assert "1,234" in label.text()
         assert tip in label.toolTip()

@@ -36,10 +36,15 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from app.security.logins import gateway_credential_name, terminal_credential_name
 from app.security.secret import Secret
-from app.security.vault import VaultLocked
-from app.session import ConnectionTest, DesktopSession, MasterPasswordRequired
+from app.session import (
+    ConnectionTest,
+    DesktopSession,
+    MasterPasswordRequired,
+    VaultLocked,
+    gateway_credential_name,
+    terminal_credential_name,
+)
 from ui.dialogs import palette_theme, set_message
 from ui.dialogs.master_password import SHOW_SHORTCUT, MasterPasswordDialog, PasswordField
 from ui.dialogs.settings import error_text

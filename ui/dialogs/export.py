@@ -24,9 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.export.api import ExportCancelledError, ExportProgress
-from app.session import DesktopSession
-from app.terminal.export_files import TIMEFRAMES
+from app.session import EXPORT_TIMEFRAMES as TIMEFRAMES
+from app.session import DesktopSession, ExportCancelledError, ExportProgress
 from ui.dialogs import palette_theme, set_message
 from ui.tasks import TaskRunner
 

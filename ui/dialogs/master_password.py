@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from app.security.secret import Secret
-from app.security.vault import MIN_MASTER_PASSWORD_LENGTH
+from app.session import MIN_MASTER_PASSWORD_LENGTH
 from ui.dialogs import palette_theme, set_message, wait_finished
 from ui.theme import Theme
 

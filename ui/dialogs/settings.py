@@ -32,13 +32,17 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from app.config import ClientConfig
-from app.config.load import ConfigError
-from app.config.store import InvalidConfig
-from app.config.sync import SyncResult
-from app.security.logins import MissingCredentialError
 from app.security.secret import Secret
-from app.security.vault import VaultError, VaultLocked
-from app.session import DesktopSession, MasterPasswordRequired
+from app.session import (
+    ConfigError,
+    DesktopSession,
+    InvalidConfig,
+    MasterPasswordRequired,
+    MissingCredentialError,
+    SyncResult,
+    VaultError,
+    VaultLocked,
+)
 from ui.dialogs import palette_theme, set_message, wait_finished
 from ui.dialogs.master_password import MasterPasswordDialog
 from ui.dialogs.schema_form import SchemaForm, summary_html

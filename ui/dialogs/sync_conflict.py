@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config.gateway_sync import flatten_settings  # the same flattening `config sync` uses
-from app.config.sync import SyncResult
+# The same flattening `config sync` uses.
+from app.session import SyncResult, flatten_settings
 from ui.dialogs import palette_theme
 from ui.theme import Theme
 

@@ -14,32 +14,33 @@ from datetime import UTC, datetime, timedelta
 
 from app.config import ClientConfig
 from app.servertime import ServerTimeZone, format_offset
-from app.terminal.market import DEFAULT_PROFILES
+from app.session_view import profile_digits
 
 #: Most decimals a price is ever shown with (MT5 symbols use at most 8).
 MAX_DIGITS = 8
 #: Shown where a value does not exist yet (no tick, no rate).
 MISSING = "—"
 
+#: ``profile_digits`` lives with the core's view (the simulated terminal's profiles are
+#: the core's); it is re-exported here for the panels that format prices.
+__all__ = [
+    "MISSING",
+    "DigitsGuess",
+    "captured_symbols",
+    "format_datetime_msc",
+    "format_price",
+    "format_signed",
+    "format_time_msc",
+    "point_of",
+    "price_decimals",
+    "profile_digits",
+    "server_datetime",
+]
+
 
 def captured_symbols(config: ClientConfig) -> tuple[str, ...]:
     """Every symbol the settings capture, in the order the settings list them."""
     return tuple(s for t in config.terminals for s in t.symbols)
-
-
-def profile_digits(symbol: str, config: ClientConfig) -> int | None:
-    """The digits of ``symbol`` when a simulated terminal captures it and knows it.
-
-    A real MT5 terminal's broker may quote the same name with other digits, so the
-    simulated profiles are only trusted for simulated terminals.
-    """
-    for term in config.terminals:
-        if symbol in term.symbols:
-            profile = DEFAULT_PROFILES.get(symbol)
-            if term.kind == "simulated" and profile is not None:
-                return profile.digits
-            return None
-    return None
 
 
 def price_decimals(price: float) -> int:

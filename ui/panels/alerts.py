@@ -1,10 +1,11 @@
 """Alerts: what the monitor's rules raised, and the operator's acknowledgement of it.
 
-The alert engine (:class:`app.monitor.alerts.AlertEngine`) only changes when the monitor
-ticks (once a second) or when someone acknowledges, so a refresh compares the monitor's
-metrics snapshot and the unacknowledged count with what it last drew and returns
-otherwise. New alerts are found by comparing ids, raise times and occurrence counts with
-the previous refresh, never by subscribing to the engine from Qt.
+The alerts only change when the monitor ticks (once a second) or when someone
+acknowledges; the frame's snapshot carries them (``SessionSnapshot.monitor``: every
+alert the engine can name, the unacknowledged count, the rules) with a version that moves
+only then, so a render compares one integer and returns otherwise. New alerts are found
+by comparing ids, raise times and occurrence counts with the previous render, never by
+subscribing to the engine from Qt. Acknowledging is the session's intent.
 
 The list holds every alert the engine knows (active and resolved, from its bounded event
 history). "Clear resolved" hides the resolved ones from this view only; an alert that is
@@ -37,9 +38,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.monitor.alerts import Alert, AlertEngine, AlertState, Severity, ThresholdRule
-from app.monitor.rules import Comparison, Rule
-from app.session import DesktopSession
+from app.session import DesktopSession, SessionSnapshot
+from app.session_view import (
+    Alert,
+    AlertState,
+    Comparison,
+    MonitorView,
+    Rule,
+    Severity,
+    ThresholdRule,
+)
 from ui.panels.base import Panel
 from ui.panels.table import (
     ColumnsModel,
@@ -297,11 +305,11 @@ class AlertsPanel(Panel):
         self, session: DesktopSession, tasks: TaskRunner, parent: QWidget | None = None
     ) -> None:
         super().__init__(session, tasks, parent)
-        self._engine: AlertEngine | None = None
-        self._seen_metrics: object = None
+        self._run = -1
+        self._seen_version = -1
         self._count = 0
         self._dirty = True
-        self._known: dict[str, None] = {}  # alert ids in first-seen order
+        self._last: MonitorView | None = None
         self._notified: set[tuple[str, float, int]] = set()
         #: Resolved alerts hidden by "Clear resolved": id -> the resolution it hid.
         self._cleared: dict[str, float | None] = {}
@@ -369,11 +377,6 @@ class AlertsPanel(Panel):
         self._update_actions()
 
     # ------------------------------------------------------------------ state
-    def engine(self) -> AlertEngine | None:
-        runtime = self.session.runtime
-        monitor = runtime.monitor if runtime is not None else None
-        return monitor.alerts if monitor is not None else None
-
     def dock_title(self) -> str:
         return f"{self.title} ({self._count})" if self._count else self.title
 
@@ -382,46 +385,37 @@ class AlertsPanel(Panel):
         return self._count
 
     # ------------------------------------------------------------------ rendering
-    def refresh(self) -> None:
-        engine = self.engine()
-        if engine is not self._engine:
+    def render(self, snap: SessionSnapshot) -> None:  # type: ignore[override]
+        view = snap.monitor
+        if snap.run != self._run or (view is None) != (self._last is None):
             # Capture restarted (a new monitor, new alerts) or stopped.
-            self._engine = engine
-            self._known.clear()
+            self._run = snap.run
             self._cleared.clear()
             self._dirty = True
-            self.model.rules = {r.name: r for r in engine.rules} if engine is not None else {}
-        if engine is None:
+        self._last = view
+        if view is None:
             if self._dirty:
                 self._dirty = False
+                self.model.rules = {}
                 self.model.update([])
                 self._set_count(0)
                 self.summary.setText("Capture stopped")
                 self._update_actions()
             return
-        runtime = self.session.runtime
-        metrics = runtime.monitor.metrics if runtime and runtime.monitor else None
-        count = engine.unacknowledged_count()
-        if metrics is self._seen_metrics and count == self._count and not self._dirty:
+        if view.version == self._seen_version and not self._dirty:
             return
-        self._seen_metrics, self._dirty = metrics, False
-        alerts = self._collect(engine)
+        self._seen_version, self._dirty = view.version, False
+        self.model.rules = dict(view.rules)
+        alerts = view.alerts
         self._announce(alerts)
         visible = [a for a in alerts if not self._is_cleared(a)]
         self.model.update(visible)
-        self._set_count(count)
+        self._set_count(view.unacknowledged)
         active = sum(a.active for a in alerts)
-        self.summary.setText(f"{active} active · {count} unacknowledged" if alerts else "No alerts")
+        self.summary.setText(
+            f"{active} active · {view.unacknowledged} unacknowledged" if alerts else "No alerts"
+        )
         self._update_actions()
-
-    def _collect(self, engine: AlertEngine) -> list[Alert]:
-        """Every alert the engine can name: the active ones and those in its history."""
-        for alert in engine.active():
-            self._known.setdefault(alert.id, None)
-        for event in reversed(engine.history()):
-            self._known.setdefault(event.alert.id, None)
-        alerts = [engine.get(alert_id) for alert_id in self._known]
-        return [a for a in alerts if a is not None]
 
     def _announce(self, alerts: Sequence[Alert]) -> None:
         for a in alerts:
@@ -480,12 +474,9 @@ class AlertsPanel(Panel):
 
     def _acknowledge(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
-            if alert.acknowledged:
-                continue
-            try:
+            if not alert.acknowledged:
+                # False: capture restarted since the list was drawn, nothing to mark.
                 self.session.acknowledge_alert(alert.id)
-            except KeyError:
-                continue  # capture restarted since the list was drawn: nothing to mark
         self._dirty = True
         self.refresh()
 

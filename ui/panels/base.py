@@ -1,9 +1,11 @@
 """What every dock panel is: a widget that renders the session's state when asked.
 
-The window owns one render timer (display rate, see :data:`ui.window.RENDER_INTERVAL_MS`) and
-calls :meth:`Panel.refresh` on each visible panel; panels never subscribe to per-tick
-events. A refresh reads the latest state (collector stats, pool health, monitor
-metrics...) and updates the widgets only where something changed.
+The window owns one render timer (display rate, see :data:`ui.window.RENDER_INTERVAL_MS`): it
+asks the session for one :class:`~app.session.SessionSnapshot` per frame and calls
+:meth:`Panel.render` with it on each visible panel, so every panel of a frame shows the
+same instant; panels never subscribe to per-tick events and never reach into the core.
+A render compares the snapshot with what it drew last and updates the widgets only where
+something changed. Intents go through the session's methods.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
-from app.session import DesktopSession
+from app.session import DesktopSession, SessionSnapshot
 from ui.tasks import TaskRunner
 from ui.theme import DARK, Theme
 
@@ -44,8 +46,18 @@ class Panel(QWidget):
         self.theme: Theme = DARK
         self.setObjectName(f"{self.object_name}Panel")
 
+    def render(self, snap: SessionSnapshot) -> None:  # type: ignore[override]  # not QWidget.render
+        """Draw ``snap`` (the frame's snapshot); called at display rate while visible.
+
+        The default is for a panel that reads on its own (the tick chart until it reads
+        through the session; the Journal, which polls the session's journal ring).
+        """
+        self.refresh()
+
     def refresh(self) -> None:
-        """Render the latest state; called at display rate while the panel is visible."""
+        """Draw the latest state now, outside the window's frame (a panel shown alone,
+        tests): one snapshot asked for this panel only."""
+        self.render(self.session.snapshot())
 
     def apply_theme(self, theme: Theme) -> None:
         """Switch colours; panels that draw with theme colours override this."""

@@ -1,15 +1,18 @@
 """Market Watch: the quote board, one row per symbol, as a trader reads it at a glance.
 
-The board never sees individual ticks. Each render (see :meth:`Panel.refresh`) reads the
-collector's per-symbol counters (newest bid/ask/time and a tick count) and the monitor's
-ticks-per-second, compares them with what the previous render showed, and updates only
-the cells that changed. Up/down-tick flashes are therefore refresh-to-refresh changes:
+The board never sees individual ticks. Each frame (see :meth:`Panel.render`) hands it the
+session's snapshot: one :class:`~app.session_view.QuoteRow` per captured symbol (newest
+bid/ask/time, a tick count, the day's figures, ticks per second, open or closed); the
+model compares them with what the previous frame showed and updates only the cells that
+changed. Up/down-tick flashes are therefore refresh-to-refresh changes:
 between two renders a price may move several times, and what flashes is the net move
 the eye could actually see.
 
 Which symbols are shown is a view choice: by default every captured symbol; the user
-can hide rows. Typing a name in "Add symbol…" (completed from the terminal's own
-``symbols_get()`` list, asked through the session) and pressing Enter *captures* it: the
+can hide rows (Delete), or stop capturing a symbol (context menu "Stop capturing", or
+the symbol browser, Ctrl+U: :mod:`ui.dialogs.symbols`). Typing a name in "Add symbol…"
+(completed from the terminal's own ``symbols_get()`` list, asked through the session)
+and pressing Enter *captures* it: the
 session checks the terminal offers it, saves it in the settings and restarts only the
 worker that takes it. A name the terminal does not offer is refused with the reason.
 
@@ -18,8 +21,7 @@ The rows and their cells (:class:`~ui.panels.quotes.QuoteModel`) are in :mod:`ui
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import (
@@ -31,7 +33,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QFontDatabase, QFontMetrics, QKeyEvent, QKeySequence
+from PySide6.QtGui import QFontDatabase, QFontMetrics, QKeyEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCompleter,
@@ -46,7 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.session import DesktopSession, SymbolAdded, TerminalSymbol
+from app.session import DesktopSession, SessionSnapshot, SymbolChange, TerminalSymbol
 from ui.panels._format import captured_symbols, profile_digits
 from ui.panels.base import Panel
 from ui.panels.quotes import (
@@ -76,6 +78,12 @@ class _QuoteTable(QTableView):
     so the key only means "hide" while the board has focus)."""
 
     delete_pressed = Signal()
+    #: The view's width changed (the dock was resized): the columns are fitted again.
+    resized = Signal()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.resized.emit()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and not event.modifiers():
@@ -101,15 +109,12 @@ class MarketWatch(Panel):
         session: DesktopSession,
         tasks: TaskRunner,
         parent: QWidget | None = None,
-        *,
-        now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(session, tasks, parent)
-        self._now = now
         self._hidden: set[str] = set()
         self._extra: list[str] = []
         self._captured: tuple[str, ...] | None = None
-        self._runtime: object | None = None
+        self._run = -1
         self._spanned = False
         self._fitted_time = False
         #: The terminal's symbols (``symbols_get()``), asked once when first needed.
@@ -165,7 +170,10 @@ class MarketWatch(Panel):
         self.table.doubleClicked.connect(self._on_activated)
         self.table.activated.connect(self._on_activated)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
+        #: Each column's natural width (from sample texts); narrowed when the dock is.
+        self._ideal: dict[int, int] = {}
         self._size_columns()
+        self.table.resized.connect(self._fit_to_width)
         for sig in (
             self.proxy.layoutChanged,
             self.proxy.rowsInserted,
@@ -194,31 +202,18 @@ class MarketWatch(Panel):
         self._sync_rows()
 
     # ------------------------------------------------------------------ rendering
-    def refresh(self) -> None:
-        captured = captured_symbols(self.session.config)
-        if captured != self._captured:
+    def render(self, snap: SessionSnapshot) -> None:  # type: ignore[override]
+        if snap.captured != self._captured:
             self._sync_rows()
-        runtime = self.session.runtime
-        if runtime is not self._runtime:
-            self._runtime = runtime
-            self.model.forget_counts()
-            if runtime is not None and self.hint.text() == _NOT_RUNNING:
+        if snap.run != self._run:
+            self._run = snap.run
+            self.model.forget_counts()  # a new run counts ticks from zero
+            if snap.running and self.hint.text() == _NOT_RUNNING:
                 self._say("")
-        now = self._now()
-        if runtime is None:
-            self.model.update({}, {}, now)
+        self.model.update(snap.quotes, snap.now)
+        if not snap.running:
             self._say(_NOT_RUNNING)
             return
-        metrics = runtime.monitor.metrics if runtime.monitor is not None else {}
-        closed = runtime.market_hours.closed(now)
-        self.model.update(
-            runtime.collector.stats.symbols,
-            metrics,
-            now,
-            closed=closed,
-            zone_of=runtime.zones.zone,
-            day_of=runtime.day_stats.figures,
-        )
         if not self._fitted_time and any(q.time_msc > 0 for q in self.model.quotes()):
             self._fit_time_column()
 
@@ -345,17 +340,44 @@ class MarketWatch(Panel):
         header.setStretchLastSection(True)
         header.setHighlightSections(False)
         for col, (metrics, sample) in samples.items():
-            header.resizeSection(col, metrics.horizontalAdvance(sample) + 24)
+            self._ideal[col] = metrics.horizontalAdvance(sample) + 24
+            header.resizeSection(col, self._ideal[col])
         self.table.verticalHeader().setDefaultSectionSize(max(fixed.height(), plain.height()) + 6)
 
     def _fit_time_column(self) -> None:
         """On the first data: the time column as wide as its text needs (seconds and
         milliseconds never cut), whatever the style's margins are."""
         self._fitted_time = True
-        self.table.resizeColumnToContents(TIME)
-        need = self.table.sizeHintForColumn(TIME)
-        if self.table.columnWidth(TIME) < need:
-            self.table.setColumnWidth(TIME, need)
+        self._ideal[TIME] = max(self._ideal[TIME], self.table.sizeHintForColumn(TIME))
+        self._fit_to_width()
+
+    @Slot()
+    def _fit_to_width(self) -> None:
+        """Keep the Time and Symbol columns whole (seconds visible) when the dock is
+        narrow: the price columns give up width first, in proportion, down to a few characters
+        (their text is elided), before the table scrolls sideways."""
+        header = self.table.horizontalHeader()
+        if not self._ideal:
+            return
+        time_width = self._ideal[TIME]
+        short_name = QFontMetrics(self.table.font()).horizontalAdvance("XAUUSD") + 16
+        symbol_width = self._ideal[SYMBOL]
+        if self.table.viewport().width() < sum(self._ideal.values()):
+            symbol_width = min(symbol_width, short_name)  # a plain name stays readable
+        kept = symbol_width if not header.isSectionHidden(SYMBOL) else 0
+        others = [
+            c
+            for c in range(len(COLUMNS))
+            if c not in (TIME, SYMBOL) and not header.isSectionHidden(c)
+        ]
+        wanted = sum(self._ideal[c] for c in others)
+        room = self.table.viewport().width() - time_width - kept
+        scale = 1.0 if room >= wanted else max(room, 0) / wanted
+        floor = QFontMetrics(self.table.font()).horizontalAdvance("…") + 6
+        for c in others:
+            header.resizeSection(c, max(floor, int(self._ideal[c] * scale)))
+        header.resizeSection(TIME, time_width)
+        header.resizeSection(SYMBOL, symbol_width)
 
     @Slot()
     def _update_spans(self) -> None:
@@ -424,7 +446,7 @@ class MarketWatch(Panel):
             on_error=self._add_failed,
         )
 
-    def _added(self, result: SymbolAdded) -> None:
+    def _added(self, result: SymbolChange) -> None:
         self.add_button.setEnabled(True)
         if result.ok:
             self.add_edit.clear()
@@ -468,17 +490,57 @@ class MarketWatch(Panel):
         add.setToolTip("Type a symbol of the terminal to capture")
         add.triggered.connect(self._focus_add)
         selected = self.selected_symbols()
-        remove = menu.addAction("Remove" + (f" {selected[0]}" if len(selected) == 1 else ""))
+        remove = menu.addAction("Hide" + (f" {selected[0]}" if len(selected) == 1 else ""))
         remove.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
         remove.setToolTip("Hide the selected rows; capture goes on")
         remove.setEnabled(bool(selected))
         remove.triggered.connect(self.remove_selected)
+        stop = menu.addAction(
+            "Stop capturing" + (f" {selected[0]}" if len(selected) == 1 else " selected")
+        )
+        stop.setToolTip(
+            "Remove the symbol from capture: saved in the settings, only its worker "
+            "restarts, and the row leaves Market Watch (the last symbol of a terminal stays)"
+        )
+        stop.setEnabled(any(s in set(self._captured or ()) for s in selected))
+        stop.triggered.connect(self.stop_capturing_selected)
+        browse = menu.addAction("Symbols…")
+        browse.setShortcut(QKeySequence("Ctrl+U"))
+        browse.setToolTip("Search the terminal's symbols and add or remove them (Ctrl+U)")
+        browse.triggered.connect(self.open_symbols)
         show_all = menu.addAction("Show all captured symbols")
         show_all.setToolTip("Bring back every hidden captured symbol")
         show_all.setEnabled(bool(self._hidden))
         show_all.triggered.connect(self.show_all)
         menu.setToolTipsVisible(True)
         return menu
+
+    @Slot()
+    def open_symbols(self) -> None:
+        """The symbol browser (MT5's "Symbols" window)."""
+        from ui.dialogs.symbols import open_symbols  # noqa: PLC0415 - opened on demand
+
+        open_symbols(self.session, self.tasks, self)
+
+    @Slot()
+    def stop_capturing_selected(self) -> None:
+        """Stop capturing the selected symbols, one after the other, through the session
+        (each refusal, e.g. a terminal's last symbol, is said in the hint line)."""
+        captured = set(self._captured or ())
+        for symbol in [s for s in self.selected_symbols() if s in captured]:
+            self._say(f"Removing {symbol}…")
+            self.tasks.run(
+                self.session.remove_symbol(symbol),
+                f"remove {symbol}",
+                on_done=self._removed,
+                on_error=lambda exc: self._say(f"Not removed: {type(exc).__name__}: {exc}"),
+            )
+
+    def _removed(self, result: SymbolChange) -> None:
+        if result.ok:
+            self._hidden.discard(result.symbol)
+            self._sync_rows()
+        self._say(result.message)
 
     @Slot(QPoint)
     def _show_context_menu(self, pos: QPoint) -> None:

@@ -1,7 +1,8 @@
 """The connection pool: one row per MT5 worker, and the buttons to kick or park one.
 
-Rows come from :meth:`app.connector.pool.ConnectorPool.health`, polled a few times a
-second (a tick counter that changes thirty times a second cannot be read anyway). Only
+Rows come from the frame's snapshot (``SessionSnapshot.workers``: the pool's health),
+redrawn a few times a second (a tick counter that changes thirty times a second cannot be
+read anyway). Only
 rows whose rendered text changed are repainted. Reconnect, Disable and Enable are user
 intents the session forwards to the pool's supervisor; the row then shows what the
 supervisor actually did (connecting, backing off, stopped...).
@@ -24,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.connector.health import WorkerHealth, WorkerState
-from app.session import DesktopSession
+from app.session import DesktopSession, SessionSnapshot
+from app.session_view import WorkerHealth, WorkerState
 from ui.panels.base import Panel
 from ui.panels.table import (
     ColumnsModel,
@@ -245,6 +246,7 @@ class PoolPanel(Panel):
     ) -> None:
         super().__init__(session, tasks, parent)
         self._last_poll = float("-inf")
+        self._running = False
         self._sized = False
 
         self.model = WorkerTableModel(self)
@@ -291,17 +293,20 @@ class PoolPanel(Panel):
         self._update_actions()
 
     # ------------------------------------------------------------------ rendering
-    def refresh(self) -> None:
+    def render(self, snap: SessionSnapshot) -> None:  # type: ignore[override]
         now = time.monotonic()
         if now - self._last_poll < POLL_INTERVAL:
             return
         self._last_poll = now
-        self.poll()
+        self._draw(snap)
 
     def poll(self) -> None:
-        """Read the pool now (``refresh`` does it at most every :data:`POLL_INTERVAL`)."""
-        runtime = self.session.runtime
-        health = runtime.pool.health() if runtime is not None else []
+        """Draw the pool now (``render`` does it at most every :data:`POLL_INTERVAL`)."""
+        self._draw(self.session.snapshot())
+
+    def _draw(self, snap: SessionSnapshot) -> None:
+        self._running = snap.running
+        health = snap.workers
         if self.model.update(health):
             self._update_actions()
         if health and not self._sized:
@@ -310,10 +315,10 @@ class PoolPanel(Panel):
             header = self.view.horizontalHeader()
             for col in range(len(COLUMNS) - 1):  # room for the sort arrow and live numbers
                 header.resizeSection(col, header.sectionSize(col) + 18)
-        if runtime is None:
+        if not snap.running:
             self.summary.setText("Capture stopped")
             return
-        streaming = sum(h.state is WorkerState.STREAMING for h in health)
+        streaming = snap.streaming
         reconnects = sum(h.reconnects for h in health)
         plural = "" if reconnects == 1 else "s"
         offline = sum(h.state is WorkerState.OFFLINE for h in health)
@@ -340,7 +345,7 @@ class PoolPanel(Panel):
 
     def _update_actions(self) -> None:
         selected = self.selected_workers()
-        running = self.session.runtime is not None
+        running = self._running
         self.reconnect_action.setEnabled(running and bool(selected))
         self.disable_action.setEnabled(running and any(h.enabled for h in selected))
         self.enable_action.setEnabled(running and any(not h.enabled for h in selected))

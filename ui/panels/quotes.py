@@ -1,7 +1,7 @@
 """Market Watch's model: one :class:`Quote` per row, and :class:`QuoteModel`, which folds
-each render's snapshot (the collector's per-symbol counters, the core's day figures, the
-monitor's ticks per second) into cell changes, flashes and stale rows. The panel widget
-is :mod:`ui.panels.market_watch`.
+each frame's snapshot (:class:`~app.session_view.QuoteRow` per symbol: the newest quote,
+the core's day figures, the monitor's ticks per second) into cell changes, flashes and
+stale rows. The panel widget is :mod:`ui.panels.market_watch`.
 
 The columns are MT5's Market Watch's: bid, ask, spread in points, the day's high and low
 and the daily change in percent against the previous day's close at *server* midnight
@@ -11,7 +11,7 @@ midnight, rather than a wrong number), the newest tick's server time, ticks per 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFont, QFontDatabase
 from PySide6.QtWidgets import QWidget
 
-from app.collector import SymbolStats
-from app.daystats import DayFigures
 from app.servertime import ServerTimeZone
+from app.session_view import DayFigures, QuoteRow
 from ui.panels._format import (
     MISSING,
     DigitsGuess,
@@ -198,39 +197,27 @@ class QuoteModel(QAbstractTableModel):
         )
 
     # ------------------------------------------------------------------ state
-    def update(
-        self,
-        stats: Mapping[str, SymbolStats],
-        metrics: Mapping[str, Any],
-        now: float,
-        *,
-        closed: frozenset[str] = frozenset(),
-        zone_of: Callable[[str], ServerTimeZone | None] | None = None,
-        day_of: Callable[[str], DayFigures | None] | None = None,
-    ) -> None:
-        """Fold one snapshot in; emit ``dataChanged`` for the changed cells of each row.
-
-        ``closed``: the symbols whose market is closed now (the runtime's market hours);
-        ``zone_of`` gives each symbol's server zone: the time column shows server time;
-        ``day_of`` each symbol's day figures (high, low, previous close).
-        """
+    def update(self, quotes: Mapping[str, QuoteRow], now: float) -> None:
+        """Fold one snapshot's quotes in; emit ``dataChanged`` for the changed cells of
+        each row. A captured symbol missing from ``quotes`` has no tick yet (or capture
+        stopped: its row keeps the last quote and turns stale)."""
         for r, q in enumerate(self._rows):
             lo, hi = len(COLUMNS), -1
-            zone = zone_of(q.symbol) if zone_of is not None and q.captured else None
+            row = quotes.get(q.symbol) if q.captured else None
+            zone = row.zone if row is not None else q.zone if q.captured else None
             if zone != q.zone:
                 q.zone = zone
                 lo, hi = TIME, TIME
-            s = stats.get(q.symbol) if q.captured else None
-            if s is not None and s.ticks != q.ticks and s.last_time_msc > 0:
-                bid, ask = s.last_bid, s.last_ask
+            if row is not None and row.ticks != q.ticks and row.time_msc > 0:
+                bid, ask = row.bid, row.ask
                 if q.bid is not None and bid != q.bid:
                     q.bid_dir, q.bid_until = _sign(bid - q.bid), now + FLASH_S
                 if q.ask is not None and ask != q.ask:
                     q.ask_dir, q.ask_until = _sign(ask - q.ask), now + FLASH_S
-                q.bid, q.ask, q.time_msc, q.ticks = bid, ask, s.last_time_msc, s.ticks
+                q.bid, q.ask, q.time_msc, q.ticks = bid, ask, row.time_msc, row.ticks
                 q.guess.observe(bid, ask)
                 lo, hi = BID, TIME
-            day = day_of(q.symbol) if day_of is not None and q.captured else None
+            day = row.day if row is not None else None
             if day != q.day:
                 q.day = day
                 lo, hi = min(lo, HIGH), max(hi, CHANGE)
@@ -240,16 +227,11 @@ class QuoteModel(QAbstractTableModel):
             if q.ask_dir and now >= q.ask_until:
                 q.ask_dir = 0
                 lo, hi = min(lo, ASK), max(hi, ASK)
-            tps_value = metrics.get(f"tps.symbol.{q.symbol}") if q.captured else None
-            tps = (
-                float(tps_value)
-                if isinstance(tps_value, int | float) and not isinstance(tps_value, bool)
-                else None
-            )
+            tps = row.tps if row is not None else None
             if tps != q.tps:
                 q.tps = tps
                 lo, hi = min(lo, TPS), max(hi, TPS)
-            is_closed = q.captured and q.symbol in closed
+            is_closed = row is not None and row.closed
             stale = (
                 q.captured
                 and not is_closed

@@ -2,9 +2,12 @@
 
 Two stacked charts share one time axis: ticks per second (the total and one curve per
 worker, so a worker that went quiet stands out) above the tick-to-collector latency
-percentiles. The data is the monitor's own history (:attr:`app.monitor.monitor.Monitor.history`),
-which advances once a second; a refresh between two monitor ticks returns after one
-identity check, so the panel costs nothing at display rate.
+percentiles. The data is the monitor's history as the frame's snapshot carries it
+(``SessionSnapshot.monitor.series``: read-only arrays at 1 s resolution), which advances
+once a second; a render between two monitor ticks returns after one integer comparison,
+so the panel costs nothing at display rate. The history belongs to the session, so it
+survives Capture ▸ Restart (Ctrl+R); only the workers of the current pool have a curve
+and a legend entry (a worker that is gone, or the backfill's "worker 0", has none).
 """
 
 from __future__ import annotations
@@ -23,9 +26,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.monitor.history import FloatArray, SeriesHistory
-from app.monitor.monitor import Monitor
-from app.session import DesktopSession
+from app.session import DesktopSession, SessionSnapshot
+from app.session_view import (
+    LATENCY_SERIES_NAMES,
+    TOTAL_SERIES,
+    WORKER_PREFIX,
+    FloatArray,
+    MonitorView,
+    SeriesView,
+)
 from ui.panels.base import Panel
 from ui.tasks import TaskRunner
 from ui.theme import Theme
@@ -34,17 +43,14 @@ from ui.theme import Theme
 SPANS: tuple[tuple[int, str], ...] = ((1, "1 min"), (5, "5 min"), (15, "15 min"), (60, "60 min"))
 DEFAULT_SPAN_MINUTES = 5
 
-#: Ticks per second of the last monitor interval: the same measure as the worker series,
-#: so the total is the sum of the worker curves drawn under it.
-TOTAL_SERIES = "tps.total"
-WORKER_PREFIX = "tps.worker."
-P50_SERIES = "latency.tick_to_collector.p50"
-P99_SERIES = "latency.tick_to_collector.p99"
+#: ``TOTAL_SERIES`` (tps.total) is the same measure as the worker series, so the total
+#: is the sum of the worker curves drawn under it.
+P50_SERIES, P99_SERIES, ACK_P99_SERIES = LATENCY_SERIES_NAMES
 #: ``series name -> (legend label, theme colour name, dashed)``; values are seconds.
 LATENCY_SERIES: dict[str, tuple[str, str, bool]] = {
     P50_SERIES: ("tick→collector p50", "info", False),
     P99_SERIES: ("tick→collector p99", "warn", False),
-    "latency.collector_to_ack.p99": ("collector→ack p99", "muted", True),
+    ACK_P99_SERIES: ("collector→ack p99", "muted", True),
 }
 #: Hue step between consecutive workers (the golden ratio): neighbours never look alike,
 #: whatever the pool size, without a fixed list of colours to run out of.
@@ -85,10 +91,12 @@ class ThroughputPanel(Panel):
     ) -> None:
         super().__init__(session, tasks, parent)
         self._span_minutes = DEFAULT_SPAN_MINUTES
-        # What the last refresh drew from: redrawing waits until the monitor ticks again.
-        self._drawn_monitor: Monitor | None = None
-        self._drawn_metrics: object = None
+        # What the last render drew: redrawing waits until the monitor ticks again.
+        self._drawn_version = -1
+        self._drawn_workers: tuple[int, ...] = ()
+        self._shown = False
         self._dirty = True
+        self._last: SessionSnapshot | None = None
 
         self.header = QLabel("Waiting for the monitor…")
         self.header.setToolTip(
@@ -184,81 +192,87 @@ class ThroughputPanel(Panel):
                 widget.setParent(self, widget.windowFlags())
 
     # ------------------------------------------------------------------ rendering
-    def refresh(self) -> None:
-        runtime = self.session.runtime
-        monitor: Monitor | None = runtime.monitor if runtime is not None else None
-        if monitor is None:
-            if self._drawn_monitor is not None or self._dirty:
+    def render(self, snap: SessionSnapshot) -> None:  # type: ignore[override]
+        self._last = snap
+        view = snap.monitor
+        if view is None:
+            if self._shown or self._dirty:
                 self._clear()
                 self.header.setText(
-                    "Capture stopped" if runtime is None else "Monitoring is off in the settings"
+                    "Capture stopped" if not snap.running else "Monitoring is off in the settings"
                 )
-                self._drawn_monitor, self._drawn_metrics, self._dirty = None, None, False
+                self._shown, self._dirty = False, False
             return
-        if monitor is not self._drawn_monitor:
-            self._clear()  # a restart brings a new monitor and perhaps other workers
-            self._drawn_monitor, self._dirty = monitor, True
-        # The monitor replaces its metrics dict on every tick: the cheapest "has the
-        # history advanced" test there is.
-        if monitor.metrics is self._drawn_metrics and not self._dirty:
+        workers = tuple(sorted(w.worker_id for w in snap.workers))
+        if (
+            view.series.version == self._drawn_version
+            and workers == self._drawn_workers
+            and not self._dirty
+        ):
             return
-        self._drawn_metrics, self._dirty = monitor.metrics, False
-        self._draw(monitor)
+        self._drawn_version, self._drawn_workers = view.series.version, workers
+        self._shown, self._dirty = True, False
+        self._draw(view, workers)
 
-    def _draw(self, monitor: Monitor) -> None:
-        history = monitor.history
+    def _draw(self, view: MonitorView, workers: tuple[int, ...]) -> None:
+        series = view.series
         span = self._span_minutes * 60.0
-        start = self._start_of_span(history, span)
-        self._set(self.total_curve, history, TOTAL_SERIES, start)
-        for name in history.names():
-            if not name.startswith(WORKER_PREFIX):
-                continue
-            suffix = name.removeprefix(WORKER_PREFIX)
-            if not suffix.isdigit():
-                continue
-            worker_id = int(suffix)
+        start = self._start_of_span(series, span)
+        self._set(self.total_curve, series, TOTAL_SERIES, start)
+        # Curves of workers that are no longer in the pool go, legend and all.
+        for worker_id in [w for w in self.worker_curves if w not in workers]:
+            self._remove_worker_curve(worker_id)
+        for worker_id in workers:
             curve = self.worker_curves.get(worker_id)
             if curve is None:
                 curve = self._add_worker_curve(worker_id)
-            self._set(curve, history, name, start)
+            self._set(curve, series, f"{WORKER_PREFIX}{worker_id}", start)
         for name, curve in self.latency_curves.items():
-            self._set(curve, history, name, start, scale=1000.0)
+            self._set(curve, series, name, start, scale=1000.0)
         if self.live_action.isChecked() and np.isfinite(start):
             end = start + span + 1.0  # a point stands for the second that starts there
             self.tps_plot.setXRange(end - span, end, padding=0)
-        m = monitor.metrics
-        tps = m.get(TOTAL_SERIES)
-        tps_text = f"{tps:,.0f} ticks/s" if isinstance(tps, int | float) else "– ticks/s"
-        p50, p99 = _format_ms(m.get(P50_SERIES)), _format_ms(m.get(P99_SERIES))
+        tps = view.number(TOTAL_SERIES)
+        tps_text = f"{tps:,.0f} ticks/s" if tps is not None else "– ticks/s"
+        p50, p99 = _format_ms(view.number(P50_SERIES)), _format_ms(view.number(P99_SERIES))
         self.header.setText(f"{tps_text} · p50 {p50} · p99 {p99}")
 
     @staticmethod
-    def _start_of_span(history: SeriesHistory, span: float) -> float:
+    def _start_of_span(series: SeriesView, span: float) -> float:
         """The span ends at the newest point of any series (the history's horizon)."""
-        if TOTAL_SERIES in history:
-            times, _ = history.series(TOTAL_SERIES)
-            if times.size:
-                return float(times[-1]) - span
+        total = series.get(TOTAL_SERIES)
+        if total is not None and total[0].size:
+            return float(total[0][-1]) - span
         return -np.inf
 
     @staticmethod
     def _set(
         curve: pg.PlotDataItem,
-        history: SeriesHistory,
+        series: SeriesView,
         name: str,
         start: float,
         scale: float = 1.0,
     ) -> None:
-        if name not in history:
+        data = series.get(name)
+        if data is None:
             curve.setData(np.empty(0), np.empty(0))
             return
-        times, values = history.series(name)
+        times, values = data
         first = int(np.searchsorted(times, start, side="left"))
         x: FloatArray = np.ascontiguousarray(times[first:], dtype=np.float64)
         y: FloatArray = np.ascontiguousarray(values[first:], dtype=np.float64)
         if scale != 1.0:
             y = y * scale
         curve.setData(x, y)
+
+    def _remove_worker_curve(self, worker_id: int) -> None:
+        curve = self.worker_curves.pop(worker_id)
+        self.tps_plot.removeItem(curve)  # and from the legend
+        self.tps_legend.removeItem(curve)
+
+    def legend_labels(self) -> list[str]:
+        """The Ticks/s legend's entries, top to bottom (for tests and screenshots)."""
+        return [label.text for _, label in self.tps_legend.items]
 
     def _add_worker_curve(self, worker_id: int) -> pg.PlotDataItem:
         curve = _new_curve(self.tps_plot, f"worker {worker_id}", _worker_pen(worker_id))
@@ -289,13 +303,20 @@ class ThroughputPanel(Panel):
         self._span_minutes = int(self.span_combo.itemData(index))
         self._dirty = True
         if self.live_action.isChecked():
-            self.refresh()
+            self._redraw()
         else:
             self.live_action.setChecked(True)  # a new span is a request to see it
 
     def _live_toggled(self, live: bool) -> None:
         if live:
             self._dirty = True
+            self._redraw()
+
+    def _redraw(self) -> None:
+        """Draw the last frame's snapshot again (a control changed between frames)."""
+        if self._last is not None:
+            self.render(self._last)
+        else:
             self.refresh()
 
     def _user_moved(self, *_: object) -> None:
