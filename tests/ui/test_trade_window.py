@@ -10,6 +10,7 @@ same account folder (``history_deals_get``), not the window's own figures.
 from __future__ import annotations
 
 import csv
+import os
 import time
 from pathlib import Path
 
@@ -57,7 +58,10 @@ def ui_store(tmp_path: Path) -> ConfigStore:
 
 
 def shot(widget: QWidget, name: str) -> None:
-    for folder in (SHOTS, DOCS_IMG):
+    """A screenshot in /tmp/ui-shots; also in docs/img with UPDATE_DOCS_IMG=1 (so a test
+    run does not dirty the checkout)."""
+    folders = (SHOTS, DOCS_IMG) if os.environ.get("UPDATE_DOCS_IMG") == "1" else (SHOTS,)
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
         assert widget.grab().save(str(folder / f"{name}.png"))
 
