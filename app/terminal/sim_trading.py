@@ -17,6 +17,7 @@ test hook for "the broker executed, the client never heard".
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,13 +111,15 @@ class SimTrading:
         self._broker_settings = settings or AccountSettings()
         self._broker_dir = folder
         self._stores: dict[tuple[str, int], BrokerStore] = {}
+        self._stores_lock = threading.Lock()  # one store per account, whichever thread asks
         self._request_id = 0
 
     def _close_broker(self) -> None:
         """Close the account files (``shutdown``); the next trade call reopens them."""
-        for store in self._stores.values():
-            store.close()
-        self._stores.clear()
+        with self._stores_lock:
+            for store in self._stores.values():
+                store.close()
+            self._stores.clear()
 
     # --- books ---------------------------------------------------------------------------
 
@@ -124,17 +127,18 @@ class SimTrading:
         """The account's store; a file is only created by a trade (reads of an account
         that never traded are served from its settings, so capture runs write nothing)."""
         key = (self._server, self._login)
-        store = self._stores.get(key)
-        if store is not None:
+        with self._stores_lock:
+            store = self._stores.get(key)
+            if store is not None:
+                return store
+            path = None
+            if self._broker_dir is not None:
+                path = account_file(self._broker_dir, *key)
+                if not create and not path.exists():
+                    return None
+            opened = self._live_until() - 1
+            store = self._stores[key] = BrokerStore(path, self._broker_settings, opened_msc=opened)
             return store
-        path = None
-        if self._broker_dir is not None:
-            path = account_file(self._broker_dir, *key)
-            if not create and not path.exists():
-                return None
-        store = BrokerStore(path, self._broker_settings, opened_msc=self._live_until() - 1)
-        self._stores[key] = store
-        return store
 
     def _books(self, *, create: bool = False) -> tuple[Quotes, BrokerState]:
         until = self._live_until()

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import re
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -87,12 +88,20 @@ class BrokerStore:
             raise
         self._version = -1
         self._state = self._load()
+        # One connection per store: threads of one process take turns (a read between
+        # another thread's BEGIN and COMMIT would see, or roll back, its transaction).
+        self._lock = threading.RLock()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def read(self) -> BrokerState:
         """The committed books (re-read only when another connection committed)."""
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> BrokerState:
         version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
         if version != self._version:
             self._state = self._load()
@@ -102,14 +111,19 @@ class BrokerStore:
     def remember(self, state: BrokerState) -> None:
         """Keep a state that differs from the stored one only in what need not be
         written (the instant up to which triggers were checked)."""
-        self._state = state
+        with self._lock:
+            self._state = state
 
     def update(self, step: Callable[[BrokerState], tuple[BrokerState, T]]) -> T:
         """Run ``step`` on the latest books under the write lock and commit what it
         changed in one transaction."""
+        with self._lock:
+            return self._update(step)
+
+    def _update(self, step: Callable[[BrokerState], tuple[BrokerState, T]]) -> T:
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            # Under the write lock: nobody else committed since the last read, the
+            # Under the write lock: if nobody else committed since the last read, the
             # books in memory are current (no reload: its cost grows with the history).
             version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
             old = self._state if version == self._version else self._load()
