@@ -30,6 +30,7 @@ from app.config.schema import TerminalConfig
 from app.config.store import ConfigStore, InvalidConfig, LoadResult, validate_document
 from app.config.sync import SyncResult
 from app.export.api import ProgressCallback, export_bars, export_ticks
+from app.history.chart_history import ChartSeries
 from app.journal import Journal
 from app.link.gateway import GatewayClient, GatewayError
 from app.runtime import Runtime
@@ -252,6 +253,19 @@ class DesktopSession:
     def acknowledge_alert(self, alert_id: str) -> None:
         if self.runtime is not None and self.runtime.monitor is not None:
             self.runtime.monitor.alerts.acknowledge(alert_id)
+
+    # ------------------------------------------------------------------ chart
+    def chart_bars(self, symbol: str, timeframe: str) -> ChartSeries | None:
+        """Bars of ``symbol`` (history joined with live; app/history/chart_history.py)."""
+        return None if self.runtime is None else self.runtime.chart.series(symbol, timeframe)
+
+    def chart_ticks(self, symbol: str, start_msc: int, seen: int) -> ChartSeries | None:
+        """The tick view: ticks since ``seen`` were drawn (or the window from ``start_msc``)."""
+        return None if self.runtime is None else self.runtime.chart.ticks(symbol, start_msc, seen)
+
+    def request_older(self, symbol: str, timeframe: str, before_ms: int) -> None:
+        if self.runtime is not None:
+            self.runtime.chart.request_older(symbol, timeframe, before_ms)
 
     # ------------------------------------------------------------------ export
     async def export_cached(
