@@ -18,7 +18,9 @@ from pytestqt.qtbot import QtBot
 
 from app.collector import Collector
 from app.config import ClientConfig
+from app.connector.backfill import ApiHistory
 from app.daystats import DayBook
+from app.history.chart_history import ChartHistory
 from app.servertime import NY_CLOSE
 from app.sessions import MarketHours, SessionBook
 from app.ticks import TickBatch
@@ -42,10 +44,18 @@ def fake_session(tick_msc: int, zone_known: bool = True) -> Any:
     collector.ingest(TickBatch("EURUSD", ticks_at([tick_msc])))
     hours = MarketHours.build(SessionBook.default(), {}, enabled=False)  # display only
     days = DayBook(collector, zones.zone, lambda: zones.version)
+    chart = ChartHistory(collector, zones, hours, lambda _s: None, ApiHistory)  # type: ignore[arg-type]
     runtime = SimpleNamespace(
         collector=collector, zones=zones, monitor=None, market_hours=hours, day_stats=days
     )
-    return SimpleNamespace(config=config, runtime=runtime)
+    # The chart reads through the session's chart methods only (app/session.py).
+    return SimpleNamespace(
+        config=config,
+        runtime=runtime,
+        chart_ticks=chart.ticks,
+        chart_bars=chart.series,
+        request_older=chart.request_older,
+    )
 
 
 @pytest.mark.parametrize(("tick_msc", "hours"), [(WINTER, 2), (SUMMER, 3)], ids=["+2", "+3"])
