@@ -5,7 +5,9 @@ The window asks, once per frame, for a symbol's bars of one timeframe
 
 * **History from the terminal**, read in the backfill's helper process per terminal
   (``TerminalHistory.bars``: ``copy_rates_from`` through ``UtcTerminal``, so the bars
-  open in UTC at the server's boundaries), :data:`PAGE_BARS` bars a request. The first
+  open in UTC at the server's boundaries), :data:`PAGE_BARS` bars a request (older
+  pages as many as held, up to :data:`MAX_PAGE_BARS`: scrolling far back through a
+  zoomed-out chart takes a few requests, not hundreds). The first
   request for (symbol, timeframe) starts when the window first asks; until it answers
   the series says ``loading``. :meth:`ChartHistory.request_older` fetches the page
   before the oldest bar held (the window calls it when the view nears that bar);
@@ -65,6 +67,8 @@ CHART_TIMEFRAMES: Final = ("M1", "M5", "M15", "M30", "H1", "H4", "D1")
 TICKS: Final = "ticks"
 #: Bars per history request (a screen and more of M1: 10 hours).
 PAGE_BARS: Final = 600
+#: Older pages double with the bars held, up to this many a request.
+MAX_PAGE_BARS: Final = 20_000
 #: H1 bars asked at start for the day figures (two server days and a bit).
 _DAY_SEED_BARS: Final = 52
 #: The day figures wait at most this long for the chart's first request.
@@ -192,6 +196,14 @@ class ChartHistory:
     async def start(self, symbols: list[str], day_book: DayBook | None = None) -> None:
         """Take the running loop for requests; seed the day figures of ``symbols``."""
         self._loop = asyncio.get_running_loop()
+        # Start each terminal's helper process now (spawning takes a second or more):
+        # the chart's first request then finds it ready.
+        warmed: set[str] = set()
+        for symbol in symbols:
+            spec = self._terminal_of(symbol)
+            if spec is not None and spec.name not in warmed:
+                warmed.add(spec.name)
+                self._spawn(self._warm(spec, symbol))
         if day_book is not None and symbols:
             self._spawn(self._seed_days(symbols, day_book))
 
@@ -364,8 +376,10 @@ class ChartHistory:
             before_s = book.seam_ms // 1000 - 1
         else:
             before_s = int(self._clock.time())
+        # Older pages grow with what is held (a zoomed-out view scrolls through more).
+        count = min(max(self._page, len(book.bars)), MAX_PAGE_BARS) if older else self._page
         try:
-            answer = await self._source(spec).bars(symbol, book.tf_ms, before_s, self._page)
+            answer = await self._source(spec).bars(symbol, book.tf_ms, before_s, count)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -397,6 +411,10 @@ class ChartHistory:
         book.seam = bars[bars["time_msc"] == book.seam_ms].copy()
         book.overlap = None
         book.complete = len(bars) < self._page
+
+    async def _warm(self, spec: TerminalSpec, symbol: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._source(spec).bars(symbol, M1, int(self._clock.time()), 1)
 
     async def _seed_days(self, symbols: list[str], day_book: DayBook) -> None:
         """The day figures from H1 history: after the chart's first answer (or a while)."""

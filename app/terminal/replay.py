@@ -408,7 +408,7 @@ class ReplayTerminal(SimulatedTerminal):
 
     # --- bars (app/terminal/sim_rates.py): all of them from the files' ticks --------
 
-    def _exact_since_ms(self, live_until: int) -> int:
+    def _exact_since_ms(self, symbol: str, live_until: int) -> int:
         firsts = [int(s.time_msc[0]) for s in self._series.values() if len(s.time_msc)]
         first = min(firsts, default=live_until)
         return first - first % 3_600_000

@@ -82,6 +82,8 @@ TIMEFRAME_MS: Final[dict[int, int]] = {
 #: Bars opening this recently are aggregated from ticks (3 hours: ~0.2 s of ticks
 #: generation for a 20 ticks/s symbol, done once: hours are cached).
 EXACT_SPAN_MS: Final = 3 * _HOUR
+#: ... unless that is more ticks than this (then fewer whole minutes).
+EXACT_TICKS: Final = 300_000
 #: How far back the terminal's history reaches.
 HISTORY_SPAN_MS: Final = 730 * D1
 #: Bars per answer at most (the terminal's ``maxbars``).
@@ -202,9 +204,16 @@ class SimRates:
 
     # --- where bars come from -------------------------------------------------------
 
-    def _exact_since_ms(self, live_until: int) -> int:
-        """Bars (or the parts of bars) from this UTC instant on are built from ticks."""
-        return live_until - live_until % _HOUR - EXACT_SPAN_MS
+    def _exact_since_ms(self, symbol: str, live_until: int) -> int:
+        """Bars (or the parts of bars) from this UTC instant on are built from ticks:
+        the last :data:`EXACT_SPAN_MS` (from a whole hour), or for a fast symbol (a
+        benchmark's thousands of ticks a second) the whole minutes that hold about
+        :data:`EXACT_TICKS` ticks, at least one."""
+        rate = max(self.market.rate(symbol), 1e-9)
+        if rate * EXACT_SPAN_MS / 1000 <= EXACT_TICKS:
+            return live_until - live_until % _HOUR - EXACT_SPAN_MS
+        minutes = max(1, int(EXACT_TICKS / rate // 60))
+        return live_until - live_until % _MIN - minutes * _MIN
 
     def _rate_ticks(self, symbol: str, from_ms: int, until_ms: int) -> TickArray:
         """Every tick in ``[from_ms, until_ms)`` (UTC bounds), stamped in server time."""
@@ -222,7 +231,7 @@ class SimRates:
             return _empty()
         zone = self.server_time_zone
         live = self._live_until()
-        exact_since = self._exact_since_ms(live)
+        exact_since = self._exact_since_ms(symbol, live)
         sampled = _empty()
         if from_ms < exact_since:
             sampled = self._sampled(symbol, tf, from_ms, min(until_ms, exact_since), exact_since)
@@ -242,7 +251,7 @@ class SimRates:
         return np.concatenate((sampled, exact)) if len(exact) else sampled
 
     def _m1_exact(self, symbol: str, from_ms: int, live: int) -> RatesArray:
-        """M1 bars from ticks, UTC hour by hour from ``from_ms`` (a whole hour) to now;
+        """M1 bars from ticks, hour by hour from ``from_ms`` (a whole minute) to now;
         complete hours are cached (pure functions of time)."""
         cache: OrderedDict[tuple[str, int], RatesArray]
         cache = self.__dict__.setdefault("_rates_m1_hours", OrderedDict())
