@@ -7,7 +7,8 @@ A mixin (:class:`SimRates`), a base class of :class:`~app.terminal.simulated.Sim
 so the terminal's module stays the size it is. Where the bars come from:
 
 * **Recent bars are exact**: a bar opening within :data:`EXACT_SPAN_MS` (the last 3
-  whole hours and the current one) is the aggregation of the
+  whole hours and the current one; for a symbol so fast that this exceeds
+  :data:`EXACT_TICKS`, fewer whole minutes, or none under 5) is the aggregation of the
   terminal's own ticks (the ones ``copy_ticks_range`` serves), with the export's
   rules (``app/terminal/export_files/rates.py``: bid prices, ``tick_volume`` counts
   ticks, ``spread`` is the bar's smallest spread in points). M1 bars are built per
@@ -83,7 +84,8 @@ TIMEFRAME_MS: Final[dict[int, int]] = {
 #: generation for a 20 ticks/s symbol, done once: hours are cached).
 EXACT_SPAN_MS: Final = 3 * _HOUR
 #: ... unless that is more ticks than this (then fewer whole minutes).
-EXACT_TICKS: Final = 300_000
+EXACT_TICKS: Final = 250_000
+_MIN_EXACT_MINUTES: Final = 5
 #: How far back the terminal's history reaches.
 HISTORY_SPAN_MS: Final = 730 * D1
 #: Bars per answer at most (the terminal's ``maxbars``).
@@ -206,13 +208,16 @@ class SimRates:
 
     def _exact_since_ms(self, symbol: str, live_until: int) -> int:
         """Bars (or the parts of bars) from this UTC instant on are built from ticks:
-        the last :data:`EXACT_SPAN_MS` (from a whole hour), or for a fast symbol (a
-        benchmark's thousands of ticks a second) the whole minutes that hold about
-        :data:`EXACT_TICKS` ticks, at least one."""
+        the last :data:`EXACT_SPAN_MS` (from a whole hour), or for a fast symbol the
+        whole minutes that hold about :data:`EXACT_TICKS` ticks; none when that is
+        under 5 minutes (a benchmark's thousands of ticks a second: generating them
+        would take the helper process seconds of CPU per request)."""
         rate = max(self.market.rate(symbol), 1e-9)
         if rate * EXACT_SPAN_MS / 1000 <= EXACT_TICKS:
             return live_until - live_until % _HOUR - EXACT_SPAN_MS
-        minutes = max(1, int(EXACT_TICKS / rate // 60))
+        minutes = int(EXACT_TICKS / rate // 60)
+        if minutes < _MIN_EXACT_MINUTES:  # a benchmark's firehose: all sampled, cheap
+            return live_until
         return live_until - live_until % _MIN - minutes * _MIN
 
     def _rate_ticks(self, symbol: str, from_ms: int, until_ms: int) -> TickArray:
