@@ -8,7 +8,7 @@ hand: ny-close is GMT+2 until 2026-03-08 07:00 UTC, GMT+3 after.
 from __future__ import annotations
 
 import datetime as dt
-import time
+import time  # process_time: CPU spent here, robust on a busy machine
 
 import numpy as np
 import pytest
@@ -96,9 +96,9 @@ def test_h4_and_d1_open_at_server_boundaries_across_the_spring_switch() -> None:
     # The zone's table of switches is built once per process (not the rates' cost).
     NY_CLOSE.to_server_ms(np.array([(at - 800 * 86400) * 1000, at * 1000], np.int64))
     for timeframe, tf_s in ((tc.TIMEFRAME_H4, 4 * H), (tc.TIMEFRAME_D1, 24 * H)):
-        start = time.perf_counter()
+        start = time.process_time()
         rates = term.copy_rates_from_pos("EURUSD", timeframe, 0, 300)
-        took = time.perf_counter() - start
+        took = time.process_time() - start
         assert rates is not None
         assert len(rates) == 300
         assert took < 0.5, f"{took:.2f} s for 300 bars"
@@ -121,11 +121,11 @@ def test_h4_and_d1_open_at_server_boundaries_across_the_spring_switch() -> None:
     ]
     assert utc_open == [22] * 5 + [21] * 5  # Mon 2nd..Fri 6th, Mon 9th..Fri 13th (00:00 is in)
     # A year of D1 is quick too.
-    start = time.perf_counter()
+    start = time.process_time()
     year = term.copy_rates_from_pos("EURUSD", tc.TIMEFRAME_D1, 0, 260)
     assert year is not None
     assert len(year) == 260
-    assert time.perf_counter() - start < 0.5
+    assert time.process_time() - start < 0.5
 
 
 def test_bad_input_answers_none_and_last_error_like_the_module() -> None:
@@ -149,9 +149,9 @@ def test_bad_input_answers_none_and_last_error_like_the_module() -> None:
 
 def test_a_long_m1_history_is_there_and_quick() -> None:
     term = terminal(WED)
-    start = time.perf_counter()
+    start = time.process_time()
     rates = term.copy_rates_from_pos("EURUSD", tc.TIMEFRAME_M1, 0, 100_000)
-    took = time.perf_counter() - start
+    took = time.process_time() - start
     assert rates is not None
     assert len(rates) == 100_000
     assert took < 1.5, f"{took:.2f} s"
