@@ -38,7 +38,7 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -208,37 +208,34 @@ def _child_zone(api: MT5Api, symbol: str) -> ServerTimeZone:
     )
 
 
-def _child_fetch(symbol: str, from_s: int, to_s: int) -> TickArray:
+@contextlib.contextmanager
+def _child_terminal(symbol: str) -> Iterator[UtcTerminal]:
+    """The helper's terminal in UTC with ``symbol`` selected; a connection error makes
+    the next request initialise (select, detect) again."""
     global _API, _ZONE  # noqa: PLW0603
     api = _child_api()
     try:
         if symbol not in _SELECTED:
             select_symbol(api, symbol)
             _SELECTED.add(symbol)
-        return copy_range(UtcTerminal(api, _child_zone(api, symbol)), symbol, from_s, to_s)
-    except HistoryError as exc:
-        if exc.code in CONNECTION_ERRORS:
-            api.shutdown()
-            _API = _ZONE = None  # initialise (select, detect) again on the next attempt
-        raise
-
-
-def _child_bars(symbol: str, tf_ms: int, before_s: int, count: int) -> BarsAnswer:
-    """The chart's bars request (app/history), in the same helper process as the ticks."""
-    global _API, _ZONE  # noqa: PLW0603
-    api = _child_api()
-    try:
-        if symbol not in _SELECTED:
-            select_symbol(api, symbol)
-            _SELECTED.add(symbol)
-        terminal = UtcTerminal(api, _child_zone(api, symbol))
-        now_ms = int(time.time() * 1000)
-        return copy_bars(terminal, symbol, tf_ms, before_s, count, now_ms=now_ms)
+        yield UtcTerminal(api, _child_zone(api, symbol))
     except (HistoryError, HistoryBarsError) as exc:
         if exc.code in CONNECTION_ERRORS:
             api.shutdown()
             _API = _ZONE = None
         raise
+
+
+def _child_fetch(symbol: str, from_s: int, to_s: int) -> TickArray:
+    with _child_terminal(symbol) as terminal:
+        return copy_range(terminal, symbol, from_s, to_s)
+
+
+def _child_bars(symbol: str, tf_ms: int, before_s: int, count: int) -> BarsAnswer:
+    """The chart's bars request (app/history), in the same helper process as the ticks."""
+    with _child_terminal(symbol) as terminal:
+        now_ms = int(time.time() * 1000)
+        return copy_bars(terminal, symbol, tf_ms, before_s, count, now_ms=now_ms)
 
 
 def select_symbol(api: MT5Api, symbol: str) -> None:

@@ -18,20 +18,12 @@ from pytestqt.qtbot import QtBot
 
 from app.session import DesktopSession
 from tests.conftest import wait_until
+from tests.ui.test_tick_chart import _drag
 from ui.panels.tick_chart import TickChart
 from ui.window import MainWindow
 
 pytestmark = [pytest.mark.qt_log_ignore(r"^This plugin does not support ")]
 SHOTS = Path("/tmp/ui-shots")
-
-
-def _drag(qtbot: QtBot, chart: TickChart, dx: int) -> None:
-    viewport = chart.plot.viewport()
-    start = viewport.rect().center()
-    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
-    for step in range(1, 6):
-        qtbot.mouseMove(viewport, start + QPoint(dx * step // 5, 0))
-    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=start + QPoint(dx, 0))
 
 
 def _shot(chart: TickChart, name: str) -> None:
