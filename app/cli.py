@@ -504,12 +504,16 @@ def _bench(args: argparse.Namespace, window: WindowCommands | None) -> int:
             return 2
         if not args.json:
             print(
-                f"measuring the window: idle, 10k, 100k ticks/s; {args.seconds:g} s each ...",
+                f"measuring the window: idle, 10k, 100k ticks/s, scrolling 100k bars; "
+                f"{args.seconds:g} s each; then a cold start ...",
                 file=sys.stderr,
             )
         gui_result = window.bench_gui(args.seconds)
         print(orjson.dumps(gui_result, option=orjson.OPT_INDENT_2).decode())
-        return 0
+        # A chart phase that failed its deadline (no answer, not loaded) is a failed run.
+        phases = gui_result.get("phases")
+        failed = isinstance(phases, list) and any("error" in p for p in phases)
+        return 1 if failed else 0
     from app.bench.pipeline import Settings, bench  # noqa: PLC0415 - heavy, only for this command
 
     if args.what == "remote":

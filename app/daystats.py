@@ -21,8 +21,13 @@ known (a real terminal being detected) there is no midnight to cut at: unknown t
 A detected zone that changes (detection, a DST re-detection) rebuilds the symbol's
 figures from the collector's cache.
 
-Not done here: asking the terminal for its D1 bar (``copy_rates_range``) when the app's
-ticks do not reach back; the simulated terminal has no rates calls yet.
+**Seeded from the terminal's history at start** (:meth:`DayBook.seed`, called by the
+chart's history service, app/history/chart_history.py, with the H1 bars of the last two
+server days): each bar enters the fold as four stamps (open at its start, then high,
+low and close), so the previous close (the last bar before midnight closes at it), the
+day's open, high and low are known at once instead of "—" until a tick from before
+midnight is held; live ticks then fold in as before. Seeds are kept and folded again
+when a zone change rebuilds the symbol.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.collector import Collector, SequencedBatch
+from app.collector import BarArray, Collector, SequencedBatch
 from app.servertime import ServerTimeZone
-from app.ticks import TickArray
+from app.ticks import TICK_DTYPE, TickArray
 
 __all__ = ["DayBook", "DayFigures", "DayStats"]
 
@@ -151,6 +156,7 @@ class DayBook:
         self._version = version
         self._seen = version()
         self._stats: dict[str, DayStats] = {}
+        self._seeds: dict[str, TickArray] = {}
 
     def on_batch(self, batch: SequencedBatch) -> None:
         self._check_zones()
@@ -162,6 +168,22 @@ class DayBook:
                 stats.update(batch.batch.ticks)
             return
         stats.update(batch.batch.ticks)
+
+    def seed(self, symbol: str, bars: BarArray) -> None:
+        """Fold history bars (UTC opens, ``BAR_DTYPE``) of ``symbol`` in; see the module."""
+        if not len(bars):
+            return
+        ticks = np.zeros(4 * len(bars), dtype=TICK_DTYPE)
+        for k, name in enumerate(("open", "high", "low", "close")):
+            ticks["time_msc"][k::4] = bars["time_msc"] + k
+            ticks["bid"][k::4] = bars[name]
+        ticks["time"] = ticks["time_msc"] // 1000
+        self._seeds[symbol] = ticks
+        stats = self._stats.get(symbol)
+        if stats is None:
+            self._rebuild(symbol)
+        else:
+            stats.update(ticks)
 
     def figures(self, symbol: str) -> DayFigures | None:
         """The day of ``symbol`` now; None before its first tick or while its server zone
@@ -192,6 +214,8 @@ class DayBook:
         if zone is None:
             return False
         stats = DayStats(zone)
+        if symbol in self._seeds:
+            stats.update(self._seeds[symbol])
         if symbol in self._collector.cache:
             stats.update(self._collector.cache.snapshot(symbol))
         self._stats[symbol] = stats

@@ -27,10 +27,11 @@ from app.clock import SYSTEM_CLOCK, Clock
 from app.collector import Collector
 from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
-from app.connector.backfill import Backfill, BackfillTarget
+from app.connector.backfill import Backfill, BackfillTarget, TerminalHistory
 from app.connector.coverage import SpanBook
 from app.connector.handoff import Handoff
 from app.daystats import DayBook
+from app.history.chart_history import ChartHistory
 from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embedded
 from app.link.hub import HubClient
 from app.link.link import BridgeLink, LatencySink, LinkOptions, LinkState
@@ -47,6 +48,7 @@ from app.security.secret import Secret
 from app.servertime import NY_CLOSE
 from app.sessions import MarketHours
 from app.terminal.replay import plan_of_spec
+from app.terminal.spec import TerminalSpec
 from app.ticks import TickBatch
 from app.trading.service import TRADING_KINDS, Trading
 from app.zones import ServerZones
@@ -197,6 +199,11 @@ class Runtime:
         self.backfill = Backfill(
             config.backfill, self.collector, clock=clock, market_hours=self.market_hours
         )
+        #: The chart's bars: terminal history joined with live bars (app/history).
+        self.chart = ChartHistory(
+            self.collector, self.zones, self.market_hours, self._terminal_of, TerminalHistory,
+            clock=clock,
+        )  # fmt: skip
         self._backfill_targets = [
             BackfillTarget(w.terminal, sym, w.cursors.get(sym, (start, 0)))
             for w in workers
@@ -264,6 +271,7 @@ class Runtime:
         if self.trading is not None:
             await self.trading.start()
         await self.backfill.start(self._backfill_targets, self._live_position)
+        await self.chart.start([t.symbol for t in self._backfill_targets], self.day_stats)
         if self.monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
 
@@ -290,6 +298,9 @@ class Runtime:
             zone = self.zones.terminal_zone(terminal)
             if zone is not None:
                 self.market_hours.set_zone(self.zones.symbols_of(terminal), zone)
+
+    def _terminal_of(self, symbol: str) -> TerminalSpec | None:
+        return next((w.terminal for w in self.planned_workers if symbol in w.symbols), None)
 
     def add_symbol(self, terminal: str, symbol: str) -> int:
         """Capture ``symbol`` from ``terminal`` too, restarting only one of its workers
@@ -491,6 +502,7 @@ class Runtime:
         await self.pool.stop()
         await self.handoff.join()
         await self.backfill.stop()
+        await self.chart.close()
         durable = self._spool is not None and self._spool.disk_limit_bytes > 0
         if self.link is not None:
             # A durable spool keeps what the bridge has not acked for the next run, so

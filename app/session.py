@@ -33,6 +33,7 @@ from app.export.api import (
     export_bars,
     export_ticks,
 )
+from app.history.chart_history import ChartSeries
 from app.journal import Journal
 from app.logfiles import log_file_path
 from app.monitor.history import SeriesHistory
@@ -249,6 +250,19 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
         log.info("history backfill cancelled by the user")
         self.runtime.backfill.cancel()
         return True
+
+    # ------------------------------------------------------------------ chart
+    def chart_bars(self, symbol: str, timeframe: str) -> ChartSeries | None:
+        """Bars of ``symbol`` (history joined with live; app/history/chart_history.py)."""
+        return None if self.runtime is None else self.runtime.chart.series(symbol, timeframe)
+
+    def chart_ticks(self, symbol: str, start_msc: int, seen: int) -> ChartSeries | None:
+        """The tick view: ticks since ``seen`` were drawn (or the window from ``start_msc``)."""
+        return None if self.runtime is None else self.runtime.chart.ticks(symbol, start_msc, seen)
+
+    def request_older(self, symbol: str, timeframe: str, before_ms: int) -> None:
+        if self.runtime is not None:
+            self.runtime.chart.request_older(symbol, timeframe, before_ms)
 
     # ------------------------------------------------------------------ export
     async def export_cached(

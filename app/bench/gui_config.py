@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from app.config import ClientConfig
+from app.config.store import ConfigStore
 from app.ports import free_ports
 
 SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD")
@@ -42,3 +43,8 @@ def gui_bench_config(folder: Path, total_rate: float) -> ClientConfig:
             },
         }
     )
+
+
+def write_gui_bench_config(path: Path, total_rate: float) -> None:
+    """Save :func:`gui_bench_config` for a phase run in another process (the cold start)."""
+    ConfigStore(path).save(gui_bench_config(path.parent, total_rate))

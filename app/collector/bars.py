@@ -356,3 +356,44 @@ def _merge_into_first(bars: BarArray, prev: _OpenBar) -> None:
     first["tick_count"] = int(first["tick_count"]) + prev.count
     first["spread_min"] = min(float(first["spread_min"]), prev.smin)
     first["spread_max"] = max(float(first["spread_max"]), prev.smax)
+
+
+def bars_from_rates(rates: npt.NDArray[np.void], point: float) -> BarArray:
+    """A terminal's bars (``RATES_DTYPE`` with ``time`` already in UTC seconds) as
+    collector bars. Rates carry one spread (the bar's smallest, in points), so
+    ``spread_min``/``spread_max`` are that spread and ``spread_sum`` makes it the mean."""
+    out = empty_bars(len(rates))
+    out["time_msc"] = rates["time"].astype(np.int64) * 1000
+    for name in ("open", "high", "low", "close"):
+        out[name] = rates[name]
+    count = rates["tick_volume"].astype(np.int64)
+    spread = rates["spread"].astype(np.float64) * point
+    out["tick_count"] = count
+    out["spread_min"] = spread
+    out["spread_max"] = spread
+    out["spread_sum"] = spread * count
+    return out
+
+
+def resample_bars(bars: BarArray, tf_ms: int, zone: ServerTimeZone | None) -> BarArray:
+    """Shorter bars (UTC starts, oldest first) folded into ``tf_ms`` bars opening at the
+    server's boundaries (:func:`app.timeframes.bar_starts_utc_ms`): exact, since every
+    field is a first, last, min, max or sum and every longer boundary is a shorter one's
+    (offsets are whole quarter hours)."""
+    n = len(bars)
+    if n == 0:
+        return empty_bars()
+    starts = bar_starts_utc_ms(bars["time_msc"], tf_ms, zone or UTC_ZONE)
+    first = np.flatnonzero(np.concatenate(([True], starts[1:] != starts[:-1])))
+    last = np.concatenate((first[1:], [n])) - 1
+    out = empty_bars(len(first))
+    out["time_msc"] = starts[first]
+    out["open"] = bars["open"][first]
+    out["high"] = np.maximum.reduceat(bars["high"], first)
+    out["low"] = np.minimum.reduceat(bars["low"], first)
+    out["close"] = bars["close"][last]
+    out["tick_count"] = np.add.reduceat(bars["tick_count"], first)
+    out["spread_min"] = np.minimum.reduceat(bars["spread_min"], first)
+    out["spread_max"] = np.maximum.reduceat(bars["spread_max"], first)
+    out["spread_sum"] = np.add.reduceat(bars["spread_sum"], first)
+    return out

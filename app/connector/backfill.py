@@ -38,7 +38,7 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -54,6 +54,7 @@ from app.connector.capture import CaptureCursor
 from app.connector.coverage import Cursor, Span, SpanBook, find_gaps
 from app.connector.server_clock import OffsetDetector, UtcTerminal, zone_for_offset
 from app.connector.worker import initialize_terminal, watch_parent
+from app.history.rates import BarsAnswer, HistoryBarsError, copy_bars
 from app.servertime import ServerTimeZone
 from app.sessions import MarketHours
 from app.terminal.api import MT5Api
@@ -207,19 +208,34 @@ def _child_zone(api: MT5Api, symbol: str) -> ServerTimeZone:
     )
 
 
-def _child_fetch(symbol: str, from_s: int, to_s: int) -> TickArray:
+@contextlib.contextmanager
+def _child_terminal(symbol: str) -> Iterator[UtcTerminal]:
+    """The helper's terminal in UTC with ``symbol`` selected; a connection error makes
+    the next request initialise (select, detect) again."""
     global _API, _ZONE  # noqa: PLW0603
     api = _child_api()
     try:
         if symbol not in _SELECTED:
             select_symbol(api, symbol)
             _SELECTED.add(symbol)
-        return copy_range(UtcTerminal(api, _child_zone(api, symbol)), symbol, from_s, to_s)
-    except HistoryError as exc:
+        yield UtcTerminal(api, _child_zone(api, symbol))
+    except (HistoryError, HistoryBarsError) as exc:
         if exc.code in CONNECTION_ERRORS:
             api.shutdown()
-            _API = _ZONE = None  # initialise (select, detect) again on the next attempt
+            _API = _ZONE = None
         raise
+
+
+def _child_fetch(symbol: str, from_s: int, to_s: int) -> TickArray:
+    with _child_terminal(symbol) as terminal:
+        return copy_range(terminal, symbol, from_s, to_s)
+
+
+def _child_bars(symbol: str, tf_ms: int, before_s: int, count: int) -> BarsAnswer:
+    """The chart's bars request (app/history), in the same helper process as the ticks."""
+    with _child_terminal(symbol) as terminal:
+        now_ms = int(time.time() * 1000)
+        return copy_bars(terminal, symbol, tf_ms, before_s, count, now_ms=now_ms)
 
 
 def select_symbol(api: MT5Api, symbol: str) -> None:
@@ -245,7 +261,7 @@ class TerminalHistory:
         self.spec = spec
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
 
-    async def fetch(self, symbol: str, from_s: int, to_s: int) -> TickArray:
+    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._executor is None:
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1,
@@ -253,8 +269,16 @@ class TerminalHistory:
                 initializer=_child_init,
                 initargs=(self.spec,),
             )
+        return self._executor
+
+    async def fetch(self, symbol: str, from_s: int, to_s: int) -> TickArray:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _child_fetch, symbol, from_s, to_s)
+        return await loop.run_in_executor(self._pool(), _child_fetch, symbol, from_s, to_s)
+
+    async def bars(self, symbol: str, tf_ms: int, before_s: int, count: int) -> BarsAnswer:
+        """Bars for the chart (app/history/rates.py), read in the same kind of process."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool(), _child_bars, symbol, tf_ms, before_s, count)
 
     async def close(self) -> None:
         if self._executor is not None:
@@ -267,9 +291,10 @@ class ApiHistory:
     """History from a terminal API object in this process (tests, tools), whose server
     clock is ``zone``."""
 
-    def __init__(self, api: MT5Api, zone: ServerTimeZone) -> None:
+    def __init__(self, api: MT5Api, zone: ServerTimeZone, clock: Clock = SYSTEM_CLOCK) -> None:
         self.api = api
         self.terminal = UtcTerminal(api, zone)
+        self.clock = clock
         self._selected: set[str] = set()
 
     async def fetch(self, symbol: str, from_s: int, to_s: int) -> TickArray:
@@ -277,6 +302,15 @@ class ApiHistory:
             await asyncio.to_thread(select_symbol, self.api, symbol)
             self._selected.add(symbol)
         return await asyncio.to_thread(copy_range, self.terminal, symbol, from_s, to_s)
+
+    async def bars(self, symbol: str, tf_ms: int, before_s: int, count: int) -> BarsAnswer:
+        if symbol not in self._selected:
+            await asyncio.to_thread(select_symbol, self.api, symbol)
+            self._selected.add(symbol)
+        now_ms = int(self.clock.time() * 1000)
+        return await asyncio.to_thread(
+            copy_bars, self.terminal, symbol, tf_ms, before_s, count, now_ms=now_ms
+        )
 
     async def close(self) -> None:
         return None

@@ -23,7 +23,7 @@ nothing changing (a quiet or closed market) there is no sample, and nothing is g
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from app.servertime import (
     format_offset,
     parse_server_time_zone,
 )
-from app.terminal.api import MT5Api
+from app.terminal.api import MT5Api, MT5TradeApi, RatesArray
 from app.ticks import TickArray
 
 __all__ = [
@@ -123,6 +123,20 @@ class UtcTerminal:
             symbol, zone.to_server_s(from_utc_s), zone.to_server_s(to_utc_s), flags
         )
         return None if ticks is None else ticks_to_utc(ticks, zone)
+
+    def copy_rates_from(
+        self, symbol: str, timeframe: int, before_utc_s: int, count: int
+    ) -> RatesArray | None:
+        """``copy_rates_from``: the ``count`` bars opening at or before a UTC second, with
+        ``time`` in UTC seconds (each bar's server-time open read in the zone; in the
+        autumn hour as the earlier pass, where H4 and longer bars open)."""
+        zone = self._zone()
+        api = cast(MT5TradeApi, self.api)  # the module and our terminals have the rates calls
+        rates = api.copy_rates_from(symbol, timeframe, zone.to_server_s(before_utc_s), count)
+        if rates is None or not len(rates):
+            return rates
+        rates["time"] = zone.to_utc_ms(rates["time"].astype(np.int64) * 1000) // 1000
+        return rates
 
     def last_stamps(self, symbols: Iterable[str]) -> dict[str, int]:
         """Server ``time_msc`` of each symbol's last tick (symbols without one left out)."""

@@ -409,6 +409,24 @@ class ReplayTerminal(SimulatedTerminal):
         self._ok()
         return _served(np.array(out, dtype=TICK_DTYPE), zone)  # a fresh, writable copy
 
+    # --- bars (app/terminal/sim_rates.py): all of them from the files' ticks --------
+
+    def _exact_since_ms(self, symbol: str, live_until: int) -> int:
+        firsts = [int(s.time_msc[0]) for s in self._series.values() if len(s.time_msc)]
+        first = min(firsts, default=live_until)
+        return first - first % 3_600_000
+
+    def _rate_ticks(self, symbol: str, from_ms: int, until_ms: int) -> TickArray:
+        series = self._load(symbol)
+        if series is None:
+            return np.zeros(0, dtype=TICK_DTYPE)
+        lo, hi = self._visible(series, from_ms, min(until_ms, self._live_until()))
+        return _served(np.array(series.ticks[lo:hi], dtype=TICK_DTYPE), self.server_time_zone)
+
+    def _rate_point(self, symbol: str) -> float:
+        series = self._load(symbol)
+        return 10.0 ** -(series.digits if series is not None else 5)
+
     def _last(self, symbol: str) -> np.void | None:
         """The newest visible tick, stamped in server time."""
         series = self._load(symbol)

@@ -67,6 +67,7 @@ from app.terminal.arguments import COPY_MASKS, SYMBOL_INFO_ZERO, epoch_seconds, 
 from app.terminal.faults import ControlFile, FaultMode, write_fault
 from app.terminal.market import DEFAULT_PROFILES, SymbolProfile
 from app.terminal.session_market import SessionMarket, market_for
+from app.terminal.sim_rates import SimRates
 from app.terminal.sim_trading import SimTrading
 from app.terminal.types import SymbolInfo, TerminalInfo, Tick
 from app.ticks import TickArray
@@ -106,7 +107,7 @@ _STALL_STEP_S = 0.01
 _DEFAULT_TIMEOUT_MS = 60_000
 
 
-class SimulatedTerminal(SimTrading):
+class SimulatedTerminal(SimRates, SimTrading):
     """The ``MetaTrader5`` module's API over a simulated market; see the module doc.
 
     ``accounts`` maps logins to passwords; ``None`` accepts any login. A ``None`` or

@@ -9,18 +9,36 @@ from collections.abc import Callable
 from typing import Any
 
 from app.config import ClientConfig
+from app.history.chart_history import ChartHistory, ChartSeries
 from app.monitor.history import SeriesHistory
 from app.session_view import SessionSnapshot, SessionState, SnapshotBuilder
 
 
 class StandInSession:
-    def __init__(self, config: ClientConfig, runtime: Any, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        runtime: Any,
+        now: Callable[[], float],
+        chart: ChartHistory | None = None,
+    ) -> None:
         self.config = config
-        #: Read by the tick chart only (it reads the runtime until it is rewritten).
         self.runtime = runtime
         self._now = now
         self._views = SnapshotBuilder()
         self._history = SeriesHistory()
+        self._chart = chart
+
+    # The chart's reads, as DesktopSession answers them (app/session.py).
+    def chart_bars(self, symbol: str, timeframe: str) -> ChartSeries | None:
+        return None if self._chart is None else self._chart.series(symbol, timeframe)
+
+    def chart_ticks(self, symbol: str, start_msc: int, seen: int) -> ChartSeries | None:
+        return None if self._chart is None else self._chart.ticks(symbol, start_msc, seen)
+
+    def request_older(self, symbol: str, timeframe: str, before_ms: int) -> None:
+        if self._chart is not None:
+            self._chart.request_older(symbol, timeframe, before_ms)
 
     def snapshot(self) -> SessionSnapshot:
         return self._views.build(

@@ -106,7 +106,14 @@ def test_the_chart_of_a_closed_market_says_when_it_opens(qtbot: QtBot, tmp_path:
         }
     )
     runtime = Runtime(config, clock=ManualClock(saturday))
-    session = SimpleNamespace(config=config, runtime=runtime)
+    chart_reads = runtime.chart
+    session = SimpleNamespace(
+        config=config,
+        runtime=runtime,
+        chart_ticks=chart_reads.ticks,
+        chart_bars=chart_reads.series,
+        request_older=chart_reads.request_older,
+    )
     chart = TickChart(session, TaskRunner(), now=lambda: saturday)  # type: ignore[arg-type]
     qtbot.addWidget(chart)
     chart.refresh()

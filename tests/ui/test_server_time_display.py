@@ -18,7 +18,9 @@ from pytestqt.qtbot import QtBot
 
 from app.collector import Collector
 from app.config import ClientConfig
+from app.connector.backfill import ApiHistory
 from app.daystats import DayBook
+from app.history.chart_history import ChartHistory
 from app.servertime import NY_CLOSE
 from app.sessions import MarketHours, SessionBook
 from app.ticks import TickBatch
@@ -44,6 +46,7 @@ def fake_session(tick_msc: int, zone_known: bool = True) -> Any:
     collector.ingest(TickBatch("EURUSD", ticks_at([tick_msc])))
     hours = MarketHours.build(SessionBook.default(), {}, enabled=False)  # display only
     days = DayBook(collector, zones.zone, lambda: zones.version)
+    chart = ChartHistory(collector, zones, hours, lambda _s: None, ApiHistory)  # type: ignore[arg-type]
     runtime = SimpleNamespace(
         collector=collector,
         zones=zones,
@@ -56,7 +59,7 @@ def fake_session(tick_msc: int, zone_known: bool = True) -> Any:
         embedded=None,
         embedded_error=None,
     )
-    return StandInSession(config, runtime, lambda: tick_msc / 1000)
+    return StandInSession(config, runtime, lambda: tick_msc / 1000, chart=chart)
 
 
 @pytest.mark.parametrize(("tick_msc", "hours"), [(WINTER, 2), (SUMMER, 3)], ids=["+2", "+3"])

@@ -153,19 +153,26 @@ async def test_tick_chart_lines_follow_and_bars(
     assert _curve_x(chart)[0] >= time.time() - 62
     _save_shot(chart, tmp_path, "tick_chart")
 
-    # M1 bars: one candle per minute, OHLC exactly the collector's bars.
+    # M1 bars: history from the terminal joined with the collector's live bars; the
+    # live part's OHLC is exactly the collector's.
     qtbot.mouseClick(chart.bars_button, Qt.MouseButton.LeftButton)
     assert chart.mode == "bars"
     assert chart.candles.isVisible()
     assert not chart.bid_curve.isVisible()
-    chart.refresh()
+
+    def history_drawn() -> bool:
+        chart.refresh()
+        return len(chart.candles) > 60
+
+    await wait_until(history_drawn, 60, "M1 history on the chart")
     assert session.runtime is not None
     bars = session.runtime.collector.bars("GBPUSD", M1)
     drawn = chart.candles.bars
-    assert len(drawn) >= 1
-    tail = bars[-len(drawn) :]
+    assert np.all(np.diff(drawn["time_msc"]) > 0)
+    after_seam = bars[bars["time_msc"] > drawn["time_msc"][-1] - 60_000 * 2]
+    tail = drawn[-len(after_seam) + 1 :] if len(after_seam) > 1 else drawn[:0]
     for field in ("time_msc", "open", "high", "low", "close"):
-        assert np.array_equal(drawn[field], tail[field]), field
+        assert np.array_equal(tail[field], after_seam[1:][field]), field
     assert chart.candles.boundingRect().height() > 0
     _save_shot(chart, tmp_path, "tick_chart_bars")
 

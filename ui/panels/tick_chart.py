@@ -1,15 +1,21 @@
-"""Tick Chart: bid and ask of one symbol over the last minutes, or its M1 candles.
+"""The chart: a symbol's ticks (bid and ask lines) or its candles, M1 … D1, as MT5 draws them.
 
-Everything drawn is read from the collector's in-memory cache at render time; the chart
-never subscribes to ticks. A render that finds no new tick of the shown symbol since the
-previous one (the symbol's tick count did not move) touches nothing but, while
-following, the time axis once a second. When ticks did arrive, only those new ticks are
-copied out of the cache and appended to the window already held (a full read of the
-window happens only when the symbol, the window, the mode or the capture changes).
+Everything drawn comes from the session's immutable snapshots (``DesktopSession.
+chart_ticks`` / ``chart_bars``: :class:`~app.history.chart_history.ChartSeries`); the
+chart never subscribes to ticks and reaches nothing of the runtime.
 
-The plot items (two curves, one candle item) are created once and fed with
-``setData``/:meth:`CandleItem.set_bars`; :attr:`TickChart.frames` counts those updates
-for the window's render benchmark.
+* **Tick view** ("Ticks", the window combo): a render with no new tick of the shown
+  symbol touches nothing but, while following, the time axis once a second; new ticks
+  are appended to the window already held (ui/panels/series.py).
+* **Bar timeframes** (M1, M5, M15, M30, H1, H4, D1; buttons, keys 1…7, T for ticks):
+  history from the terminal joined with live bars, older pages loaded as the view nears
+  the oldest bar, bid/ask lines; see ui/panels/chart/bars_view.py.
+* **Crosshair and data window** (ui/panels/chart/crosshair.py): the bar under the mouse
+  (time in server time, OHLC, spread, tick volume), or on the tick view the tick there
+  (bid, ask, spread).
+
+Plot items are created once and fed with ``setData``/``set_bars``; :attr:`TickChart.frames`
+counts those updates for the window's render benchmark.
 """
 
 from __future__ import annotations
@@ -19,10 +25,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QRectF, Qt, Slot
-from PySide6.QtGui import QAction, QFontMetrics, QKeySequence, QPainter
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QAction, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -34,24 +39,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.collector import M1, BarArray, Collector, TickCache, empty_bars
-from app.runtime import Runtime
+from app.history.chart_history import CHART_TIMEFRAMES, TICKS, ChartSeries
 from app.session import DesktopSession
-from app.ticks import TickArray
 from ui.panels._format import (
     DigitsGuess,
     captured_symbols,
     format_datetime_msc,
     format_price,
     profile_digits,
+    server_datetime,
 )
 from ui.panels.base import Panel
+from ui.panels.chart.bars_view import DEFAULT_BARS, BarsView
+from ui.panels.chart.candles import CandleItem
+from ui.panels.chart.crosshair import Crosshair
 from ui.panels.series import TickSeries
 from ui.panels.server_axis import ServerDateAxis
 from ui.tasks import TaskRunner
 from ui.theme import Theme
 
-#: Choices of the time window, in minutes.
+#: Choices of the tick view's time window, in minutes.
 WINDOWS_MIN = (1, 5, 15, 60)
 DEFAULT_WINDOW_MIN = 5
 #: While following with no new tick, the time axis still moves, this often (s).
@@ -60,139 +67,25 @@ FOLLOW_IDLE_S = 1.0
 RIGHT_MARGIN = 0.02
 #: While following, the time axis moves in this many steps per window.
 FOLLOW_STEPS = 300
-#: Body width of a candle, as a fraction of its period.
-CANDLE_BODY = 0.7
 
 Mode = Literal["ticks", "bars"]
-F64 = npt.NDArray[np.float64]
-
-
-class CandleItem(pg.GraphicsObject):  # type: ignore[misc]
-    """OHLC candles of bid, one item for all bars, rebuilt only when the bars change.
-
-    Painted from prepared lists of rectangles and lines (not a ``QPicture``, whose
-    integer bounding rectangle is useless at FX prices like 1.08512).
-    """
-
-    def __init__(self, up: str, down: str, period_s: float = M1 / 1000) -> None:
-        super().__init__()
-        self._period = period_s
-        self._bars: BarArray = empty_bars()
-        self._bodies: dict[int, list[QRectF]] = {1: [], -1: []}
-        self._wicks: dict[int, list[QLineF]] = {1: [], -1: []}
-        self._bounds = QRectF()
-        self._pens: dict[int, Any] = {}
-        self._brushes: dict[int, Any] = {}
-        self.set_colors(up, down)
-
-    @property
-    def bars(self) -> BarArray:
-        """The bars drawn, oldest first (``BAR_DTYPE``)."""
-        return self._bars
-
-    def set_colors(self, up: str, down: str) -> None:
-        self._pens = {1: pg.mkPen(up, width=1), -1: pg.mkPen(down, width=1)}
-        self._brushes = {1: pg.mkBrush(up), -1: pg.mkBrush(down)}
-        self.update()
-
-    def set_bars(self, bars: BarArray) -> bool:
-        """Draw ``bars``; returns False (and does nothing) if they are the ones drawn."""
-        if len(bars) == len(self._bars) and np.array_equal(bars, self._bars):
-            return False
-        self.prepareGeometryChange()
-        self._bars = bars.copy()
-        self._build()
-        self.update()
-        self.informViewBoundsChanged()
-        return True
-
-    def _build(self) -> None:
-        bars = self._bars
-        self._bodies = {1: [], -1: []}
-        self._wicks = {1: [], -1: []}
-        if len(bars) == 0:
-            self._bounds = QRectF()
-            return
-        half = self._period * CANDLE_BODY / 2
-        t0 = bars["time_msc"] / 1000.0 + self._period / 2
-        rows = zip(
-            t0.tolist(),
-            bars["open"].tolist(),
-            bars["high"].tolist(),
-            bars["low"].tolist(),
-            bars["close"].tolist(),
-            strict=True,
-        )
-        for x, o, h, lo, c in rows:
-            side = 1 if c >= o else -1
-            self._wicks[side].append(QLineF(x, lo, x, h))
-            if c == o:  # a doji: the body is a line
-                self._wicks[side].append(QLineF(x - half, o, x + half, o))
-            else:
-                self._bodies[side].append(QRectF(x - half, min(o, c), 2 * half, abs(c - o)))
-        x0 = float(t0[0]) - half
-        x1 = float(t0[-1]) + half
-        low = float(bars["low"].min())
-        high = float(bars["high"].max())
-        self._bounds = QRectF(x0, low, x1 - x0, max(high - low, 1e-12))
-
-    def boundingRect(self) -> QRectF:  # noqa: N802
-        return QRectF(self._bounds)
-
-    def dataBounds(  # noqa: N802
-        self,
-        ax: int,
-        frac: float = 1.0,
-        orthoRange: tuple[float, float] | None = None,  # noqa: N803
-    ) -> tuple[float | None, float | None]:
-        """Data extent for auto-range; on y only the candles inside the visible x range."""
-        bars = self._bars
-        if len(bars) == 0:
-            return None, None
-        x = bars["time_msc"] / 1000.0 + self._period / 2
-        if ax == 0:
-            half = self._period * CANDLE_BODY / 2
-            return float(x[0]) - half, float(x[-1]) + half
-        if orthoRange is not None:
-            bars = bars[(x >= orthoRange[0]) & (x <= orthoRange[1])]
-            if len(bars) == 0:
-                return None, None
-        return float(bars["low"].min()), float(bars["high"].max())
-
-    def pixelPadding(self) -> float:  # noqa: N802
-        return 1.0
-
-    def paint(self, painter: QPainter, *args: Any) -> None:
-        for side in (1, -1):
-            painter.setPen(self._pens[side])
-            painter.setBrush(self._brushes[side])
-            if self._wicks[side]:
-                painter.drawLines(self._wicks[side])
-            if self._bodies[side]:
-                painter.drawRects(self._bodies[side])
-
-
-def window_ticks(cache: TickCache, symbol: str, start_msc: int, hint: int = 1024) -> TickArray:
-    """Ticks of ``symbol`` at or after ``start_msc``, read from the end of its ring.
-
-    The ring has no time index; reading ``hint`` ticks from the end and growing the read
-    until it reaches back past ``start_msc`` (or the ring's oldest tick) copies little
-    more than the window itself.
-    """
-    if symbol not in cache:
-        return cache.snapshot(symbol, 0)
-    n = max(int(hint), 16)
-    while True:
-        ticks = cache.snapshot(symbol, n)
-        if len(ticks) < n or (len(ticks) and ticks["time_msc"][0] < start_msc):
-            break
-        n *= 4
-    first = int(np.searchsorted(ticks["time_msc"], start_msc, side="left"))
-    return ticks[first:]
+#: The view buttons: the tick view, then MT5's timeframes, with their keys.
+VIEWS: tuple[str, ...] = (TICKS, *CHART_TIMEFRAMES)
+_KEYS = {TICKS: "T", **{tf: str(i + 1) for i, tf in enumerate(CHART_TIMEFRAMES)}}
+_TIPS = {
+    TICKS: "Bid and ask of every tick",
+    "M1": "One-minute candles",
+    "M5": "Five-minute candles",
+    "M15": "15-minute candles",
+    "M30": "30-minute candles",
+    "H1": "Hourly candles",
+    "H4": "Four-hour candles (server 00:00, 04:00 …)",
+    "D1": "Daily candles (from server midnight)",
+}
 
 
 class TickChart(Panel):
-    """Bid/ask lines (or M1 candles) of one symbol over the last N minutes."""
+    """Ticks or candles of one symbol, with history, crosshair and data window."""
 
     title = "Tick Chart"
     object_name = "tickChart"
@@ -213,10 +106,9 @@ class TickChart(Panel):
         self._now = now
         self._symbol = ""
         self._captured: tuple[str, ...] | None = None
-        self._mode: Mode = "ticks"
+        self._view = TICKS
         self._window_s = DEFAULT_WINDOW_MIN * 60.0
         self._following = True
-        self._runtime: object | None = None
         self._key: tuple[object, ...] = ()
         self._seen_ticks = -1
         self._series = TickSeries()
@@ -225,6 +117,7 @@ class TickChart(Panel):
         self._range_at = float("-inf")
         self._guesses: dict[str, DigitsGuess] = {}
         self._quote: tuple[str, float, float] | None = None
+        self._visible_bars = float(DEFAULT_BARS)
 
         # -- controls
         self.symbol_combo = QComboBox(self)
@@ -236,23 +129,30 @@ class TickChart(Panel):
         for minutes in WINDOWS_MIN:
             self.window_combo.addItem(f"{minutes} min", minutes)
         self.window_combo.setCurrentIndex(WINDOWS_MIN.index(DEFAULT_WINDOW_MIN))
-        self.window_combo.setToolTip("How many minutes of ticks the chart shows")
+        self.window_combo.setToolTip("How many minutes of ticks the tick view shows")
         self.window_combo.currentIndexChanged.connect(self._on_window)
 
-        self.ticks_button = QToolButton(self)
-        self.ticks_button.setText("Ticks")
-        self.ticks_button.setToolTip("Bid and ask of every tick")
-        self.bars_button = QToolButton(self)
-        self.bars_button.setText("M1 bars")
-        self.bars_button.setToolTip("One-minute candles of the bid (open, high, low, close)")
-        self._mode_group = QButtonGroup(self)
-        self._mode_group.setExclusive(True)
-        for button in (self.ticks_button, self.bars_button):
+        self._view_group = QButtonGroup(self)
+        self._view_group.setExclusive(True)
+        #: One button per view: "ticks", "M1" … "D1".
+        self.view_buttons: dict[str, QToolButton] = {}
+        for view in VIEWS:
+            button = QToolButton(self)
+            button.setText("Ticks" if view == TICKS else view)
             button.setCheckable(True)
             button.setAutoRaise(True)
-            self._mode_group.addButton(button)
+            action = QAction(button.text(), self)
+            action.setShortcut(QKeySequence(_KEYS[view]))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(lambda _=False, v=view: self.set_view(v))
+            self.addAction(action)
+            button.setToolTip(f"{_TIPS[view]} (key {_KEYS[view]})")
+            self._view_group.addButton(button)
+            self.view_buttons[view] = button
+        self.ticks_button = self.view_buttons[TICKS]
+        self.bars_button = self.view_buttons["M1"]
         self.ticks_button.setChecked(True)
-        self._mode_group.buttonClicked.connect(self._on_mode_button)
+        self._view_group.buttonClicked.connect(self._on_view_button)
 
         self.follow_action = QAction("Follow", self)
         self.follow_action.setCheckable(True)
@@ -260,7 +160,7 @@ class TickChart(Panel):
         self.follow_action.setShortcut(QKeySequence("F"))
         self.follow_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.follow_action.setToolTip(
-            "Keep the newest ticks in view (F). Zooming or panning the chart pauses it."
+            "Keep the newest ticks or bars in view (F). Zooming or panning the chart pauses it."
         )
         self.follow_action.toggled.connect(self._on_follow_toggled)
         self.addAction(self.follow_action)
@@ -275,7 +175,9 @@ class TickChart(Panel):
         # -- plot: items created once, fed with setData on refresh
         self.date_axis = ServerDateAxis(orientation="bottom")
         self.plot = pg.PlotWidget(self, axisItems={"bottom": self.date_axis})
-        self.plot.setToolTip("Drag to pan, wheel to zoom; F or Follow returns to the newest ticks")
+        self.plot.setToolTip(
+            "Drag to pan, wheel to zoom (time); scroll left for older history; F follows"
+        )
         item = self.plot.getPlotItem()
         item.hideButtons()
         item.setMenuEnabled(False)  # its "View All" etc. would fight with following
@@ -289,6 +191,7 @@ class TickChart(Panel):
         left = item.getAxis("left")
         left.setWidth(QFontMetrics(left.font()).horizontalAdvance("000000.000") + 12)
         self.viewbox: pg.ViewBox = item.getViewBox()
+        self.viewbox.setMouseEnabled(x=True, y=False)  # the wheel zooms time; y follows
         self.viewbox.setAutoVisible(y=True)
         self.viewbox.enableAutoRange(axis=pg.ViewBox.YAxis)
         self.bid_curve: pg.PlotDataItem = item.plot(name="Bid")
@@ -299,16 +202,19 @@ class TickChart(Panel):
         self.candles = CandleItem(self.theme.up, self.theme.down)
         item.addItem(self.candles)
         self.candles.hide()
+        self.bars_view = BarsView(self.plot, self.candles)
+        self.crosshair = Crosshair(self.plot, self._describe)
         self.viewbox.sigRangeChangedManually.connect(self._on_manual_range)
+        self.viewbox.sigXRangeChanged.connect(self._on_x_range)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(self.symbol_combo)
+        bar.addSpacing(6)
+        for button in self.view_buttons.values():
+            bar.addWidget(button)
+        bar.addSpacing(6)
         bar.addWidget(self.window_combo)
-        bar.addSpacing(6)
-        bar.addWidget(self.ticks_button)
-        bar.addWidget(self.bars_button)
-        bar.addSpacing(6)
         bar.addWidget(self.follow_button)
         bar.addSpacing(10)
         bar.addWidget(self.status, 1)
@@ -327,7 +233,12 @@ class TickChart(Panel):
 
     @property
     def mode(self) -> Mode:
-        return self._mode
+        return "ticks" if self._view == TICKS else "bars"
+
+    @property
+    def timeframe(self) -> str:
+        """``"ticks"`` or the bar timeframe shown (``"M1"`` … ``"D1"``)."""
+        return self._view
 
     @property
     def following(self) -> bool:
@@ -354,17 +265,28 @@ class TickChart(Panel):
         self.resume_follow()  # another symbol: another price scale, start at "now"
         self._render_now()
 
-    def set_mode(self, mode: Mode) -> None:
-        if mode == self._mode:
+    def set_view(self, view: str) -> None:
+        """Show the tick view (``"ticks"``) or a timeframe's candles (``"M1"`` … ``"D1"``)."""
+        if view not in VIEWS:
+            raise ValueError(f"no view {view!r}; one of {', '.join(VIEWS)}")
+        self.view_buttons[view].setChecked(True)
+        if view == self._view:
             return
-        self._mode = mode
-        (self.bars_button if mode == "bars" else self.ticks_button).setChecked(True)
-        ticks = mode == "ticks"
+        self._view = view
+        ticks = view == TICKS
         self.bid_curve.setVisible(ticks)
         self.ask_curve.setVisible(ticks)
         self.candles.setVisible(not ticks)
-        self.viewbox.enableAutoRange(axis=pg.ViewBox.YAxis)
+        self.window_combo.setVisible(ticks)
+        if ticks:
+            self.bars_view.quote.hide()
+        self._visible_bars = float(DEFAULT_BARS)
+        self.resume_follow()
         self._render_now()
+
+    def set_mode(self, mode: Mode) -> None:
+        """Ticks, or candles of the timeframe shown last (M1 at first)."""
+        self.set_view(TICKS if mode == "ticks" else self.bars_view.key[1] or "M1")
 
     def set_window_minutes(self, minutes: int) -> None:
         index = self.window_combo.findData(minutes)
@@ -373,11 +295,12 @@ class TickChart(Panel):
         self.window_combo.setCurrentIndex(index)
 
     def view_state(self) -> dict[str, Any]:
-        """Symbol, window and mode, for the saved layout."""
+        """Symbol, window and view, for the saved layout."""
         return {
             "symbol": self._symbol,
             "window_min": round(self._window_s / 60),
-            "mode": self._mode,
+            "mode": self.mode,
+            "view": self._view,
         }
 
     def restore_view_state(self, state: Mapping[str, Any]) -> None:
@@ -385,9 +308,11 @@ class TickChart(Panel):
         minutes = state.get("window_min")
         if minutes in WINDOWS_MIN:
             self.set_window_minutes(int(minutes))
-        mode = state.get("mode")
-        if mode in ("ticks", "bars"):
-            self.set_mode("bars" if mode == "bars" else "ticks")
+        view = state.get("view")
+        if view in VIEWS:
+            self.set_view(str(view))
+        elif state.get("mode") == "bars":  # a layout saved before the timeframes
+            self.set_view("M1")
         symbol = state.get("symbol")
         if isinstance(symbol, str) and symbol:
             self.set_symbol(symbol)
@@ -405,76 +330,83 @@ class TickChart(Panel):
     # ------------------------------------------------------------------ rendering
     def refresh(self) -> None:
         self._sync_symbols()
-        runtime = self.session.runtime
         symbol = self._symbol
-        if runtime is None:
-            self._runtime = None
+        if self.session.runtime is None:
             self._say("Capture is not running")
             return
         if not symbol:
             self._say("No symbol is captured: add symbols in Settings")
             return
+        if self._view == TICKS:
+            self._refresh_ticks(symbol)
+        else:
+            self._refresh_bars(symbol)
+
+    def _refresh_ticks(self, symbol: str) -> None:
         now = self._now()
-        stats = runtime.collector.stats.symbols.get(symbol)
-        count = stats.ticks if stats is not None else 0
-        key = (symbol, self._window_s, self._mode)
-        fresh = runtime is not self._runtime or key != self._key or count < self._seen_ticks
-        if not fresh and count == self._seen_ticks:
+        key = (symbol, self._window_s, self._view)
+        start_msc = int((now - self._window_s) * 1000)
+        seen = self._seen_ticks if key == self._key else -1
+        snap = self.session.chart_ticks(symbol, start_msc, seen)
+        if snap is None:
+            return
+        if not snap.ticks_reset and not len(snap.ticks):
             if self._following and now - self._range_at >= FOLLOW_IDLE_S:
                 self._follow(now)
             return
-        newest = stats.last_time_msc / 1000 if stats is not None and stats.ticks else now
-        self.date_axis.set_zone(runtime.zones.zone(symbol), newest)
-        start_msc = int((now - self._window_s) * 1000)
-        if self._mode == "ticks":
-            self._update_ticks(runtime.collector.cache, symbol, count, fresh, start_msc)
+        newest = snap.last_time_msc / 1000 if snap.tick_count else now
+        self.date_axis.set_zone(snap.zone, newest)
+        series, ticks = self._series, snap.ticks
+        x = ticks["time_msc"] / 1000.0
+        if snap.ticks_reset:
+            bid, ask = ticks["bid"].astype(np.float64), ticks["ask"].astype(np.float64)
+            series.reset(x, bid, ask, self._window_s)
         else:
-            self._update_bars(runtime.collector, symbol, start_msc)
-        self._runtime, self._key, self._seen_ticks = runtime, key, count
-        self.frames += 1
-        if self._following:
-            self._follow(now)
-        self._quote = (symbol, stats.last_bid, stats.last_ask) if stats is not None else None
-        if stats is None:
-            self._say(self._waiting_text(runtime, symbol, now))
-        else:
-            self._show_quote(symbol, stats.last_bid, stats.last_ask)
-            newest_tick = format_datetime_msc(stats.last_time_msc, runtime.zones.zone(symbol))
-            self.status.setToolTip(f"Newest {symbol} tick:\n{newest_tick}")
-
-    def _update_ticks(
-        self, cache: TickCache, symbol: str, count: int, fresh: bool, start_msc: int
-    ) -> None:
-        new = count - self._seen_ticks
-        ring_len = len(cache.ring(symbol)) if symbol in cache else 0
-        series = self._series
-        if fresh or self._seen_ticks < 0 or new > ring_len:
-            hint = max(new, 0) + 1024
-            ticks = window_ticks(cache, symbol, start_msc, hint)
-            series.reset(
-                ticks["time_msc"] / 1000.0,
-                ticks["bid"].astype(np.float64),
-                ticks["ask"].astype(np.float64),
-                self._window_s,
-            )
-        elif new > 0:
-            ticks = cache.snapshot(symbol, new)
-            series.append(ticks["time_msc"] / 1000.0, ticks["bid"], ticks["ask"], self._window_s)
+            series.append(x, ticks["bid"], ticks["ask"], self._window_s)
         series.trim_before(start_msc / 1000.0)
         self._last_x = float(series.x[-1]) if len(series) else 0.0
         self.bid_curve.setData(series.x, series.bid)
         self.ask_curve.setData(series.x, series.ask)
+        self._key, self._seen_ticks = key, snap.tick_count
+        self.frames += 1
+        if self._following:
+            self._follow(now)
+        self._show_state(snap, now)
 
-    def _update_bars(self, collector: Collector, symbol: str, start_msc: int) -> None:
-        try:
-            bars: BarArray = collector.bars(symbol, M1)
-        except KeyError:
-            self.candles.set_bars(empty_bars())
-            self._say("M1 bars are not aggregated by this capture")
+    def _refresh_bars(self, symbol: str) -> None:
+        snap = self.session.chart_bars(symbol, self._view)
+        if snap is None:
             return
-        bars = bars[bars["time_msc"] + M1 > start_msc]
-        self.candles.set_bars(bars)
-        self._last_x = float(bars["time_msc"][-1] + M1) / 1000 if len(bars) else 0.0
+        now = self._now()
+        newest = snap.last_time_msc / 1000 if snap.tick_count else now
+        self.date_axis.set_zone(snap.zone, newest)
+        digits = self._digits(symbol, snap.bid, snap.ask)
+        if self.bars_view.show(snap, digits):
+            self.frames += 1
+            self.crosshair.update_text()
+        self._key = (symbol, self._view)
+        if self._following:
+            self._follow_bars()
+        else:
+            self._maybe_older()
+        self._show_state(snap, now)
+
+    def _follow_bars(self) -> None:
+        span = self.bars_view.follow_range(self._visible_bars)
+        if span is None:
+            return
+        left, right = span
+        if abs(right - self._right) < 1e-6 and self._range_valid():
+            return
+        self._right = right
+        self.viewbox.setXRange(left, right, padding=0)
+        self._maybe_older()
+
+    def _maybe_older(self) -> None:
+        left = self.viewbox.viewRange()[0][0]
+        before = self.bars_view.wants_older(left)
+        if before is not None:
+            self.session.request_older(self._symbol, self._view, before)
 
     def _follow(self, now: float) -> None:
         # The range moves in steps of 1/300 of the window (1 s for 5 minutes): a step is
@@ -495,15 +427,36 @@ class TickChart(Panel):
     def _render_now(self) -> None:
         """Apply a user's choice at once instead of at the next frame."""
         self._key = ()
+        self._right = 0.0
         if self.isVisible():
             self.refresh()
 
-    def _show_quote(self, symbol: str, bid: float, ask: float) -> None:
+    def _digits(self, symbol: str, bid: float | None, ask: float | None) -> int:
         digits = profile_digits(symbol, self.session.config)
         if digits is None:
-            digits = self._guesses.setdefault(symbol, DigitsGuess()).observe(bid, ask)
+            guess = self._guesses.setdefault(symbol, DigitsGuess())
+            digits = guess.observe(bid, ask) if bid is not None and ask is not None else 5
+        return digits
+
+    def _show_state(self, snap: ChartSeries, now: float) -> None:
+        if snap.bid is None or snap.ask is None:
+            self._quote = None
+            self._say(self._waiting_text(snap))
+            return
+        self._quote = (snap.symbol, snap.bid, snap.ask)
+        self._show_quote(snap.symbol, snap.bid, snap.ask)
+        newest_tick = format_datetime_msc(snap.last_time_msc, snap.zone)
+        self.status.setToolTip(f"Newest {snap.symbol} tick:\n{newest_tick}")
+
+    def _show_quote(self, symbol: str, bid: float, ask: float) -> None:
+        digits = self._digits(symbol, bid, ask)
         t = self.theme
         state = "" if self._following else f'  <span style="color:{t.warn}">paused</span>'
+        view = self.bars_view
+        if self._view != TICKS and view.loading:
+            state += f'  <span style="color:{t.muted}">loading history…</span>'
+        elif self._view != TICKS and view.error:
+            state += f'  <span style="color:{t.warn}">history: {view.error}</span>'
         self._say(
             f'<span style="color:{t.bid}">Bid {format_price(bid, digits)}</span>'
             f'&nbsp;&nbsp;<span style="color:{t.ask}">Ask {format_price(ask, digits)}</span>'
@@ -511,14 +464,34 @@ class TickChart(Panel):
         )
 
     @staticmethod
-    def _waiting_text(runtime: Runtime, symbol: str, now: float) -> str:
+    def _waiting_text(snap: ChartSeries) -> str:
         """Why the chart is empty: a closed market says when it opens (server time)."""
-        opens = runtime.market_hours.closed_until(symbol, int(now))
-        if opens <= now:
-            return f"Waiting for the first {symbol} tick…"
-        zone = runtime.zones.zone_or_utc(symbol)
-        when = time.strftime("%a %H:%M", time.gmtime(zone.to_server_s(opens)))
-        return f"{symbol}: market closed, opens {when} server time"
+        if not snap.closed_until_s:
+            return f"Waiting for the first {snap.symbol} tick…"
+        when = server_datetime(snap.closed_until_s * 1000, snap.zone).strftime("%a %H:%M")
+        return f"{snap.symbol}: market closed, opens {when} server time"
+
+    def _describe(self, x: float, y: float) -> str | None:
+        """The data window's text at (x, y): the bar there, or the tick view's tick."""
+        symbol = self._symbol
+        if self._view != TICKS:
+            return self.bars_view.describe(x, self._digits(symbol, None, None))
+        series = self._series
+        if not len(series):
+            return None
+        xs = series.x
+        i = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1))
+        i = i - 1 if x - xs[i - 1] < xs[i] - x else i
+        bid, ask = float(series.bid[i]), float(series.ask[i])
+        digits = self._digits(symbol, bid, ask)
+        when = server_datetime(int(xs[i] * 1000), self.date_axis.zone).strftime("%H:%M:%S")
+        spread = (ask - bid) / 10.0**-digits
+        return (
+            f"<b>{symbol}</b> tick at {when}<table>"
+            f"<tr><td>Bid</td><td align='right'>&nbsp;{format_price(bid, digits)}</td></tr>"
+            f"<tr><td>Ask</td><td align='right'>&nbsp;{format_price(ask, digits)}</td></tr>"
+            f"<tr><td>Spread</td><td align='right'>&nbsp;{spread:.0f}</td></tr></table>"
+        )
 
     def _say(self, text: str) -> None:
         if self.status.text() != text:
@@ -535,6 +508,8 @@ class TickChart(Panel):
         self.bid_curve.setPen(pg.mkPen(theme.bid, width=1))
         self.ask_curve.setPen(pg.mkPen(theme.ask, width=1))
         self.candles.set_colors(theme.up, theme.down)
+        self.crosshair.apply_theme(theme)
+        self.bars_view.quote.apply_theme(theme)
 
     # ------------------------------------------------------------------ reactions
     def _sync_symbols(self) -> None:
@@ -564,15 +539,20 @@ class TickChart(Panel):
         self._render_now()
 
     @Slot(object)
-    def _on_mode_button(self, button: object) -> None:
-        self.set_mode("bars" if button is self.bars_button else "ticks")
+    def _on_view_button(self, button: object) -> None:
+        view = next(v for v, b in self.view_buttons.items() if b is button)
+        self.set_view(view)
 
     @Slot(bool)
     def _on_follow_toggled(self, on: bool) -> None:
         self._following = on
         if on:
             self.viewbox.enableAutoRange(axis=pg.ViewBox.YAxis)
-            self._follow(self._now())
+            self._right = 0.0
+            if self._view == TICKS:
+                self._follow(self._now())
+            else:
+                self._follow_bars()
         if self._quote is not None:
             self._show_quote(*self._quote)
 
@@ -581,3 +561,14 @@ class TickChart(Panel):
         """The user zoomed or panned: leave the view where they put it."""
         if self._following:
             self.follow_action.setChecked(False)
+
+    @Slot(object, object)
+    def _on_x_range(self, _box: object, _range: object) -> None:
+        """A zoom keeps its bar count for following; a pan left may need older bars."""
+        if self._view == TICKS:
+            return
+        left, right = self.viewbox.viewRange()[0]
+        period = self.bars_view.period_s
+        if not self._following and period > 0:
+            self._visible_bars = max(10.0, (right - left) / period)
+            self._maybe_older()

@@ -24,7 +24,14 @@ from app.terminal.export_files.formats import RATES_DTYPE, RatesArray
 from app.ticks import TickArray
 from app.timeframes import TIMEFRAMES, period_starts_server_ms, timeframe_ms
 
-__all__ = ["TIMEFRAMES", "RatesBuilder", "rates_from_bars", "rates_from_ticks", "timeframe_ms"]
+__all__ = [
+    "TIMEFRAMES",
+    "RatesBuilder",
+    "rates_from_bars",
+    "rates_from_ticks",
+    "rates_resample",
+    "timeframe_ms",
+]
 
 
 def _spread_points(spread: npt.NDArray[np.float64], point: float) -> npt.NDArray[np.int64]:
@@ -107,3 +114,25 @@ class RatesBuilder:
     def finish(self) -> RatesArray:
         held, self._held = self._held, np.zeros(0, dtype=RATES_DTYPE)
         return held
+
+
+def rates_resample(rates: RatesArray, tf_ms: int) -> RatesArray:
+    """Shorter bars (server-time starts, oldest first) folded into ``tf_ms`` bars: exact,
+    since every field is a first, last, min, max or sum and every server boundary of a
+    longer timeframe is one of the shorter's (offsets are whole quarter hours)."""
+    n = len(rates)
+    if n == 0:
+        return np.zeros(0, dtype=RATES_DTYPE)
+    starts = period_starts_server_ms(rates["time"].astype(np.int64) * 1000, tf_ms)
+    first = np.flatnonzero(np.concatenate(([True], starts[1:] != starts[:-1])))
+    last = np.concatenate((first[1:], [n])) - 1
+    out = np.empty(len(first), dtype=RATES_DTYPE)
+    out["time"] = starts[first] // 1000
+    out["open"] = rates["open"][first]
+    out["high"] = np.maximum.reduceat(rates["high"], first)
+    out["low"] = np.minimum.reduceat(rates["low"], first)
+    out["close"] = rates["close"][last]
+    out["tick_volume"] = np.add.reduceat(rates["tick_volume"], first)
+    out["spread"] = np.minimum.reduceat(rates["spread"], first)
+    out["real_volume"] = np.add.reduceat(rates["real_volume"], first)
+    return out
