@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from app import __version__
-from app.bench import PHASES, parse_phases
+from app.bench.cli import add_bench_parser
 from app.config import ClientConfig, ConfigError, load_config
 from app.config.cli import add_config_parser, run_config
 from app.config.gateway_sync import sync_with_gateway
@@ -131,44 +131,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_doctor_parser(sub)
     add_terminal_parser(sub)
     add_trade_parser(sub)
-    bench = sub.add_parser(
-        "bench",
-        help="measure throughput and latency, printing JSON",
-        epilog=(
-            "examples:\n  trading-client bench pipeline --seconds 5 --json\n"
-            "  trading-client bench gui --seconds 10\n"
-            "  trading-client bench remote --seconds 5   # remote terminal (RPyC) vs native\n"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    bench.add_argument(
-        "what",
-        choices=["pipeline", "gui", "remote"],
-        help="pipeline: capture to backend; gui: the window at 10k and 100k ticks/s; "
-        "remote: capture through terminal serve (RPyC) against the native path",
-    )
-    bench.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
-    bench.add_argument("--json", action="store_true", help="print only the JSON document")
-    bench.add_argument(
-        "--synchronous",
-        choices=["FULL", "NORMAL"],
-        default="FULL",
-        help="durability the reference bridge commits with (see 'backend --help')",
-    )
-    bench.add_argument(
-        "--phases",
-        type=parse_phases,
-        default=PHASES,
-        metavar="A,B",
-        help=f"pipeline: run only these phases (default all: {','.join(PHASES)})",
-    )
-    bench.add_argument(
-        "--startup-timeout",
-        type=float,
-        default=120.0,
-        metavar="S",
-        help="pipeline: a phase whose processes are not up within S seconds fails (default 120)",
-    )
+    add_bench_parser(sub)
     return parser
 
 
