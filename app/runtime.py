@@ -184,6 +184,12 @@ class Runtime:
             config.sessions.book(),
             {s: w.terminal.zone() or NY_CLOSE for w in workers for s in w.symbols},
             enabled=config.sessions.enabled,
+            always_open={
+                s
+                for w in workers
+                if w.terminal.kind == "simulated" and w.terminal.sessions is None
+                for s in w.symbols
+            },
         )
         self.pool = ConnectorPool(
             workers,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -216,6 +216,10 @@ class SessionBook:
         return base.with_holidays(extra) if extra else base
 
 
+#: A market that never closes (crypto at most brokers; a simulated terminal told "always").
+ALWAYS_OPEN = WeeklySchedule.of([("Mon-Sun", "00:00", "24:00")])
+
+
 @dataclass(frozen=True, slots=True)
 class TradingHours:
     """One symbol's schedule read in UTC through its server's zone.
@@ -357,11 +361,20 @@ class MarketHours:
         *,
         enabled: bool = True,
         paths: Mapping[str, str] | None = None,
+        always_open: Collection[str] = (),
     ) -> MarketHours:
-        """``symbols`` maps each captured symbol to its terminal's zone."""
+        """``symbols`` maps each captured symbol to its terminal's zone; ``always_open``
+        names symbols whose terminal trades them around the clock whatever the settings
+        say (a simulated terminal with ``market_hours: "always"``): saying "closed" for a
+        market that ticks would be wrong."""
         paths = paths or {}
         return cls(
-            {s: TradingHours(book.schedule(s, paths.get(s, "")), z) for s, z in symbols.items()},
+            {
+                s: TradingHours(
+                    ALWAYS_OPEN if s in always_open else book.schedule(s, paths.get(s, "")), z
+                )
+                for s, z in symbols.items()
+            },
             enabled,
         )
 

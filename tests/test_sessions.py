@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from app.config import ClientConfig
+from app.runtime import Runtime
 from app.servertime import NY_CLOSE, parse_server_time_zone
 from app.sessions import (
     Holiday,
@@ -176,3 +177,17 @@ def test_the_client_and_the_simulated_terminal_agree_unless_configured_apart() -
     assert book.schedule("GOLD") == book.schedule("XAUUSD")
     always = ClientConfig.model_validate({"terminals": [{"market_hours": "always"}]})
     assert always.terminals[0].to_spec().sessions is None
+
+
+def test_a_terminal_told_always_is_never_called_closed_by_the_client() -> None:
+    """A simulated terminal with ``market_hours: "always"`` ticks on Saturday; the
+    Market Watch, alerts and chart must not say "closed" over live ticks."""
+    saturday = ny(2026, 1, 17, 12)
+    always = ClientConfig.model_validate(
+        {"terminals": [{"market_hours": "always"}], "backend": {"enabled": False}}
+    )
+    assert Runtime(always).market_hours.closed(saturday) == frozenset()
+    sessions = ClientConfig.model_validate({"backend": {"enabled": False}})
+    closed = Runtime(sessions).market_hours.closed(saturday)
+    assert "EURUSD" in closed
+    assert "BTCUSD" not in closed
