@@ -41,7 +41,7 @@ from ui.window import MainWindow
 pytestmark = pytest.mark.timeout(180)
 
 SHOTS = Path("/tmp/ui-shots")
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def ui_store(tmp_path: Path) -> ConfigStore:
 
 
 def shot(widget: QWidget, name: str) -> None:
-    """A screenshot in /tmp/ui-shots; also in docs/img with UPDATE_DOCS_IMG=1 (so a test
+    """A screenshot in /tmp/ui-shots; also in docs/screenshots with UPDATE_DOCS_IMG=1 (so a test
     run does not dirty the checkout)."""
     folders = (SHOTS, DOCS_IMG) if os.environ.get("UPDATE_DOCS_IMG") == "1" else (SHOTS,)
     for folder in folders:
