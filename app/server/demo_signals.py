@@ -16,6 +16,10 @@ stores signals through the same :class:`~app.server.signal_store.SignalStore` as
 gateway, with ids derived from client, symbol and bar (a restart cannot emit one twice).
 Crossings on bars older than ``max_age_s`` (a backfill of history) emit nothing.
 Setting: ``trading-client backend --no-demo-signals`` / ``backend.demo_signals``.
+
+The reference backend runs it on 10-second bars (fast 5, slow 12: :data:`DEMO_SHAPE`), so
+a new user sees a first signal about two minutes after the first ticks instead of the
+twenty minutes M1 bars would need; the fold itself defaults to M1 with 5/20.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from app.ticks import TICK_DTYPE, TickArray
 log = logging.getLogger(__name__)
 
 SOURCE = "demo-ma-cross"
+#: (bar seconds, fast, slow) of the embedded default: a signal within ~2 minutes.
+DEMO_SHAPE = (10.0, 5, 12)
 MINUTE_MS = 60_000
 
 
@@ -70,10 +76,10 @@ class _Series:
 class MaCross:
     """M1 closes per symbol and their fast/slow SMA crossings; no I/O, no clock."""
 
-    def __init__(self, fast: int = 5, slow: int = 20) -> None:
+    def __init__(self, fast: int = 5, slow: int = 20, bar_ms: int = MINUTE_MS) -> None:
         if not 1 <= fast < slow:
             raise ValueError("need 1 <= fast < slow")
-        self.fast, self.slow = fast, slow
+        self.fast, self.slow, self.bar_ms = fast, slow, bar_ms
         self._series: dict[str, _Series] = {}
 
     def feed(self, symbol: str, ticks: TickArray) -> list[Cross]:
@@ -85,7 +91,7 @@ class MaCross:
         out: list[Cross] = []
         quoted = ticks["bid"] > 0
         bids = ticks["bid"][quoted]
-        minutes = ticks["time_msc"][quoted] // MINUTE_MS
+        minutes = ticks["time_msc"][quoted] // self.bar_ms
         if series.minute is not None:
             later = minutes >= series.minute
             bids, minutes = bids[later], minutes[later]
@@ -118,7 +124,7 @@ class MaCross:
         side = "buy" if before <= 0 < diff else "sell" if before >= 0 > diff else None
         if side is None:
             return None
-        return Cross(symbol, side, s.minute * MINUTE_MS, s.last_bid, fast, slow)
+        return Cross(symbol, side, s.minute * self.bar_ms, s.last_bid, fast, slow)
 
 
 def pip(price: float) -> float:
@@ -161,7 +167,11 @@ class DemoSignalSource:
         clock: Clock = SYSTEM_CLOCK,
         interval_s: float = 1.0,
         max_age_s: float = 120.0,
+        bar_s: float = 60.0,
+        fast: int = 5,
+        slow: int = 20,
     ) -> None:
+        self._shape = (fast, slow, int(bar_s * 1000))
         self._db_path = db_path
         self._signals = signals
         self._on_signal = on_signal
@@ -192,9 +202,9 @@ class DemoSignalSource:
         now = now_msc(self._clock)
         for rowid, client_id, symbol, blob in rows:
             self._after = int(rowid)
-            fold = self._folds.setdefault(str(client_id), MaCross())
+            fold = self._folds.setdefault(str(client_id), MaCross(*self._shape))
             for cross in fold.feed(str(symbol), np.frombuffer(blob, dtype=TICK_DTYPE)):
-                if now - (cross.bar_ms + MINUTE_MS) > self._max_age_ms:
+                if now - (cross.bar_ms + self._shape[2]) > self._max_age_ms:
                     continue
                 signal = signal_of(cross, str(client_id), now)
                 if self._signals.add(str(client_id), signal, now) == "stored":

@@ -24,7 +24,7 @@ from app.ports import service_url
 from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.auth import Authenticator
 from app.server.bridge import PATH, Bridge
-from app.server.demo_signals import DemoSignalSource
+from app.server.demo_signals import DEMO_SHAPE, DemoSignalSource
 from app.server.gateway import Gateway
 from app.server.httpjson import DEFAULT_HTTP_LIMITS, HttpLimits
 from app.server.hub import DEFAULT_HUB_LIMITS, Hub, HubLimits
@@ -179,8 +179,15 @@ class ReferenceBackend:
                 )
                 self._runners.append(runner)
             if self.demo_signals:
+                bar_s, fast, slow = DEMO_SHAPE
                 self.demo = DemoSignalSource(
-                    self.db_path, signals, on_signal=bridge.wake_signals, clock=self._tick_clock
+                    self.db_path,
+                    signals,
+                    on_signal=bridge.wake_signals,
+                    clock=self._tick_clock,
+                    bar_s=bar_s,
+                    fast=fast,
+                    slow=slow,
                 )
                 self._demo_task = asyncio.create_task(self.demo.run(), name="demo-signals")
         except BaseException:

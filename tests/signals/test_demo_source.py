@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from app.server import ReferenceBackend
-from app.server.demo_signals import SOURCE, DemoSignalSource
+from app.server.demo_signals import DEMO_SHAPE, SOURCE, DemoSignalSource
 from app.server.signal_store import SignalStore
 from app.server.store import TickStore
 from app.ticks import TickArray, TickBatch, empty_ticks
@@ -42,9 +42,11 @@ def wave_ticks(start_ms: int, minutes: int, seed: int = 1) -> TickArray:
     return ticks
 
 
-def crossings(ticks: TickArray, fast: int = 5, slow: int = 20) -> list[tuple[int, str]]:
+def crossings(
+    ticks: TickArray, fast: int = 5, slow: int = 20, bar_ms: int = MIN
+) -> list[tuple[int, str]]:
     """(bar open ms, side) of every crossing on closed bars, computed independently."""
-    minute = ticks["time_msc"] // MIN
+    minute = ticks["time_msc"] // bar_ms
     last = np.flatnonzero(np.r_[minute[1:] != minute[:-1], True])
     bars, closes = minute[last][:-1], ticks["bid"][last][:-1]  # the last bar is not closed
 
@@ -55,9 +57,9 @@ def crossings(ticks: TickArray, fast: int = 5, slow: int = 20) -> list[tuple[int
     out = []
     for i in range(1, len(diff)):
         if diff[i - 1] <= 0 < diff[i]:
-            out.append((int(bars[i + slow - 1]) * MIN, "buy"))
+            out.append((int(bars[i + slow - 1]) * bar_ms, "buy"))
         elif diff[i - 1] >= 0 > diff[i]:
-            out.append((int(bars[i + slow - 1]) * MIN, "sell"))
+            out.append((int(bars[i + slow - 1]) * bar_ms, "sell"))
     return out
 
 
@@ -102,11 +104,13 @@ async def test_the_default_backend_sends_a_demo_signal_to_the_client(tmp_path: P
     over the link): the client receives the demo signal and it waits for the trader."""
     from app.collector import SequencedBatch  # noqa: PLC0415
 
+    bar_s, fast, slow = DEMO_SHAPE  # the reference backend's demo: 10 s bars, 5/12
+    bar = int(bar_s * 1000)
     now = int(time.time() * 1000)
     bars = 30
-    first = now // MIN - bars  # the last closed bar opens a minute before this one
+    first = now // bar - bars  # the last closed bar opens one bar before this one
     ticks = empty_ticks(bars + 1)
-    tm = np.r_[(first + np.arange(bars)) * MIN + 30_000, now]
+    tm = np.r_[(first + np.arange(bars)) * bar + bar // 2, now]
     tm[-2] = min(tm[-2], now - 1)
     ticks["time_msc"] = tm
     ticks["time"] = tm // 1000
@@ -114,8 +118,8 @@ async def test_the_default_backend_sends_a_demo_signal_to_the_client(tmp_path: P
     ticks["bid"] = np.r_[1.1 - 1e-5 * np.arange(bars - 1), 1.105, 1.105]
     ticks["ask"] = ticks["bid"] + 1e-4
     ticks["flags"] = 6
-    expected = crossings(ticks)
-    assert expected == [((first + bars - 1) * MIN, "buy")]
+    expected = crossings(ticks, fast, slow, bar)
+    assert expected == [((first + bars - 1) * bar, "buy")]
     async with ReferenceBackend(
         bridge_port=0, gateway_port=0, hub_port=0, db_path=tmp_path / "b.sqlite", keys=KEYS
     ) as backend:
