@@ -277,9 +277,13 @@ class Runtime:
         if self.trading is not None:
             await self.trading.start()
         await self.backfill.start(self._backfill_targets, self._live_position)
-        await self.chart.start([t.symbol for t in self._backfill_targets], self.day_stats)
         if self.monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
+
+    async def start_chart(self) -> None:
+        """Start the chart's history helper and seed the day figures (the window's
+        start): a headless run draws no chart and spawns no helper process for it."""
+        await self.chart.start([t.symbol for t in self._backfill_targets], self.day_stats)
 
     async def _monitor_loop(self) -> None:
         """Once per interval: a system sample, then the monitor's metrics and alerts."""

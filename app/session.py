@@ -149,6 +149,7 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
             if runtime.monitor is not None:
                 runtime.monitor.history = self._history  # the charts go on across restarts
             await runtime.start()
+            await runtime.start_chart()
         except MasterPasswordRequired:
             self.state = SessionState.STOPPED
             raise

@@ -53,6 +53,8 @@ WINDOW_ALLOWED = {
     "app.config.schema",
     "app.config.sessions_schema",
     "app.config.trading_schema",
+    "app.history",
+    "app.history.chart_history",
     "app.journal",
     "app.paths",
     "app.security",
@@ -65,7 +67,7 @@ WINDOW_ALLOWED = {
     "app.trading",
 }
 #: Packages split between allowed and forbidden modules: their modules are judged one by one.
-_SPLIT = ("config", "security")
+_SPLIT = ("config", "history", "security")
 
 
 def test_every_core_module_is_classified_for_the_window() -> None:

@@ -254,6 +254,10 @@ def copy_range(terminal: UtcTerminal, symbol: str, from_s: int, to_s: int) -> Ti
     return ticks
 
 
+#: How long closing waits for a terminated helper process to be reaped.
+CLOSE_WAIT_S = 5.0
+
+
 class TerminalHistory:
     """History from one terminal, read in a process of its own (spawned on first use)."""
 
@@ -281,10 +285,24 @@ class TerminalHistory:
         return await loop.run_in_executor(self._pool(), _child_bars, symbol, tf_ms, before_s, count)
 
     async def close(self) -> None:
+        """Stop the helper at once: a chart request for 100k sampled bars may keep it busy
+        for seconds, and nothing it would still answer is wanted (the next run asks
+        again). Its process is terminated, then joined within a bound."""
         if self._executor is not None:
             executor, self._executor = self._executor, None
+            # Taken before shutdown(), which forgets them (and, with wait=False, would
+            # leave a busy helper running its job to the end).
+            processes = list((getattr(executor, "_processes", None) or {}).values())
             executor.shutdown(wait=False, cancel_futures=True)
-            await asyncio.to_thread(executor.shutdown, True)
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.terminate()
+
+            def reap() -> None:
+                for process in processes:
+                    process.join(CLOSE_WAIT_S)
+
+            await asyncio.to_thread(reap)
 
 
 class ApiHistory:
