@@ -189,6 +189,7 @@ async def test_layout_and_theme_survive_a_restart(
         "symbol": "XAUUSD",
         "window_min": 15,
         "mode": "bars",
+        "view": "M1",  # bars were shown on M1 (the chart's timeframes: "Ticks", "M1" … "D1")
     }
     assert second.panels["marketWatch"].view_state()["hidden"] == ["BTCUSD"]
     assert second.docks["journal"].isHidden()
