@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
 
 import nats
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from app.nats.cluster import LocalCluster
 from app.nats.subjects import BlockKey, ticks_subject, token, untoken
+
+T = TypeVar("T")
 
 
 @given(st.text(min_size=1, max_size=20))
@@ -42,15 +49,28 @@ def test_three_node_cluster_replicates_dedups_and_survives_a_node_kill(
 ) -> None:
     """An R3 stream keeps every message once, whatever node is killed and restarted."""
 
+    async def settled(call: Callable[[], Awaitable[T]]) -> T:
+        """``call`` retried while the cluster elects a new leader (no fixed sleep: a deadline)."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return await call()
+            except (nats.errors.TimeoutError, NoStreamResponseError, ServiceUnavailableError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
     async def publish(first: int, last: int) -> int:
-        nc = await nats.connect(servers=nats_cluster.urls, max_reconnect_attempts=-1)
+        live = [n.url for n in nats_cluster.nodes if n.running]
+        nc = await nats.connect(servers=live, max_reconnect_attempts=-1)
         js = nc.jetstream()
-        await js.add_stream(name="T", subjects=["ticks.>"], num_replicas=3)
+        await settled(lambda: js.add_stream(name="T", subjects=["ticks.>"], num_replicas=3))
         for i in range(first, last):
-            await js.publish("ticks.a.b", b"x", headers={"Nats-Msg-Id": str(i)}, timeout=10)
-        messages = (await js.stream_info("T")).state.messages
+            headers = {"Nats-Msg-Id": str(i)}
+            await settled(partial(js.publish, "ticks.a.b", b"x", headers=headers, timeout=5))
+        info = await settled(lambda: js.stream_info("T"))
         await nc.close()
-        return messages
+        return info.state.messages
 
     assert asyncio.run(publish(0, 50)) == 50
     nats_cluster.kill(0)
