@@ -20,7 +20,11 @@ Subject tokens may not contain ``.``, ``*``, ``>`` or whitespace, but broker sym
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from app.protocol import codec
+from app.ticks import TickBatch
 
 #: Root of the tick subjects; the stream listens on ``ticks.>``.
 TICKS_ROOT = "ticks"
@@ -73,6 +77,16 @@ def ticks_subject(client_id: str, symbol: str) -> str:
 def client_ticks_filter(client_id: str) -> str:
     """A subscription filter for every symbol of one client."""
     return f"{TICKS_ROOT}.{token(client_id)}.>"
+
+
+#: The symbol token of a ``lost`` marker (``%00``: no broker symbol can encode to it,
+#: since :func:`token` never emits a NUL byte for a valid symbol).
+LOST_TOKEN = "%00"
+
+
+def lost_subject(client_id: str) -> str:
+    """Where a client publishes a ``lost`` marker (a spool record it cannot send)."""
+    return f"{TICKS_ROOT}.{token(client_id)}.{LOST_TOKEN}"
 
 
 def signals_subject(client_id: str) -> str:
@@ -138,3 +152,37 @@ class StreamSpec:
     max_age_s: float = 7 * 24 * 3600.0
     max_bytes: int = 0
     subjects: tuple[str, ...] = (f"{TICKS_ROOT}.>",)
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    """One NATS message to publish: where, what, and the headers that make it exactly-once."""
+
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+def tick_messages(
+    client_id: str, session: str, seq: int, batches: Sequence[TickBatch]
+) -> list[OutMessage]:
+    """Link message ``seq`` as NATS messages: one per block, each a v2 ``ticks`` frame of
+    that single block (what a consumer decodes with :func:`app.protocol.codec.decode_client`)."""
+    return [
+        OutMessage(
+            ticks_subject(client_id, batch.symbol),
+            codec.encode_ticks(seq, [batch]),
+            BlockKey(client_id, session, seq, idx).headers(len(batches)),
+        )
+        for idx, batch in enumerate(batches)
+    ]
+
+
+def lost_message(client_id: str, session: str, seq: int, ticks: int, reason: str) -> OutMessage:
+    """Link message ``seq`` that cannot be sent (damaged spool record), as one NATS message:
+    consumers count it, as the bridge counts a ``lost`` frame."""
+    return OutMessage(
+        lost_subject(client_id),
+        codec.encode(codec.Lost(seq, ticks, reason[: codec.MAX_TEXT])),
+        BlockKey(client_id, session, seq, 0).headers(1),
+    )

@@ -9,13 +9,24 @@ from functools import partial
 from typing import TypeVar
 
 import nats
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from app.nats.cluster import LocalCluster
-from app.nats.subjects import BlockKey, ticks_subject, token, untoken
+from app.nats.subjects import (
+    BlockKey,
+    lost_message,
+    lost_subject,
+    tick_messages,
+    ticks_subject,
+    token,
+    untoken,
+)
+from app.protocol import codec
+from app.ticks import TICK_DTYPE, TickBatch
 
 T = TypeVar("T")
 
@@ -77,3 +88,24 @@ def test_three_node_cluster_replicates_dedups_and_survives_a_node_kill(
     assert asyncio.run(publish(25, 80)) == 80  # 25..49 resent: dropped as duplicates
     nats_cluster.restart(0)
     assert asyncio.run(publish(0, 100)) == 100
+
+
+def test_tick_messages_carry_one_block_each_and_decode_back() -> None:
+    """What a publisher builds is what a consumer reads: subject, key and the ticks."""
+    ticks = np.zeros(3, dtype=TICK_DTYPE)
+    ticks["time_msc"] = [1, 2, 3]
+    batches = [TickBatch("EURUSD.m", ticks), TickBatch("US30#", ticks[:1])]
+    out = tick_messages("desk 1", "s1", 7, batches)
+    assert [m.subject for m in out] == ["ticks.desk%201.EURUSD%2Em", "ticks.desk%201.US30%23"]
+    for idx, (message, batch) in enumerate(zip(out, batches, strict=True)):
+        assert BlockKey.from_headers(message.headers) == BlockKey("desk 1", "s1", 7, idx)
+        decoded = codec.decode_client(message.payload)
+        assert isinstance(decoded, codec.Ticks)
+        assert decoded.seq == 7
+        (back,) = codec.ticks_batches(decoded)
+        assert back.symbol == batch.symbol
+        assert back.ticks.tobytes() == batch.ticks.tobytes()
+    lost = lost_message("desk 1", "s1", 8, 5, "damaged record")
+    assert lost.subject == lost_subject("desk 1")
+    assert lost.subject.endswith(".%00")
+    assert codec.decode_client(lost.payload) == codec.Lost(8, 5, "damaged record")
