@@ -124,6 +124,7 @@ class LinkAdapter:
         self.room = asyncio.Event()
         self.room.set()
         self._room_held_open = False
+        self._room_watchers: list[Callable[[], None]] = []
         #: False for a link that only drains an earlier run's spool.
         self.intake = intake
         self._reconnects = 0
@@ -173,12 +174,23 @@ class LinkAdapter:
         in memory until the drain cuts them)."""
         self._room_held_open = True
         self.room.set()
+        self._room_changed()
+
+    def watch_room(self, watcher: Callable[[], None]) -> None:
+        """Call ``watcher`` whenever :attr:`room` may have changed (an intake gate over
+        several links follows them)."""
+        self._room_watchers.append(watcher)
 
     def _sync_room(self) -> None:
         if self.machine.room or self._room_held_open:
             self.room.set()
         else:
             self.room.clear()
+        self._room_changed()
+
+    def _room_changed(self) -> None:
+        for watcher in self._room_watchers:
+            watcher()
 
     # ------------------------------------------------------------ state
     @property

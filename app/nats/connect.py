@@ -23,7 +23,7 @@ from app.security.secret import Secret
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NatsOptions", "credential_names", "open_connection"]
+__all__ = ["NatsOptions", "open_connection"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +64,6 @@ class NatsOptions:
         )
 
 
-def credential_names(username: str | None) -> str:
-    """The vault entry of the NATS credential: ``nats/<user>`` (password) or ``nats/token``."""
-    return f"nats/{username}" if username else "nats/token"
-
-
 Callback = Callable[[], Awaitable[None]]
 
 
@@ -86,6 +81,10 @@ async def open_connection(
             client = await nats.connect(
                 servers=[url],
                 allow_reconnect=False,
+                # nats-py retries a server inside connect() (60 times, 2 s apart, by
+                # default): here a dead one is given up after one retry, at once.
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.0,
                 connect_timeout=options.connect_timeout,
                 user=options.username if options.password is not None else None,
                 password=options.password.reveal() if options.password is not None else None,

@@ -58,6 +58,20 @@ async def read_stream(servers: str | list[str], stream: str = "TICKS") -> list[S
         await nc.close()
 
 
+async def message_count(servers: str, stream: str = "TICKS") -> int:
+    """Messages in ``stream`` now (0 while it or the server is not there)."""
+    try:
+        nc = await nats.connect(servers=servers.split(","), connect_timeout=2)
+    except Exception:
+        return 0
+    try:
+        return (await nc.jetstream().stream_info(stream)).state.messages
+    except Exception:
+        return 0
+    finally:
+        await nc.close()
+
+
 def read_stream_sync(servers: str | list[str], stream: str = "TICKS") -> list[Stored]:
     return asyncio.run(read_stream(servers, stream))
 
