@@ -50,7 +50,9 @@ from app.security.cli import (
 from app.security.logins import (
     MissingCredentialError,
     backend_credential,
+    nats_credential,
     needs_backend_credential,
+    needs_nats_credential,
     needs_vault,
     open_configured_vault,
     prompt_master_password,
@@ -288,8 +290,9 @@ def _summary(status: RuntimeStatus, elapsed: float, runtime: Runtime | None = No
         f"captured {status.ticks:,} ticks in {status.batches:,} batches over {elapsed:.1f} s "
         f"({live:,} live, {live / max(elapsed, 1e-9):,.0f} live ticks/s{backfilled})"
     ]
-    if status.link is not None:
-        link = status.link
+    # Every link of the run ("both": the bridge and the NATS sink, each its own count).
+    links = [lk.state for lk in runtime.delivery.links] if runtime is not None else []
+    for link in links or ([status.link] if status.link is not None else []):
         lines.append(
             f"delivered {link.ticks_acked:,} ticks to {link.url} (acked up to seq "
             f"{link.last_acked_seq:,}; {link.backlog_ticks:,} unacknowledged)"
@@ -343,15 +346,16 @@ async def _pull(store: ConfigStore, accept_endpoints: bool) -> SyncResult | None
         return None
 
 
-def _passwords(config: ClientConfig) -> tuple[dict[str, str], Secret | None]:
-    """Terminal passwords and the backend login, from one opening of the vault."""
+def _passwords(config: ClientConfig) -> tuple[dict[str, str], Secret | None, Secret | None]:
+    """Terminal passwords, the backend login and the NATS credential, from one opening
+    of the vault."""
     backend = needs_backend_credential(config)
-    if not needs_vault(config) and not backend:
-        return {}, None
+    if not needs_vault(config) and not backend and not needs_nats_credential(config):
+        return {}, None, None
     audit = AuditLog(config.security.audit_log)
     vault = open_configured_vault(config.security, prompt_master_password, audit)
     credential = backend_credential(config, vault) if backend else None
-    return terminal_passwords(config, vault), credential
+    return terminal_passwords(config, vault), credential, nats_credential(config, vault)
 
 
 def _print_alert(event: AlertEvent) -> None:
@@ -399,8 +403,10 @@ async def _run(
     stats: Path | None = None,
     history: Path | None = None,
 ) -> int:
-    passwords, credential = _passwords(config)
-    runtime = Runtime(config, passwords=passwords, credential=credential)
+    passwords, credential, nats_secret = _passwords(config)
+    runtime = Runtime(
+        config, passwords=passwords, credential=credential, nats_credential=nats_secret
+    )
     if runtime.monitor is not None:
         runtime.monitor.alerts.subscribe(_print_alert)
     stop = asyncio.Event()

@@ -10,17 +10,14 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import ssl
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
 import numpy.typing as npt
-import platformdirs
 
 from app import __version__
 from app.clock import SYSTEM_CLOCK, Clock
@@ -32,16 +29,27 @@ from app.connector.coverage import SpanBook
 from app.connector.handoff import Handoff
 from app.daystats import DayBook
 from app.history.chart_history import ChartHistory
+from app.link.adapter import LinkAdapter
+from app.link.delivery import (
+    Delivery,
+    check_stream_at_start,
+    drain_at_stop,
+    link_options,
+    nats_options,
+    open_spool,
+    spool_root,
+)
 from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embedded
 from app.link.hub import HubClient
-from app.link.link import BridgeLink, LatencySink, LinkOptions, LinkState
+from app.link.link import BridgeLink, LatencySink, LinkState
 from app.link.positions import SpooledPositions, read_marks, recovered_spans
 from app.link.signal_desk import Executor, SignalDesk, not_wired
 from app.link.signal_desk import default_path as signals_path
-from app.link.spool import Spool, find_leftovers
+from app.link.spool import Spool
 from app.monitor.alerts import rule_from_dict
 from app.monitor.monitor import Inputs, Monitor
 from app.monitor.system import SystemSample, SystemSampler
+from app.nats.sink import NatsLink
 from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
 from app.security.secret import Secret
@@ -55,12 +63,12 @@ from app.zones import ServerZones
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Runtime", "RuntimeStatus", "link_options", "plan_workers", "spool_root"]
+
 #: Batches that may wait between the pool and the collector before workers are held back.
 #: At full speed a batch holds up to ``pool.max_batch`` ticks, so this bounds memory
 #: too: 512 held up to 25M ticks (GBs) in limbo; 16 hold at most ~1M (60 MB).
 QUEUE_BATCHES = 16
-#: How long stopping waits for the bridge to ack what was captured.
-DRAIN_TIMEOUT = 10.0
 
 
 def plan_workers(
@@ -91,26 +99,6 @@ def plan_workers(
                 )
             )
     return specs
-
-
-def link_options(config: BackendConfig, ssl_context: ssl.SSLContext | None = None) -> LinkOptions:
-    return LinkOptions(
-        batch_max_ticks=config.batch_max_ticks,
-        linger=config.linger_ms / 1000,
-        window=config.window,
-        compression=config.compression,
-        ping_interval=config.ping_interval_s,
-        ping_timeout=config.ping_timeout_s,
-        policy=config.backoff.policy(),
-        ssl_context=ssl_context,
-    )
-
-
-def spool_root(config: BackendConfig, client_id: str) -> Path:
-    """The folder of this client's spool sessions (one sub-folder per session)."""
-    base = config.spool_dir or platformdirs.user_cache_path("trading-client") / "spool"
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in client_id)
-    return base / safe
 
 
 def _fan_sinks(sinks: list[LatencySink]) -> LatencySink:
@@ -151,6 +139,7 @@ class Runtime:
         credential: Secret | None = None,
         signal_executor: Executor | None = None,
         signals_file: Path | None = None,
+        nats_credential: Secret | None = None,
     ) -> None:
         self.config = config
         #: None: signals go to this runtime's own order router (``self.trading``).
@@ -159,6 +148,8 @@ class Runtime:
         #: The backend login (``user:password`` or a token) for a backend this runtime
         #: does not start; the embedded backend's own per-run key replaces it.
         self._credential = credential
+        #: The NATS user's password, or a token without a user (from the vault).
+        self._nats_credential = nats_credential
         self.handoff: Handoff[TickBatch] = Handoff(QUEUE_BATCHES)
         pool_cfg = config.pool
         start = start_msc if start_msc is not None else int(clock.time() * 1000)
@@ -221,13 +212,15 @@ class Runtime:
         #: Why the embedded backend wanted by the settings did not start (None: it did,
         #: or none was wanted): the window's status bar and welcome note say it.
         self.embedded_error: EmbeddedBackendError | None = None
-        self.link: BridgeLink | None = None
+        #: The link the window and the summary show (the bridge's, or the NATS sink's
+        #: when ``backend.sink`` is "nats"); every link of the run is in ``delivery``.
+        self.link: LinkAdapter | None = None
+        self.delivery = Delivery()
         #: Signals from the AI services (``snapshot()``, ``accept(id)``, ``dismiss(id)``);
         #: None while delivery or trading is off.
         self.signals: SignalDesk | None = None
         self.hub: HubClient | None = None
         self._spool: Spool | None = None
-        self._leftovers: list[Path] = []
         #: Where the live capture stands for the spans file: what the durable spool
         #: holds when delivery is on (app/link/positions.py), else the pool's cursors.
         self._live_position: Callable[[], Mapping[str, tuple[int, int]]] = self.pool.cursors
@@ -377,54 +370,72 @@ class Runtime:
         )
 
     async def _start_backend(self, cfg: BackendConfig) -> asyncio.Event:
-        # Both endpoints are judged before anything starts: a refused plaintext endpoint
-        # leaves nothing half-started.
+        # Every endpoint is judged before anything starts: a refused plaintext endpoint
+        # (or a stream the NATS cluster refuses) leaves nothing half-started.
         tls = tls_settings(self.config.security)
         allowed = self.config.security.plaintext_allowed
-        link_tls = tls_context_for(
-            cfg.bridge_url, tls, self._on_pin_failure, plaintext_allowed=allowed
+        bridge = cfg.sink in ("bridge", "both")
+        link_tls = (
+            tls_context_for(cfg.bridge_url, tls, self._on_pin_failure, plaintext_allowed=allowed)
+            if bridge
+            else None
         )
         hub_tls = tls_context_for(cfg.hub_url, tls, self._on_pin_failure, plaintext_allowed=allowed)
-        try:
-            self.embedded = await start_embedded(cfg)
-        except EmbeddedBackendError as exc:
-            log.error("%s", exc)
-            self.embedded_error = exc
+        nats = (
+            nats_options(cfg, self.config.security, self._nats_credential, self._on_pin_failure)
+            if cfg.sink != "bridge"
+            else None
+        )
+        if nats is not None:
+            await check_stream_at_start(nats, nats.connect_timeout + nats.ack_timeout)
+        if bridge:
+            try:
+                self.embedded = await start_embedded(cfg)
+            except EmbeddedBackendError as exc:
+                log.error("%s", exc)
+                self.embedded_error = exc
         client_id = cfg.effective_client_id()
         credential = self.embedded.credential if self.embedded is not None else self._credential
         options = link_options(cfg, link_tls)
-        self._spool = self._open_spool(cfg, client_id)
+        # The first link's spool carries the capture marks (where the spans file resumes).
+        first: Literal["bridge", "nats"] = "bridge" if bridge else "nats"
+        spool, leftovers = open_spool(cfg, spool_root(cfg, client_id, first), client_id)
+        self._spool = spool
         marker: SpooledPositions | None = None
-        if self._spool.disk_limit_bytes > 0:
+        if spool.disk_limit_bytes > 0:
             marker = SpooledPositions(self.pool.cursors())
             self._live_position = marker.positions
-            self._adopt_recovered(self._spool)
-        trading = self.config.trading
-        if trading.enabled:
-            executor = self._signal_executor or (
-                self.trading.router.execute if self.trading is not None else not_wired
+            self._adopt_recovered(spool)
+        if bridge:
+            self.signals = self._signal_desk()
+            link: LinkAdapter = BridgeLink(
+                cfg.bridge_url,
+                client_id,
+                spool,
+                options,
+                latency_sink=self._latency_sink,
+                marker=marker,
+                credential=credential,
+                signals=self.signals,
             )
-            self.signals = SignalDesk(
-                executor,
-                auto_sources=set(trading.auto_execute_sources),
-                path=self._signals_file or signals_path(),
-                deviation=trading.default_deviation,
+            self._add_link(link, spool, leftovers, lambda s: BridgeLink(
+                cfg.bridge_url, client_id, s, options, intake=False, credential=credential
+            ))  # fmt: skip
+        if nats is not None:
+            if bridge:
+                spool, leftovers = open_spool(cfg, spool_root(cfg, client_id, "nats"), client_id)
+            link = NatsLink(
+                nats,
+                client_id,
+                spool,
+                options,
+                latency_sink=None if bridge else self._latency_sink,
+                marker=None if bridge else marker,
             )
-            self._tasks.append(asyncio.create_task(self.signals.run(), name="signals"))
-        self.link = BridgeLink(
-            cfg.bridge_url,
-            client_id,
-            self._spool,
-            options,
-            latency_sink=self._latency_sink,
-            marker=marker,
-            credential=credential,
-            signals=self.signals,
-        )
-        for path in self._leftovers:
-            self._drain_leftover(path, cfg, client_id, options, credential)
-        self.collector.subscribe(self.link.offer, name="bridge-link")
-        self._tasks.append(asyncio.create_task(self.link.run(), name="bridge-link"))
+            self._add_link(link, spool, leftovers, lambda s: NatsLink(
+                nats, client_id, s, options, intake=False
+            ))  # fmt: skip
+        self.link = self.delivery.primary
         self._http = httpx.AsyncClient(verify=hub_tls if hub_tls is not None else True)
         self.hub = HubClient(
             cfg.hub_url,
@@ -437,30 +448,36 @@ class Runtime:
             credential=credential,
         )
         self._tasks.append(asyncio.create_task(self.hub.run(), name="hub-client"))
-        return self.link.room
+        return self.delivery.room
 
-    def _open_spool(self, cfg: BackendConfig, client_id: str) -> Spool:
-        """This run's spool: an earlier run's leftover is resumed (same session, so the
-        bridge de-duplicates), else a new session. Other leftovers are drained aside."""
-        memory, disk = cfg.spool_memory_mb * 2**20, cfg.spool_disk_mb * 2**20
-        root = spool_root(cfg, client_id)
-        leftovers = find_leftovers(root, client_id)
-        if disk == 0:  # memory only now: what earlier runs left is still delivered
-            self._leftovers = leftovers
-            return Spool(memory, 0, None, client_id=client_id, session=uuid.uuid4().hex)
-        self._leftovers = leftovers[:-1]
-        if leftovers:
-            spool = Spool(memory, disk, leftovers[-1], client_id=client_id)
-            log.warning(
-                "resuming session %s of an earlier run: %d messages (%d ticks) not yet "
-                "acknowledged by the bridge go first",
-                spool.session,
-                len(spool),
-                spool.ticks,
-            )
-            return spool
-        session = uuid.uuid4().hex
-        return Spool(memory, disk, root / session, client_id=client_id, session=session)
+    def _signal_desk(self) -> SignalDesk | None:
+        trading = self.config.trading
+        if not trading.enabled:
+            return None
+        executor = self._signal_executor or (
+            self.trading.router.execute if self.trading is not None else not_wired
+        )
+        desk = SignalDesk(
+            executor,
+            auto_sources=set(trading.auto_execute_sources),
+            path=self._signals_file or signals_path(),
+            deviation=trading.default_deviation,
+        )
+        self._tasks.append(asyncio.create_task(desk.run(), name="signals"))
+        return desk
+
+    def _add_link(
+        self,
+        link: LinkAdapter,
+        spool: Spool,
+        leftovers: list[Path],
+        drainer: Callable[[Spool], LinkAdapter],
+    ) -> None:
+        """Start ``link`` on the collector's batches; earlier runs' spools beside its own
+        are drained on links of their own."""
+        self._tasks.extend(self.delivery.add(link, spool, leftovers, drainer, self.config.backend))
+        self.collector.subscribe(link.offer, name=link.name)
+        self._tasks.append(asyncio.create_task(link.run(), name=link.name))
 
     def _adopt_recovered(self, spool: Spool) -> None:
         """The previous run's capture is safe up to the marks of its newest record: add
@@ -472,63 +489,23 @@ class Runtime:
             for span in recovered_spans(book.previous(key), marks, target.symbol):
                 book.add_previous(key, span)
 
-    def _drain_leftover(
-        self,
-        path: Path,
-        cfg: BackendConfig,
-        client_id: str,
-        options: LinkOptions,
-        credential: Secret | None,
-    ) -> None:
-        """Deliver another crashed run's spool on a link of its own, then delete it."""
-        # It never takes new messages, so its disk limit only has to hold what is there.
-        spool = Spool(cfg.spool_memory_mb * 2**20, 2**50, path)
-        link = BridgeLink(
-            cfg.bridge_url, client_id, spool, options, intake=False, credential=credential
-        )
-        log.warning("draining session %s of an earlier run: %d messages", spool.session, len(spool))
-
-        async def drain() -> None:
-            task = asyncio.create_task(link.run(), name=f"bridge-link-drain-{spool.session}")
-            try:
-                while not link.all_acked():
-                    await asyncio.sleep(0.1)
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                await link.close()
-                spool.close()
-
-        self._tasks.append(asyncio.create_task(drain(), name="bridge-link-drain"))
-
     async def stop(self) -> None:
         """Stop capture, deliver what was captured, then take the backend side down."""
-        if self.link is not None:
+        links = self.delivery.links
+        for link in links:
             # Whatever the workers still send must reach the collector, or they could
             # never finish their last send and stop.
-            self.link.hold_room_open()
+            link.hold_room_open()
         if self.trading is not None:
             await self.trading.stop()
         await self.pool.stop()
         await self.handoff.join()
         await self.backfill.stop()
         await self.chart.close()
-        durable = self._spool is not None and self._spool.disk_limit_bytes > 0
-        if self.link is not None:
-            # A durable spool keeps what the bridge has not acked for the next run, so
-            # waiting for an unreachable bridge would only delay the quit.
-            connected = self.link.state.connected
-            timeout = DRAIN_TIMEOUT if connected or not durable else 0.0
-            if not await self.link.drain(timeout):
-                state = self.link.state
-                log.warning(
-                    "stopping with %d ticks the bridge has not acknowledged (%s): %s",
-                    state.backlog_ticks,
-                    state.last_error or "bridge slow",
-                    "kept in the spool for the next run"
-                    if durable
-                    else "lost: the spool has no disk (backend.spool_disk_mb = 0)",
-                )
+        if links:
+            await asyncio.gather(*(drain_at_stop(link, spool) for link, spool in zip(
+                links, self.delivery.spools, strict=True
+            )))  # fmt: skip
             # The spans end where the spool's last message ends, now that all is cut.
             self.backfill.save()
         for task in self._tasks:
@@ -540,8 +517,8 @@ class Runtime:
             self.monitor.tick(self._monitor_inputs(None))
         if self.signals is not None:
             await self.signals.close()
-        if self.link is not None:
-            await self.link.close()
+        for link in links:
+            await link.close()
         if self.hub is not None:
             with contextlib.suppress(Exception):
                 await self.hub.stop()
@@ -549,8 +526,8 @@ class Runtime:
             await self._http.aclose()
         if self.embedded is not None:
             await self.embedded.stop()
-        if self._spool is not None:
-            self._spool.close()
+        for spool in self.delivery.spools:
+            spool.close()
 
     def _on_pin_failure(self, host: str, expected: str, actual: str) -> None:
         log.error("TLS pin mismatch for %s: expected %s, got %s", host, expected, actual)

@@ -61,13 +61,19 @@ log = logging.getLogger(__name__)
 # name (ConfigError, VaultLocked, flatten_settings, EXPORT_TIMEFRAMES...) are re-exported
 # here (``__all__``) rather than imported from the modules that raise or define them.
 
-RuntimeFactory = Callable[[ClientConfig, dict[str, str], Secret | None], Runtime]
+#: (settings, terminal passwords, backend login, NATS credential) -> the runtime.
+RuntimeFactory = Callable[[ClientConfig, dict[str, str], Secret | None, Secret | None], Runtime]
 
 
 def _default_runtime(
-    config: ClientConfig, passwords: dict[str, str], credential: Secret | None
+    config: ClientConfig,
+    passwords: dict[str, str],
+    credential: Secret | None,
+    nats_credential: Secret | None,
 ) -> Runtime:
-    return Runtime(config, passwords=passwords, credential=credential)
+    return Runtime(
+        config, passwords=passwords, credential=credential, nats_credential=nats_credential
+    )
 
 
 class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
@@ -145,7 +151,8 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
         try:
             passwords = await self._passwords(self.config)
             credential = await self._backend_credential(self.config)
-            runtime = self._runtime_factory(self.config, passwords, credential)
+            nats_secret = await self._nats_credential(self.config)
+            runtime = self._runtime_factory(self.config, passwords, credential, nats_secret)
             if runtime.monitor is not None:
                 runtime.monitor.history = self._history  # the charts go on across restarts
             await runtime.start()

@@ -23,7 +23,9 @@ from app.security.audit import AuditLog
 from app.security.connections import tls_context_for, tls_settings
 from app.security.logins import (
     backend_credential,
+    nats_credential,
     needs_backend_credential,
+    needs_nats_credential,
     needs_vault,
     open_configured_vault,
     terminal_passwords,
@@ -128,6 +130,14 @@ class VaultIntents:
         if not needs_backend_credential(config):
             return None
         return await self._in_vault(lambda vault: backend_credential(config, vault))
+
+    async def _nats_credential(self, config: ClientConfig) -> Secret | None:
+        """The NATS user's password (or, when the vault is opened anyway, a token)."""
+        if not needs_nats_credential(config) and not (
+            needs_vault(config) or needs_backend_credential(config)
+        ):
+            return None
+        return await self._in_vault(lambda vault: nats_credential(config, vault))
 
     async def credential_names(self) -> list[str]:
         return await self._in_vault(lambda vault: sorted(vault.names()))

@@ -50,6 +50,7 @@ def test_core_never_imports_qt_or_ui() -> None:
 WINDOW_ALLOWED = {
     "app.bench",
     "app.config",
+    "app.config.nats_schema",
     "app.config.schema",
     "app.config.sessions_schema",
     "app.config.trading_schema",

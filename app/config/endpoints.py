@@ -1,12 +1,12 @@
 """The settings that decide where data and credentials go, and who may change them.
 
 Settings pulled from the API gateway are applied on their own, except these: a bridge,
-gateway or hub URL, the client id, the gateway login, TLS (trust, pins, minimum version,
-plaintext permissions), the vault, the audit log, the spool and embedded database
-folders, the backfill state file, and a terminal's executable path. Whoever controls the
-gateway's copy (or its login) could otherwise send every tick, and the next login's
-password, to a backend of their choosing at the next start, without the user seeing
-anything. So a remote change to one of them needs consent: a dialog in the window, an
+gateway, hub or NATS URL, the sink, the client id, the gateway or NATS login, TLS (trust,
+pins, minimum version, plaintext permissions), the vault, the audit log, the spool and
+embedded database folders, the backfill state file, and a terminal's executable path.
+Whoever controls the gateway's copy (or its login) could otherwise send every tick, and
+the next login's password, to a backend of their choosing at the next start, without the
+user seeing anything. So a remote change to one of them needs consent: a dialog in the window, an
 explicit flag headless; without it the local value stays and the rest still applies.
 
 Pure functions over :class:`~app.config.schema.ClientConfig`: the sync decides, the
@@ -30,6 +30,9 @@ _BACKEND: Final = (
     "embedded",
     "embedded_db",
     "spool_dir",
+    "sink",
+    "nats_url",
+    "nats_username",
 )
 _SECURITY: Final = ("tls", "vault", "vault_file", "audit_log", "plaintext_allowed")
 _BACKFILL: Final = ("state_file",)

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from app.backoff import BackoffPolicy
 from app.clock import now_msc
+from app.config.nats_schema import NatsSinkFields, check_duplicate_window
 from app.config.section import Section
 from app.config.sessions_schema import SessionsConfig
 from app.config.trading_schema import TradingConfig, check_allowed_symbols_captured
@@ -386,7 +387,9 @@ def check_endpoint_url(url: str, schemes: tuple[str, str]) -> str:
     return url
 
 
-class BackendConfig(Section):
+class BackendConfig(NatsSinkFields):
+    """Where the ticks go; the NATS sink's fields are in :mod:`app.config.nats_schema`."""
+
     enabled: bool = Field(
         True, description="Stream ticks to the data bridge and register with the hub."
     )
@@ -466,6 +469,11 @@ class BackendConfig(Section):
     backoff: BackoffConfig = Field(
         default_factory=BackoffConfig, description="Reconnect delays to the backend."
     )
+
+    @model_validator(mode="after")
+    def _nats_window(self) -> BackendConfig:
+        check_duplicate_window(self.nats_duplicate_window_s, self.backoff.maximum_s)
+        return self
 
     def effective_client_id(self) -> str:
         """``client_id``, or one derived from this machine's name."""

@@ -28,37 +28,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import CloseCode
 
-from app.backoff import Backoff, BackoffPolicy
-from app.collector import SequencedBatch
-from app.link.machine import LinkMachine, MachineOptions, Marker
+from app.backoff import Backoff
+from app.link.adapter import LatencySink, LinkAdapter, LinkOptions, LinkState
+from app.link.machine import Marker
 from app.link.spool import Spool
 from app.protocol import codec
 from app.security.secret import Secret
 
-log = logging.getLogger(__name__)
+__all__ = ["AUTH_REFUSALS", "BridgeLink", "LatencySink", "LinkOptions", "LinkState", "SignalPeer"]
 
-#: Called for every acked message with (ack time, capture time of its oldest batch,
-#: the ``time_msc`` of all its ticks), all wall-clock: the monitor and the pipeline
-#: benchmark turn these into tick→ack latency distributions.
-LatencySink = Callable[[float, float, npt.NDArray[np.int64]], None]
+log = logging.getLogger(__name__)
 
 #: Bridge → client frames are tiny (welcome, ack, error).
 _MAX_INBOUND_BYTES = 2**20
-#: Retry a cut the spool refused this often while nothing else wakes the link.
-_RETRY_CUT_S = 0.05
 #: Close codes by which a bridge refuses what it was sent.
 _REFUSAL_CODES = frozenset({CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE_TOO_BIG})
 #: Error codes that are not about a message (the link reconnects and sends it again).
@@ -97,54 +87,11 @@ class SignalPeer(Protocol):
     def on_outcome_stored(self, message: codec.OutcomeStored) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class LinkState:
-    """What the UI and the monitor show about the link."""
+class BridgeLink(LinkAdapter):
+    """The WebSocket to the bridge; the shared rules are in :class:`LinkAdapter`."""
 
-    connected: bool
-    url: str
-    session: str
-    backlog_batches: int
-    backlog_ticks: int
-    last_sent_seq: int
-    last_acked_seq: int
-    ticks_acked: int
-    reconnects: int
-    #: WebSocket ping round trip, seconds (None before the first pong).
-    rtt: float | None
-    spool_fill: float
-    intake_paused: bool
-    last_error: str
-    #: The bridge's frame limit in force, and the largest frame sent so far.
-    max_frame_bytes: int = codec.DEFAULT_MAX_FRAME_BYTES
-    largest_frame_bytes: int = 0
-    #: Messages recovered from an earlier run's spool, resent in this one.
-    resumed_batches: int = 0
-    #: Damaged spool records sent as "lost" (their ticks did not reach the bridge).
-    lost_batches: int = 0
-    #: Why the spool's disk cannot take data ("" when it can): intake is paused.
-    spool_disk_error: str = ""
-    #: The spool's folder ("" for a memory-only spool).
-    spool_folder: str = ""
-    #: Why the link stopped sending ("" while it sends).
-    halted: str = ""
+    name = "bridge link"
 
-
-@dataclass(slots=True)
-class LinkOptions:
-    batch_max_ticks: int = 5_000
-    linger: float = 0.002
-    #: Messages sent but not yet acked, at most.
-    window: int = 64
-    compression: bool = False
-    ping_interval: float = 5.0
-    ping_timeout: float = 5.0
-    open_timeout: float = 5.0
-    policy: BackoffPolicy = field(default_factory=BackoffPolicy)
-    ssl_context: ssl.SSLContext | None = None
-
-
-class BridgeLink:
     def __init__(
         self,
         url: str,
@@ -158,33 +105,11 @@ class BridgeLink:
         credential: Secret | None = None,
         signals: SignalPeer | None = None,
     ) -> None:
-        self.url = url
-        self.client_id = client_id
-        self._credential = credential
-        self.options = options or LinkOptions()
-        self.machine = LinkMachine(
-            spool,
-            MachineOptions(
-                self.options.batch_max_ticks,
-                self.options.window,
-                keep_times=latency_sink is not None,
-            ),
-            marker=marker,
+        super().__init__(
+            url, client_id, spool, options, latency_sink=latency_sink, marker=marker, intake=intake
         )
-        self._spool = spool
-        self._latency_sink = latency_sink
-        self._resumed = len(spool)
-        self._linger_handle: asyncio.TimerHandle | None = None
-        self._work = asyncio.Event()
-        #: Set while the collector may hand batches over (see the module docstring).
-        self.room = asyncio.Event()
-        self.room.set()
-        self._room_held_open = False
-        #: False for a link that only drains an earlier run's spool.
-        self.intake = intake
+        self._credential = credential
         self._ws: ClientConnection | None = None
-        self._reconnects = 0
-        self._last_error = ""
         self._auth_refused = False
         #: Frames of the ``signals`` feature, sent before the next tick message.
         self._control: deque[bytes] = deque()
@@ -193,47 +118,14 @@ class BridgeLink:
             signals.bind(self.send_control)
 
     @property
-    def session(self) -> str:
-        return self._spool.session
+    def connected(self) -> bool:
+        return self._ws is not None
 
-    # ------------------------------------------------------------ intake (collector side)
-    def offer(self, item: SequencedBatch) -> None:
-        """Collector callback: queue a batch for the next message. Never blocks."""
-        if not self.intake:
-            raise RuntimeError("this link only drains an earlier run's spool")
-        machine = self.machine
-        first = not machine.has_pending
-        if machine.offer(item.batch, history=item.history, now=time.time()):
-            self.cut()
-        elif first:
-            loop = asyncio.get_running_loop()
-            self._linger_handle = loop.call_later(self.options.linger, self.cut)
-
-    def cut(self) -> None:
-        """Turn the pending batches into numbered messages in the spool."""
-        if self._linger_handle is not None:
-            self._linger_handle.cancel()
-            self._linger_handle = None
-        machine = self.machine
-        if machine.cut():
-            self._work.set()
-        if machine.blocked:  # the spool refused: retry shortly (acks also retry)
-            loop = asyncio.get_running_loop()
-            self._linger_handle = loop.call_later(_RETRY_CUT_S, self.cut)
-        self._sync_room()
-
-    def hold_room_open(self) -> None:
-        """Stopping: take every batch the workers still send, whatever the spool says,
-        or they could never finish their last send and stop (pending batches then wait
-        in memory until the drain cuts them)."""
-        self._room_held_open = True
-        self.room.set()
-
-    def _sync_room(self) -> None:
-        if self.machine.room or self._room_held_open:
-            self.room.set()
-        else:
-            self.room.clear()
+    @property
+    def rtt(self) -> float | None:
+        """WebSocket ping round trip, seconds (None before the first pong)."""
+        ws = self._ws
+        return ws.latency if ws is not None and ws.latency else None
 
     def send_control(self, frame: bytes) -> bool:
         """Send a frame of the ``signals`` feature ahead of pending ticks; False when
@@ -244,103 +136,41 @@ class BridgeLink:
         self._work.set()
         return True
 
-    # ------------------------------------------------------------ state
-    @property
-    def state(self) -> LinkState:
-        ws = self._ws
-        machine = self.machine
-        spool = self._spool
-        return LinkState(
-            connected=ws is not None,
-            url=self.url,
-            session=spool.session,
-            backlog_batches=len(spool),
-            backlog_ticks=spool.ticks + machine.pending_ticks,
-            last_sent_seq=machine.sent,
-            last_acked_seq=machine.acked,
-            ticks_acked=machine.ticks_acked,
-            reconnects=self._reconnects,
-            rtt=ws.latency if ws is not None and ws.latency else None,
-            spool_fill=spool.fill_ratio,
-            intake_paused=not self.room.is_set(),
-            last_error=machine.halted or machine.disk_error or self._last_error,
-            max_frame_bytes=machine.frame_limit,
-            largest_frame_bytes=machine.largest_frame,
-            resumed_batches=self._resumed,
-            lost_batches=machine.lost_messages,
-            spool_disk_error=machine.disk_error,
-            spool_folder=str(spool.directory or ""),
-            halted=machine.halted,
-        )
-
-    def all_acked(self) -> bool:
-        return self.machine.all_acked()
-
-    async def drain(self, timeout: float) -> bool:
-        """Cut what is pending and wait until the bridge acked everything; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.machine.has_pending:
-                self.cut()
-            if self.machine.all_acked():
-                return True
-            if time.monotonic() > deadline or self.machine.halted:
-                return False
-            await asyncio.sleep(0.01)
-
     # ------------------------------------------------------------ connection
-    async def run(self) -> None:
-        """Connect, stream, and reconnect after the backoff policy, until cancelled."""
-        backoff = Backoff(self.options.policy)
-        while True:
-            try:
-                await self._session(backoff)
-            except asyncio.CancelledError:
-                raise
-            except websockets.ConnectionClosed as exc:
-                code = exc.rcvd.code if exc.rcvd is not None else None
-                if code in _REFUSAL_CODES:
-                    self.machine.on_refused()
-                reason = exc.rcvd.reason if exc.rcvd is not None and exc.rcvd.reason else ""
-                self._note_error(f"connection closed ({code}{': ' + reason if reason else ''})")
-            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-                self._note_error(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-            except codec.ProtocolError as exc:
-                self._note_error(f"bridge broke the protocol ({exc.code}): {exc}")
-            except _Refused as exc:
-                if exc.code in AUTH_REFUSALS:
-                    self._auth_refused = True
-                    self._note_error(
-                        f"the bridge refused the credential for client {self.client_id!r} "
-                        f"({exc.code}): {exc}"
-                    )
-                else:
-                    self.machine.on_refused()
-                    self._note_error(f"bridge refused a message ({exc.code}): {exc}")
-            except Exception as exc:  # a bug must not end delivery for the whole run
-                log.exception("bridge link failed unexpectedly")
-                self._note_error(f"internal error: {type(exc).__name__}: {exc}")
-            finally:
-                self._ws = None
-                self._control.clear()
-                if self._signals is not None:
-                    self._signals.on_disconnect()
-                self.machine.on_disconnect()
-                self._sync_room()
-            if self.machine.halted:
-                self._note_error(self.machine.halted)
-            self._reconnects += 1
-            delay = backoff.next_delay()
-            if self._auth_refused:
-                self._auth_refused = False
-                delay = max(delay, AUTH_RETRY_S)
-            log.info("bridge link down; reconnecting in %.2f s", delay)
-            await asyncio.sleep(delay)
+    def _failure(self, exc: Exception) -> str:
+        if isinstance(exc, websockets.ConnectionClosed):
+            code = exc.rcvd.code if exc.rcvd is not None else None
+            if code in _REFUSAL_CODES:
+                self.machine.on_refused()
+            reason = exc.rcvd.reason if exc.rcvd is not None and exc.rcvd.reason else ""
+            return f"connection closed ({code}{': ' + reason if reason else ''})"
+        if isinstance(exc, OSError | TimeoutError | websockets.WebSocketException):
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if isinstance(exc, codec.ProtocolError):
+            return f"bridge broke the protocol ({exc.code}): {exc}"
+        if isinstance(exc, _Refused):
+            if exc.code in AUTH_REFUSALS:
+                self._auth_refused = True
+                return (
+                    f"the bridge refused the credential for client {self.client_id!r} "
+                    f"({exc.code}): {exc}"
+                )
+            self.machine.on_refused()
+            return f"bridge refused a message ({exc.code}): {exc}"
+        return super()._failure(exc)  # a bug must not end delivery for the whole run
 
-    def _note_error(self, text: str) -> None:
-        if text != self._last_error:
-            log.warning("bridge link %s: %s", self.url, text)
-        self._last_error = text
+    def _session_ended(self) -> None:
+        self._ws = None
+        self._control.clear()
+        if self._signals is not None:
+            self._signals.on_disconnect()
+
+    def _retry_delay(self, backoff: Backoff) -> float:
+        delay = backoff.next_delay()
+        if self._auth_refused:
+            self._auth_refused = False
+            delay = max(delay, AUTH_RETRY_S)
+        return delay
 
     async def _session(self, backoff: Backoff) -> None:
         opts = self.options
@@ -424,24 +254,8 @@ class BridgeLink:
                 raise codec.ProtocolError("bad_message", "unexpected welcome from the bridge")
         raise websockets.ConnectionClosedOK(None, None)
 
-    def _on_ack(self, seq: int) -> None:
-        acked = self.machine.on_ack(seq)
-        sink = self._latency_sink
-        if sink is not None and acked:
-            now = time.time()
-            for item in acked:
-                if item.times is not None:
-                    sink(now, item.captured_at, item.times)
-        machine = self.machine
-        if machine.has_pending and (machine.idle or machine.blocked):
-            self.cut()  # the link just went idle, or the spool has room again
-        else:
-            self._sync_room()
-        self._work.set()
-
     async def close(self) -> None:
-        if self._linger_handle is not None:
-            self._linger_handle.cancel()
+        await super().close()
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):

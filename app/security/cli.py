@@ -142,7 +142,11 @@ def add_credentials_parser(subparsers: argparse._SubParsersAction[_P]) -> _P:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_vault_options(set_, suppress=True)
-    set_.add_argument("name", metavar="NAME", help="mt5/<terminal name> or gateway/<username>")
+    set_.add_argument(
+        "name",
+        metavar="NAME",
+        help="mt5/<terminal name>, gateway/<username>, nats/<user> or nats/token",
+    )
     # Swallows whatever follows NAME, so that ``set NAME SECRET`` is refused here
     # without the secret being echoed by an "unrecognized arguments" error.
     set_.add_argument("trailing", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

@@ -73,6 +73,36 @@ def needs_backend_credential(config: ClientConfig) -> bool:
     return backend.enabled and bool(backend.gateway_username) and backend.embedded != "always"
 
 
+def nats_credential_name(username: str | None) -> str:
+    """Where the NATS credential lives: ``nats/<user>`` (that user's password) or, with
+    no user in the settings, ``nats/token``."""
+    return f"nats/{username}" if username else "nats/token"
+
+
+def needs_nats_credential(config: ClientConfig) -> bool:
+    """Whether the run must open the vault for NATS: the sink publishes to NATS as a user.
+    (A token is read only when the vault is opened anyway: a run without any login never
+    asks for the vault's master password.)"""
+    backend = config.backend
+    return backend.enabled and backend.sink != "bridge" and bool(backend.nats_username)
+
+
+def nats_credential(config: ClientConfig, vault: Vault) -> Secret | None:
+    """The password of ``backend.nats_username`` (required), or the ``nats/token`` if one
+    is stored; None when the sink does not use NATS."""
+    backend = config.backend
+    if not backend.enabled or backend.sink == "bridge":
+        return None
+    name = nats_credential_name(backend.nats_username)
+    secret = vault.get(name)
+    if secret is None and backend.nats_username:
+        raise MissingCredentialError(
+            f"no password stored for NATS user {backend.nats_username!r}: "
+            f"run 'trading-client credentials set {name}'"
+        )
+    return secret
+
+
 def terminal_credential_name(terminal_name: str) -> str:
     return f"mt5/{terminal_name}"
 
