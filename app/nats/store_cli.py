@@ -18,16 +18,13 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from app.nats.store_consumer import Progress, StoreConfig, StoreConsumer, StoreSetupError
 from app.nats.store_rules import progress_line, summary_line
+from app.nats.urls import ENV_PASSWORD, BadInputError, parse_servers
 from app.security.secret import Secret
 from app.server.server import default_db_path
 from app.server.store import TickStore
-
-#: The NATS password of ``--user`` for automation (removed from the environment once read).
-ENV_PASSWORD = "TRADING_CLIENT_NATS_PASSWORD"
 
 EXAMPLES = f"""examples:
   trading-client store --from nats://127.0.0.1:4222
@@ -36,31 +33,6 @@ EXAMPLES = f"""examples:
   trading-client store --from nats://host:4222 --user store
       (the password: ${ENV_PASSWORD}, or the vault: trading-client credentials set nats/store)
 """
-
-
-class BadInputError(ValueError):
-    """What the user typed cannot work: the message is the one line to print."""
-
-
-def parse_servers(text: str) -> tuple[str, ...]:
-    """``nats://HOST:PORT[,…]`` → the URLs, each checked for scheme, host and port."""
-    urls = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not urls:
-        raise BadInputError("--from needs at least one nats://HOST:PORT")
-    for url in urls:
-        parts = urlsplit(url)
-        try:
-            port = parts.port
-        except ValueError:
-            raise BadInputError(f"{url!r}: the port is not a number in 0..65535") from None
-        if parts.scheme not in ("nats", "tls") or not parts.hostname or port is None:
-            raise BadInputError(f"{url!r} is not a nats://HOST:PORT URL")
-        if parts.username or parts.password:
-            raise BadInputError(
-                f"{parts.hostname}: no credentials in the URL (the command line is visible "
-                f"to other users); use --user with ${ENV_PASSWORD} or the vault"
-            )
-    return urls
 
 
 def _positive(text: str) -> int:

@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import platformdirs
 from aiohttp import web
@@ -34,6 +35,10 @@ from app.server.signal_api import SignalApi
 from app.server.signal_store import SignalStore
 from app.server.store import TickStore
 from app.server.users import Principal, UserStore, users_path
+
+if TYPE_CHECKING:
+    from app.nats.forwarder import Forwarder
+    from app.nats.subjects import StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,8 @@ class ReferenceBackend:
         hub_limits: HubLimits = DEFAULT_HUB_LIMITS,
         tick_clock: Clock = SYSTEM_CLOCK,
         demo_signals: bool = True,
+        forward_nats: tuple[str, ...] = (),
+        forward_stream: StreamSpec | None = None,
     ) -> None:
         if max_frame_bytes < MIN_MAX_FRAME_BYTES:
             # Checked here too, so a bad setting fails before a database is opened.
@@ -133,6 +140,10 @@ class ReferenceBackend:
         self._signals: SignalStore | None = None
         self.demo: DemoSignalSource | None = None
         self._demo_task: asyncio.Task[None] | None = None
+        #: Forward every stored block to these NATS servers (app/nats/forwarder.py).
+        self._forward = (forward_nats, forward_stream)
+        self.forwarder: Forwarder | None = None
+        self._forward_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifetime
     async def start(self) -> None:
@@ -190,6 +201,14 @@ class ReferenceBackend:
                     slow=slow,
                 )
                 self._demo_task = asyncio.create_task(self.demo.run(), name="demo-signals")
+            if self._forward[0]:
+                # Imported here: app.nats imports app.server's store, and nats-py is only
+                # loaded by a backend that forwards.
+                from app.nats.forwarder import Forwarder  # noqa: PLC0415
+
+                servers, spec = self._forward
+                self.forwarder = Forwarder(self.db_path, servers, spec=spec)
+                self._forward_task = asyncio.create_task(self.forwarder.run(), name="forward")
         except BaseException:
             await self.stop()
             raise
@@ -204,10 +223,11 @@ class ReferenceBackend:
     async def stop(self) -> None:
         """Idempotent, and safe after a failed ``start``. The bridge goes first so that
         every message it accepted is committed before the database closes."""
-        if self._demo_task is not None:
-            self._demo_task.cancel()
-            await asyncio.gather(self._demo_task, return_exceptions=True)
-            self._demo_task = None
+        for task in (self._demo_task, self._forward_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._demo_task = self._forward_task = None
         if self._bridge is not None:
             await self._bridge.stop()
             self._bridge = None
