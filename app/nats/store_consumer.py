@@ -193,7 +193,14 @@ class StoreConsumer:
             if msgs:
                 await self._handle(msgs)
             now = time.monotonic()
-            idle_check = until_idle and not msgs
+            # A short batch may mean caught up: ask now rather than after an empty fetch's
+            # timeout (the acks flushed first, so the answer counts them).
+            idle_check = until_idle and len(msgs) < cfg.batch
+            if idle_check:
+                try:
+                    await nc.flush(timeout=max(1, round(cfg.fetch_timeout_s)))
+                except TRANSIENT:
+                    idle_check = False
             if now >= next_report or idle_check:
                 self.lag = await self._lag(js, until_idle=idle_check)
                 if idle_check and self.lag == 0:
