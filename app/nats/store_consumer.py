@@ -78,8 +78,11 @@ async def connect(config: StoreConfig) -> Client:
     """A connection to any of ``servers`` within ``connect_timeout_s``, reconnecting forever
     after that (a node killed later is ridden out, not fatal)."""
 
+    last: list[Exception] = []
+
     async def quiet(exc: Exception) -> None:
         log.debug("nats: %s", exc)
+        last[:] = [exc]
 
     options: dict[str, object] = {}
     if config.user:
@@ -98,7 +101,8 @@ async def connect(config: StoreConfig) -> Client:
             config.connect_timeout_s,
         )
     except (TimeoutError, *TRANSIENT) as exc:
-        detail = str(exc) or type(exc).__name__
+        cause = last[0] if last else exc  # e.g. an authorization violation, not "timeout"
+        detail = str(cause).strip() or type(cause).__name__
         raise StoreSetupError(
             f"no NATS server reachable at {','.join(config.servers)} within "
             f"{config.connect_timeout_s:g} s ({detail})"

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import nats
+import nats.errors
 import numpy as np
 import pytest
 from hypothesis import given
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from app.nats.cluster import LocalCluster
 from app.nats.store_consumer import StoreConfig, StoreConsumer, StoreSetupError
 from app.nats.store_rules import Foreign, Tally, classify
-from app.nats.subjects import MSG_ID, BlockKey, lost_message, tick_messages
+from app.nats.subjects import MSG_ID, BlockKey, OutMessage, lost_message, tick_messages
 from app.protocol import codec
 from app.server.store import KeyedBlock, KeyedLost, TickStore
 from app.ticks import TickBatch
@@ -281,3 +282,63 @@ def test_setup_error_without_a_server(tmp_path: Path) -> None:
 
     with pytest.raises(StoreSetupError, match="no NATS server reachable"):
         asyncio.run(run())
+
+
+def test_user_password_comes_from_the_environment_never_the_command_line(
+    tmp_path: Path,
+) -> None:
+    """A server with a user: ``--user`` plus the env password stores; a wrong one is a line."""
+    from app.nats.cluster import find_server  # noqa: PLC0415
+    from app.ports import free_ports  # noqa: PLC0415
+
+    port = free_ports(1)[0]
+    conf = tmp_path / "auth.conf"
+    store_dir = (tmp_path / "js").as_posix()
+    conf.write_text(
+        f'listen: 127.0.0.1:{port}\njetstream {{ store_dir: "{store_dir}" }}\n'
+        'authorization { user: bob, password: "s3cret-pw" }\n'
+    )
+    server = subprocess.Popen([str(find_server()), "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        url = f"nats://127.0.0.1:{port}"
+        messages, truth = link_messages("desk-5", "s1", 5, 10, ["EURUSD"])
+        wait_until(
+            lambda: _publishes(f"nats://bob:s3cret-pw@127.0.0.1:{port}", messages),
+            20,
+            "the server to take a publish",
+        )
+        db = tmp_path / "store.sqlite"
+        cmd = _store_cmd(url, db, "--user", "bob", "--until-idle", "--quiet")
+        ok = subprocess.run(
+            cmd,
+            env={**_env(), "TRADING_CLIENT_NATS_PASSWORD": "s3cret-pw"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert ok.returncode == 0, ok.stderr
+        assert_same(db, truth)
+        bad = subprocess.run(
+            [*cmd, "--connect-timeout", "2"],
+            env={**_env(), "TRADING_CLIENT_NATS_PASSWORD": "wrong-pw"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert bad.returncode != 0
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert "wrong-pw" not in bad.stderr
+        assert "uthorization" in bad.stderr, bad.stderr
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def _publishes(servers: str, messages: list[OutMessage]) -> bool:
+    try:
+        asyncio.run(publish(servers, messages))
+    except (OSError, nats.errors.Error):
+        return False
+    return True
