@@ -100,8 +100,9 @@ def add_backend_parser(
         "--forward-nats",
         default=None,
         metavar="URLS",
-        help="also publish every stored block to this NATS JetStream cluster "
-        "(nats://HOST:PORT[,…]; resumes where it stopped, each block once)",
+        help="also publish every stored block (stream --forward-stream) and every issued "
+        "signal (stream SIGNALS, outcomes read back from it) to this NATS JetStream cluster "
+        "(nats://HOST:PORT[,…]; resumes where it stopped, each once)",
     )
     parser.add_argument(
         "--forward-stream", default="TICKS", metavar="NAME", help="the stream (default TICKS)"

@@ -38,6 +38,7 @@ from app.server.users import Principal, UserStore, users_path
 
 if TYPE_CHECKING:
     from app.nats.forwarder import Forwarder
+    from app.nats.signal_relay import SignalRelay
     from app.nats.subjects import StreamSpec
 
 log = logging.getLogger(__name__)
@@ -140,10 +141,12 @@ class ReferenceBackend:
         self._signals: SignalStore | None = None
         self.demo: DemoSignalSource | None = None
         self._demo_task: asyncio.Task[None] | None = None
-        #: Forward every stored block to these NATS servers (app/nats/forwarder.py).
+        #: Forward every stored block (app/nats/forwarder.py) and relay signals
+        #: (app/nats/signal_relay.py) to these NATS servers.
         self._forward = (forward_nats, forward_stream)
         self.forwarder: Forwarder | None = None
-        self._forward_task: asyncio.Task[None] | None = None
+        self.relay: SignalRelay | None = None
+        self._forward_tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ lifetime
     async def start(self) -> None:
@@ -205,10 +208,17 @@ class ReferenceBackend:
                 # Imported here: app.nats imports app.server's store, and nats-py is only
                 # loaded by a backend that forwards.
                 from app.nats.forwarder import Forwarder  # noqa: PLC0415
+                from app.nats.signal_relay import SignalRelay  # noqa: PLC0415
 
                 servers, spec = self._forward
                 self.forwarder = Forwarder(self.db_path, servers, spec=spec)
-                self._forward_task = asyncio.create_task(self.forwarder.run(), name="forward")
+                self.relay = SignalRelay(
+                    self.db_path, servers, signals, replicas=spec.replicas if spec else 1
+                )
+                self._forward_tasks = [
+                    asyncio.create_task(self.forwarder.run(), name="forward"),
+                    asyncio.create_task(self.relay.run(), name="signal-relay"),
+                ]
         except BaseException:
             await self.stop()
             raise
@@ -223,11 +233,11 @@ class ReferenceBackend:
     async def stop(self) -> None:
         """Idempotent, and safe after a failed ``start``. The bridge goes first so that
         every message it accepted is committed before the database closes."""
-        for task in (self._demo_task, self._forward_task):
+        for task in (self._demo_task, *self._forward_tasks):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._demo_task = self._forward_task = None
+        self._demo_task, self._forward_tasks = None, []
         if self._bridge is not None:
             await self._bridge.stop()
             self._bridge = None
