@@ -39,6 +39,7 @@ from app.link.link import LinkState
 from app.logfiles import install_file_log
 from app.memory import return_large_buffers_to_os
 from app.monitor.alerts import AlertEvent
+from app.nats.store_cli import add_store_parser, run_store
 from app.runtime import Runtime, RuntimeStatus
 from app.security.audit import AuditLog
 from app.security.cli import (
@@ -134,6 +135,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_terminal_parser(sub)
     add_trade_parser(sub)
     add_bench_parser(sub)
+    add_store_parser(sub)
     return parser
 
 
@@ -555,6 +557,8 @@ def main(argv: Sequence[str] | None = None, window: WindowCommands | None = None
             return run_export(args)
         if command == "doctor":
             return run_doctor(args)
+        if command == "store":
+            return run_store(args)
         if command in ("terminal", "trade"):
             return run_terminal(args) if command == "terminal" else run_trade(args)
     except (ConfigError, MissingCredentialError, VaultError) as exc:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.link.dump import DumpError, dump_lines
+from app.nats.subjects import StreamSpec
+from app.nats.urls import BadInputError, parse_servers
 from app.protocol.codec import DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES
 from app.server.server import ReferenceBackend, default_db_path, serve_forever
 from app.server.store import TickStore
@@ -25,6 +27,7 @@ EXAMPLES = """examples:
   trading-client backend
   trading-client backend --bridge-port 3101 --db /tmp/ticks.sqlite
   trading-client backend --max-frame-bytes 1048576
+  trading-client backend --forward-nats nats://127.0.0.1:4222 --forward-replicas 3
   trading-client backend stats --db /tmp/ticks.sqlite
   trading-client backend users add alice --client desk-1
 """
@@ -92,6 +95,24 @@ def add_backend_parser(
         dest="demo_signals",
         action="store_false",
         help="do not run the demo signal source (demo-ma-cross) over the stored ticks",
+    )
+    parser.add_argument(
+        "--forward-nats",
+        default=None,
+        metavar="URLS",
+        help="also publish every stored block (stream --forward-stream) and every issued "
+        "signal (stream SIGNALS, outcomes read back from it) to this NATS JetStream cluster "
+        "(nats://HOST:PORT[,…]; resumes where it stopped, each once)",
+    )
+    parser.add_argument(
+        "--forward-stream", default="TICKS", metavar="NAME", help="the stream (default TICKS)"
+    )
+    parser.add_argument(
+        "--forward-replicas",
+        type=int,
+        choices=[1, 3, 5],
+        default=1,
+        help="replicas of the stream when the forwarder creates it (default 1)",
     )
     actions = parser.add_subparsers(dest="backend_command", metavar="ACTION")
     stats = actions.add_parser(
@@ -167,6 +188,7 @@ def run_backend(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        forward = parse_servers(args.forward_nats) if args.forward_nats else ()
         backend = ReferenceBackend(
             host=args.host,
             bridge_port=args.bridge_port,
@@ -176,8 +198,13 @@ def run_backend(args: argparse.Namespace) -> int:
             synchronous=args.synchronous,
             max_frame_bytes=args.max_frame_bytes,
             demo_signals=args.demo_signals,
+            forward_nats=forward,
+            forward_stream=StreamSpec(name=args.forward_stream, replicas=args.forward_replicas),
         )
         asyncio.run(serve_forever(backend, ready=_announce))
+    except BadInputError as exc:
+        print(f"error: --forward-nats: {exc}", file=sys.stderr)
+        return 2
     except (OSError, sqlite3.Error) as exc:
         print(f"error: the reference backend could not start: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import platformdirs
 from aiohttp import web
@@ -34,6 +35,11 @@ from app.server.signal_api import SignalApi
 from app.server.signal_store import SignalStore
 from app.server.store import TickStore
 from app.server.users import Principal, UserStore, users_path
+
+if TYPE_CHECKING:
+    from app.nats.forwarder import Forwarder
+    from app.nats.signal_relay import SignalRelay
+    from app.nats.subjects import StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +101,8 @@ class ReferenceBackend:
         hub_limits: HubLimits = DEFAULT_HUB_LIMITS,
         tick_clock: Clock = SYSTEM_CLOCK,
         demo_signals: bool = True,
+        forward_nats: tuple[str, ...] = (),
+        forward_stream: StreamSpec | None = None,
     ) -> None:
         if max_frame_bytes < MIN_MAX_FRAME_BYTES:
             # Checked here too, so a bad setting fails before a database is opened.
@@ -133,6 +141,12 @@ class ReferenceBackend:
         self._signals: SignalStore | None = None
         self.demo: DemoSignalSource | None = None
         self._demo_task: asyncio.Task[None] | None = None
+        #: Forward every stored block (app/nats/forwarder.py) and relay signals
+        #: (app/nats/signal_relay.py) to these NATS servers.
+        self._forward = (forward_nats, forward_stream)
+        self.forwarder: Forwarder | None = None
+        self.relay: SignalRelay | None = None
+        self._forward_tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ lifetime
     async def start(self) -> None:
@@ -190,6 +204,21 @@ class ReferenceBackend:
                     slow=slow,
                 )
                 self._demo_task = asyncio.create_task(self.demo.run(), name="demo-signals")
+            if self._forward[0]:
+                # Imported here: app.nats imports app.server's store, and nats-py is only
+                # loaded by a backend that forwards.
+                from app.nats.forwarder import Forwarder  # noqa: PLC0415
+                from app.nats.signal_relay import SignalRelay  # noqa: PLC0415
+
+                servers, spec = self._forward
+                self.forwarder = Forwarder(self.db_path, servers, spec=spec)
+                self.relay = SignalRelay(
+                    self.db_path, servers, signals, replicas=spec.replicas if spec else 1
+                )
+                self._forward_tasks = [
+                    asyncio.create_task(self.forwarder.run(), name="forward"),
+                    asyncio.create_task(self.relay.run(), name="signal-relay"),
+                ]
         except BaseException:
             await self.stop()
             raise
@@ -204,10 +233,11 @@ class ReferenceBackend:
     async def stop(self) -> None:
         """Idempotent, and safe after a failed ``start``. The bridge goes first so that
         every message it accepted is committed before the database closes."""
-        if self._demo_task is not None:
-            self._demo_task.cancel()
-            await asyncio.gather(self._demo_task, return_exceptions=True)
-            self._demo_task = None
+        for task in (self._demo_task, *self._forward_tasks):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._demo_task, self._forward_tasks = None, []
         if self._bridge is not None:
             await self._bridge.stop()
             self._bridge = None

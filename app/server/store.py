@@ -28,6 +28,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -45,6 +46,8 @@ CREATE TABLE IF NOT EXISTS tick_blocks (client_id TEXT, session TEXT, seq INTEGE
                           ticks BLOB,
                           PRIMARY KEY (client_id, session, seq, idx));
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS lost_messages (client_id TEXT, session TEXT, seq INTEGER,
+                          ticks INTEGER, reason TEXT, PRIMARY KEY (client_id, session, seq));
 """
 
 #: The delivery counters of ``stats()``, in the order protocol.md lists them.
@@ -62,6 +65,38 @@ REFUSED_PREFIX = "refused:"
 
 #: One message to store: its seq and its batches (none for a ``Lost`` marker).
 Item = tuple[int, Sequence[TickBatch]]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedBlock:
+    """One block with its exactly-once key, as a stream consumer receives it (any order)."""
+
+    client_id: str
+    session: str
+    seq: int
+    idx: int
+    batch: TickBatch
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedLost:
+    """A client's ``lost`` marker for link message ``seq``, as a stream consumer receives it."""
+
+    client_id: str
+    session: str
+    seq: int
+    ticks: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksStored:
+    """What one :meth:`TickStore.store_blocks` transaction added (duplicates: already there)."""
+
+    blocks: int = 0
+    ticks: int = 0
+    duplicates: int = 0
+    lost: int = 0
 
 
 class StoreConflictError(RuntimeError):
@@ -181,6 +216,65 @@ class TickStore:
         with self._count_lock:
             self._counts.update(_added(self._counts, added))
         return new_last
+
+    def store_blocks(
+        self, blocks: Sequence[KeyedBlock], lost: Sequence[KeyedLost] = ()
+    ) -> BlocksStored:
+        """Store blocks that arrive in any order and any number of times, in ONE transaction.
+
+        Why not :meth:`store`: a stream consumer sees blocks of many sessions, from several
+        consumers sharing the work, redelivered after a crash between commit and ack — so
+        there is no ``last_seq`` to continue. The key (client, session, seq, idx) is the
+        same primary key the bridge writes, so ``INSERT … ON CONFLICT DO NOTHING`` stores
+        each block once whoever stored it first, and export and history readers see one
+        table. ``lost`` markers go into ``lost_messages`` (idempotent too) and count in
+        ``lost_batches``, as the bridge counts a ``lost`` frame. ``sessions`` (the bridge's
+        resume state of live links) is not touched: a stream has no order to resume from.
+        """
+        rows = []
+        for block in blocks:
+            ticks = np.ascontiguousarray(block.batch.ticks, dtype=TICK_DTYPE)
+            if not len(ticks):
+                continue  # nothing to keep; the publisher never sends one
+            tm = ticks["time_msc"]
+            rows.append(
+                (
+                    (block.client_id, block.session, block.seq, block.idx, block.batch.symbol),
+                    (len(ticks), int(tm[0]), int(tm[-1]), ticks.view(np.uint8).data),
+                )
+            )
+        n_blocks = n_ticks = n_lost = 0
+        with self._write_lock:
+            conn = self._conn
+            with transaction(conn):
+                for key, (n, first, last, blob) in rows:
+                    cur = conn.execute(
+                        "INSERT INTO tick_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT DO NOTHING",
+                        (*key, n, first, last, blob),
+                    )
+                    if cur.rowcount > 0:
+                        n_blocks += 1
+                        n_ticks += n
+                for marker in lost:
+                    cur = conn.execute(
+                        "INSERT INTO lost_messages VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (marker.client_id, marker.session, marker.seq, marker.ticks, marker.reason),
+                    )
+                    n_lost += max(cur.rowcount, 0)
+                added = {
+                    "ticks_stored": n_ticks,
+                    "batches_stored": n_blocks,
+                    "duplicate_batches": len(rows) - n_blocks,
+                    "lost_batches": n_lost,
+                }
+                with self._count_lock:
+                    snapshot = _added(self._counts, added)
+                self._write_counters(snapshot)
+            self._commits += 1
+        with self._count_lock:
+            self._counts.update(_added(self._counts, added))
+        return BlocksStored(n_blocks, n_ticks, len(rows) - n_blocks, n_lost)
 
     def adopt_resume(
         self, client_id: str, session: str, resume_from: int, max_gap: int = INT64_MAX
