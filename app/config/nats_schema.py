@@ -10,11 +10,11 @@ reach it. Passwords and tokens never live here: they are in the credential vault
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from app.config.section import Section
+from app.nats.urls import parse_servers
 
 __all__ = ["NatsSinkFields", "check_duplicate_window", "nats_servers"]
 
@@ -22,27 +22,9 @@ _EXAMPLE = "nats://127.0.0.1:4222"
 
 
 def nats_servers(value: str) -> list[str]:
-    """The servers of a ``nats_url`` setting (comma-separated), each checked: a
-    ``nats://`` or ``tls://`` scheme, a host and a port; else ValueError naming it."""
-    servers = [s.strip() for s in value.split(",") if s.strip()]
-    if not servers:
-        raise ValueError(f"no NATS server given (e.g. {_EXAMPLE})")
-    for url in servers:
-        parts = urlsplit(url)
-        if "@" in url or parts.username is not None:
-            # Not echoed: the text may hold a password.
-            raise ValueError("must not carry a user or password (credentials go to the vault)")
-        if parts.scheme.lower() not in ("nats", "tls"):
-            raise ValueError(f"{url!r} is not a nats:// or tls:// URL (e.g. {_EXAMPLE})")
-        if not parts.hostname:
-            raise ValueError(f"{url!r} has no host (e.g. {_EXAMPLE})")
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if port is None:
-            raise ValueError(f"{url!r} has no valid port (1-65535, e.g. {_EXAMPLE})")
-    return servers
+    """The servers of a ``nats_url`` setting (comma-separated), each checked by the one
+    parser of NATS servers (:func:`app.nats.urls.parse_servers`); else ValueError."""
+    return list(parse_servers(value))
 
 
 def check_duplicate_window(window_s: float, longest_reconnect_s: float) -> None:

@@ -19,21 +19,27 @@ class BadInputError(ValueError):
 
 
 def parse_servers(text: str) -> tuple[str, ...]:
-    """``nats://HOST:PORT[,…]`` → the URLs, each checked for scheme, host and port."""
+    """``nats://HOST:PORT[,…]`` → the URLs, each checked for scheme, host and port.
+
+    The one parser of NATS servers: command lines and the ``backend.nats_url`` setting.
+    A URL carrying a user or password is refused first and never echoed (the message
+    could otherwise print the password)."""
     urls = tuple(part.strip() for part in text.split(",") if part.strip())
     if not urls:
         raise BadInputError("no NATS server given: nats://HOST:PORT[,…]")
     for url in urls:
         parts = urlsplit(url)
+        # "@" anywhere, not only where urlsplit finds a user: a password holding "/" or
+        # "#" moves the rest into the path or a fragment.
+        if "@" in url or parts.username or parts.password:
+            raise BadInputError(
+                "no credentials in the URL (command lines and settings are readable by "
+                f"others): use --user with ${ENV_PASSWORD}, or the vault (nats/<user>)"
+            )
         try:
             port = parts.port
         except ValueError:
             raise BadInputError(f"{url!r}: the port is not a number in 0..65535") from None
         if parts.scheme not in ("nats", "tls") or not parts.hostname or port is None:
             raise BadInputError(f"{url!r} is not a nats://HOST:PORT URL")
-        if parts.username or parts.password:
-            raise BadInputError(
-                f"{parts.hostname}: no credentials in the URL (the command line is visible "
-                f"to other users); use --user with ${ENV_PASSWORD} or the vault"
-            )
     return urls
