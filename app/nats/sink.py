@@ -197,6 +197,8 @@ class NatsLink(LinkAdapter):
                 continue
             seq, messages = self._messages(frame)
             flight.outstanding[seq] = [float(len(messages)), time.monotonic()]
+            if not messages:  # nothing to publish (no block): acked as it stands
+                self._release(flight)
             for message in messages:
                 future = await js.publish_async(
                     message.subject,
@@ -235,6 +237,11 @@ class NatsLink(LinkAdapter):
         if entry is None:
             return
         entry[0] -= 1
+        self._release(flight)
+
+    def _release(self, flight: _Flight) -> None:
+        """Ack the longest prefix of messages whose blocks are all acked (cumulative)."""
+        outstanding = flight.outstanding
         top = 0
         while outstanding:
             first = next(iter(outstanding))
