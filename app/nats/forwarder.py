@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import threading
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
@@ -34,6 +35,7 @@ from nats.aio.client import Client
 from nats.js import api
 
 from app.backoff import BackoffPolicy
+from app.nats.retry import TRANSIENT, raise_if_cancelling
 from app.nats.subjects import OutMessage, StreamSpec, tick_messages
 from app.server.db import connect, transaction
 from app.ticks import TICK_DTYPE, TickBatch
@@ -42,8 +44,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS nats_forward (stream TEXT PRIMARY KEY, last_rowid INTEGER)"
 
-#: Errors of a cluster that is down or moving: retried after a backoff, never fatal.
-TRANSIENT = (nats.errors.Error, asyncio.TimeoutError, OSError)
 
 _Row = tuple[int, str, str, int, int, str, bytes]
 
@@ -76,17 +76,25 @@ class ForwardLog:
     def __init__(self, db_path: Path, stream: str, page_rows: int = 500) -> None:
         self._conn = connect(db_path)
         self._conn.execute(SCHEMA)
+        # Calls come from worker threads (asyncio.to_thread); a cancelled task's call may
+        # still run when the task's cleanup closes: one lock keeps them apart (closing a
+        # connection another thread is in crashes the process).
+        self._lock = threading.Lock()
         self._stream = stream
         self._page_rows = page_rows
 
     def position(self) -> int:
+        with self._lock:
+            return self._position()
+
+    def _position(self) -> int:
         row = self._conn.execute(
             "SELECT last_rowid FROM nats_forward WHERE stream = ?", (self._stream,)
         ).fetchone()
         return int(row[0]) if row else 0
 
     def save(self, last_rowid: int) -> None:
-        with transaction(self._conn):
+        with self._lock, transaction(self._conn):
             self._conn.execute(
                 "INSERT INTO nats_forward VALUES (?, ?) ON CONFLICT (stream) DO UPDATE "
                 "SET last_rowid = MAX(last_rowid, excluded.last_rowid)",
@@ -96,6 +104,10 @@ class ForwardLog:
     def next_page(self, after: int) -> Page | None:
         """Whole link messages of the rows after ``after`` (a message cut by the page
         limit is completed, so ``H_BLOCKS`` and the block order are those of the link)."""
+        with self._lock:
+            return self._next_page(after)
+
+    def _next_page(self, after: int) -> Page | None:
         try:
             rows: list[_Row] = self._conn.execute(
                 "SELECT rowid, client_id, session, seq, idx, symbol, ticks FROM tick_blocks "
@@ -126,7 +138,8 @@ class ForwardLog:
         return Page(messages, blocks, last)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
 
 class Forwarder:
@@ -164,14 +177,15 @@ class Forwarder:
                     await self._forward(nc, fwd)
                     failures = 0
                 except TRANSIENT as exc:
+                    raise_if_cancelling()
                     if failures == 0:
                         log.warning("forwarding to NATS paused: %s", exc or type(exc).__name__)
                     await asyncio.sleep(self._backoff.delay(failures))
                     failures += 1
         finally:
             if nc is not None:
-                with contextlib.suppress(*TRANSIENT):
-                    await nc.close()
+                with contextlib.suppress(*TRANSIENT):  # bounded: stop() must not hang
+                    await asyncio.wait_for(nc.close(), 5)
             await asyncio.to_thread(fwd.close)
 
     async def _connect(self) -> Client:

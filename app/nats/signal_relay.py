@@ -33,7 +33,8 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from app.backoff import BackoffPolicy
-from app.nats.forwarder import TRANSIENT, ForwardLog
+from app.nats.forwarder import ForwardLog
+from app.nats.retry import TRANSIENT, raise_if_cancelling
 from app.nats.subjects import (
     H_CLIENT,
     MSG_ID,
@@ -115,14 +116,15 @@ class SignalRelay:
                         await self._publish_new(nc, pos)
                         await self._take_outcomes(sub)
                 except TRANSIENT as exc:
+                    raise_if_cancelling()
                     if failures == 0:
                         log.warning("signal relay to NATS paused: %s", exc or type(exc).__name__)
                     await asyncio.sleep(self._backoff.delay(failures))
                     failures += 1
         finally:
             if nc is not None:
-                with contextlib.suppress(*TRANSIENT):
-                    await nc.close()
+                with contextlib.suppress(*TRANSIENT):  # bounded: stop() must not hang
+                    await asyncio.wait_for(nc.close(), 5)
             await asyncio.to_thread(pos.close)
 
     async def _setup(self, nc: Client) -> nats.js.JetStreamContext.PullSubscription:
@@ -179,6 +181,7 @@ class SignalRelay:
         try:
             msgs = await sub.fetch(100, timeout=self._poll)
         except nats.errors.TimeoutError:
+            raise_if_cancelling()
             return
         for msg in msgs:
             await self._handle(msg)

@@ -30,15 +30,13 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from app.backoff import BackoffPolicy
+from app.nats.retry import TRANSIENT, raise_if_cancelling
 from app.nats.store_rules import Foreign, RateMeter, Tally, classify
 from app.nats.subjects import TICKS_ROOT
 from app.security.secret import Secret
 from app.server.store import KeyedBlock, KeyedLost, TickStore
 
 log = logging.getLogger(__name__)
-
-#: Errors of a cluster that is moving (node killed, leader election, reconnect): retried.
-TRANSIENT = (nats.errors.Error, asyncio.TimeoutError, OSError)
 
 
 class StoreSetupError(RuntimeError):
@@ -153,6 +151,7 @@ class StoreConsumer:
             except nats.js.errors.BadRequestError as exc:
                 raise StoreSetupError(f"the cluster refused the consumer: {exc}") from None
             except TRANSIENT as exc:
+                raise_if_cancelling()
                 if time.monotonic() > deadline:
                     raise StoreSetupError(
                         f"stream {cfg.stream!r} not available within "
@@ -187,8 +186,10 @@ class StoreConsumer:
             try:
                 msgs = await sub.fetch(cfg.batch, timeout=cfg.fetch_timeout_s)
             except nats.errors.TimeoutError:
+                raise_if_cancelling()
                 msgs = []
             except TRANSIENT as exc:
+                raise_if_cancelling()
                 log.debug("fetch failed, retrying: %s", exc)
                 await asyncio.sleep(self._backoff.delay(failures))
                 failures += 1
@@ -204,6 +205,7 @@ class StoreConsumer:
                 try:
                     await nc.flush(timeout=max(1, round(cfg.fetch_timeout_s)))
                 except TRANSIENT:
+                    raise_if_cancelling()
                     idle_check = False
             if now >= next_report or idle_check:
                 self.lag = await self._lag(js, until_idle=idle_check)
@@ -221,6 +223,7 @@ class StoreConsumer:
         try:
             info = await js.consumer_info(self.config.stream, self.config.durable)
         except TRANSIENT:
+            raise_if_cancelling()
             return None
         pending = info.num_pending or 0
         return pending + (info.num_ack_pending or 0) if until_idle else pending

@@ -10,10 +10,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nats
 import nats.errors
+import nats.js.errors
 import numpy as np
 import pytest
 from hypothesis import given
@@ -145,17 +147,40 @@ def test_consumer_stores_each_block_once_and_skips_garbage(
 def test_two_consumers_of_one_durable_share_the_work(
     nats_server: LocalCluster, tmp_path: Path
 ) -> None:
+    """Both instances wait on the durable before anything is published, so the server
+    hands batches to both (asserted: each stored some) and every block is stored once."""
     messages, truth = link_messages("desk-2", "s1", 400, 25, ["EURUSD", "GBPUSD"])
-    asyncio.run(publish(nats_server.servers, messages))
+    asyncio.run(publish(nats_server.servers, []))  # the stream, empty
     db = tmp_path / "store.sqlite"
 
     async def both() -> list[Tally]:
+        stop = asyncio.Event()
         with TickStore(db) as one, TickStore(db) as two:
             cfg = _config(nats_server, db, batch=20)
-            return await asyncio.gather(
-                StoreConsumer(cfg, one).run(until_idle=True),
-                StoreConsumer(cfg, two).run(until_idle=True),
-            )
+            runs = [
+                asyncio.create_task(StoreConsumer(cfg, store).run(stop=stop))
+                for store in (one, two)
+            ]
+            nc = await nats.connect(servers=nats_server.urls)
+            js = nc.jetstream()
+
+            async def waiting() -> int:
+                try:
+                    return (await js.consumer_info("TICKS", "store")).num_waiting or 0
+                except nats.js.errors.NotFoundError:
+                    return 0
+
+            deadline = time.monotonic() + 20
+            while await waiting() < 2:
+                assert time.monotonic() < deadline, "both consumers never pulled"
+                await asyncio.sleep(0.02)
+            await nc.close()
+            await publish(nats_server.servers, messages)
+            while row_count(db) < len(truth):
+                assert time.monotonic() < deadline + 10, "not everything stored"
+                await asyncio.sleep(0.02)
+            stop.set()
+            return list(await asyncio.gather(*runs))
 
     tallies = asyncio.run(asyncio.wait_for(both(), 30))
     assert_same(db, truth)
