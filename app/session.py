@@ -37,6 +37,7 @@ from app.history.chart_history import ChartSeries
 from app.journal import Journal
 from app.logfiles import log_file_path
 from app.monitor.history import SeriesHistory
+from app.monitor.history_file import load_history, save_history
 from app.paths import app_paths
 from app.runtime import Runtime
 from app.security.audit import AuditLog
@@ -112,6 +113,8 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
         #: The Throughput history outlives each runtime (a restart keeps the charts):
         #: every new runtime's monitor records into this one.
         self._history = SeriesHistory()
+        # ... and a restart of the app: saved at stop, beside the settings.
+        load_history(self._history, self.history_path)
         #: Grows at every (re)start, so the snapshot rebuilds what depends on the run.
         self._run = 0
 
@@ -128,6 +131,11 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
         store = ConfigStore(config_path)
         store.save(config)
         return cls(store)
+
+    @property
+    def history_path(self) -> Path:
+        """Where the Throughput history is kept between runs: next to the settings."""
+        return self.store.path.parent / "throughput-history.json"
 
     @property
     def layout_path(self) -> Path:
@@ -176,8 +184,15 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
         )
 
     async def stop(self) -> None:
+        """Stop capture and keep the Throughput history for the next start of the app
+        (Ctrl+R's restart keeps it in memory and does not write it)."""
         async with self._lock:
             await self._stop_locked()
+            if len(self._history):
+                try:
+                    await asyncio.to_thread(save_history, self._history, self.history_path)
+                except OSError as exc:
+                    log.warning("throughput history not saved: %s", exc)
 
     async def _stop_locked(self) -> None:
         runtime, self.runtime = self.runtime, None

@@ -207,6 +207,33 @@ class SeriesHistory:
             aligned[name] = column
         return times, aligned
 
+    def restore(
+        self, resolution: float, times: Sequence[float], columns: dict[str, Sequence[float | None]]
+    ) -> None:
+        """Put back points saved at one resolution (what :meth:`table` gave), into that
+        resolution's rings only: an hour of 1 s points must not reappear as 1 min points,
+        nor a day of 1 min points as 1 s points. ``None``/NaN is a gap."""
+        i = self._resolution_index(resolution)
+        seconds = self.resolutions[i][0]
+        for name, values in columns.items():
+            rings = self._series.get(name)
+            if rings is None:
+                rings = self._series[name] = [_Ring(s, c) for s, c in self.resolutions]
+            ring = rings[i]
+            for t, value in zip(times, values, strict=True):
+                if value is None or math.isnan(value):
+                    continue
+                slot = math.floor(t / seconds)
+                if slot > ring.slot:
+                    ring.write_current()
+                    ring.slot, ring.sum, ring.count = slot, float(value), 1
+                    self._latest[i] = max(self._latest[i], slot)
+                elif slot == ring.slot:
+                    ring.sum += float(value)
+                    ring.count += 1
+                else:
+                    ring.add_late(slot, float(value))
+
     def clear(self) -> None:
         """Forget every series (memory is released with them)."""
         self._series.clear()

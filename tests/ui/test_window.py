@@ -23,7 +23,9 @@ from app.link.link import LinkState
 from app.session import DesktopSession
 from tests.conftest import wait_until
 from tests.ui.conftest import ui_config_document
+from ui.panels.market_watch import MarketWatch
 from ui.panels.throughput import ThroughputPanel
+from ui.panels.tick_chart import TickChart
 from ui.window import MainWindow
 
 SHOTS = Path("/tmp/ui-shots")
@@ -73,6 +75,21 @@ async def test_window_runs_the_embedded_default(
     await wait_until(tps_shown, 30, "ticks/s in the status bar")
     frames = window.frames
     await wait_until(lambda: window.frames >= frames + 10, 10, "the render timer")
+    # What a trader sees a few seconds in: every symbol's day figures (seeded from the
+    # terminal's history) and the last hour of M1 bars, not just seconds of ticks.
+    watch, chart = window.panels["marketWatch"], window.panels["tickChart"]
+    assert isinstance(watch, MarketWatch)
+    assert isinstance(chart, TickChart)
+
+    def day_known() -> bool:
+        watch.refresh()
+        return all(q.day is not None and q.day.known for q in watch.model.quotes())
+
+    await wait_until(day_known, 30, "every symbol's day figures")
+    qtbot.mouseClick(chart.view_buttons["M1"], Qt.MouseButton.LeftButton)
+    await wait_until(lambda: len(chart.candles) >= 60, 30, "an hour of M1 bars")
+    drawn = window.frames
+    await wait_until(lambda: window.frames >= drawn + 3, 10, "a frame with them")
     _shot(window, tmp_path, "window-dark")
 
 

@@ -44,7 +44,9 @@ NOT_CAPTURED = "not captured — add it in Settings"
 CLOSED = "closed"
 
 SYMBOL, BID, ASK, SPREAD, HIGH, LOW, CHANGE, TIME, TPS = range(9)
-COLUMNS = ("Symbol", "Bid", "Ask", "Spread", "High", "Low", "Change %", "Time", "Ticks/s")
+#: Short labels (MT5 has room for "Daily Change"; a dock has not): each header's tooltip
+#: (HEADER_TIPS) says what the column is.
+COLUMNS = ("Symbol", "Bid", "Ask", "Spread", "High", "Low", "Chg %", "Time", "Ticks/s")
 _DAY = "The server day begins at the server's midnight (the D1 bar's open)."
 _UNKNOWN_DAY = (
     "— : the app holds no tick from before today's server midnight (the capture and its "
@@ -57,8 +59,8 @@ HEADER_TIPS = (
     "Ask minus bid, in points (one point is the last digit of the price).",
     f"Highest bid of the server day. {_DAY}",
     f"Lowest bid of the server day. {_DAY}",
-    "Daily change: bid now against the previous day's close (the last bid before today's "
-    "server midnight), in percent.",
+    "Chg %: the daily change, bid now against the previous day's close (the last bid "
+    "before today's server midnight), in percent.",
     "Time of the newest tick in the server's time, as MT5 shows it (UTC until a detected "
     "zone is known; the cell's tooltip has UTC and local time). The row turns grey after "
     f"{STALE_AFTER_S:g} s without a tick, and reads '{CLOSED}' while the market is closed "
