@@ -487,6 +487,22 @@ def _bench(args: argparse.Namespace, window: WindowCommands | None) -> int:
         return 1 if failed else 0
     from app.bench.pipeline import Settings, bench  # noqa: PLC0415 - heavy, only for this command
 
+    if args.what == "scale":
+        from app.bench.scale import bench_scale  # noqa: PLC0415 - as above
+
+        if not args.json:
+            print(
+                f"measuring {', '.join(map(str, args.clients))} client(s) into a bridge, then a "
+                f"3-node NATS cluster; {args.seconds:g} s per run (progress below) ...",
+                file=sys.stderr,
+            )
+        scale = asyncio.run(
+            bench_scale(
+                Settings(seconds=args.seconds, startup_timeout=args.startup_timeout), args.clients
+            )
+        )
+        print(orjson.dumps(scale, option=orjson.OPT_INDENT_2).decode())
+        return 1 if scale["failed"] else 0
     if args.what == "remote":
         from app.bench.remote import bench_remote  # noqa: PLC0415 - as above
 
