@@ -70,13 +70,13 @@ async def test_backfill_progress_in_the_status_bar(
     window.show()
     running = BackfillProgress("simulated", "EURUSD", 0, 1000, 250, 1234, BackfillState.RUNNING)
     done = BackfillProgress("simulated", "GBPUSD", 0, 1000, 1000, 99, BackfillState.DONE)
-    window._refresh_backfill([running, done])
+    window.refresh_backfill([running, done])
     bar = window.status.backfill
     assert not bar.isHidden()
     assert bar.value() == 625
     assert "1,333 ticks" in bar.format()
     assert window.cancel_backfill_action.isEnabled()
-    window._refresh_backfill([done])
+    window.refresh_backfill([done])
     assert bar.isHidden()
     assert not window.cancel_backfill_action.isEnabled()
     assert QApplication.instance() is not None

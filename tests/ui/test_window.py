@@ -318,7 +318,7 @@ async def test_the_link_label_names_the_cause_and_the_tooltip_has_it_whole(
         (replace(base, connected=True), "capture held", "Data bridge connection"),
     ]
     for state, text, tip in cases:
-        window._refresh_link(state, None)
+        window.status.show_link(state, None, window.theme)
         assert text in label.text()
         assert "1,234" in label.text()
         assert tip in label.toolTip()
