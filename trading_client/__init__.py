@@ -8,14 +8,20 @@ without Qt.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from app.cli import WindowCommands
 from app.cli import main as cli_main
+from app.doctor_xcb import launch_problem
 
 
 def _gui(config: Path, screenshot: Path | None, quit_after: float | None, theme: str | None) -> int:
+    problem = launch_problem()  # before Qt: it aborts the process on a missing library
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from ui.main import GuiOptions, run_gui  # noqa: PLC0415 - Qt only for this command
 
     return run_gui(GuiOptions(config, screenshot, quit_after, theme))
