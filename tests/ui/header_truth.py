@@ -1,15 +1,16 @@
 """Whether a header label is drawn whole: asked of the style's own drawing code.
 
 Truth independent of the panel's width arithmetic and of the platform's fonts: the
-style draws the section's label (``CE_HeaderLabel`` in its ``SE_HeaderLabel`` rect, as
-``QHeaderView::paintSection`` does through ``CE_Header``) once in the section's real
-width and once with room to spare; the two pictures are the same only if the real one
-neither elided nor clipped the text. Left-aligned for both, so the text starts at the
-same pixel whatever the column's alignment.
+header's style draws the whole section (``CE_Header``: background, label, sort arrow,
+as ``QHeaderView::paintSection`` does) twice, with the label and with no text; the
+pixels that differ are the label's. The label is whole when those pixels span as wide
+as they do in a section with room to spare (an elided "Spr…" or a clipped "read" spans
+less), and, on the sorted column, when none of them lies on the sort arrow.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QHeaderView, QStyle, QStyleOptionHeader, QStyleOptionHeaderV2
@@ -17,28 +18,18 @@ from PySide6.QtWidgets import QHeaderView, QStyle, QStyleOptionHeader, QStyleOpt
 _SPARE = 400
 
 
-def _draw(header: QHeaderView, opt: QStyleOptionHeaderV2, label: QRect, width: int) -> QImage:
-    image = QImage(width, label.bottom() + 2, QImage.Format.Format_ARGB32)
-    image.fill(0)
-    painter = QPainter(image)
-    painter.setFont(header.font())
-    opt.rect = label
-    header.style().drawControl(QStyle.ControlElement.CE_HeaderLabel, opt, painter, header)
-    painter.end()
-    return image
-
-
-def label_drawn_whole(header: QHeaderView, col: int, width: int | None = None) -> bool:
-    """True when section ``col`` at ``width`` (default: its current size) shows its
-    whole label."""
-    size = header.sectionSize(col) if width is None else width
+def _option(header: QHeaderView, col: int, width: int, text: str) -> QStyleOptionHeaderV2:
     opt = QStyleOptionHeaderV2()
     opt.initFrom(header)
-    opt.state |= QStyle.StateFlag.State_Horizontal
+    opt.state |= QStyle.StateFlag.State_Horizontal | QStyle.StateFlag.State_Enabled
     opt.orientation = Qt.Orientation.Horizontal
     opt.section = col
-    opt.text = str(header.model().headerData(col, Qt.Orientation.Horizontal))
-    opt.textAlignment = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+    opt.text = text
+    model = header.model()
+    align = model.headerData(col, Qt.Orientation.Horizontal, Qt.ItemDataRole.TextAlignmentRole)
+    opt.textAlignment = (
+        Qt.AlignmentFlag(align) if align is not None else Qt.AlignmentFlag.AlignCenter
+    )
     opt.textElideMode = header.textElideMode()
     if header.isSortIndicatorShown() and header.sortIndicatorSection() == col:
         up = header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder
@@ -47,11 +38,44 @@ def label_drawn_whole(header: QHeaderView, col: int, width: int | None = None) -
             if up
             else QStyleOptionHeader.SortIndicator.SortDown
         )
-    opt.rect = QRect(0, 0, size, max(header.height(), header.sizeHint().height()))
-    label = header.style().subElementRect(QStyle.SubElement.SE_HeaderLabel, opt, header)
-    narrow = _draw(header, opt, label, label.right() + _SPARE)
-    wide = _draw(header, opt, label.adjusted(0, 0, _SPARE - 10, 0), label.right() + _SPARE)
-    return narrow == wide
+    opt.rect = QRect(0, 0, width, max(header.height(), header.sizeHint().height()))
+    return opt
+
+
+def _pixels(header: QHeaderView, opt: QStyleOptionHeaderV2) -> np.ndarray:
+    image = QImage(opt.rect.width(), opt.rect.height(), QImage.Format.Format_ARGB32)
+    image.fill(0)
+    painter = QPainter(image)
+    painter.setFont(header.font())
+    header.style().drawControl(QStyle.ControlElement.CE_Header, opt, painter, header)
+    painter.end()
+    words = image.bytesPerLine() // 4
+    data = np.frombuffer(image.constBits(), dtype=np.uint32, count=words * image.height())
+    return data.reshape(image.height(), words)[:, : image.width()].copy()
+
+
+def _text_columns(header: QHeaderView, col: int, width: int) -> tuple[int, int] | None:
+    """First and last pixel column the label's text covers in a section ``width`` wide."""
+    label = str(header.model().headerData(col, Qt.Orientation.Horizontal))
+    drawn = _pixels(header, _option(header, col, width, label))
+    empty = _pixels(header, _option(header, col, width, ""))
+    cols = np.flatnonzero((drawn != empty).any(axis=0))
+    return (int(cols[0]), int(cols[-1])) if cols.size else None
+
+
+def label_drawn_whole(header: QHeaderView, col: int, width: int | None = None) -> bool:
+    """True when section ``col`` at ``width`` (default: its current size) shows its
+    whole label, clear of the sort arrow."""
+    size = header.sectionSize(col) if width is None else width
+    real = _text_columns(header, col, size)
+    roomy = _text_columns(header, col, size + _SPARE)
+    if real is None or roomy is None or real[1] - real[0] != roomy[1] - roomy[0]:
+        return False
+    opt = _option(header, col, size, "")
+    if opt.sortIndicator is QStyleOptionHeader.SortIndicator.None_:
+        return True
+    arrow = header.style().subElementRect(QStyle.SubElement.SE_HeaderArrow, opt, header)
+    return real[1] < arrow.left() or real[0] > arrow.right()
 
 
 __all__ = ["label_drawn_whole"]

@@ -16,6 +16,8 @@ from tests.conftest import wait_until
 from ui.dialogs.export import ExportDialog
 from ui.window import MainWindow
 
+SHOTS = Path("/tmp/ui-shots")
+
 
 async def test_export_cached_ticks_and_bars(
     session: DesktopSession, qtbot: QtBot, tmp_path: Path
@@ -58,7 +60,9 @@ async def test_export_cached_ticks_and_bars(
     await wait_until(lambda: str(bars_file) in dialog.message.text(), 60, "the bars export")
     header = bars_file.read_text().splitlines()[0]
     assert header.startswith("<DATE>\t<TIME>\t<OPEN>")
-    dialog.grab().save(str(tmp_path / "export.png"))
+    for folder in (tmp_path, SHOTS):  # SHOTS: for docs/screenshots/export.png
+        folder.mkdir(parents=True, exist_ok=True)
+        assert dialog.grab().save(str(folder / "export.png"))
     dialog.close()
 
 

@@ -195,6 +195,8 @@ async def test_layout_and_theme_survive_a_restart(
     )
     await wait_until(lambda: first.theme.name == "light", 5, "the light theme")
     assert QApplication.palette().color(QPalette.ColorRole.Window).name() != dark_window
+    drawn = first.frames  # the palette reaches the widgets through posted events
+    await wait_until(lambda: first.frames >= drawn + 2, 10, "frames in the light theme")
     _shot(first, tmp_path, "window-light")
     first.close()
     assert layout.exists()

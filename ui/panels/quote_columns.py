@@ -23,8 +23,17 @@ says the rest in its tooltip.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontDatabase, QFontMetrics
-from PySide6.QtWidgets import QHeaderView, QStyle, QTableView
+from PySide6.QtGui import QFontDatabase, QFontMetrics, QPainter
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QProxyStyle,
+    QStyle,
+    QStyleFactory,
+    QStyleOption,
+    QStyleOptionHeader,
+    QTableView,
+    QWidget,
+)
 
 from ui.panels.quotes import (
     ASK,
@@ -62,6 +71,43 @@ _CELL_PAD = 12
 _HEADER_SLACK = 3
 
 
+class HeaderStyle(QProxyStyle):
+    """Fusion draws a sorted section's label in a rect that runs under the sort arrow:
+    a right-aligned "Bid" had the arrow over its "d". Here the label ends a margin
+    before the arrow (the rest of the drawing is Fusion's)."""
+
+    def __init__(self) -> None:
+        super().__init__(QStyleFactory.create("Fusion"))
+        self._arrow_left: int | None = None
+
+    def drawControl(  # noqa: N802 - Qt's name
+        self,
+        element: QStyle.ControlElement,
+        option: QStyleOption,
+        painter: QPainter,
+        widget: QWidget | None = None,
+    ) -> None:
+        header = option if isinstance(option, QStyleOptionHeader) else None
+        if element is QStyle.ControlElement.CE_Header and header is not None:
+            self._arrow_left = None
+            if header.sortIndicator is not QStyleOptionHeader.SortIndicator.None_:
+                arrow = QStyle.SubElement.SE_HeaderArrow
+                rect = self.subElementRect(arrow, option, widget)  # type: ignore[arg-type]
+                self._arrow_left = rect.left()
+            try:
+                super().drawControl(element, option, painter, widget)
+            finally:
+                self._arrow_left = None
+            return
+        if element is QStyle.ControlElement.CE_HeaderLabel and self._arrow_left is not None:
+            margin = self.pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, option, widget)
+            rect = option.rect
+            if rect.right() >= self._arrow_left - margin:
+                rect.setRight(self._arrow_left - margin - 1)
+                option.rect = rect  # the style's own copy for this label: changed in place
+        super().drawControl(element, option, painter, widget)
+
+
 class ColumnFitter:
     """Sizes the board's columns to the viewport: :meth:`fit` on every resize."""
 
@@ -74,6 +120,8 @@ class ColumnFitter:
         header.setHighlightSections(False)
         # Qt's header default is ElideNone: a label too wide was clipped ("read").
         header.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.style = HeaderStyle()  # kept: the header does not own a style set on it
+        header.setStyle(self.style)
         header.sortIndicatorChanged.connect(lambda _c, _o: self.fit())
         self.fixed = QFontMetrics(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.plain = QFontMetrics(table.font())
@@ -160,4 +208,4 @@ class ColumnFitter:
             self.model.set_left_out(tuple(COLUMNS[c] for c in left_out))
 
 
-__all__ = ["PRIORITY", "ColumnFitter"]
+__all__ = ["PRIORITY", "ColumnFitter", "HeaderStyle"]
