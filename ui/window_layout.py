@@ -150,6 +150,7 @@ class WindowLayout(QMainWindow):
         for name, panel in self.panels.items():
             raw = self._layout.value(f"panels/{name}")
             if not isinstance(raw, str):
+                panel.first_view()
                 continue
             try:
                 state = json.loads(raw)

@@ -86,7 +86,8 @@ async def test_window_runs_the_embedded_default(
         return all(q.day is not None and q.day.known for q in watch.model.quotes())
 
     await wait_until(day_known, 30, "every symbol's day figures")
-    qtbot.mouseClick(chart.view_buttons["M1"], Qt.MouseButton.LeftButton)
+    # A new user's chart opens on M1 (as MT5's does): the history is on screen unasked.
+    assert chart.timeframe == "M1"
     await wait_until(lambda: len(chart.candles) >= 60, 30, "an hour of M1 bars")
     drawn = window.frames
     await wait_until(lambda: window.frames >= drawn + 3, 10, "a frame with them")
