@@ -216,6 +216,9 @@ class Runtime:
         #: when ``backend.sink`` is "nats"); every link of the run is in ``delivery``.
         self.link: LinkAdapter | None = None
         self.delivery = Delivery()
+        #: Each link's state as the run stopped, read before the spools closed (a closed
+        #: spool holds nothing any more): what the summary reports as unacknowledged.
+        self.final_links: tuple[LinkState, ...] = ()
         #: Signals from the AI services (``snapshot()``, ``accept(id)``, ``dismiss(id)``);
         #: None while delivery or trading is off.
         self.signals: SignalDesk | None = None
@@ -526,6 +529,7 @@ class Runtime:
             await self._http.aclose()
         if self.embedded is not None:
             await self.embedded.stop()
+        self.final_links = tuple(link.state for link in links)
         for spool in self.delivery.spools:
             spool.close()
 
