@@ -19,7 +19,13 @@ from nats.js.errors import APIError, NotFoundError
 from app.config import BackendConfig
 from app.nats.subjects import StreamSpec
 
-__all__ = ["StreamRefusedError", "ensure_stream", "stream_config", "stream_spec"]
+__all__ = [
+    "StreamRefusedError",
+    "differences",
+    "ensure_stream",
+    "stream_config",
+    "stream_spec",
+]
 
 
 class StreamRefusedError(RuntimeError):
@@ -74,7 +80,7 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec, *, update: bool 
                 f"({spec.replicas} replica(s)): {_why(exc)}"
             ) from None
         return "created"
-    changes = _differences(info, spec)
+    changes = differences(info, spec)
     if not changes:
         return "ok"
     if not update:
@@ -96,7 +102,7 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec, *, update: bool 
     return "updated: " + ", ".join(changes)
 
 
-def _differences(info: StreamInfo, spec: StreamSpec) -> list[str]:
+def differences(info: StreamInfo, spec: StreamSpec) -> list[str]:
     """What differs between the live stream and ``spec``: refused outright when it is
     the subjects or the storage, else the list of safe changes."""
     live = info.config
