@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -56,6 +57,35 @@ def run_cli(
         input=stdin,
         check=False,
     )
+
+
+def run_clis(
+    *commands: Sequence[str], timeout: float = 120, env: dict[str, str] | None = None
+) -> list[subprocess.CompletedProcess[str]]:
+    """Independent commands started together (a CLI start is mostly CPU on one core:
+    two run at once take the time of one on two cores); their results in order."""
+    procs = [
+        subprocess.Popen(
+            [*CLI, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        for args in commands
+    ]
+    results = []
+    try:
+        for proc, args in zip(procs, commands, strict=True):
+            out, err = proc.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess([*CLI, *args], proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return results
 
 
 def test_invalid_config_exits_2_with_one_clear_line(tmp_path: Path) -> None:
