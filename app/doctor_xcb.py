@@ -23,7 +23,13 @@ from pathlib import Path
 
 from app.doctor_check import Check, Level
 
-__all__ = ["apt_package", "check_xcb_libraries", "missing_libraries", "xcb_plugin_files"]
+__all__ = [
+    "apt_package",
+    "check_xcb_libraries",
+    "launch_problem",
+    "missing_libraries",
+    "xcb_plugin_files",
+]
 
 #: Sonames whose Debian package does not follow the soname rule.
 _APT_EXCEPTIONS = {
@@ -123,3 +129,14 @@ def check_xcb_libraries(
             install_lines(missing),
         )
     ]
+
+
+def launch_problem(qt: Path | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The one line ``gui`` prints instead of opening the window when the xcb plugin's
+    libraries are missing on X11, or None. Without it Qt aborts the process with a
+    message that may blame ``libxcb-cursor0`` whatever is missing (issue 15), and the
+    user has to know to run ``doctor``."""
+    for check in check_xcb_libraries(qt, environ):
+        if check.level == "fail":
+            return f"error: {check.detail}; install them: {check.fix}"
+    return None

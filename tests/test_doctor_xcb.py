@@ -7,7 +7,10 @@ changed to ones that exist nowhere, and the real ``ldd`` is run on it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,33 @@ def test_the_real_plugin_s_libraries_are_all_found() -> None:
     """This machine (and CI's) has them: the check says ok, naming nothing."""
     (check,) = check_xcb_libraries(None, {"DISPLAY": ":0"})
     assert (check.level, check.what) == ("ok", "x11 libraries"), check.line()
+
+
+def test_the_first_command_names_the_missing_libraries_instead_of_aborting(
+    tmp_path: Path,
+) -> None:
+    """``trading-client`` (the README's first command) on X11 with the libraries missing:
+    one line naming them and the install command, exit 2 — not Qt's abort (SIGABRT)
+    blaming another library."""
+    qt = _fake_qt(tmp_path)
+    script = (
+        "import sys; from pathlib import Path; import app.doctor_xcb as d; "
+        f"d.qt_folder = lambda: Path({str(qt)!r}); "
+        "from trading_client import main; sys.exit(main(['gui', '--config', sys.argv[1]]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
+    env["DISPLAY"] = ":97"  # X11, as on a desktop
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "settings.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-500:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "libxcb-iccxx.so.4, libxcb-keysxxx.so.1, not installed" in lines[0]
+    assert "sudo apt install libxcb-iccxx4 libxcb-keysxxx1" in lines[0]
+    assert not (tmp_path / "settings.json").exists()  # nothing started

@@ -4,18 +4,29 @@
 wires the two: it runs :func:`app.cli.main` with the window's commands, which import
 PySide6 only when ``gui`` or ``bench gui`` actually runs, so the headless commands start
 without Qt.
+
+Importing this package imports nothing else, on purpose: every worker process is
+started with ``spawn``, and a spawned child first runs the parent's main script again —
+for the ``trading-client`` console script, ``from trading_client import main``. When
+that pulled in ``app.cli`` (every command's modules: the backend, NATS, export…), each
+of the five workers and the history helper paid for it before capturing anything,
+seconds of the cold start on a two-core machine.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.cli import WindowCommands
-from app.cli import main as cli_main
-
 
 def _gui(config: Path, screenshot: Path | None, quit_after: float | None, theme: str | None) -> int:
+    from app.doctor_xcb import launch_problem  # noqa: PLC0415 - see the module doc
+
+    problem = launch_problem()  # before Qt: it aborts the process on a missing library
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from ui.main import GuiOptions, run_gui  # noqa: PLC0415 - Qt only for this command
 
     return run_gui(GuiOptions(config, screenshot, quit_after, theme))
@@ -27,8 +38,8 @@ def _bench_gui(seconds: float) -> dict[str, object]:
     return run_bench_gui(seconds)
 
 
-WINDOW = WindowCommands(gui=_gui, bench_gui=_bench_gui)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli_main(argv, WINDOW)
+    from app.cli import WindowCommands  # noqa: PLC0415 - see the module doc
+    from app.cli import main as cli_main  # noqa: PLC0415
+
+    return cli_main(argv, WindowCommands(gui=_gui, bench_gui=_bench_gui))

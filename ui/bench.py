@@ -35,14 +35,21 @@ from PySide6.QtWidgets import QApplication
 
 from app.bench.gui_config import gui_bench_config, write_gui_bench_config
 from app.bench.harness import Progress
+from app.history.chart_history import TICKS
 from app.session import DesktopSession
 from ui.bench_chart import PhaseFailedError, cold_start, scroll_phase
 from ui.loop import GuiEventLoop
+from ui.panels.tick_chart import TickChart
 from ui.qtlog import route_qt_messages
 from ui.window import MainWindow
 
 WARMUP_S = 2.0
 SLEEP_S = 0.005
+#: A capture phase measures steady capture: it first waits, up to this long, for every
+#: worker to stream and ticks to flow (five worker processes starting, and the catch-up
+#: burst that follows, are not what the targets are about: on a loaded machine they
+#: took longer than the warm-up, and the "10k" figures were those of a start-up).
+STREAM_DEADLINE_S = 60.0
 
 
 def _captured(session: DesktopSession) -> int:
@@ -68,6 +75,24 @@ async def _report(
         last = now, ticks, frames
 
 
+async def _until_streaming(session: DesktopSession) -> float:
+    """Seconds until every worker streams and ticks flow; :class:`PhaseFailedError`
+    after :data:`STREAM_DEADLINE_S`."""
+    started = time.monotonic()
+    seen = _captured(session)
+    while True:
+        await asyncio.sleep(0.25)
+        snap = session.snapshot()
+        flowing, seen = snap.ticks_total > seen, snap.ticks_total
+        if flowing and snap.workers and snap.streaming == len(snap.workers):
+            return time.monotonic() - started
+        if time.monotonic() - started > STREAM_DEADLINE_S:
+            raise PhaseFailedError(
+                f"capture did not stream within {STREAM_DEADLINE_S:g} s "
+                f"({snap.streaming}/{len(snap.workers)} workers streaming)"
+            )
+
+
 async def _phase(
     name: str,
     folder: Path,
@@ -86,16 +111,23 @@ async def _phase(
         folder / "client-config.json", gui_bench_config(folder, rate or 50.0)
     )
     window = MainWindow(session, layout_file=folder / "layout.ini")
+    chart = window.panels.get("tickChart")
+    if isinstance(chart, TickChart) and not scroll:
+        # The tick view (a new window opens on M1): every tick is a point to draw, the
+        # figures compare with the earlier runs'.
+        chart.set_view(TICKS)
     window.show()
     lags: list[float] = []
     reporter = asyncio.create_task(_report(name, session, window, lags, progress))
     try:
+        until_streaming = 0.0
         if rate is not None:
             await session.start()
+            until_streaming = await _until_streaming(session)
+            progress.say(f"  {name}: every worker streaming after {until_streaming:.1f} s")
         await asyncio.sleep(WARMUP_S)
         if scroll:
             return await scroll_phase(session, window, seconds, progress)
-        chart = window.panels.get("tickChart")
         proc = psutil.Process()
         cpu0 = sum(proc.cpu_times()[:2])
         frames0, chart0 = window.frames, getattr(chart, "frames", 0)
@@ -111,6 +143,7 @@ async def _phase(
         return {
             "phase": name,
             "offered_ticks_per_s": rate or 0,
+            "until_streaming_s": round(until_streaming, 2),
             "captured_ticks_per_s": round(ticks / elapsed),
             "loop_lag_ms": {
                 "p50": round(float(np.percentile(lag_ms, 50)), 2),
@@ -136,7 +169,11 @@ async def bench_gui(seconds: float, progress: Progress | None = None) -> dict[st
     progress = progress or Progress()
     with tempfile.TemporaryDirectory(prefix="bench-gui-") as tmp:
         for name, rate in (("baseline_idle", None), ("10k", 10_000.0), ("100k", 100_000.0)):
-            results.append(await _phase(name, Path(tmp) / name, rate, seconds, progress))
+            try:
+                results.append(await _phase(name, Path(tmp) / name, rate, seconds, progress))
+            except PhaseFailedError as exc:
+                progress.say(f"phase {name} failed: {exc}")
+                results.append({"phase": name, "error": str(exc)})
         try:
             scrolled = await _phase(
                 "scroll_100k_bars", Path(tmp) / "scroll", 10_000.0, seconds, progress, scroll=True
@@ -150,10 +187,17 @@ async def bench_gui(seconds: float, progress: Progress | None = None) -> dict[st
         results.append(await asyncio.to_thread(cold_start, cold / "client-config.json", progress))
     by = {r["phase"]: r for r in results}
     scroll, start = by["scroll_100k_bars"], by["cold_start"]
+
+    def lag_p99(phase: str) -> float:
+        return float(by[phase].get("loop_lag_ms", {}).get("p99", float("inf")))
+
+    def chart_fps(phase: str) -> float:
+        return float(by[phase].get("chart_fps", 0.0))
+
     targets = {
-        "lag_p99_10k_le_16ms": by["10k"]["loop_lag_ms"]["p99"] <= 16,
-        "lag_p99_100k_le_50ms": by["100k"]["loop_lag_ms"]["p99"] <= 50,
-        "chart_fps_ge_30": min(by["10k"]["chart_fps"], by["100k"]["chart_fps"]) >= 30,
+        "lag_p99_10k_le_16ms": lag_p99("10k") <= 16,
+        "lag_p99_100k_le_50ms": lag_p99("100k") <= 50,
+        "chart_fps_ge_30": min(chart_fps("10k"), chart_fps("100k")) >= 30,
         "scroll_100k_bars_frame_p99_le_33ms": "error" not in scroll
         and scroll["frame_ms"]["p99"] <= 33,
         "cold_start_first_tick_le_2s": (start.get("first_tick_s") or 99) <= 2,

@@ -16,6 +16,8 @@ from tests.conftest import wait_until
 from ui.dialogs.export import ExportDialog
 from ui.window import MainWindow
 
+SHOTS = Path("/tmp/ui-shots")
+
 
 async def test_export_cached_ticks_and_bars(
     session: DesktopSession, qtbot: QtBot, tmp_path: Path
@@ -58,7 +60,9 @@ async def test_export_cached_ticks_and_bars(
     await wait_until(lambda: str(bars_file) in dialog.message.text(), 60, "the bars export")
     header = bars_file.read_text().splitlines()[0]
     assert header.startswith("<DATE>\t<TIME>\t<OPEN>")
-    dialog.grab().save(str(tmp_path / "export.png"))
+    for folder in (tmp_path, SHOTS):  # SHOTS: for docs/screenshots/export.png
+        folder.mkdir(parents=True, exist_ok=True)
+        assert dialog.grab().save(str(folder / "export.png"))
     dialog.close()
 
 
@@ -70,13 +74,13 @@ async def test_backfill_progress_in_the_status_bar(
     window.show()
     running = BackfillProgress("simulated", "EURUSD", 0, 1000, 250, 1234, BackfillState.RUNNING)
     done = BackfillProgress("simulated", "GBPUSD", 0, 1000, 1000, 99, BackfillState.DONE)
-    window._refresh_backfill([running, done])
+    window.refresh_backfill([running, done])
     bar = window.status.backfill
     assert not bar.isHidden()
     assert bar.value() == 625
     assert "1,333 ticks" in bar.format()
     assert window.cancel_backfill_action.isEnabled()
-    window._refresh_backfill([done])
+    window.refresh_backfill([done])
     assert bar.isHidden()
     assert not window.cancel_backfill_action.isEnabled()
     assert QApplication.instance() is not None

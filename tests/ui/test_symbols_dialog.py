@@ -157,4 +157,4 @@ async def test_time_column_keeps_seconds_when_narrow(session: DesktopSession, qt
         5,
         "columns restored",
     )
-    _shot(panel, "market_watch")
+    _shot(panel, "market_watch_wide")  # docs: market_watch.png is test_market_watch's

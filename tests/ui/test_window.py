@@ -86,7 +86,8 @@ async def test_window_runs_the_embedded_default(
         return all(q.day is not None and q.day.known for q in watch.model.quotes())
 
     await wait_until(day_known, 30, "every symbol's day figures")
-    qtbot.mouseClick(chart.view_buttons["M1"], Qt.MouseButton.LeftButton)
+    # A new user's chart opens on M1 (as MT5's does): the history is on screen unasked.
+    assert chart.timeframe == "M1"
     await wait_until(lambda: len(chart.candles) >= 60, 30, "an hour of M1 bars")
     drawn = window.frames
     await wait_until(lambda: window.frames >= drawn + 3, 10, "a frame with them")
@@ -195,6 +196,8 @@ async def test_layout_and_theme_survive_a_restart(
     )
     await wait_until(lambda: first.theme.name == "light", 5, "the light theme")
     assert QApplication.palette().color(QPalette.ColorRole.Window).name() != dark_window
+    drawn = first.frames  # the palette reaches the widgets through posted events
+    await wait_until(lambda: first.frames >= drawn + 2, 10, "frames in the light theme")
     _shot(first, tmp_path, "window-light")
     first.close()
     assert layout.exists()
@@ -318,7 +321,7 @@ async def test_the_link_label_names_the_cause_and_the_tooltip_has_it_whole(
         (replace(base, connected=True), "capture held", "Data bridge connection"),
     ]
     for state, text, tip in cases:
-        window._refresh_link(state, None)
+        window.status.show_link(state, None, window.theme)
         assert text in label.text()
         assert "1,234" in label.text()
         assert tip in label.toolTip()

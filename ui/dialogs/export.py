@@ -148,7 +148,7 @@ class ExportDialog(QDialog):
         if state is None:
             return
         self.progress.setValue(int(1000 * state.fraction))
-        self.progress.setFormat(f"{state.rows:,} rows")
+        self.progress.setFormat(_rows(state.rows))
 
     def start(self) -> None:
         if self._running:
@@ -188,8 +188,8 @@ class ExportDialog(QDialog):
     def _done(self, rows: int) -> None:
         self._finish()
         self.progress.setValue(1000)
-        self.progress.setFormat(f"{rows:,} rows")
-        set_message(self.message, f"Wrote {rows:,} rows to {self.path.text()}", palette_theme().ok)
+        self.progress.setFormat(_rows(rows))
+        set_message(self.message, f"Wrote {_rows(rows)} to {self.path.text()}", palette_theme().ok)
 
     def _failed(self, exc: BaseException) -> None:
         self._finish()
@@ -203,3 +203,8 @@ class ExportDialog(QDialog):
             self._stop.set()
         else:
             self.reject()
+
+
+def _rows(n: int) -> str:
+    """ "1 row", "2,000 rows"."""
+    return f"{n:,} row" + ("" if n == 1 else "s")

@@ -73,6 +73,9 @@ class Panel(QWidget):
     def restore_view_state(self, state: Mapping[str, Any]) -> None:
         """Undo of :meth:`view_state`; must ignore unknown or malformed entries."""
 
+    def first_view(self) -> None:
+        """The view a new user meets (the window has no saved choices for this panel)."""
+
     def add_action(
         self, text: str, shortcut: str | QKeySequence, tip: str, slot: Callable[[], object]
     ) -> QAction:

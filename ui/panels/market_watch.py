@@ -33,12 +33,11 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QFontDatabase, QFontMetrics, QKeyEvent, QKeySequence, QResizeEvent
+from PySide6.QtGui import QKeyEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCompleter,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
@@ -51,6 +50,7 @@ from PySide6.QtWidgets import (
 from app.session import DesktopSession, SessionSnapshot, SymbolChange, TerminalSymbol
 from ui.panels._format import captured_symbols, profile_digits
 from ui.panels.base import Panel
+from ui.panels.quote_columns import ColumnFitter
 from ui.panels.quotes import (
     ASK,
     BID,
@@ -61,7 +61,6 @@ from ui.panels.quotes import (
     LOW,
     NOT_CAPTURED,
     SORT_ROLE,
-    SPREAD,
     STALE_AFTER_S,
     SYMBOL,
     TIME,
@@ -170,10 +169,9 @@ class MarketWatch(Panel):
         self.table.doubleClicked.connect(self._on_activated)
         self.table.activated.connect(self._on_activated)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
-        #: Each column's natural width (from sample texts); narrowed when the dock is.
-        self._ideal: dict[int, int] = {}
-        self._size_columns()
-        self.table.resized.connect(self._fit_to_width)
+        #: The columns' widths, fitted to the dock's width (ui/panels/quote_columns.py).
+        self.columns = ColumnFitter(self.table, self.model)
+        self.table.resized.connect(self.columns.fit)
         for sig in (
             self.proxy.layoutChanged,
             self.proxy.rowsInserted,
@@ -321,63 +319,11 @@ class MarketWatch(Panel):
             self._completions.setStringList(list(captured))
 
     # ------------------------------------------------------------------ view helpers
-    def _size_columns(self) -> None:
-        fixed = QFontMetrics(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        plain = QFontMetrics(self.table.font())
-        samples = {
-            SYMBOL: (plain, "XAUUSD.pro"),
-            BID: (fixed, "00000.00000"),
-            ASK: (fixed, "00000.00000"),
-            SPREAD: (plain, "Spread"),
-            HIGH: (fixed, "00000.00000"),
-            LOW: (fixed, "00000.00000"),
-            CHANGE: (fixed, "+00.00%"),
-            TIME: (fixed, "00:00:00.000"),
-            TPS: (plain, "Ticks/s"),
-        }
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        header.setHighlightSections(False)
-        for col, (metrics, sample) in samples.items():
-            self._ideal[col] = metrics.horizontalAdvance(sample) + 24
-            header.resizeSection(col, self._ideal[col])
-        self.table.verticalHeader().setDefaultSectionSize(max(fixed.height(), plain.height()) + 6)
-
     def _fit_time_column(self) -> None:
         """On the first data: the time column as wide as its text needs (seconds and
         milliseconds never cut), whatever the style's margins are."""
         self._fitted_time = True
-        self._ideal[TIME] = max(self._ideal[TIME], self.table.sizeHintForColumn(TIME))
-        self._fit_to_width()
-
-    @Slot()
-    def _fit_to_width(self) -> None:
-        """Keep the Time and Symbol columns whole (seconds visible) when the dock is
-        narrow: the price columns give up width first, in proportion, down to a few characters
-        (their text is elided), before the table scrolls sideways."""
-        header = self.table.horizontalHeader()
-        if not self._ideal:
-            return
-        time_width = self._ideal[TIME]
-        short_name = QFontMetrics(self.table.font()).horizontalAdvance("XAUUSD") + 16
-        symbol_width = self._ideal[SYMBOL]
-        if self.table.viewport().width() < sum(self._ideal.values()):
-            symbol_width = min(symbol_width, short_name)  # a plain name stays readable
-        kept = symbol_width if not header.isSectionHidden(SYMBOL) else 0
-        others = [
-            c
-            for c in range(len(COLUMNS))
-            if c not in (TIME, SYMBOL) and not header.isSectionHidden(c)
-        ]
-        wanted = sum(self._ideal[c] for c in others)
-        room = self.table.viewport().width() - time_width - kept
-        scale = 1.0 if room >= wanted else max(room, 0) / wanted
-        floor = QFontMetrics(self.table.font()).horizontalAdvance("…") + 6
-        for c in others:
-            header.resizeSection(c, max(floor, int(self._ideal[c] * scale)))
-        header.resizeSection(TIME, time_width)
-        header.resizeSection(SYMBOL, symbol_width)
+        self.columns.widen_time(self.table.sizeHintForColumn(TIME))
 
     @Slot()
     def _update_spans(self) -> None:

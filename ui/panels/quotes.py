@@ -137,6 +137,8 @@ class QuoteModel(QAbstractTableModel):
         self._fixed = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self._italic = QFont()
         self._italic.setItalic(True)
+        #: Header labels of the columns a narrow dock left out (said in a tooltip).
+        self._left_out: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ structure
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
@@ -182,6 +184,12 @@ class QuoteModel(QAbstractTableModel):
             self.beginInsertRows(QModelIndex(), n, n + len(new) - 1)
             self._rows.extend(new)
             self.endInsertRows()
+
+    def set_left_out(self, labels: tuple[str, ...]) -> None:
+        """The columns a narrow dock left out (:mod:`ui.panels.quote_columns`): the
+        Symbol header's tooltip names them."""
+        self._left_out = labels
+        self.headerDataChanged.emit(Qt.Orientation.Horizontal, SYMBOL, SYMBOL)
 
     def forget_counts(self) -> None:
         """A new runtime counts ticks from zero: take its next values whatever they are."""
@@ -280,6 +288,11 @@ class QuoteModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         if role == Qt.ItemDataRole.ToolTipRole:
+            if section == SYMBOL and self._left_out:
+                return (
+                    f"{HEADER_TIPS[SYMBOL]}\nLeft out for lack of room: "
+                    f"{', '.join(self._left_out)}. Widen the dock to see them."
+                )
             return HEADER_TIPS[section]
         if role == Qt.ItemDataRole.TextAlignmentRole:
             side = Qt.AlignmentFlag.AlignLeft if section == SYMBOL else Qt.AlignmentFlag.AlignRight

@@ -303,6 +303,11 @@ class TickChart(Panel):
             "view": self._view,
         }
 
+    def first_view(self) -> None:
+        """M1 candles, as MT5 opens a chart: the terminal's history is on screen at the
+        first start (the tick view shows only what was captured since)."""
+        self.set_view("M1")
+
     def restore_view_state(self, state: Mapping[str, Any]) -> None:
         """Undo of :meth:`view_state`; unknown or malformed entries are ignored."""
         minutes = state.get("window_min")
