@@ -293,7 +293,9 @@ def _summary(status: RuntimeStatus, elapsed: float, runtime: Runtime | None = No
         f"({live:,} live, {live / max(elapsed, 1e-9):,.0f} live ticks/s{backfilled})"
     ]
     # Every link of the run ("both": the bridge and the NATS sink, each its own count).
-    links = [lk.state for lk in runtime.delivery.links] if runtime is not None else []
+    links: list[LinkState] = []
+    if runtime is not None:
+        links = list(runtime.final_links) or [lk.state for lk in runtime.delivery.links]
     for link in links or ([status.link] if status.link is not None else []):
         lines.append(
             f"delivered {link.ticks_acked:,} ticks to {link.url} (acked up to seq "

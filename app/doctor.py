@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 from app import __version__
 from app.config import ClientConfig, ConfigError
 from app.config.store import ConfigStore, default_config_path
-from app.doctor_check import Check
+from app.doctor_check import Check, tcp_error
+from app.doctor_nats import check_nats
 from app.doctor_terminals import check_metatrader5, check_remote_terminals, check_server_time
 from app.doctor_xcb import check_xcb_libraries
 from app.logfiles import log_file_path
@@ -263,21 +264,6 @@ def check_vault(config: ClientConfig) -> Check:
 
 
 # ---------------------------------------------------------------------- network
-def _tcp_error(host: str, port: int, timeout: float) -> str | None:
-    """None when something accepts a TCP connection at host:port, else why not."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except socket.gaierror as exc:
-        return f"cannot resolve {host!r} ({exc.strerror or exc})"
-    except ConnectionRefusedError:
-        return f"nothing listens on {host}:{port} (connection refused)"
-    except TimeoutError:
-        return f"no answer from {host}:{port} within {timeout:g} s"
-    except OSError as exc:
-        return f"cannot connect to {host}:{port}: {exc.strerror or exc}"
-
-
 def _host_key(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
 
@@ -370,7 +356,7 @@ def check_backend(config: ClientConfig, timeout: float) -> list[Check]:
                 Check("fail", name, f"{url} has no host or port", f"correct backend.{name}_url")
             )
             continue
-        parsed.append((name, url, host, port, _tcp_error(host, port, timeout)))
+        parsed.append((name, url, host, port, tcp_error(host, port, timeout)))
     bridge_up = any(n == "bridge" and err is None for n, _, _, _, err in parsed)
     for name, url, host, port, error in parsed:
         local = is_loopback(_host_key(host))
@@ -466,6 +452,7 @@ def run_checks(config_path: Path | None, timeout: float) -> tuple[list[Check], C
         lambda: check_remote_terminals(config, timeout),
         lambda: [check_vault(config)],
         lambda: check_backend(config, timeout),
+        lambda: check_nats(config, timeout),
         lambda: [check_disk()],
     ]
     checks: list[Check] = []

@@ -1,12 +1,17 @@
 """Large tick buffers go back to the OS when freed (glibc only).
 
-At full speed the app allocates and frees tick arrays of 1–5 MB many times a second
-(batches decoded from the workers, messages encoded for the link). glibc's malloc raises
-its mmap threshold dynamically after such frees, so later buffers come from the heap and
-their pages stay resident when freed: the app's RSS sat at 600–1,200 MB while what was
-alive (tracemalloc) was 270–400 MB. Pinning the threshold at 1 MiB keeps every buffer of
-that size an ``mmap`` of its own, unmapped on free (measured: 278 MB RSS at 1.3M ticks/s).
-Smaller objects are unaffected. Elsewhere (macOS, Windows, musl) this does nothing.
+At full speed the app allocates and frees tick buffers many times a second (batches
+received from the workers: up to ``pool.max_batch`` × 60 bytes, 600 kB by default;
+messages encoded for the link: up to ``batch_max_ticks`` × 60, 300 kB). glibc's malloc
+raises its mmap threshold dynamically after such frees, so later buffers come from the
+heap (and the reader threads' own arenas) and their pages stay resident when freed: the
+app's RSS sat at 600–1,200 MB while what was alive (tracemalloc) was 270–400 MB.
+Pinning the threshold keeps every buffer of that size an ``mmap`` of its own, unmapped
+on free. At 1 MiB (when batches were 1–5 MB) the default 600 kB batches and 300 kB
+messages slipped under it again: 310–330 MB RSS at full speed against 200–295 MB at
+256 kiB, in alternating runs of the same pipeline (each buffer then costs its page
+faults, a few ns a tick). Smaller objects are unaffected. Elsewhere (macOS, Windows,
+musl) this does nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import sys
 log = logging.getLogger(__name__)
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-MMAP_THRESHOLD_BYTES = 2**20
+MMAP_THRESHOLD_BYTES = 2**18
 
 
 def return_large_buffers_to_os() -> bool:

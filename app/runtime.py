@@ -65,10 +65,14 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Runtime", "RuntimeStatus", "link_options", "plan_workers", "spool_root"]
 
-#: Batches that may wait between the pool and the collector before workers are held back.
-#: At full speed a batch holds up to ``pool.max_batch`` ticks, so this bounds memory
-#: too: 512 held up to 25M ticks (GBs) in limbo; 16 hold at most ~1M (60 MB).
-QUEUE_BATCHES = 16
+#: Batches that may wait between the pool and the collector before workers are held back
+#: (at low rates a batch holds a few ticks: 1024 are a few hundred ms of capture).
+QUEUE_BATCHES = 1024
+#: ... and ticks, in units of ``pool.max_batch``: memory is bounded by ticks (512 full
+#: batches once held 25M ticks, GBs, in limbo; 16 hold at most 160k ticks by default,
+#: 10 MB). A count of 16 alone held the workers back at 10k ticks/s whenever the loop
+#: stalled for 6 ms.
+QUEUE_FULL_BATCHES = 16
 
 
 def plan_workers(
@@ -150,8 +154,12 @@ class Runtime:
         self._credential = credential
         #: The NATS user's password, or a token without a user (from the vault).
         self._nats_credential = nats_credential
-        self.handoff: Handoff[TickBatch] = Handoff(QUEUE_BATCHES)
         pool_cfg = config.pool
+        self.handoff: Handoff[TickBatch] = Handoff(
+            QUEUE_BATCHES,
+            max_weight=QUEUE_FULL_BATCHES * pool_cfg.max_batch,
+            weight=len,
+        )
         start = start_msc if start_msc is not None else int(clock.time() * 1000)
         workers = plan_workers(config, passwords)
         #: Each symbol's server time zone (settings, then what the workers detect).
@@ -216,6 +224,9 @@ class Runtime:
         #: when ``backend.sink`` is "nats"); every link of the run is in ``delivery``.
         self.link: LinkAdapter | None = None
         self.delivery = Delivery()
+        #: Each link's state as the run stopped, read before the spools closed (a closed
+        #: spool holds nothing any more): what the summary reports as unacknowledged.
+        self.final_links: tuple[LinkState, ...] = ()
         #: Signals from the AI services (``snapshot()``, ``accept(id)``, ``dismiss(id)``);
         #: None while delivery or trading is off.
         self.signals: SignalDesk | None = None
@@ -526,6 +537,7 @@ class Runtime:
             await self._http.aclose()
         if self.embedded is not None:
             await self.embedded.stop()
+        self.final_links = tuple(link.state for link in links)
         for spool in self.delivery.spools:
             spool.close()
 

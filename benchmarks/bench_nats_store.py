@@ -39,9 +39,9 @@ except ModuleNotFoundError:  # run as a script from a source tree that is not in
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.nats.cluster import LocalCluster
-from app.nats.forwarder import stream_config
 from app.nats.store_consumer import StoreConfig, StoreConsumer
 from app.nats.store_rules import classify
+from app.nats.stream import stream_config
 from app.nats.subjects import OutMessage, StreamSpec, tick_messages
 from app.server.store import KeyedBlock, TickStore
 from app.ticks import TICK_DTYPE, TickBatch

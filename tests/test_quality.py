@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import prestart
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,8 +35,17 @@ def test_ruff_format_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _mypy() -> tuple[str, ...]:
+    return (_tool("mypy"), "--strict", "app", "ui", "trading_client")
+
+
+#: Started at collection (tests/prestart.py): mypy runs alongside the other tests.
+PRESTART = {"mypy": _mypy}
+
+
+@pytest.mark.prestart("mypy")
 def test_core_and_window_pass_mypy_strict() -> None:
-    result = _run(_tool("mypy"), "--strict", "app", "ui", "trading_client")
+    result = prestart.result("mypy", _mypy(), cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -122,8 +122,10 @@ def decode(data: bytes) -> WorkerMessage:
         if len(payload) % TICK_DTYPE.itemsize:
             raise WireError(f"tick payload of {len(payload)} bytes is not a whole number of ticks")
         symbol = bytes(body[_TICK_HEADER.size : start]).decode()
-        # frombuffer over bytes is read-only; copy so consumers own a normal array.
-        ticks = np.frombuffer(payload, dtype=TICK_DTYPE).copy()
+        # A read-only view of the received bytes, no copy: the collector shares one
+        # read-only array with every subscriber anyway, and at full speed the copy
+        # (a fresh 600 kB array per batch) was a tenth of the app's CPU.
+        ticks = np.frombuffer(payload, dtype=TICK_DTYPE)
         return TickBatch(symbol, ticks, worker_id, captured_at)
     if kind == _STATUS:
         try:

@@ -19,7 +19,6 @@ Not forwarded: ``lost`` markers (the bridge keeps no row for them, only a seq an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -27,15 +26,11 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
-import nats
-import nats.errors
-import nats.js.errors
 import numpy as np
 from nats.aio.client import Client
-from nats.js import api
 
-from app.backoff import BackoffPolicy
-from app.nats.retry import TRANSIENT, raise_if_cancelling
+from app.nats.retry import Reconnecting
+from app.nats.stream import StreamRefusedError, ensure_stream
 from app.nats.subjects import OutMessage, StreamSpec, tick_messages
 from app.server.db import connect, transaction
 from app.ticks import TICK_DTYPE, TickBatch
@@ -55,19 +50,6 @@ class Page:
     messages: list[OutMessage]
     blocks: int
     last_rowid: int
-
-
-def stream_config(spec: StreamSpec) -> api.StreamConfig:
-    """The JetStream configuration of ``spec`` (limits of 0 are "unlimited")."""
-    return api.StreamConfig(
-        name=spec.name,
-        subjects=list(spec.subjects),
-        num_replicas=spec.replicas,
-        duplicate_window=spec.duplicate_window_s,
-        max_age=spec.max_age_s or None,
-        max_bytes=spec.max_bytes or None,
-        storage=api.StorageType.FILE,
-    )
 
 
 class ForwardLog:
@@ -159,56 +141,26 @@ class Forwarder:
         self.spec = spec or StreamSpec()
         self._poll = poll_s
         self._page_rows = page_rows
-        self._backoff = BackoffPolicy(initial=0.2, maximum=5.0)
+        # A stream that cannot match the spec is retried too: the bridge keeps storing,
+        # and forwarding resumes once the stream is fixed.
+        self._link = Reconnecting(servers, "forwarding to NATS", retry_on=(StreamRefusedError,))
         #: Blocks whose publish was acked (resends after a restart count again).
         self.forwarded = 0
 
     async def run(self) -> None:
         """Until cancelled: connect (retrying forever), make sure of the stream, forward."""
         fwd = await asyncio.to_thread(ForwardLog, self.db_path, self.spec.name, self._page_rows)
-        nc: Client | None = None
-        failures = 0
         try:
-            while True:
-                try:
-                    if nc is None or nc.is_closed:
-                        nc = await self._connect()
-                        await self._ensure_stream(nc)
-                    await self._forward(nc, fwd)
-                    failures = 0
-                except TRANSIENT as exc:
-                    raise_if_cancelling()
-                    if failures == 0:
-                        log.warning("forwarding to NATS paused: %s", exc or type(exc).__name__)
-                    await asyncio.sleep(self._backoff.delay(failures))
-                    failures += 1
+            await self._link.run(lambda nc: self._forward(nc, fwd))
         finally:
-            if nc is not None:
-                with contextlib.suppress(*TRANSIENT):  # bounded: stop() must not hang
-                    await asyncio.wait_for(nc.close(), 5)
             await asyncio.to_thread(fwd.close)
-
-    async def _connect(self) -> Client:
-        async def quiet(exc: Exception) -> None:
-            log.debug("nats: %s", exc)
-
-        return await nats.connect(
-            servers=list(self.servers),
-            connect_timeout=2,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.2,
-            error_cb=quiet,
-        )
-
-    async def _ensure_stream(self, nc: Client) -> None:
-        js = nc.jetstream()
-        try:
-            await js.stream_info(self.spec.name)
-        except nats.js.errors.NotFoundError:
-            await js.add_stream(stream_config(self.spec))
 
     async def _forward(self, nc: Client, fwd: ForwardLog) -> None:
         js = nc.jetstream()
+        # Created when missing (subjects and storage checked), its retention left as is.
+        done = await ensure_stream(js, self.spec, update=False)
+        if done != "ok":
+            log.info("NATS stream %s %s", self.spec.name, done)
         position = await asyncio.to_thread(fwd.position)
         while True:
             page = await asyncio.to_thread(fwd.next_page, position)
@@ -221,3 +173,4 @@ class Forwarder:
             await asyncio.to_thread(fwd.save, page.last_rowid)  # only once all are acked
             position = page.last_rowid
             self.forwarded += page.blocks
+            self._link.progressed()

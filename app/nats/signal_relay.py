@@ -20,26 +20,25 @@ clients and services) and ``outcomes.<client>`` (clients → bridge):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from pathlib import Path
 
 import nats
 import nats.errors
-import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from app.backoff import BackoffPolicy
 from app.nats.forwarder import ForwardLog
-from app.nats.retry import TRANSIENT, raise_if_cancelling
+from app.nats.retry import Reconnecting, raise_if_cancelling
+from app.nats.stream import StreamRefusedError, ensure_stream
 from app.nats.subjects import (
     H_CLIENT,
     MSG_ID,
     OUTCOMES_ROOT,
     SIGNALS_ROOT,
+    StreamSpec,
     signals_subject,
     untoken,
 )
@@ -52,6 +51,17 @@ log = logging.getLogger(__name__)
 
 SIGNALS_STREAM = "SIGNALS"
 OUTCOMES_DURABLE = "bridge-outcomes"
+
+
+def signals_spec(replicas: int = 1) -> StreamSpec:
+    """The ``SIGNALS`` stream: both directions, kept until deleted (signals are few)."""
+    return StreamSpec(
+        name=SIGNALS_STREAM,
+        replicas=replicas,
+        duplicate_window_s=600.0,
+        max_age_s=0.0,
+        subjects=(f"{SIGNALS_ROOT}.>", f"{OUTCOMES_ROOT}.>"),
+    )
 
 
 def signal_msg_id(signal_id: str) -> str:
@@ -89,55 +99,31 @@ class SignalRelay:
         self.db_path = db_path
         self.servers = servers
         self._signals = signals
-        self._replicas = replicas
+        self._spec = signals_spec(replicas)
         self._poll = poll_s
         self._routes: dict[str, SignalRoute] = {}
-        self._backoff = BackoffPolicy(initial=0.2, maximum=5.0)
+        self._link = Reconnecting(servers, "signal relay to NATS", retry_on=(StreamRefusedError,))
         self.published = 0
         self.handled = 0
 
     async def run(self) -> None:
+        """Until cancelled: connect (retrying forever), publish signals, store outcomes."""
         pos = await asyncio.to_thread(ForwardLog, self.db_path, SIGNALS_STREAM)
-        nc: Client | None = None
-        failures = 0
         try:
-            while True:
-                try:
-                    if nc is None or nc.is_closed:
-                        nc = await nats.connect(
-                            servers=list(self.servers),
-                            connect_timeout=2,
-                            max_reconnect_attempts=-1,
-                            reconnect_time_wait=0.2,
-                            error_cb=_quiet,
-                        )
-                    sub = await self._setup(nc)
-                    while True:
-                        await self._publish_new(nc, pos)
-                        await self._take_outcomes(sub)
-                except TRANSIENT as exc:
-                    raise_if_cancelling()
-                    if failures == 0:
-                        log.warning("signal relay to NATS paused: %s", exc or type(exc).__name__)
-                    await asyncio.sleep(self._backoff.delay(failures))
-                    failures += 1
+            await self._link.run(lambda nc: self._relay(nc, pos))
         finally:
-            if nc is not None:
-                with contextlib.suppress(*TRANSIENT):  # bounded: stop() must not hang
-                    await asyncio.wait_for(nc.close(), 5)
             await asyncio.to_thread(pos.close)
+
+    async def _relay(self, nc: Client, pos: ForwardLog) -> None:
+        sub = await self._setup(nc)
+        while True:
+            await self._publish_new(nc, pos)
+            await self._take_outcomes(sub)
+            self._link.progressed()
 
     async def _setup(self, nc: Client) -> nats.js.JetStreamContext.PullSubscription:
         js = nc.jetstream()
-        try:
-            await js.stream_info(SIGNALS_STREAM)
-        except nats.js.errors.NotFoundError:
-            await js.add_stream(
-                name=SIGNALS_STREAM,
-                subjects=[f"{SIGNALS_ROOT}.>", f"{OUTCOMES_ROOT}.>"],
-                num_replicas=self._replicas,
-                duplicate_window=600,
-            )
+        await ensure_stream(js, self._spec, update=False)
         return await js.pull_subscribe(
             f"{OUTCOMES_ROOT}.>",
             durable=OUTCOMES_DURABLE,
@@ -202,7 +188,3 @@ class SignalRelay:
         await route.handle(message)  # stored (or judged) before the ack
         await msg.ack()
         self.handled += 1
-
-
-async def _quiet(exc: Exception) -> None:
-    log.debug("nats: %s", exc)

@@ -168,9 +168,8 @@ class NatsLink(LinkAdapter):
                     task.add_done_callback(partial(_task_ended, flight=flight))
                 await asyncio.shield(flight.ended)
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                flight.finish()  # the sender stops at its next turn, whatever else happens
+                await _cancel(tasks)
         finally:
             self._flight = None
             with contextlib.suppress(Exception):
@@ -189,7 +188,7 @@ class NatsLink(LinkAdapter):
 
     async def _send_loop(self, js: JetStreamContext, flight: _Flight) -> None:
         machine = self.machine
-        while True:
+        while not flight.ended.done():
             frame = machine.next_frame()
             if frame is None:
                 self._work.clear()
@@ -223,9 +222,11 @@ class NatsLink(LinkAdapter):
         raise codec.ProtocolError("bad_message", "the spool holds a frame that is no message")
 
     def _published(self, flight: _Flight, seq: int, future: asyncio.Future[PubAck]) -> None:
-        if future.cancelled() or flight.ended.done():
+        if future.cancelled():
             return
-        exc = future.exception()
+        exc = future.exception()  # retrieved even when ignored: asyncio would log it
+        if flight.ended.done():
+            return  # that connection is over: the next one resends the unacked
         if exc is not None:
             flight.fail(exc)
             return
@@ -284,6 +285,26 @@ class NatsLink(LinkAdapter):
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended.
+
+    Cancelled once is not always enough: nats-py swallows a ``CancelledError`` that
+    reaches it while it hands a publish to its flusher (``Client._flush_pending``), and
+    the sender then carried on — the session never ended, and the sink stalled for good
+    after a node's failure. So the tasks are cancelled again until they are gone (the
+    sender also stops by itself once its connection is over)."""
+    for task in tasks:
+        task.cancel()
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=0.2)
+        for task in pending:
+            task.cancel()
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # the session's reason is in the flight, not here
 
 
 def _task_ended(task: asyncio.Task[None], *, flight: _Flight) -> None:

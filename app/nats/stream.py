@@ -19,7 +19,13 @@ from nats.js.errors import APIError, NotFoundError
 from app.config import BackendConfig
 from app.nats.subjects import StreamSpec
 
-__all__ = ["StreamRefusedError", "ensure_stream", "stream_spec"]
+__all__ = [
+    "StreamRefusedError",
+    "differences",
+    "ensure_stream",
+    "stream_config",
+    "stream_spec",
+]
 
 
 class StreamRefusedError(RuntimeError):
@@ -37,7 +43,9 @@ def stream_spec(config: BackendConfig) -> StreamSpec:
     )
 
 
-def _config(spec: StreamSpec) -> StreamConfig:
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    """The JetStream configuration of ``spec`` (limits of 0 are "unlimited"); the one
+    place it is written, for the sink, the bridge's forwarder and relay, and the benches."""
     return StreamConfig(
         name=spec.name,
         subjects=list(spec.subjects),
@@ -53,23 +61,30 @@ def _why(exc: APIError) -> str:
     return exc.description or f"error {exc.err_code or exc.code}"
 
 
-async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> str:
+async def ensure_stream(js: JetStreamContext, spec: StreamSpec, *, update: bool = True) -> str:
     """Create the stream, or check it and update what is safe; returns what was done
-    (``created``, ``updated: ...`` or ``ok``). Raises :class:`StreamRefusedError`."""
+    (``created``, ``updated: ...``, ``kept: ...`` or ``ok``). Raises
+    :class:`StreamRefusedError`.
+
+    ``update=False`` leaves the safe differences as they are (``kept: ...``): for a
+    publisher with no settings of its own (the bridge's forwarder), which must not undo
+    the retention the clients' settings chose."""
     try:
         info = await js.stream_info(spec.name)
     except NotFoundError:
         try:
-            await js.add_stream(_config(spec))
+            await js.add_stream(stream_config(spec))
         except APIError as exc:
             raise StreamRefusedError(
                 f"the NATS cluster refused to create stream {spec.name} "
                 f"({spec.replicas} replica(s)): {_why(exc)}"
             ) from None
         return "created"
-    changes = _differences(info, spec)
+    changes = differences(info, spec)
     if not changes:
         return "ok"
+    if not update:
+        return "kept: " + ", ".join(changes)
     try:
         await js.update_stream(
             info.config.evolve(
@@ -87,7 +102,7 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> str:
     return "updated: " + ", ".join(changes)
 
 
-def _differences(info: StreamInfo, spec: StreamSpec) -> list[str]:
+def differences(info: StreamInfo, spec: StreamSpec) -> list[str]:
     """What differs between the live stream and ``spec``: refused outright when it is
     the subjects or the storage, else the list of safe changes."""
     live = info.config

@@ -111,3 +111,19 @@ def test_a_new_server_day_takes_the_last_bid_as_previous_close() -> None:
     assert (figures.high, figures.low, figures.open, figures.prev_close) == truth(
         ticks, first + 86_400_000
     )
+
+
+def test_the_cached_day_is_the_zones_own_midnight_across_dst_switches() -> None:
+    # The fold keeps the server day it last looked up and reuses it for every tick inside
+    # it; across both ny-close switches (23 h and 25 h days in UTC) each stamp must still
+    # get the midnight the zone itself computes.
+    stats = DayStats(NY_CLOSE)
+    rng = np.random.default_rng(SEED)
+    for start in (utc_ms(2026, 3, 6), utc_ms(2026, 10, 30)):
+        stamps = np.sort(start + rng.integers(0, 6 * 86_400_000, 2_000))
+        for at in stamps:
+            want = NY_CLOSE.server_midnight_utc_s(int(at) // 1000) * 1000
+            assert stats._midnight_ms(int(at)) == want
+        for at in stamps[::-1][:200]:  # going back in time too (history after live)
+            want = NY_CLOSE.server_midnight_utc_s(int(at) // 1000) * 1000
+            assert stats._midnight_ms(int(at)) == want

@@ -14,7 +14,7 @@ from app.terminal.export_files import rates_from_ticks, read_bars, read_ticks, w
 from app.ticks import TickArray
 from tests.export.helpers import dukascopy_ticks, market_ticks
 from tests.server.conftest import messages
-from tests.test_cli import _start_backend, _stop, run_cli, vault_login
+from tests.test_cli import _start_backend, _stop, run_cli, run_clis, vault_login
 
 
 def _config(tmp_path: Path, ports: list[int]) -> Path:
@@ -89,52 +89,30 @@ def test_run_replays_files_to_the_backend_and_export_reads_them_back(tmp_path: P
     finally:
         store.close()
 
-    # export from the backend's database: ticks back to the same MT5 file contents ...
+    # export from the backend's database: ticks back to the same MT5 file contents, and
+    # a time range of bars, M5 and D1 (D1 without the <TIME> column), the range and the
+    # bars in server time (the three exports are independent: started together).
     out = tmp_path / "out" / "EURUSD_ticks.csv"
     out.parent.mkdir()
-    result = run_cli(
-        "export",
-        "ticks",
-        "--symbol",
-        "EURUSD",
-        "--db",
-        str(db),
-        "--digits",
-        "5",
-        "--utf16",
-        "--out",
-        str(out),
+    ticks_export = ["export", "ticks", "--symbol", "EURUSD", "--db", str(db), "--digits", "5"]
+    span = ("--from", "2023-11-14T20:15:00", "--to", "2023-11-14T20:20:00.5")
+    bars = {tf: tmp_path / "out" / f"SBER_{tf}.csv" for tf in ("M5", "D1")}
+    bars_export = ["export", "bars", "--symbol", "SBER", "--db", str(db), *span]
+    results = run_clis(
+        [*ticks_export, "--utf16", "--out", str(out)],
+        *([*bars_export, "--timeframe", tf, "--out", str(path)] for tf, path in bars.items()),
     )
-    assert result.returncode == 0, result.stderr
-    assert f"wrote {len(eurusd):,} ticks of EURUSD" in result.stdout
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    assert f"wrote {len(eurusd):,} ticks of EURUSD" in results[0].stdout
     # Exports are in server time, like MT5's (docs/time.md): the input file again.
     assert out.read_bytes() == files["EURUSD"][0].read_bytes()
-    # ... and a time range of bars, M5 and D1 (D1 without the <TIME> column), the range
-    # and the bars in server time.
+    lo = int(np.datetime64("2023-11-14T20:15:00", "ms").astype(np.int64))
+    hi = int(np.datetime64("2023-11-14T20:20:00.500", "ms").astype(np.int64))
+    tm = sber["time_msc"]
     for tf, ms in (("M5", 300_000), ("D1", 86_400_000)):
-        bars_out = tmp_path / "out" / f"SBER_{tf}.csv"
-        result = run_cli(
-            "export",
-            "bars",
-            "--timeframe",
-            tf,
-            "--symbol",
-            "SBER",
-            "--db",
-            str(db),
-            "--from",
-            "2023-11-14T20:15:00",
-            "--to",
-            "2023-11-14T20:20:00.5",
-            "--out",
-            str(bars_out),
-        )
-        assert result.returncode == 0, result.stderr
-        lo = int(np.datetime64("2023-11-14T20:15:00", "ms").astype(np.int64))
-        hi = int(np.datetime64("2023-11-14T20:20:00.500", "ms").astype(np.int64))
-        tm = sber["time_msc"]
         expected = rates_from_ticks(sber[(tm >= lo) & (tm < hi)], ms, 0.01)
-        got = read_bars(bars_out)
+        got = read_bars(bars[tf])
         assert got.report.has_time is (tf != "D1")
         assert np.array_equal(got.data, expected)
 
@@ -143,26 +121,14 @@ def test_export_from_files_to_csv_and_mt5(tmp_path: Path) -> None:
     ticks = market_ticks("EURUSD", seconds=30, rate=50.0)
     src = tmp_path / "EURUSD_src.csv"
     write_ticks(src, ticks, encoding="utf-16")
-    out = tmp_path / "copy.csv"
-    result = run_cli(
-        "export", "ticks", "--symbol", "EURUSD", "--input", str(src), "--out", str(out)
+    out, csv_out = tmp_path / "copy.csv", tmp_path / "plain.csv"
+    export = ["export", "ticks", "--symbol", "EURUSD", "--input", str(src)]
+    mt5, csv = run_clis(
+        [*export, "--out", str(out)], [*export, "--format", "csv", "--out", str(csv_out)]
     )
-    assert result.returncode == 0, result.stderr
+    assert mt5.returncode == 0, mt5.stderr
     assert np.array_equal(read_ticks(out).data, ticks)
-    csv_out = tmp_path / "plain.csv"
-    result = run_cli(
-        "export",
-        "ticks",
-        "--symbol",
-        "EURUSD",
-        "--input",
-        str(src),
-        "--format",
-        "csv",
-        "--out",
-        str(csv_out),
-    )
-    assert result.returncode == 0, result.stderr
+    assert csv.returncode == 0, csv.stderr
     lines = csv_out.read_text().splitlines()
     assert lines[0] == "datetime,time_msc,bid,ask,last,volume,volume_real,flags"
     assert len(lines) == len(ticks) + 1
@@ -174,28 +140,18 @@ def test_export_errors_are_one_clear_line(tmp_path: Path) -> None:
     bad.write_text(
         "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>\n2024.01.02\tx\t1\t1\t\t\t6\n"
     )
-    result = run_cli(
-        "export", "ticks", "--symbol", "X", "--input", str(bad), "--out", str(tmp_path / "o.csv")
+    export = ["export", "ticks", "--symbol", "X", "--input", str(bad)]
+    row, since, replay = run_clis(
+        [*export, "--out", str(tmp_path / "o.csv")],
+        [*export, "--from", "yesterday", "--out", str(tmp_path / "o2.csv")],
+        ["run", "--source", "replay:" + str(tmp_path / "nope.csv"), "--duration", "1"],
     )
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"error: {bad}:2: <TIME> 'x' is not a time HH:MM:SS.mmm"
-    result = run_cli(
-        "export",
-        "ticks",
-        "--symbol",
-        "X",
-        "--input",
-        str(bad),
-        "--from",
-        "yesterday",
-        "--out",
-        str(tmp_path / "o.csv"),
-    )
-    assert result.returncode == 2
-    assert "is not a time" in result.stderr
-    result = run_cli("run", "--source", "replay:" + str(tmp_path / "nope.csv"), "--duration", "1")
-    assert result.returncode == 2
-    assert "does not exist" in result.stderr
+    assert row.returncode == 2
+    assert row.stderr.strip() == f"error: {bad}:2: <TIME> 'x' is not a time HH:MM:SS.mmm"
+    assert since.returncode == 2
+    assert "is not a time" in since.stderr
+    assert replay.returncode == 2
+    assert "does not exist" in replay.stderr
 
 
 def test_export_refuses_what_would_give_nothing_and_creates_no_database(
@@ -205,28 +161,28 @@ def test_export_refuses_what_would_give_nothing_and_creates_no_database(
     used to write 0 rows and exit 0, and the mistyped --db was created empty)."""
     out = tmp_path / "o.csv"
     nope = tmp_path / "nope.sqlite"
-    result = run_cli("export", "ticks", "--symbol", "EURUSD", "--db", str(nope), "--out", str(out))
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"error: --db {nope}: no such database file (the backend's SQLite file)"
-    )
-    assert not nope.exists()
-
     db = tmp_path / "ticks.sqlite"
     with TickStore(db) as store:
         store.store("c", "s", list(enumerate(messages(2), start=1)))
     held = sorted({b.symbol for m in messages(2) for b in m})
-    result = run_cli("export", "ticks", "--symbol", "FOOBAR", "--db", str(db), "--out", str(out))
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
+    span = ("--from", "2024-01-03", "--to", "2024-01-02")
+    # Three refusals, independent of each other: started together.
+    no_db, no_symbol, empty = run_clis(
+        ["export", "ticks", "--symbol", "EURUSD", "--db", str(nope), "--out", str(out)],
+        ["export", "ticks", "--symbol", "FOOBAR", "--db", str(db), "--out", str(out)],
+        ["export", "ticks", "--symbol", held[0], "--db", str(db), *span, "--out", str(out)],
+    )
+    assert no_db.returncode == 2
+    assert no_db.stderr.strip().splitlines()[-1] == (
+        f"error: --db {nope}: no such database file (the backend's SQLite file)"
+    )
+    assert not nope.exists()
+    assert no_symbol.returncode == 2
+    assert no_symbol.stderr.strip().splitlines()[-1] == (
         f"error: --db {db} has no ticks of FOOBAR (it holds: {', '.join(held)})"
     )
-    span = ("--from", "2024-01-03", "--to", "2024-01-02")
-    result = run_cli(
-        "export", "ticks", "--symbol", held[0], "--db", str(db), *span, "--out", str(out)
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert empty.returncode == 2
+    assert empty.stderr.strip().splitlines()[-1] == (
         "error: --from 2024-01-03 is not before --to 2024-01-02: the span is empty"
     )
     assert not out.exists()

@@ -23,7 +23,7 @@ from app.terminal.export_files import rates_from_ticks, read_bars, read_ticks
 from app.terminal.market import DEFAULT_PROFILES, Market
 from app.ticks import TickArray, TickBatch
 from app.timeframes import TIMEFRAMES
-from tests.test_cli import run_cli
+from tests.test_cli import run_clis
 
 NY = zoneinfo.ZoneInfo("America/New_York")
 UTC_FROM = int(dt.datetime(2024, 11, 3, 3, tzinfo=dt.UTC).timestamp() * 1000)
@@ -124,14 +124,6 @@ def test_cli_says_which_zone_and_reads_from_to_as_server_time(
     # 07:00–07:30 server time is 04:00–04:30 UTC (GMT+3 before the switch).
     common = ["export", "ticks", "--symbol", "BTCUSD", "--db", str(path), "--digits", "2"]
     span = ["--from", "2024-11-03T07:00:00", "--to", "2024.11.03 07:30"]
-    result = run_cli(*common, *span, "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    first = result.stderr.splitlines()[0]
-    assert first.startswith("server time: ny-close (no configured terminal captures BTCUSD)")
-    lo, hi = UTC_FROM + 3_600_000, UTC_FROM + 5_400_000
-    want = utc[(utc["time_msc"] >= lo) & (utc["time_msc"] < hi)]
-    assert np.array_equal(read_ticks(out).data["time_msc"], ref_server_ms(want["time_msc"]))
-
     # The zone of the terminal that captures the symbol, from the settings.
     settings = tmp_path / "settings.json"
     settings.write_text(
@@ -143,13 +135,23 @@ def test_cli_says_which_zone_and_reads_from_to_as_server_time(
             }
         )
     )
-    result = run_cli(*common, "--config", str(settings), "--out", str(tmp_path / "b.csv"))
+    # Three independent exports, started together.
+    result, athens, bad = run_clis(
+        [*common, *span, "--out", str(out)],
+        [*common, "--config", str(settings), "--out", str(tmp_path / "b.csv")],
+        [*common, "--server-time-zone", "Mars/Olympus", "--out", str(tmp_path / "c")],
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines()[0].startswith(
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("server time: ny-close (no configured terminal captures BTCUSD)")
+    lo, hi = UTC_FROM + 3_600_000, UTC_FROM + 5_400_000
+    want = utc[(utc["time_msc"] >= lo) & (utc["time_msc"] < hi)]
+    assert np.array_equal(read_ticks(out).data["time_msc"], ref_server_ms(want["time_msc"]))
+    assert athens.returncode == 0, athens.stderr
+    assert athens.stderr.splitlines()[0].startswith(
         "server time: Europe/Athens (terminal 'athens')"
     )
     # Bad input: one line, exit 2.
-    bad = run_cli(*common, "--server-time-zone", "Mars/Olympus", "--out", str(tmp_path / "c"))
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
     assert "unknown" in bad.stderr

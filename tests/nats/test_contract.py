@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
@@ -13,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from app.nats.cluster import LocalCluster
 from app.nats.subjects import (
@@ -27,6 +24,7 @@ from app.nats.subjects import (
 )
 from app.protocol import codec
 from app.ticks import TICK_DTYPE, TickBatch
+from tests.nats.streams import settled
 
 T = TypeVar("T")
 
@@ -60,26 +58,15 @@ def test_three_node_cluster_replicates_dedups_and_survives_a_node_kill(
 ) -> None:
     """An R3 stream keeps every message once, whatever node is killed and restarted."""
 
-    async def settled(call: Callable[[], Awaitable[T]]) -> T:
-        """``call`` retried while the cluster elects a new leader (no fixed sleep: a deadline)."""
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                return await call()
-            except (nats.errors.TimeoutError, NoStreamResponseError, ServiceUnavailableError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
-
     async def publish(first: int, last: int) -> int:
         live = [n.url for n in nats_cluster.nodes if n.running]
         nc = await nats.connect(servers=live, max_reconnect_attempts=-1)
         js = nc.jetstream()
-        await settled(lambda: js.add_stream(name="T", subjects=["ticks.>"], num_replicas=3))
+        await settled(lambda: js.add_stream(name="T", subjects=["ticks.>"], num_replicas=3), 60)
         for i in range(first, last):
             headers = {"Nats-Msg-Id": str(i)}
-            await settled(partial(js.publish, "ticks.a.b", b"x", headers=headers, timeout=5))
-        info = await settled(lambda: js.stream_info("T"))
+            await settled(partial(js.publish, "ticks.a.b", b"x", headers=headers, timeout=5), 60)
+        info = await settled(lambda: js.stream_info("T"), 60)
         await nc.close()
         return info.state.messages
 

@@ -22,6 +22,7 @@ from app.nats.store_rules import classify
 from app.nats.subjects import tick_messages
 from app.server.store import KeyedBlock, TickStore
 from app.ticks import TickBatch
+from tests.nats.streamread import message_count
 from tests.nats.streams import Key, stored, wait_until
 from tests.server.conftest import add_user, hello, messages, open_ws, send_ticks, wait_ack
 
@@ -103,17 +104,6 @@ async def _stream_blocks(servers: str, stream: str = "TICKS") -> dict[Key, list[
         await nc.close()
 
 
-async def _stream_count(servers: str) -> int:
-    nc = await nats.connect(servers=servers.split(","))
-    try:
-        try:
-            return int((await nc.jetstream().stream_info("TICKS")).state.messages)
-        except nats.js.errors.NotFoundError:
-            return 0
-    finally:
-        await nc.close()
-
-
 def test_the_bridge_forwards_every_stored_block_once_across_a_kill(
     nats_server: LocalCluster, tmp_path: Path
 ) -> None:
@@ -125,7 +115,7 @@ def test_the_bridge_forwards_every_stored_block_once_across_a_kill(
     try:
         asyncio.run(_send(first.bridge_url, session, range(1, 21), batches))
         wait_until(
-            lambda: asyncio.run(_stream_count(nats_server.servers)) >= 10, 20, "some forwarding"
+            lambda: asyncio.run(message_count(nats_server.servers)) >= 10, 20, "some forwarding"
         )
     finally:
         first.kill()  # SIGKILL: the position may lag what was published
@@ -133,7 +123,7 @@ def test_the_bridge_forwards_every_stored_block_once_across_a_kill(
     try:
         asyncio.run(_send(second.bridge_url, session, range(21, 41), batches))
         wait_until(
-            lambda: asyncio.run(_stream_count(nats_server.servers)) >= 80, 20, "all forwarded"
+            lambda: asyncio.run(message_count(nats_server.servers)) >= 80, 20, "all forwarded"
         )
     finally:
         second.kill()

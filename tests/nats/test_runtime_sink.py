@@ -8,13 +8,11 @@ every tick of the span, once; no block key twice.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +23,7 @@ from app.ports import free_ports
 from app.runtime import Runtime
 from app.terminal.market import DEFAULT_PROFILES, Market
 from tests.conftest import wait_until, wait_until_sync
+from tests.nats.clients import CLI, client_doc, run_client, write_config
 from tests.nats.streamread import (
     Stored,
     doubled_keys,
@@ -38,30 +37,19 @@ pytestmark = pytest.mark.slow
 RATES = {"EURUSD": 2_000.0, "GBPUSD": 1_500.0, "XAUUSD": 1_500.0}
 SEED = 31
 CLIENT = "nats-desk"
-CLI = (sys.executable, "-m", "app")
 
 
-def config_doc(tmp_path: Path, servers: str, **backend: object) -> dict[str, object]:
-    (hub,) = free_ports(1)
-    return {
-        "terminals": [
-            {"symbols": list(RATES), "rates": RATES, "seed": SEED, "market_hours": "always"}
-        ],
-        "pool": {"size": 3, "backoff": {"initial_s": 0.2, "maximum_s": 1.0}},
-        "backend": {
-            "sink": "nats",
-            "nats_url": servers,
-            "hub_url": f"http://127.0.0.1:{hub}",
-            "client_id": CLIENT,
-            "embedded": "never",
-            "spool_dir": str(tmp_path / "spool"),
-            "backoff": {"initial_s": 0.1, "maximum_s": 0.5},
-            "nats_ack_timeout_s": 2.0,
-            **backend,
-        },
-        "backfill": {"state_file": str(tmp_path / "spans.json"), "save_interval_s": 1},
-        "monitor": {"enabled": False},
-    }
+def config_doc(tmp_path: Path, servers: str, **backend: object) -> dict[str, Any]:
+    return client_doc(
+        tmp_path, servers, client=CLIENT, rates=RATES, seed=SEED, pool_size=3, **backend
+    )
+
+
+def every_symbol_captured(rt: Runtime) -> bool:
+    """Each worker has delivered ticks: on a loaded machine one may start seconds after
+    the others, and a run stopped before it would store nothing for its symbol."""
+    per_symbol = rt.collector.stats.ticks_per_symbol
+    return all(per_symbol.get(sym, 0) > 0 for sym in RATES)
 
 
 def assert_every_tick_once(stored: list[Stored]) -> int:
@@ -95,6 +83,7 @@ async def test_a_run_into_one_server_stores_every_tick_once(
         link = rt.link
         assert link is not None
         assert link.name == "NATS sink"
+        await wait_until(lambda: every_symbol_captured(rt), 30, "every symbol captured")
         await wait_until(lambda: link.state.ticks_acked > 20_000, 30, "20k acked ticks")
     finally:
         await rt.stop()
@@ -116,6 +105,7 @@ async def test_r3_stream_loses_and_doubles_nothing_when_a_node_dies_and_returns(
     try:
         link = rt.link
         assert link is not None
+        await wait_until(lambda: every_symbol_captured(rt), 30, "every symbol captured")
         await wait_until(lambda: link.state.ticks_acked > 5_000, 30, "first acks")
         await asyncio.to_thread(nats_cluster.kill, 0)
         at_kill = link.state.ticks_acked
@@ -137,19 +127,11 @@ def spooled_bytes(folder: Path) -> int:
 def test_kill_9_of_the_app_while_nats_is_down_then_resume_loses_and_doubles_nothing(
     tmp_path: Path, nats_server: LocalCluster
 ) -> None:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config_doc(tmp_path, nats_server.servers)))
+    path = write_config(tmp_path / "config.json", config_doc(tmp_path, nats_server.servers))
     spool = tmp_path / "spool"
-    env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": "unused-master-pass"}
 
     def app(duration: float) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [*CLI, "run", "--config", str(path), "--duration", str(duration), "--quiet"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        return run_client(path, duration)
 
     def stream_messages() -> int:
         return asyncio.run(message_count(nats_server.servers))
@@ -194,8 +176,9 @@ def test_kill_9_of_the_app_while_nats_is_down_then_resume_loses_and_doubles_noth
 def test_a_stream_the_cluster_refuses_ends_run_with_one_line(
     tmp_path: Path, nats_server: LocalCluster
 ) -> None:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config_doc(tmp_path, nats_server.servers, nats_replicas=3)))
+    path = write_config(
+        tmp_path / "config.json", config_doc(tmp_path, nats_server.servers, nats_replicas=3)
+    )
     result = subprocess.run(
         [*CLI, "run", "--config", str(path), "--duration", "5", "--quiet"],
         capture_output=True,
@@ -218,7 +201,6 @@ async def test_both_sinks_get_every_tick_each_with_its_own_spool(
     doc = config_doc(tmp_path, nats_server.servers, sink="both", embedded="always")
     (bridge,) = free_ports(1)
     backend = doc["backend"]
-    assert isinstance(backend, dict)
     backend["bridge_url"] = f"ws://127.0.0.1:{bridge}/ws"
     backend["embedded_db"] = str(tmp_path / "embedded.sqlite")
     rt = Runtime(ClientConfig.model_validate(doc))
@@ -227,6 +209,7 @@ async def test_both_sinks_get_every_tick_each_with_its_own_spool(
         links = rt.delivery.links
         assert [lk.name for lk in links] == ["bridge link", "NATS sink"]
         assert rt.link is links[0]
+        await wait_until(lambda: every_symbol_captured(rt), 30, "every symbol captured")
         await wait_until(
             lambda: min(lk.state.ticks_acked for lk in links) > 10_000, 30, "both acking"
         )

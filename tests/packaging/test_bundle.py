@@ -1,57 +1,62 @@
 """The PyInstaller bundle, built here and run as a user would: a frozen executable whose
 workers are copies of itself (multiprocessing spawn), its Qt plugins, and its doctor.
 
-Built once per module into a temporary folder with ``packaging/build --dist``; the
-timings (build, ``--version``, first status line of ``run``) are printed (``pytest -s``).
+Built once per module into a temporary folder with ``packaging/build --dist``, started
+when the session's tests are known (tests/prestart.py) so that it runs alongside the
+other tests; the timings (build, ``--version``, first status line of ``run``) are
+printed (``pytest -s``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+from tests import prestart
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.prestart("bundle")]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXE_NAME = "trading-client.exe" if sys.platform == "win32" else "trading-client"
 
 
+#: Where the prestarted build puts the bundle (created by the build, removed after).
+OUT = Path(tempfile.gettempdir()) / f"trading-client-bundle-{os.getpid()}"
+BUILD = (
+    sys.executable,
+    str(ROOT / "packaging" / "build"),
+    *("--dist", str(OUT / "dist"), "--work", str(OUT / "work")),
+)
+#: Started at collection (tests/prestart.py): the build runs alongside the other tests.
+PRESTART = {"bundle": lambda: BUILD}
+
+
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def bundle() -> Iterator[Path]:
     pytest.importorskip("PyInstaller", reason="pip install -e '.[package]' (or '.[test]')")
-    out = tmp_path_factory.mktemp("bundle")
-    started = time.monotonic()
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "packaging" / "build"),
-            "--dist",
-            str(out / "dist"),
-            "--work",
-            str(out / "work"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=840,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    exe = out / "dist" / "trading-client" / EXE_NAME
-    assert exe.is_file()
-    size = sum(
-        f.stat().st_size for f in exe.parent.rglob("*") if f.is_file() and not f.is_symlink()
-    )
-    print(f"\nbundle: built in {time.monotonic() - started:.0f} s, {size / 1e6:.0f} MB")
-    yield exe
-    shutil.rmtree(out, ignore_errors=True)  # a quarter of a gigabyte per build
+    try:
+        result = prestart.result("bundle", BUILD, cwd=ROOT, timeout=840)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        exe = OUT / "dist" / "trading-client" / EXE_NAME
+        assert exe.is_file()
+        size = sum(
+            f.stat().st_size for f in exe.parent.rglob("*") if f.is_file() and not f.is_symlink()
+        )
+        print(f"\nbundle: built in {result.seconds:.0f} s, {size / 1e6:.0f} MB")
+        yield exe
+    finally:
+        shutil.rmtree(OUT, ignore_errors=True)  # a quarter of a gigabyte per build
 
 
 def _config(tmp_path: Path) -> Path:
@@ -79,10 +84,12 @@ def test_version_answers_quickly(bundle: Path) -> None:
 
 
 def test_run_captures_with_frozen_workers(bundle: Path, tmp_path: Path) -> None:
+    """Until both frozen workers stream and ticks are counted, then SIGTERM: a clean stop
+    with a summary (no fixed run time to outlast on a slow machine)."""
     config = _config(tmp_path)
     started = time.monotonic()
     proc = subprocess.Popen(
-        [str(bundle), "run", "--duration", "3", "--config", str(config)],
+        [str(bundle), "run", "--duration", "120", "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -95,12 +102,17 @@ def test_run_captures_with_frozen_workers(bundle: Path, tmp_path: Path) -> None:
             lines.append(line)
             if first_status is None and "ticks/s" in line:
                 first_status = time.monotonic() - started
-        code = proc.wait(timeout=60)
+            total = re.search(r"total\s+([\d,]+)", line)
+            if "workers 2/2 streaming" in line and total and total.group(1) != "0":
+                proc.send_signal(signal.SIGTERM)
+                break
+        out, stderr = proc.communicate(timeout=60)
+        lines.extend(out.splitlines(keepends=True))
+        code = proc.returncode
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    stderr = proc.stderr.read() if proc.stderr else ""
     output = "".join(lines)
     assert code == 0, output + stderr
     # The workers are the bundle itself, re-executed by multiprocessing's spawn.
