@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from app.config.store import ConfigStore
 from app.session import DesktopSession
 from tests.conftest import wait_until
 from ui.panels.throughput import TOTAL_SERIES, ThroughputPanel
@@ -115,3 +117,19 @@ async def test_curves_follow_the_monitor_history(
     await wait_until(lambda: total_points() >= 8, 30, "a few more seconds of history")
     path = save_shot(panel, tmp_path, "throughput")
     assert path.stat().st_size > 0
+
+
+def test_an_empty_chart_shows_the_span_up_to_now(ui_store: ConfigStore, qtbot: QtBot) -> None:
+    """Capture stopped, nothing to draw: the time axis covers the span up to now (it was
+    pyqtgraph's 0…1 s, labelled "00.050 … 00.950")."""
+    panel = ThroughputPanel(DesktopSession(ui_store), TaskRunner())
+    qtbot.addWidget(panel)
+    panel.resize(900, 420)
+    panel.show()
+    panel.refresh()
+    left, right = panel.tps_plot.viewRange()[0]
+    now = time.time()
+    assert now - 5 <= right <= now + 5
+    assert right - left == pytest.approx(panel.span_minutes * 60, abs=1)
+    assert panel.latency_plot.viewRange()[0] == pytest.approx([left, right])
+    assert panel.header.text() == "Capture stopped"

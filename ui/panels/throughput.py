@@ -12,6 +12,8 @@ and a legend entry (a worker that is gone, or the backfill's "worker 0", has non
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -202,6 +204,7 @@ class ThroughputPanel(Panel):
                     "Capture stopped" if not snap.running else "Monitoring is off in the settings"
                 )
                 self._shown, self._dirty = False, False
+                self._show_span_to_now()
             return
         workers = tuple(sorted(w.worker_id for w in snap.workers))
         if (
@@ -232,10 +235,18 @@ class ThroughputPanel(Panel):
         if self.live_action.isChecked() and np.isfinite(start):
             end = start + span + 1.0  # a point stands for the second that starts there
             self.tps_plot.setXRange(end - span, end, padding=0)
+        elif not np.isfinite(start):
+            self._show_span_to_now()
         tps = view.number(TOTAL_SERIES)
         tps_text = f"{tps:,.0f} ticks/s" if tps is not None else "– ticks/s"
         p50, p99 = _format_ms(view.number(P50_SERIES)), _format_ms(view.number(P99_SERIES))
         self.header.setText(f"{tps_text} · p50 {p50} · p99 {p99}")
+
+    def _show_span_to_now(self) -> None:
+        """No point to draw: the time axis shows the span up to now, empty, rather than
+        pyqtgraph's default 0…1 s (drawn as "00.050 … 00.950")."""
+        end = time.time()
+        self.tps_plot.setXRange(end - self._span_minutes * 60.0, end, padding=0)
 
     @staticmethod
     def _start_of_span(series: SeriesView, span: float) -> float:
