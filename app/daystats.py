@@ -127,10 +127,22 @@ class DayStats:
                 self._prev = self._last
             elif self._prev is not None and self._prev[0] >= day:
                 self._prev = None
-        self._first = min(self._first, int(t.min()))
-        i_last = len(t) - 1 - int(np.argmax(t[::-1]))
-        if self._last is None or int(t[i_last]) >= self._last[0]:
-            self._last = (int(t[i_last]), float(b[i_last]))
+        oldest = int(t.min())
+        self._first = min(self._first, oldest)
+        # The last tick of the greatest time; in a batch in time order (the collector's
+        # always are) that is the last one, without a search.
+        n = len(t)
+        i_last = n - 1 if int(t[-1]) == newest else n - 1 - int(np.argmax(t[::-1]))
+        if self._last is None or newest >= self._last[0]:
+            self._last = (newest, float(b[i_last]))
+        if oldest >= self._day:
+            # All of it today (every live batch but one a day): no masks, a few reductions.
+            self._high = max(self._high, float(b.max()))
+            self._low = min(self._low, float(b.min()))
+            if self._open is None or oldest < self._open[0]:
+                i = 0 if int(t[0]) == oldest else int(np.argmin(t))
+                self._open = (oldest, float(b[i]))
+            return
         today = t >= self._day
         if today.any():
             bt, tt = b[today], t[today]

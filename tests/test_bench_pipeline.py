@@ -31,6 +31,11 @@ def test_cheap_phases_give_their_figures_and_progress() -> None:
     capture = doc["capture_ceiling"]
     assert set(capture["rss_mb_workers"]) == {"1", "2", "3", "4", "5"}
     assert "acked_ticks_per_s" not in capture  # delivery was off
+    cpu = capture["cpu_ns_per_tick"]  # per captured tick: no bridge, every worker
+    assert {"app", "workers", "total"} <= set(cpu)
+    assert {f"worker {i}" for i in range(1, 6)} <= set(cpu)
+    assert "bridge" not in cpu
+    assert cpu["total"] == cpu["app"] + cpu["workers"] > 0
     assert doc["full_speed"] is None
     assert set(doc["targets"]) == {
         "full_speed_ge_1_5M",

@@ -196,6 +196,28 @@ async def backend_process(settings: Settings, db: Path) -> AsyncIterator[list[st
         yield _urls(line)
 
 
+def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """User + system CPU time so far of each named process (NaN once it is gone)."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+            out[name] = times.user + times.system
+        except psutil.Error:
+            out[name] = float("nan")
+    return out
+
+
+def backend_pid() -> int | None:
+    """This process's reference backend child (``python -m app backend``), if any: its
+    CPU is part of delivering a tick."""
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if "backend" in child.cmdline() and "--bridge-port" in child.cmdline():
+                return child.pid
+    return None
+
+
 def rss_mb(pid: int | None = None) -> float:
     try:
         return round(psutil.Process(pid).memory_info().rss / 2**20, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from app.bench.harness import (
     PhaseError,
     Progress,
     Settings,
+    backend_pid,
+    cpu_seconds,
     finish,
     kill,
     rss_mb,
@@ -202,11 +205,17 @@ async def measure(
     await asyncio.sleep(WARMUP_S)
     if latency_sink is not None:
         latency_sink.on = True
+    pids: dict[str, int | None] = {"app": None, "bridge": backend_pid()}
+    pids.update({f"worker {w.worker_id}": w.pid for w in rt.pool.health() if w.pid})
+    if pids["bridge"] is None or rt.link is None:
+        del pids["bridge"]
+    cpu0 = cpu_seconds(pids)
     t0, c0, a0 = time.perf_counter(), ticks_captured(rt), ticks_acked(rt)
     worst_lag = [0.0]
     lag = asyncio.create_task(_loop_lag(worst_lag))
     await asyncio.sleep(seconds)
     t1, c1, a1 = time.perf_counter(), ticks_captured(rt), ticks_acked(rt)
+    cpu1 = cpu_seconds(pids)
     lag.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await lag
@@ -222,10 +231,30 @@ async def measure(
         "rss_mb_app": rss_mb(),
         "rss_mb_workers_total": round(sum(workers.values()), 1),
         "rss_mb_workers": workers,
+        "cpu_ns_per_tick": _cpu_per_tick(cpu0, cpu1, (a1 - a0) if rt.link is not None else c1 - c0),
     }
     if latency_sink is not None:
         result.update(latency_sink.result())
     return result
+
+
+def _cpu_per_tick(
+    before: dict[str, float], after: dict[str, float], ticks: int
+) -> dict[str, float | None]:
+    """CPU ns each process spent per tick acked (captured without delivery), and their
+    sum: unlike ticks/s, hardly moved by other load on the machine, so runs on a busy
+    machine stay comparable, and ``cores / total`` is what the pipeline could reach
+    with the machine to itself."""
+    if ticks <= 0:
+        return {}
+    out: dict[str, float | None] = {}
+    for name, start in before.items():
+        spent = after[name] - start
+        out[name] = None if math.isnan(spent) else round(spent / ticks * 1e9)
+    workers = [v for k, v in out.items() if k.startswith("worker") and v is not None]
+    out["workers"] = sum(workers)
+    out["total"] = sum(v for k, v in out.items() if not k.startswith("worker ") and v)
+    return out
 
 
 async def run_pipeline(

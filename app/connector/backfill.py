@@ -497,8 +497,13 @@ class Backfill:
 
     def save(self) -> None:
         """Record this run's spans (live and fetched) and write the file."""
+        if self._record():
+            self.book.save()
+
+    def _record(self) -> bool:
+        """Put this run's spans into the book; False when the backfill is off."""
         if not self.config.enabled:
-            return
+            return False
         positions = dict(self._live_position()) if self._live_position is not None else {}
         for live in self._live:
             end = positions.get(live.symbol, live.begin)
@@ -506,13 +511,16 @@ class Backfill:
         for runner in self._runners.values():
             for job in runner.jobs:
                 self.book.record(job.key, job.name, Span(job.gap.begin, job.cursor.as_tuple()))
-        self.book.save()
+        return True
 
     # ------------------------------------------------------------ internals
     async def _save_loop(self) -> None:
+        """Save every ``save_interval_s``: the spans are taken on the loop, the file is
+        written (and fsync'd) on a thread, so the capture never waits for the disk."""
         while True:
             await asyncio.sleep(self.config.save_interval_s)
-            self.save()
+            if self._record():
+                await asyncio.to_thread(self.book.write, self.book.encoded())
 
     async def _run(self, runner: _Runner) -> None:
         source: HistorySource | None = None

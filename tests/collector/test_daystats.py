@@ -12,7 +12,7 @@ from app.collector import Collector
 from app.daystats import DayBook, DayStats
 from app.servertime import NY_CLOSE
 from app.terminal.market import DEFAULT_PROFILES, Market
-from app.ticks import TickArray, TickBatch
+from app.ticks import TICK_DTYPE, TickArray, TickBatch
 from app.zones import ServerZones
 
 SEED = 5
@@ -127,3 +127,23 @@ def test_the_cached_day_is_the_zones_own_midnight_across_dst_switches() -> None:
         for at in stamps[::-1][:200]:  # going back in time too (history after live)
             want = NY_CLOSE.server_midnight_utc_s(int(at) // 1000) * 1000
             assert stats._midnight_ms(int(at)) == want
+
+
+def test_batches_in_any_order_and_size_give_the_figures_of_one_sorted_pass() -> None:
+    # The fold's short cut (a batch wholly inside today, in time order) and its general
+    # path must agree: random cuts of ticks across a server midnight, fed in order, in
+    # reverse and shuffled, against the whole array folded at once.
+    midnight = utc_ms(2026, 7, 8, 21)
+    rng = np.random.default_rng(SEED)
+    ticks = np.zeros(3_000, dtype=TICK_DTYPE)
+    ticks["time_msc"] = np.sort(midnight - 3_600_000 + rng.integers(0, 7_200_000, 3_000))
+    ticks["bid"] = 1.1 + rng.normal(0, 0.001, 3_000)
+    whole = DayStats(NY_CLOSE)
+    whole.update(ticks)
+    cuts = np.sort(rng.choice(np.arange(1, 3_000), 60, replace=False))
+    parts = np.split(ticks, cuts)
+    for order in (parts, parts[::-1], [parts[i] for i in rng.permutation(len(parts))]):
+        stats = DayStats(NY_CLOSE)
+        for part in order:
+            stats.update(part)
+        assert stats.figures() == whole.figures()

@@ -107,3 +107,18 @@ async def test_a_backfill_across_a_weekend_has_no_hole_and_leaves_no_gap(tmp_pat
     assert find_gaps(saved.previous("sim/EURUSD"), (LIVE * 1000, 0), 0) == []
     again = _backfill(tmp_path, Collector(1_000, (M1,), bar_history=10), Counting(term))
     assert again.plan([target]) == []
+
+
+def test_a_periodic_save_finishing_late_never_overwrites_the_final_one(tmp_path: Path) -> None:
+    # The periodic save writes on a thread; the one at stop runs on the loop. Content
+    # encoded earlier and written later (the thread lost the race) is dropped, so the
+    # file keeps the newest spans, never fewer (which would fetch ticks twice).
+    book = SpanBook(tmp_path / "spans.json")
+    book.record("sim/EURUSD", "live", Span((1_000, 0), (2_000, 0)))
+    periodic = book.encoded()
+    book.record("sim/EURUSD", "live", Span((1_000, 0), (9_000, 0)))
+    book.save()  # the final save at stop
+    book.write(periodic)  # the thread's older content arrives last
+    assert SpanBook(tmp_path / "spans.json").spans() == {
+        "sim/EURUSD": [Span((1_000, 0), (9_000, 0))]
+    }
