@@ -33,6 +33,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the commands that selected tests marked ``prestart(name)`` will wait for
     (their module's ``PRESTART[name]`` gives the command): see tests/prestart.py."""
+    if session.config.option.collectonly:
+        return
     for item in session.items:
         for mark in item.iter_markers("prestart"):
             commands = getattr(getattr(item, "module", None), "PRESTART", {})

@@ -363,12 +363,32 @@ def test_run_writes_stats_and_history(tmp_path: Path) -> None:
     # The default settings, with a market that trades on any day: every symbol ticks.
     config = tmp_path / "client-config.json"
     config.write_text(json.dumps({"terminals": [{"market_hours": "always"}]}))
-    result = run_cli(
-        "run",
-        *("--config", str(config), "--duration", "4", "--quiet"),
-        *("--stats", str(stats), "--history", str(history)),
+    # Stopped by SIGTERM after two status lines with every worker streaming and ticks
+    # counted (a fixed --duration 4 captured nothing on a loaded machine).
+    proc = subprocess.Popen(
+        [
+            *(*CLI, "run", "--config", str(config), "--duration", "120"),
+            *("--stats", str(stats), "--history", str(history)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert result.returncode == 0, result.stderr
+    try:
+        assert proc.stdout is not None
+        streaming = 0
+        for line in proc.stdout:
+            if "workers 5/5 streaming" in line and _total(line) > 0:
+                streaming += 1
+                if streaming == 2:
+                    break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
     doc = json.loads(stats.read_text())
     assert doc["ticks_captured"] == doc["monitor"]["ticks_total"] > 0
     assert set(doc["monitor"]["ticks_per_symbol"]) == {

@@ -7,6 +7,7 @@ the stream holds, read back one by one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -15,13 +16,15 @@ from pathlib import Path
 
 import nats
 import nats.js.errors
+import pytest
 
 from app.nats.cluster import LocalCluster
-from app.nats.forwarder import ForwardLog
+from app.nats.forwarder import Forwarder, ForwardLog
 from app.nats.store_rules import classify
 from app.nats.subjects import tick_messages
 from app.server.store import KeyedBlock, TickStore
 from app.ticks import TickBatch
+from tests.conftest import wait_until as async_wait_until
 from tests.nats.streamread import message_count
 from tests.nats.streams import Key, stored, wait_until
 from tests.server.conftest import add_user, hello, messages, open_ws, send_ticks, wait_ack
@@ -156,3 +159,42 @@ def test_a_bad_forward_url_is_one_line(tmp_path: Path) -> None:
     assert (
         done.stderr.strip() == "error: --forward-nats: 'nats//nope' is not a nats://HOST:PORT URL"
     )
+
+
+async def test_a_stream_with_other_subjects_pauses_forwarding_until_it_is_fixed(
+    nats_server: LocalCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The forwarder makes sure of its stream through app/nats/stream.py: one that would
+    never ack (other subjects) is warned about once and retried, never published into."""
+    db = tmp_path / "b.sqlite"
+    batches = messages(2, per_block=5)
+    with TickStore(db) as store:
+        store.store("c", "s", list(enumerate(batches, start=1)))
+    blocks = sum(len(m) for m in batches)
+    nc = await nats.connect(servers=nats_server.urls)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="TICKS", subjects=["quotes.>"])
+        forwarder = Forwarder(db, tuple(nats_server.urls), poll_s=0.05)
+        with caplog.at_level(logging.INFO, logger="app.nats.retry"):
+            task = asyncio.create_task(forwarder.run())
+            try:
+                await async_wait_until(
+                    lambda: any("paused: stream TICKS exists" in r.message for r in caplog.records),
+                    15,
+                    "the paused warning",
+                )
+                assert forwarder.forwarded == 0
+                await js.delete_stream("TICKS")  # fixed: the forwarder creates its own
+                await async_wait_until(lambda: forwarder.forwarded == blocks, 15, "forwarding")
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1, [r.message for r in warnings]
+        assert any(r.message == "forwarding to NATS resumed" for r in caplog.records)
+        info = await js.stream_info("TICKS")
+        assert info.config.subjects == ["ticks.>"]
+        assert info.state.messages == blocks
+    finally:
+        await nc.close()

@@ -14,6 +14,7 @@ from app.terminal.trade_constants import DEAL_ENTRY_IN, DEAL_ENTRY_OUT
 from app.terminal.trade_types import TradeDeal, TradePosition
 from app.terminal.types import AccountInfo
 from app.trading.intent import ExecutionReport
+from tests.test_cli import run_clis
 from tests.trading.conftest import broker_deals, load_settings, write_settings
 
 CLI = [sys.executable, "-m", "app"]
@@ -76,8 +77,14 @@ def test_rejected_refused_and_bad_input_exit_non_zero(tmp_path: Path) -> None:
     assert truth.initialize()
     tick = truth.symbol_info_tick("EURUSD")
     assert tick is not None
-    # A stop loss above the price of a buy: the terminal refuses it with its retcode.
-    rejected = trade(settings, "buy", "EURUSD", "0.1", "--sl", f"{tick.ask * 2:.5f}")
+    # A stop loss above the price of a buy: the terminal refuses it with its retcode; and
+    # two commands refused before any terminal is asked (started together with it).
+    config = ["--config", str(settings)]
+    rejected, bad, unknown = run_clis(
+        ["trade", "buy", "EURUSD", "0.1", "--sl", f"{tick.ask * 2:.5f}", *config],
+        ["trade", "buy", "EURUSD", "lots", *config],
+        ["trade", "account", "--terminal", "nope", *config],
+    )
     assert rejected.returncode == 1
     assert rejected.stdout.startswith("rejected: 10016 INVALID_STOPS"), rejected.stdout
     assert broker_deals(load_settings(tmp_path)) == []
@@ -90,7 +97,6 @@ def test_rejected_refused_and_bad_input_exit_non_zero(tmp_path: Path) -> None:
     limit = load_settings(tmp_path).trading.risk.max_volume_per_order
     assert f"above the limit of {limit:g} lots per order" in doc["message"]
     assert broker_deals(load_settings(tmp_path)) == []
-    bad = trade(settings, "buy", "EURUSD", "lots")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr  # argparse's usage, then one line saying what is wrong
     assert (
@@ -101,6 +107,5 @@ def test_rejected_refused_and_bad_input_exit_non_zero(tmp_path: Path) -> None:
             "a secret)"
         )
     )
-    unknown = trade(settings, "account", "--terminal", "nope")
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "error: no trading terminal named 'nope' (configured: sim)"
