@@ -494,6 +494,14 @@ class Backfill:
                 await source.close()
         self._history_sources.clear()
         self.save()
+        left = [p for p in self.progress() if p.state is not BackfillState.DONE]
+        if left:
+            # Nothing is lost (the spans say what is still missing), but the trader and
+            # the summary must not read a stopped backfill as a complete history.
+            log.warning(
+                "stopping before the history backfill finished (%s): the next run fetches the rest",
+                ", ".join(f"{p.symbol} {p.fraction:.0%}" for p in left),
+            )
 
     def save(self) -> None:
         """Record this run's spans (live and fetched) and write the file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -169,7 +170,9 @@ class Gated:
         return None
 
 
-async def test_cancelled_backfill_resumes_where_it_stopped(tmp_path: Path) -> None:
+async def test_cancelled_backfill_resumes_where_it_stopped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ticks = _all_ticks(200)
     i, _, live_ms = _setup(tmp_path, ticks)
     live_from = int(np.searchsorted(ticks["time_msc"], live_ms, side="left"))
@@ -186,9 +189,11 @@ async def test_cancelled_backfill_resumes_where_it_stopped(tmp_path: Path) -> No
     assert backfill.progress()[0].state is BackfillState.RUNNING
     assert "EURUSD" in (format_progress(backfill.progress()) or "")
     backfill.cancel()
-    await backfill.stop()
+    with caplog.at_level(logging.WARNING, logger="app.connector.backfill"):
+        await backfill.stop()
     (p,) = backfill.progress()
     assert p.state is BackfillState.CANCELLED
+    assert "stopping before the history backfill finished (EURUSD " in caplog.text
     assert 0 < p.ticks < live_from - (i + 1)
 
     second = Collector(10_000_000)
