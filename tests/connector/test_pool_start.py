@@ -35,10 +35,10 @@ SLOW_START_S = 0.5
 class Starts:
     """Every ``Process.start()`` of the test: its process, and when and how long it ran.
 
-    ``hold`` makes each start that much slower (a spawn on a loaded 2-core machine took
-    ~0.5 s; here one takes a few ms, too little to tell a stall from the machine's
-    noise); a cleared ``gate`` holds every start until it is set (a start that is
-    certainly in flight).
+    ``hold`` makes each start that much slower (a stack sampler saw ~0.5 s per start in
+    the window on a loaded 2-core machine; a bare one takes a few ms, too little to tell a
+    stall from the machine's noise); a cleared ``gate`` holds every start until it is set
+    (a start that is certainly in flight).
     """
 
     def __init__(self) -> None:
@@ -120,7 +120,7 @@ async def test_the_loop_runs_on_while_workers_start(starts: Starts) -> None:
             lags.append(time.perf_counter() - t0 - PROBE_S)
 
     prober = asyncio.create_task(probe())
-    await asyncio.sleep(0.05)  # the probe is running before the first start
+    await wait_until(lambda: len(lags) > 1, 10, "the probe to run")
     try:
         await pool.start()
         await wait_until(lambda: len(starts.durations) == 3, 60, "three worker starts")
