@@ -38,6 +38,7 @@ from app.connector.calls import (
 from app.connector.capture import CaptureCursor
 from app.connector.handoff import Handoff, HandoffClosed
 from app.connector.health import WorkerHealth, WorkerState
+from app.connector.process_start import discard, start_process
 from app.connector.worker import EXIT_FATAL, EXIT_STOPPED, WorkerSpec, worker_main
 from app.ticks import TickBatch
 
@@ -340,8 +341,7 @@ class ConnectorPool:
         slot.last_message_at = self._clock.monotonic()
         slot.ready = False
         slot.calls = calls = PendingCalls()
-        proc.start()
-        child_conn.close()  # so that the worker's death shows up as EOF on our end
+        await start_process(proc, child_conn)  # spawning is slow: on a thread, not the loop
         slot.process, slot.conn = proc, parent_conn
         ended = asyncio.Event()
         reader = threading.Thread(
@@ -352,24 +352,28 @@ class ConnectorPool:
         )
         reader.start()
         stop_sent_at: float | None = None
-        while not ended.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), _TICK)
-            if ended.is_set():
-                break
-            now = self._clock.monotonic()
-            leaving = self._stopping or slot.restart_requested or not slot.enabled
-            if leaving and stop_sent_at is None:
-                stop_sent_at = now
-                with contextlib.suppress(OSError):
-                    parent_conn.send_bytes(wire.STOP_BYTES)
-            elif stop_sent_at is not None and now - stop_sent_at > self._stop_timeout:
-                log.warning("worker %d ignored stop; killing it", slot.worker_id)
-                proc.kill()
-            elif stop_sent_at is None:
-                self._check_stall(slot, proc, now)
-        await asyncio.to_thread(proc.join)
-        await asyncio.to_thread(reader.join)
+        try:
+            while not ended.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), _TICK)
+                if ended.is_set():
+                    break
+                now = self._clock.monotonic()
+                leaving = self._stopping or slot.restart_requested or not slot.enabled
+                if leaving and stop_sent_at is None:
+                    stop_sent_at = now
+                    with contextlib.suppress(OSError):
+                        parent_conn.send_bytes(wire.STOP_BYTES)
+                elif stop_sent_at is not None and now - stop_sent_at > self._stop_timeout:
+                    log.warning("worker %d ignored stop; killing it", slot.worker_id)
+                    proc.kill()
+                elif stop_sent_at is None:
+                    self._check_stall(slot, proc, now)
+            await asyncio.to_thread(proc.join)
+            await asyncio.to_thread(reader.join)
+        except asyncio.CancelledError:
+            discard(proc)  # the loop is going away: the worker must not outlive it
+            raise
         parent_conn.close()
         streamed_for = (
             self._clock.monotonic() - slot.streaming_since if slot.streaming_since else 0.0
