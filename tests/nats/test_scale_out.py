@@ -10,67 +10,30 @@ Everything is a real process: ``trading-client run`` per client (with its worker
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import nats
 import pytest
 
 from app.nats.cluster import LocalCluster
-from app.ports import free_ports
 from app.server.store import TickStore
 from tests.conftest import wait_until_sync as wait_until
+from tests.nats.clients import CLI, client_doc, run_client, write_config
 from tests.nats.streamread import message_count
 from tests.truth import assert_span_once
 
 pytestmark = pytest.mark.slow
 
-CLI = (sys.executable, "-m", "app")
 RATES = {"EURUSD": 1_000.0, "XAUUSD": 500.0}
 
 
 def client_config(tmp_path: Path, client: str, seed: int, servers: str, replicas: int) -> Path:
-    (hub,) = free_ports(1)
-    path = tmp_path / f"{client}.json"
-    path.write_text(
-        json.dumps(
-            {
-                "terminals": [
-                    {"symbols": list(RATES), "rates": RATES, "seed": seed, "market_hours": "always"}
-                ],
-                "pool": {"size": 1, "backoff": {"initial_s": 0.2, "maximum_s": 1.0}},
-                "backend": {
-                    "sink": "nats",
-                    "nats_url": servers,
-                    "nats_replicas": replicas,
-                    "hub_url": f"http://127.0.0.1:{hub}",
-                    "client_id": client,
-                    "embedded": "never",
-                    "spool_dir": str(tmp_path / "spool"),
-                    "backoff": {"initial_s": 0.1, "maximum_s": 0.5},
-                    "nats_ack_timeout_s": 2.0,
-                },
-                "backfill": {"state_file": str(tmp_path / f"{client}-spans.json")},
-                "monitor": {"enabled": False},
-            }
-        )
+    doc = client_doc(
+        tmp_path, servers, client=client, rates=RATES, seed=seed, nats_replicas=replicas
     )
-    return path
-
-
-def run_client(config: Path, seconds: float) -> subprocess.Popen[str]:
-    env = {**os.environ, "TRADING_CLIENT_MASTER_PASSWORD": "unused-master-pass"}
-    return subprocess.Popen(
-        [*CLI, "run", "--config", str(config), "--duration", str(seconds), "--quiet"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return write_config(tmp_path / f"{client}.json", doc)
 
 
 def store(servers: str, db: Path, *extra: str) -> subprocess.Popen[str]:
