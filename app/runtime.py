@@ -24,9 +24,10 @@ from app.clock import SYSTEM_CLOCK, Clock
 from app.collector import Collector
 from app.config import BackendConfig, ClientConfig
 from app.connector import ConnectorPool, WorkerHealth, WorkerSpec, spread_symbols
-from app.connector.backfill import Backfill, BackfillTarget, TerminalHistory
+from app.connector.backfill import Backfill, BackfillTarget
 from app.connector.coverage import SpanBook
 from app.connector.handoff import Handoff
+from app.connector.history_sources import TerminalHistory
 from app.daystats import DayBook
 from app.history.chart_history import ChartHistory
 from app.link.adapter import LinkAdapter

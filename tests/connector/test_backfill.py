@@ -15,15 +15,9 @@ from app.collector import M1, M5, Collector, SequencedBatch
 from app.config import ClientConfig
 from app.config.schema import BackfillConfig
 from app.connector import WorkerState
-from app.connector.backfill import (
-    ApiHistory,
-    Backfill,
-    BackfillState,
-    BackfillTarget,
-    HistorySource,
-    format_progress,
-)
+from app.connector.backfill import Backfill, BackfillState, BackfillTarget, format_progress
 from app.connector.coverage import Span, SpanBook, find_gaps, merge_spans
+from app.connector.history_sources import ApiHistory, HistorySource
 from app.runtime import Runtime
 from app.security.secret import Secret
 from app.server.store import TickStore

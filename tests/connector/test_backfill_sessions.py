@@ -16,8 +16,9 @@ import numpy as np
 from app.clock import ManualClock
 from app.collector import M1, Collector
 from app.config.schema import BackfillConfig
-from app.connector.backfill import ApiHistory, Backfill, BackfillState, BackfillTarget
+from app.connector.backfill import Backfill, BackfillState, BackfillTarget
 from app.connector.coverage import Span, SpanBook, find_gaps
+from app.connector.history_sources import ApiHistory
 from app.servertime import NY_CLOSE
 from app.sessions import MarketHours, SessionBook
 from app.terminal.market import DEFAULT_PROFILES, Market

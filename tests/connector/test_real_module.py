@@ -18,7 +18,7 @@ import pytest
 from app.clock import ManualClock
 from app.config import TerminalConfig
 from app.connector import WorkerState, wire
-from app.connector.backfill import HistoryError, TerminalHistory
+from app.connector.history_sources import HistoryError, TerminalHistory
 from app.connector.worker import EXIT_FATAL, EXIT_TERMINAL_ERROR, WorkerSpec, _FatalError, _Worker
 from app.runtime import Runtime
 from app.terminal.market import DEFAULT_PROFILES, Market

@@ -19,8 +19,9 @@ from app.clock import ManualClock
 from app.collector import M1, Collector, SequencedBatch
 from app.config.schema import BackfillConfig
 from app.connector import wire
-from app.connector.backfill import ApiHistory, Backfill, BackfillState, BackfillTarget
+from app.connector.backfill import Backfill, BackfillState, BackfillTarget
 from app.connector.coverage import Span, SpanBook
+from app.connector.history_sources import ApiHistory
 from app.connector.server_clock import OffsetDetector, UtcTerminal, ticks_to_utc
 from app.connector.worker import WorkerSpec, _Worker
 from app.servertime import NY_CLOSE, parse_server_time_zone

@@ -14,7 +14,7 @@ import numpy as np
 
 from app.clock import ManualClock
 from app.collector import Collector
-from app.connector.backfill import ApiHistory
+from app.connector.history_sources import ApiHistory
 from app.daystats import DayBook
 from app.history.chart_history import ChartHistory
 from app.servertime import NY_CLOSE

@@ -18,7 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from app.collector import Collector
 from app.config import ClientConfig
-from app.connector.backfill import ApiHistory
+from app.connector.history_sources import ApiHistory
 from app.daystats import DayBook
 from app.history.chart_history import ChartHistory
 from app.servertime import NY_CLOSE
