@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
@@ -470,6 +470,18 @@ async def _run(
     return 0
 
 
+def _announce(args: argparse.Namespace, text: str) -> None:
+    """What a benchmark is about to measure, on stderr (unless only JSON is wanted)."""
+    if not args.json:
+        print(text, file=sys.stderr)
+
+
+def _print_result(result: dict[str, Any]) -> int:
+    """A benchmark's JSON document on stdout; exit 1 when a part of it failed."""
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 1 if result["failed"] else 0
+
+
 def _bench(args: argparse.Namespace, window: WindowCommands | None) -> int:
     if args.what == "gui":
         if window is None:
@@ -492,33 +504,23 @@ def _bench(args: argparse.Namespace, window: WindowCommands | None) -> int:
     if args.what == "scale":
         from app.bench.scale import bench_scale  # noqa: PLC0415 - as above
 
-        if not args.json:
-            print(
-                f"measuring {', '.join(map(str, args.clients))} client(s) into a bridge, then a "
-                f"3-node NATS cluster; {args.seconds:g} s per run (progress below) ...",
-                file=sys.stderr,
-            )
-        scale = asyncio.run(
-            bench_scale(
-                Settings(seconds=args.seconds, startup_timeout=args.startup_timeout), args.clients
-            )
+        _announce(
+            args,
+            f"measuring {', '.join(map(str, args.clients))} client(s) into a bridge, then a "
+            f"3-node NATS cluster; {args.seconds:g} s per run (progress below) ...",
         )
-        print(orjson.dumps(scale, option=orjson.OPT_INDENT_2).decode())
-        return 1 if scale["failed"] else 0
+        settings = Settings(seconds=args.seconds, startup_timeout=args.startup_timeout)
+        return _print_result(asyncio.run(bench_scale(settings, args.clients)))
     if args.what == "remote":
         from app.bench.remote import bench_remote  # noqa: PLC0415 - as above
 
-        if not args.json:
-            print(
-                f"measuring capture through a remote terminal against the native path; "
-                f"{args.seconds:g} s per measurement (progress below, JSON at the end) ...",
-                file=sys.stderr,
-            )
-        remote = asyncio.run(
-            bench_remote(Settings(seconds=args.seconds, startup_timeout=args.startup_timeout))
+        _announce(
+            args,
+            f"measuring capture through a remote terminal against the native path; "
+            f"{args.seconds:g} s per measurement (progress below, JSON at the end) ...",
         )
-        print(orjson.dumps(remote, option=orjson.OPT_INDENT_2).decode())
-        return 1 if remote["failed"] else 0
+        settings = Settings(seconds=args.seconds, startup_timeout=args.startup_timeout)
+        return _print_result(asyncio.run(bench_remote(settings)))
 
     if not args.json:
         print(
