@@ -32,10 +32,12 @@ when a zone change rebuilds the symbol.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from app.collector import BarArray, Collector, SequencedBatch
 from app.servertime import ServerTimeZone
@@ -45,6 +47,17 @@ __all__ = ["DayBook", "DayFigures", "DayStats"]
 
 #: Seconds after a server midnight that always fall in the next server day.
 _NEXT_DAY_PROBE_S = 26 * 3600
+#: Batches up to this many ticks are reduced as Python lists (see ``update``).
+_SMALL = 16
+
+
+def _high_low(bid: npt.NDArray[np.float64], small: bool) -> tuple[float, float]:
+    """``bid.max(), bid.min()`` exactly as numpy gives them (a NaN propagates)."""
+    if small:
+        values = bid.tolist()
+        if not math.isnan(sum(values)):  # no NaN (nor +inf and -inf): Python agrees
+            return max(values), min(values)
+    return float(bid.max()), float(bid.min())
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +129,15 @@ class DayStats:
             return
         t = ticks["time_msc"]
         b = ticks["bid"]
-        newest = int(t.max())
+        n = len(t)
+        # At low rates a batch holds a few ticks, and numpy's call overhead (not the
+        # work) was most of this method: small batches are reduced as Python lists.
+        small = n <= _SMALL
+        if small:
+            times = t.tolist()
+            newest, oldest = max(times), min(times)
+        else:
+            newest, oldest = int(t.max()), int(t.min())
         day = self._midnight_ms(max(newest, self._last[0] if self._last else newest))
         if day > self._day:
             # A new server day: what was the newest tick is the previous close candidate.
@@ -127,18 +148,17 @@ class DayStats:
                 self._prev = self._last
             elif self._prev is not None and self._prev[0] >= day:
                 self._prev = None
-        oldest = int(t.min())
         self._first = min(self._first, oldest)
         # The last tick of the greatest time; in a batch in time order (the collector's
         # always are) that is the last one, without a search.
-        n = len(t)
         i_last = n - 1 if int(t[-1]) == newest else n - 1 - int(np.argmax(t[::-1]))
         if self._last is None or newest >= self._last[0]:
             self._last = (newest, float(b[i_last]))
         if oldest >= self._day:
             # All of it today (every live batch but one a day): no masks, a few reductions.
-            self._high = max(self._high, float(b.max()))
-            self._low = min(self._low, float(b.min()))
+            high, low = _high_low(b, small)
+            self._high = max(self._high, high)
+            self._low = min(self._low, low)
             if self._open is None or oldest < self._open[0]:
                 i = 0 if int(t[0]) == oldest else int(np.argmin(t))
                 self._open = (oldest, float(b[i]))

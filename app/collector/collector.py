@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from app.clock import SYSTEM_CLOCK, Clock
 from app.collector.bars import DEFAULT_BAR_HISTORY, M1, BarAggregator, BarArray, empty_bars
@@ -26,13 +27,37 @@ from app.ticks import TICK_DTYPE, TickBatch
 
 _log = logging.getLogger(__name__)
 
-#: ``consume`` yields to the event loop after this many batches taken without waiting,
-#: so a backlog cannot starve the UI and the network tasks sharing the loop.
-#: Batches taken at once: between two takes the gate is looked at and the loop may run
-#: other tasks. At full speed a batch holds up to ``pool.max_batch`` ticks; taking a whole
-#: backlog at once blocked the loop for seconds and ran past a closed gate.
-_TAKE_AT_MOST = 4
+#: What ``consume`` takes at once, at most: this many batches and (from a source that
+#: weighs them in ticks, the pool's hand-off) this many ticks. Between two takes the gate
+#: is looked at and the loop runs other tasks, so a backlog cannot starve the UI and the
+#: network tasks sharing the loop; at full speed a batch holds up to ``pool.max_batch``
+#: ticks, and taking a whole backlog at once blocked the loop for seconds and ran past a
+#: closed gate. At low rates a burst is a few small batches, taken (and offered to the
+#: link, which sends them as one message) in one go: a cap of 4 batches split bursts.
+_TAKE_AT_MOST = 256
+_TAKE_TICKS = 20_000
 _LOG_EVERY = 1000
+#: Batches up to this many ticks are checked for stale ticks in Python (see ``ingest``).
+_SMALL = 16
+
+
+def _in_order(times: list[int], newest: int | None) -> bool:
+    """Whether ``times`` never goes back, nor below ``newest`` (None: no tick before)."""
+    before = times[0] if newest is None else newest
+    for t in times:
+        if t < before:
+            return False
+        before = t
+    return True
+
+
+def _not_stale(time_msc: npt.NDArray[np.int64], newest: int | None) -> npt.NDArray[np.bool_]:
+    """Which ticks are not older than any tick before them (``newest``: of earlier
+    batches, None for none)."""
+    newest_before = np.maximum.accumulate(time_msc)
+    if newest is not None:
+        np.maximum(newest_before, newest, out=newest_before)
+    return time_msc >= newest_before
 
 
 class _SymbolState:
@@ -84,9 +109,13 @@ class _History:
 class BatchSource(Protocol):
     """Where batches come from: the pool's thread-to-loop hand-off, or a test."""
 
-    async def take(self, at_most: int | None = None) -> list[TickBatch]: ...
+    async def take(
+        self, at_most: int | None = None, *, max_weight: int | None = None
+    ) -> list[TickBatch]: ...
 
     def done(self, n: int) -> None: ...
+
+    def pending(self) -> int: ...
 
 
 class ZoneLookup(Protocol):
@@ -160,11 +189,13 @@ class Collector:
             self._refresh_zone(batch.symbol, state)
 
         time_msc = ticks["time_msc"]
-        newest_before = np.maximum.accumulate(time_msc)
-        if state.ticks:
-            np.maximum(newest_before, state.last_msc, out=newest_before)
-        keep = time_msc >= newest_before
-        if not keep.all():
+        newest = state.last_msc if state.ticks else None
+        # A few ticks (low rates) are checked in Python: numpy's call overhead, not the
+        # work, was most of the cost; out of order, the numpy path sorts it out.
+        keep = None
+        if n > _SMALL or not _in_order(time_msc.tolist(), newest):
+            keep = _not_stale(time_msc, newest)
+        if keep is not None and not keep.all():
             kept = int(np.count_nonzero(keep))
             state.stale += n - kept
             self._stale += n - kept
@@ -311,7 +342,7 @@ class Collector:
         while True:
             if gate is not None and not gate.is_set():
                 await gate.wait()
-            batches = await source.take(_TAKE_AT_MOST)
+            batches = await source.take(_TAKE_AT_MOST, max_weight=_TAKE_TICKS)
             for batch in batches:
                 try:
                     self.ingest(batch)
@@ -320,8 +351,11 @@ class Collector:
                     if self._consume_errors % _LOG_EVERY == 1:
                         _log.exception("collector rejected a batch of %r", batch.symbol)
             source.done(len(batches))
-            if len(batches) == _TAKE_AT_MOST:
-                await asyncio.sleep(0)  # a long backlog must not starve the loop
+            if source.pending():
+                # More is waiting: let the loop turn first (the link cuts what this burst
+                # offered, and a long backlog must not starve the loop). Otherwise the
+                # next take waits, and the loop turns anyway.
+                await asyncio.sleep(0)
 
     def _add_symbol(self, symbol: str) -> _SymbolState:
         zone = self._zone_of(symbol)

@@ -60,8 +60,15 @@ class CaptureCursor:
         if not len(captured):
             return
         tm = captured["time_msc"]
+        n = len(tm)
         newest = int(tm[-1])
-        at_newest = len(tm) - int(np.searchsorted(tm, newest, side="left"))
+        if n == 1 or int(tm[-2]) != newest:
+            # The common case (the newest millisecond holds one tick of the batch): no
+            # search. Done per batch on the pool's reader threads and per spooled
+            # message, where numpy's call overhead outweighed a few ticks' worth of work.
+            at_newest = 1
+        else:
+            at_newest = n - int(tm.searchsorted(newest, side="left"))
         if newest == self.last_msc:
             self.seen_at_last += at_newest
         elif newest > self.last_msc:

@@ -101,20 +101,30 @@ class Handoff(Generic[T]):
         return self._max_weight is not None and bool(items) and self._weight >= self._max_weight
 
     # -------------------------------------------------------------- the consumer (loop)
-    async def take(self, at_most: int | None = None) -> list[T]:
-        """What was handed over so far (at least one item, at most ``at_most``), oldest
-        first."""
+    async def take(self, at_most: int | None = None, *, max_weight: int | None = None) -> list[T]:
+        """What was handed over so far (at least one item, at most ``at_most`` items and,
+        with a weight function, at most ``max_weight`` in total unless the first item
+        alone is heavier), oldest first.
+
+        The consumer takes a whole burst at once (one lock, one wake-up for all of it);
+        the weight budget keeps a backlog of large batches from being taken in one go.
+        """
+        weight_of = self._weight_of
         while True:
             with self._lock:
-                if self._items:
-                    if at_most is None or len(self._items) <= at_most:
-                        items = list(self._items)
-                        self._items.clear()
+                queued = self._items
+                if queued:
+                    whole = (at_most is None or len(queued) <= at_most) and (
+                        max_weight is None or weight_of is None or self._weight <= max_weight
+                    )
+                    if whole:
+                        items = list(queued)
+                        queued.clear()
+                        taken_weight = self._weight
                     else:
-                        items = [self._items.popleft() for _ in range(at_most)]
+                        items, taken_weight = self._pop_some(at_most, max_weight)
                     self._sleeping = False
-                    if self._weight_of is not None:
-                        self._weight -= sum(map(self._weight_of, items))
+                    self._weight -= taken_weight
                     if self._waiting:
                         self._not_full.notify(len(items))
                     break
@@ -123,6 +133,20 @@ class Handoff(Generic[T]):
             await self._ready.wait()
         self._unfinished += len(items)
         return items
+
+    def _pop_some(self, at_most: int | None, max_weight: int | None) -> tuple[list[T], int]:
+        """Pop from the front within both budgets (under the lock); at least one item."""
+        queued, weight_of = self._items, self._weight_of
+        count = len(queued) if at_most is None else min(at_most, len(queued))
+        items: list[T] = []
+        total = 0
+        while len(items) < count:
+            w = weight_of(queued[0]) if weight_of is not None else 0
+            if items and max_weight is not None and total + w > max_weight:
+                break
+            items.append(queued.popleft())
+            total += w
+        return items, total
 
     def done(self, n: int) -> None:
         """The consumer finished ``n`` taken items (for :meth:`join`)."""

@@ -84,3 +84,28 @@ async def test_the_weight_bound_holds_many_light_items_and_few_heavy_ones() -> N
             await asyncio.sleep(0.005)
     assert len(taken) == 100
     assert await handoff.take() == [[1] * 500]  # heavier than the bound, alone
+
+
+async def test_a_take_gets_the_whole_burst_within_its_budgets() -> None:
+    # The consumer takes everything ready in one go (one wake-up for a burst), but no
+    # more than its count and weight budgets; an item heavier than the budget comes alone.
+    handoff: Handoff[list[int]] = Handoff(1_000, max_weight=10_000, weight=len)
+    handoff.bind(asyncio.get_running_loop())
+    for n in (3, 4, 5, 6, 50, 1, 1):
+        handoff.put([n] * n)
+    assert [len(x) for x in await handoff.take(max_weight=100)] == [3, 4, 5, 6, 50, 1, 1]
+    for n in (30, 40, 50, 200, 1):
+        handoff.put([n] * n)
+    assert [len(x) for x in await handoff.take(max_weight=100)] == [30, 40]
+    assert [len(x) for x in await handoff.take(max_weight=100)] == [50]
+    assert [len(x) for x in await handoff.take(max_weight=100)] == [200]
+    assert [len(x) for x in await handoff.take(2, max_weight=100)] == [1]
+    for n in (1, 1, 1):
+        handoff.put([n])
+    assert len(await handoff.take(2, max_weight=100)) == 2
+    assert handoff.pending() == 1
+    # The weight still bounds the producers after partial takes.
+    assert len(await handoff.take()) == 1
+    handoff.put([7] * 9_999)
+    handoff.put([8])
+    assert handoff.pending() == 2
