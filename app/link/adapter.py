@@ -265,7 +265,8 @@ class LinkAdapter:
             self.cut()
         else:
             self._sync_room()
-        self._work.set()
+        if machine.can_send:  # else waking the sender would only find nothing to send
+            self._work.set()
 
     # ------------------------------------------------------------ connection
     async def run(self) -> None:

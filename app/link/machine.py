@@ -201,6 +201,17 @@ class LinkMachine:
         in_flight = self.spool.last_seq - self.acked
         return self._connected and in_flight < self.options.eager_in_flight
 
+    @property
+    def can_send(self) -> bool:
+        """Whether :meth:`next_frame` would give a frame now (a message waits and the
+        window has room)."""
+        return (
+            self._connected
+            and not self.halted
+            and self._sent < self.spool.last_seq
+            and self._sent - self.acked < self.options.window
+        )
+
     def all_acked(self) -> bool:
         return not self._pending and self.acked == self.spool.last_seq
 

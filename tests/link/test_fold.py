@@ -96,3 +96,24 @@ async def test_a_burst_in_the_handoff_is_taken_at_once_and_sent_as_one_message()
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
         await link.close()
+
+
+def test_can_send_says_whether_a_frame_waits_within_the_window() -> None:
+    spool = Spool(2**24, 0, None, client_id="c", session="s")
+    link = LinkAdapter("ws://127.0.0.1:1/ws", "c", spool)
+    machine = link.machine
+    machine.options.window = 2
+    assert not machine.can_send  # not connected
+    machine.on_welcome(codec.Welcome(0))
+    assert not machine.can_send  # nothing spooled
+    for n, batch in enumerate(batches(1_700_000_000_000)[:3]):
+        machine.offer(batch)
+        machine.cut()
+        assert machine.can_send == (n < 2)
+        if n < 2:
+            assert machine.next_frame() is not None
+    assert not machine.can_send  # two in flight: the window is full
+    assert machine.on_ack(1)
+    assert machine.can_send
+    assert machine.next_frame() is not None
+    assert not machine.can_send
