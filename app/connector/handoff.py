@@ -64,6 +64,8 @@ class Handoff(Generic[T]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = asyncio.Event()
         self._unfinished = 0
+        #: Loop-side producers refused by :meth:`try_put`, called back on room.
+        self._room_waiters: list[Callable[[], None]] = []
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop the consumer runs on; must be called before the first ``put``."""
@@ -93,6 +95,25 @@ class Handoff(Generic[T]):
             self._sleeping = False
         if wake:
             loop.call_soon_threadsafe(self._ready.set)
+
+    def try_put(self, item: T, on_room: Callable[[], None]) -> bool:
+        """Hand ``item`` over from the loop's own thread, never waiting: False when the
+        hand-off is full, and then ``on_room`` is called (soon, on the loop) once the
+        consumer took something. Raises HandoffClosed."""
+        weight = self._weight_of(item) if self._weight_of is not None else 0
+        with self._lock:
+            if self._closed:
+                raise HandoffClosed
+            if self._full():
+                self._room_waiters.append(on_room)
+                return False
+            self._items.append(item)
+            self._weight += weight
+            wake = self._sleeping
+            self._sleeping = False
+        if wake:
+            self._ready.set()
+        return True
 
     def _full(self) -> bool:
         items = self._items
@@ -127,11 +148,16 @@ class Handoff(Generic[T]):
                     self._weight -= taken_weight
                     if self._waiting:
                         self._not_full.notify(len(items))
+                    waiters, self._room_waiters = self._room_waiters, []
                     break
                 self._sleeping = True
                 self._ready.clear()
             await self._ready.wait()
         self._unfinished += len(items)
+        if waiters:
+            loop = asyncio.get_running_loop()
+            for on_room in waiters:
+                loop.call_soon(on_room)
         return items
 
     def _pop_some(self, at_most: int | None, max_weight: int | None) -> tuple[list[T], int]:
@@ -167,3 +193,8 @@ class Handoff(Generic[T]):
         with self._lock:
             self._closed = True
             self._not_full.notify_all()
+            waiters, self._room_waiters = self._room_waiters, []
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            for on_room in waiters:  # on the loop: they find it closed and give up
+                loop.call_soon_threadsafe(on_room)

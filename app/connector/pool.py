@@ -38,6 +38,8 @@ from app.connector.calls import (
 from app.connector.capture import CaptureCursor
 from app.connector.handoff import Handoff, HandoffClosed
 from app.connector.health import WorkerHealth, WorkerState
+from app.connector.loop_reader import LoopReader
+from app.connector.loop_reader import usable as loop_reader_usable
 from app.connector.process_start import discard, start_process
 from app.connector.worker import EXIT_FATAL, EXIT_STOPPED, WorkerSpec, worker_main
 from app.ticks import TickBatch
@@ -344,13 +346,17 @@ class ConnectorPool:
         await start_process(proc, child_conn)  # spawning is slow: on a thread, not the loop
         slot.process, slot.conn = proc, parent_conn
         ended = asyncio.Event()
-        reader = threading.Thread(
-            target=self._read,
-            args=(slot, parent_conn, loop, ended, calls),
-            name=f"read-worker-{slot.worker_id}",
-            daemon=True,
-        )
-        reader.start()
+        reader: threading.Thread | LoopReader
+        if loop_reader_usable(loop, parent_conn):
+            reader = self._read_on_loop(slot, parent_conn, loop, ended, calls)
+        else:
+            reader = threading.Thread(
+                target=self._read,
+                args=(slot, parent_conn, loop, ended, calls),
+                name=f"read-worker-{slot.worker_id}",
+                daemon=True,
+            )
+            reader.start()
         stop_sent_at: float | None = None
         try:
             while not ended.is_set():
@@ -370,10 +376,14 @@ class ConnectorPool:
                 elif stop_sent_at is None:
                     self._check_stall(slot, proc, now)
             await asyncio.to_thread(proc.join)
-            await asyncio.to_thread(reader.join)
+            if isinstance(reader, threading.Thread):
+                await asyncio.to_thread(reader.join)
         except asyncio.CancelledError:
             discard(proc)  # the loop is going away: the worker must not outlive it
             raise
+        finally:
+            if isinstance(reader, LoopReader):
+                reader.close()
         parent_conn.close()
         streamed_for = (
             self._clock.monotonic() - slot.streaming_since if slot.streaming_since else 0.0
@@ -438,13 +448,7 @@ class ConnectorPool:
                     finally:
                         slot.held = False
                         slot.last_message_at = self._clock.monotonic()
-                    with slot.lock:
-                        cursor = slot.cursors.get(msg.symbol)
-                        if cursor is not None:  # None: removed while this batch was handed
-                            cursor.advance(msg.ticks)
-                    slot.ticks += len(msg.ticks)
-                    slot.batches += 1
-                    slot.last_tick_msc = msg.last_msc
+                    self._handed_over(slot, msg)
                 elif isinstance(msg, wire.StatusMsg):
                     loop.call_soon_threadsafe(self._on_status, slot, msg)
                 elif isinstance(msg, wire.ReplyMsg):
@@ -454,6 +458,66 @@ class ConnectorPool:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._on_reader_end, slot, calls)
                 loop.call_soon_threadsafe(ended.set)
+
+    def _read_on_loop(
+        self,
+        slot: _Slot,
+        conn: Connection,
+        loop: asyncio.AbstractEventLoop,
+        ended: asyncio.Event,
+        calls: PendingCalls,
+    ) -> LoopReader:
+        """What :meth:`_read` does, on the loop (``app/connector/loop_reader.py``): one
+        wake-up per batch instead of a thread's and then the loop's."""
+
+        def on_message(data: bytes) -> bool:
+            slot.last_message_at = self._clock.monotonic()
+            try:
+                msg = wire.decode(data)
+            except wire.WireError as exc:
+                log.error("worker %d sent garbage (%s); restarting it", slot.worker_id, exc)
+                slot.last_error = (0, f"bad message from worker: {exc}")
+                if slot.process is not None:
+                    slot.process.kill()
+                reader.close()
+                on_end()
+                return True
+            if isinstance(msg, TickBatch):
+                with slot.lock:
+                    if msg.symbol not in slot.cursors:
+                        return True  # a symbol just removed (see _read): dropped
+                try:
+                    if not self._sink.try_put(msg, reader.resume):
+                        slot.held = True  # back-pressure, not a stall (see _read)
+                        return False
+                except HandoffClosed:
+                    reader.close()
+                    on_end()
+                    return True
+                slot.held = False
+                self._handed_over(slot, msg)
+            elif isinstance(msg, wire.StatusMsg):
+                self._on_status(slot, msg)
+            elif isinstance(msg, wire.ReplyMsg):
+                calls.resolve(msg.id, msg.result, msg.error)
+            return True
+
+        def on_end() -> None:
+            self._on_reader_end(slot, calls)
+            ended.set()
+
+        reader = LoopReader(loop, conn, on_message, on_end)
+        return reader
+
+    def _handed_over(self, slot: _Slot, batch: TickBatch) -> None:
+        """A batch is in the collector's queue: the supervisor's cursor moves past it."""
+        with slot.lock:
+            cursor = slot.cursors.get(batch.symbol)
+            if cursor is not None:  # None: removed while this batch was handed
+                cursor.advance(batch.ticks)
+        slot.ticks += len(batch.ticks)
+        slot.batches += 1
+        slot.last_tick_msc = batch.last_msc
 
     def _on_reader_end(self, slot: _Slot, calls: PendingCalls) -> None:
         """The process is gone (or unreadable): its unanswered calls fail now, and no

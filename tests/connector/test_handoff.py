@@ -109,3 +109,24 @@ async def test_a_take_gets_the_whole_burst_within_its_budgets() -> None:
     handoff.put([7] * 9_999)
     handoff.put([8])
     assert handoff.pending() == 2
+
+
+async def test_try_put_refuses_when_full_and_calls_back_once_there_is_room() -> None:
+    # The loop-side producer (app/connector/loop_reader.py) never waits: refused, it is
+    # called back after the consumer took something, and a closed hand-off raises.
+    handoff: Handoff[int] = Handoff(2)
+    handoff.bind(asyncio.get_running_loop())
+    called: list[int] = []
+    assert handoff.try_put(1, lambda: called.append(1))
+    assert handoff.try_put(2, lambda: called.append(2))
+    assert not handoff.try_put(3, lambda: called.append(3))
+    await asyncio.sleep(0)
+    assert called == []
+    assert await handoff.take() == [1, 2]
+    await asyncio.sleep(0)
+    assert called == [3]
+    assert handoff.try_put(3, lambda: called.append(4))
+    assert await handoff.take() == [3]  # and the consumer was woken for it
+    handoff.close()
+    with pytest.raises(HandoffClosed):
+        handoff.try_put(4, lambda: None)
