@@ -470,7 +470,7 @@ class ConnectorPool:
         """What :meth:`_read` does, on the loop (``app/connector/loop_reader.py``): one
         wake-up per batch instead of a thread's and then the loop's."""
 
-        def on_message(data: bytes) -> bool:
+        def on_message(data: bytes | bytearray) -> bool:
             slot.last_message_at = self._clock.monotonic()
             try:
                 msg = wire.decode(data)

@@ -111,7 +111,9 @@ def encode(msg: WorkerMessage) -> bytes:
     return _STOP
 
 
-def decode(data: bytes) -> WorkerMessage:
+def decode(data: bytes | bytearray) -> WorkerMessage:
+    """One message; a large one may come as the ``bytearray`` it was gathered into
+    (app/connector/loop_reader.py), whose ticks are then viewed read-only as well."""
     kind, body = data[:1], memoryview(data)[1:]
     if kind == _TICKS:
         if len(body) < _TICK_HEADER.size:
@@ -126,6 +128,8 @@ def decode(data: bytes) -> WorkerMessage:
         # read-only array with every subscriber anyway, and at full speed the copy
         # (a fresh 600 kB array per batch) was a tenth of the app's CPU.
         ticks = np.frombuffer(payload, dtype=TICK_DTYPE)
+        if ticks.flags.writeable:  # gathered into a bytearray: still nobody edits it
+            ticks.flags.writeable = False
         return TickBatch(symbol, ticks, worker_id, captured_at)
     if kind == _STATUS:
         try:

@@ -95,3 +95,16 @@ async def test_a_refusing_consumer_holds_the_sender_until_resumed_and_the_end_co
     assert ends == [1]
     reader.close()
     ours.close()
+
+
+def test_a_long_message_gathered_over_many_reads_is_copied_once_into_its_buffer() -> None:
+    # At full speed a batch (~600 kB) arrives in many reads: it must not be re-copied
+    # with every read (that was quadratic), and it comes out whole.
+    message = bytes(range(256)) * 2_500
+    stream = framed(b"x") + framed(message) + framed(b"yz")
+    frames = PipeFrames()
+    out: list[bytes | bytearray] = []
+    for at in range(0, len(stream), 4_096):
+        out.extend(frames.feed(stream[at : at + 4_096]))
+        assert frames.buffered <= len(message)
+    assert out == [b"x", message, b"yz"]
