@@ -489,6 +489,7 @@ class Runtime:
         are drained on links of their own."""
         self._tasks.extend(self.delivery.add(link, spool, leftovers, drainer, self.config.backend))
         self.collector.subscribe(link.offer, name=link.name)
+        self.collector.on_burst_end(link.flush)
         self._tasks.append(asyncio.create_task(link.run(), name=link.name))
 
     def _adopt_recovered(self, spool: Spool) -> None:

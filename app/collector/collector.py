@@ -168,6 +168,7 @@ class Collector:
         self._ticks = 0
         self._stale = 0
         self._consume_errors = 0
+        self._burst_end: list[Callable[[], object]] = []
         self._history_ticks = 0
 
     # -- ingest -----------------------------------------------------------------------
@@ -351,6 +352,8 @@ class Collector:
                     if self._consume_errors % _LOG_EVERY == 1:
                         _log.exception("collector rejected a batch of %r", batch.symbol)
             source.done(len(batches))
+            for callback in self._burst_end:
+                callback()
             if source.pending():
                 # More is waiting: let the loop turn first (the link cuts what this burst
                 # offered, and a long backlog must not starve the loop). Otherwise the
@@ -430,6 +433,11 @@ class Collector:
             )
 
     # -- subscribers ------------------------------------------------------------------
+
+    def on_burst_end(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` after ``consume`` ingested each burst it took at once (the
+        link cuts what the burst offered right then, not one loop turn later)."""
+        self._burst_end.append(callback)
 
     def subscribe(
         self, callback: Callable[[SequencedBatch], object], name: str | None = None

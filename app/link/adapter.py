@@ -166,6 +166,12 @@ class LinkAdapter:
             loop = asyncio.get_running_loop()
             self._linger_handle = loop.call_later(self.options.linger, self.cut)
 
+    def flush(self) -> None:
+        """Cut now what :meth:`offer` scheduled for the end of this turn (the collector
+        calls it when its burst is ingested: one loop iteration less per message)."""
+        if self._cut_soon is not None:
+            self.cut()
+
     def cut(self) -> None:
         """Turn the pending batches into numbered messages in the spool."""
         if self._linger_handle is not None:

@@ -81,6 +81,7 @@ async def test_a_burst_in_the_handoff_is_taken_at_once_and_sent_as_one_message()
     handoff.bind(asyncio.get_running_loop())
     collector = Collector(1_000)
     collector.subscribe(link.offer)
+    collector.on_burst_end(link.flush)
     sent = batches(1_700_000_000_000)
     for batch in sent:
         handoff.put(batch)
@@ -117,3 +118,20 @@ def test_can_send_says_whether_a_frame_waits_within_the_window() -> None:
     assert machine.can_send
     assert machine.next_frame() is not None
     assert not machine.can_send
+
+
+async def test_flush_cuts_what_the_turn_offered_at_once_and_nothing_else() -> None:
+    # The collector calls flush when a burst is ingested: the message is cut right then,
+    # not one loop iteration later; with nothing due, flush does nothing.
+    link, spool = connected_link()
+    link.flush()
+    assert len(spool) == 0
+    sent = batches(1_700_000_000_000)
+    for seq, batch in enumerate(sent, start=1):
+        link.offer(SequencedBatch(seq, batch, time.time()))
+    link.flush()
+    assert len(spool) == 1
+    assert same(message(spool, 1), sent)
+    await asyncio.sleep(0)
+    assert len(spool) == 1  # the scheduled cut was taken back
+    await link.close()
