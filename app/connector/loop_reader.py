@@ -115,9 +115,10 @@ def usable(loop: asyncio.AbstractEventLoop, conn: Connection) -> bool:
     (not a subclass that replaces ``add_reader``, like qasync's) on a POSIX socket."""
     if sys.platform == "win32":
         return False
-    add_reader = getattr(type(loop), "add_reader", None)
-    if add_reader is not asyncio.selector_events.BaseSelectorEventLoop.add_reader:
-        return False
+    plain = asyncio.selector_events.BaseSelectorEventLoop
+    for name in ("add_reader", "_add_reader", "remove_reader", "_remove_reader"):
+        if getattr(type(loop), name, None) is not getattr(plain, name):
+            return False  # e.g. qasync, whose readers are Qt socket notifiers
     if not isinstance(getattr(loop, "_selector", None), BaseSelector):
         return False
     fd = os.dup(conn.fileno())

@@ -108,3 +108,24 @@ def test_a_long_message_gathered_over_many_reads_is_copied_once_into_its_buffer(
         out.extend(frames.feed(stream[at : at + 4_096]))
         assert frames.buffered <= len(message)
     assert out == [b"x", message, b"yz"]
+
+
+def test_only_asyncios_own_readers_on_a_socket_pair_are_used() -> None:
+    # A loop whose readers are something else (qasync: Qt socket notifiers) and a plain
+    # pipe keep the pool's reader threads.
+    class OtherReaders(asyncio.SelectorEventLoop):
+        def _add_reader(self, fd, callback, *args):  # type: ignore[no-untyped-def]
+            return super()._add_reader(fd, callback, *args)
+
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    read_end, write_end = multiprocessing.Pipe(duplex=False)
+    plain, other = asyncio.SelectorEventLoop(), OtherReaders()
+    try:
+        assert usable(plain, ours)
+        assert not usable(other, ours)
+        assert not usable(plain, read_end)
+    finally:
+        plain.close()
+        other.close()
+        for conn in (ours, theirs, read_end, write_end):
+            conn.close()
