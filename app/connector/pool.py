@@ -21,8 +21,7 @@ import multiprocessing
 import multiprocessing.context
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection
+from dataclasses import replace
 from typing import Any
 
 from app.backoff import Backoff, BackoffPolicy
@@ -36,11 +35,13 @@ from app.connector.calls import (
     WorkerGone,
 )
 from app.connector.capture import CaptureCursor
-from app.connector.handoff import Handoff, HandoffClosed
+from app.connector.handoff import Handoff
 from app.connector.health import WorkerHealth, WorkerState
 from app.connector.loop_reader import LoopReader
 from app.connector.loop_reader import usable as loop_reader_usable
 from app.connector.process_start import discard, start_process
+from app.connector.reading import PipeReading
+from app.connector.slot import Slot as _Slot
 from app.connector.worker import EXIT_FATAL, EXIT_STOPPED, WorkerSpec, worker_main
 from app.ticks import TickBatch
 
@@ -52,43 +53,6 @@ _STABLE_AFTER = 10.0
 _TICK = 0.1
 #: How often a call waiting for a connected worker looks again.
 _CALL_WAIT_STEP = 0.02
-
-
-@dataclass(slots=True)
-class _Slot:
-    """The supervisor's record of one connection, across process restarts."""
-
-    spec: WorkerSpec
-    cursors: dict[str, CaptureCursor]
-    state: WorkerState = WorkerState.STOPPED
-    enabled: bool = True
-    process: multiprocessing.process.BaseProcess | None = None
-    conn: Connection | None = None
-    ticks: int = 0
-    batches: int = 0
-    reconnects: int = 0
-    streaming_since: float | None = None
-    last_message_at: float = 0.0
-    #: The reader waits for room in the hand-off (back-pressure from the link).
-    held: bool = False
-    last_error: tuple[int, str] = (0, "")
-    last_tick_msc: int = 0
-    #: The server time zone the worker reported (None: not known yet, detecting).
-    server_time_zone: str | None = None
-    server_offset_s: int | None = None
-    restart_requested: bool = False
-    #: The current process is logged in to its terminal and serves calls.
-    ready: bool = False
-    #: Calls sent to the current process, awaiting their replies.
-    calls: PendingCalls = field(default_factory=PendingCalls)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    #: Serialises cursor updates (reader thread) with cursor reads (restart).
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def worker_id(self) -> int:
-        return self.spec.worker_id
 
 
 class ConnectorPool:
@@ -116,6 +80,7 @@ class ConnectorPool:
             for s in specs
         }
         self._sink = sink
+        self._readers = PipeReading(sink, clock, self._on_status)
         self._policy = policy or BackoffPolicy()
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
@@ -348,10 +313,10 @@ class ConnectorPool:
         ended = asyncio.Event()
         reader: threading.Thread | LoopReader
         if loop_reader_usable(loop, parent_conn):
-            reader = self._read_on_loop(slot, parent_conn, loop, ended, calls)
+            reader = self._readers.on_loop(slot, parent_conn, loop, ended, calls)
         else:
             reader = threading.Thread(
-                target=self._read,
+                target=self._readers.thread,
                 args=(slot, parent_conn, loop, ended, calls),
                 name=f"read-worker-{slot.worker_id}",
                 daemon=True,
@@ -398,7 +363,7 @@ class ConnectorPool:
         self, slot: _Slot, proc: multiprocessing.process.BaseProcess, now: float
     ) -> None:
         if slot.held:
-            return  # back-pressure, not a hung terminal (see _read)
+            return  # back-pressure, not a hung terminal (app/connector/reading.py)
         limit = self._stall_timeout if slot.streaming_since else self._connect_timeout
         silent = now - slot.last_message_at
         if silent > limit:
@@ -406,133 +371,6 @@ class ConnectorPool:
             slot.last_error = (0, f"terminal did not answer for {silent:.1f} s")
             log.warning("worker %d stalled (%.1f s silent); killing it", slot.worker_id, silent)
             proc.kill()
-
-    # ---------------------------------------------------------------- reader thread
-    def _read(
-        self,
-        slot: _Slot,
-        conn: Connection,
-        loop: asyncio.AbstractEventLoop,
-        ended: asyncio.Event,
-        calls: PendingCalls,
-    ) -> None:
-        """Drain one worker's pipe until EOF (its death), feeding the sink in order."""
-        try:
-            while True:
-                try:
-                    data = conn.recv_bytes()
-                except (EOFError, OSError):
-                    return
-                slot.last_message_at = self._clock.monotonic()
-                try:
-                    msg = wire.decode(data)
-                except wire.WireError as exc:
-                    log.error("worker %d sent garbage (%s); restarting it", slot.worker_id, exc)
-                    slot.last_error = (0, f"bad message from worker: {exc}")
-                    if slot.process is not None:
-                        slot.process.kill()
-                    return
-                if isinstance(msg, TickBatch):
-                    with slot.lock:
-                        removed = msg.symbol not in slot.cursors
-                    if removed:
-                        # The last batches of a symbol just removed (remove_symbol), sent
-                        # before the process was told: not captured any more, dropped.
-                        continue
-                    # While the hand-off is full (the link paused intake) the worker is
-                    # held back on purpose: that silence is not a stall.
-                    slot.held = True
-                    try:
-                        if not self._hand_over(msg):
-                            return
-                    finally:
-                        slot.held = False
-                        slot.last_message_at = self._clock.monotonic()
-                    self._handed_over(slot, msg)
-                elif isinstance(msg, wire.StatusMsg):
-                    loop.call_soon_threadsafe(self._on_status, slot, msg)
-                elif isinstance(msg, wire.ReplyMsg):
-                    loop.call_soon_threadsafe(calls.resolve, msg.id, msg.result, msg.error)
-        finally:
-            # A loop that is already closed has nobody left waiting for this.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._on_reader_end, slot, calls)
-                loop.call_soon_threadsafe(ended.set)
-
-    def _read_on_loop(
-        self,
-        slot: _Slot,
-        conn: Connection,
-        loop: asyncio.AbstractEventLoop,
-        ended: asyncio.Event,
-        calls: PendingCalls,
-    ) -> LoopReader:
-        """What :meth:`_read` does, on the loop (``app/connector/loop_reader.py``): one
-        wake-up per batch instead of a thread's and then the loop's."""
-
-        def on_message(data: bytes | bytearray) -> bool:
-            slot.last_message_at = self._clock.monotonic()
-            try:
-                msg = wire.decode(data)
-            except wire.WireError as exc:
-                log.error("worker %d sent garbage (%s); restarting it", slot.worker_id, exc)
-                slot.last_error = (0, f"bad message from worker: {exc}")
-                if slot.process is not None:
-                    slot.process.kill()
-                reader.close()
-                on_end()
-                return True
-            if isinstance(msg, TickBatch):
-                with slot.lock:
-                    if msg.symbol not in slot.cursors:
-                        return True  # a symbol just removed (see _read): dropped
-                try:
-                    if not self._sink.try_put(msg, reader.resume):
-                        slot.held = True  # back-pressure, not a stall (see _read)
-                        return False
-                except HandoffClosed:
-                    reader.close()
-                    on_end()
-                    return True
-                slot.held = False
-                self._handed_over(slot, msg)
-            elif isinstance(msg, wire.StatusMsg):
-                self._on_status(slot, msg)
-            elif isinstance(msg, wire.ReplyMsg):
-                calls.resolve(msg.id, msg.result, msg.error)
-            return True
-
-        def on_end() -> None:
-            self._on_reader_end(slot, calls)
-            ended.set()
-
-        reader = LoopReader(loop, conn, on_message, on_end)
-        return reader
-
-    def _handed_over(self, slot: _Slot, batch: TickBatch) -> None:
-        """A batch is in the collector's queue: the supervisor's cursor moves past it."""
-        with slot.lock:
-            cursor = slot.cursors.get(batch.symbol)
-            if cursor is not None:  # None: removed while this batch was handed
-                cursor.advance(batch.ticks)
-        slot.ticks += len(batch.ticks)
-        slot.batches += 1
-        slot.last_tick_msc = batch.last_msc
-
-    def _on_reader_end(self, slot: _Slot, calls: PendingCalls) -> None:
-        """The process is gone (or unreadable): its unanswered calls fail now, and no
-        new call is sent to it (both on the loop, so no call slips in between)."""
-        if slot.calls is calls:
-            slot.ready = False
-        calls.fail_all(f"worker {slot.worker_id} ended before replying")
-
-    def _hand_over(self, batch: TickBatch) -> bool:
-        """Give a batch to the collector, waiting for room; False once nobody consumes."""
-        try:
-            self._sink.put(batch)
-        except HandoffClosed:
-            return False
-        return True
 
     def _on_status(self, slot: _Slot, msg: wire.StatusMsg) -> None:
         if msg.error_code or msg.error_text:

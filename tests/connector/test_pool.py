@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import signal
+import threading
 import time
 import zoneinfo
 from collections import defaultdict
@@ -23,6 +24,7 @@ import pytest
 from app.collector import SequencedBatch
 from app.config import ClientConfig, TerminalConfig
 from app.connector import WorkerState
+from app.connector import pool as pool_module
 from app.runtime import Runtime
 from app.terminal.market import DEFAULT_PROFILES, Market
 from app.ticks import TickArray
@@ -125,9 +127,14 @@ def now_msc() -> int:
     return int(time.time() * 1000)
 
 
+@pytest.mark.parametrize("readers", ["loop", "threads"])
 async def test_sigkilled_worker_restarts_and_the_stream_has_no_gap_and_no_double(
-    started: list[Runtime],
+    started: list[Runtime], readers: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The pipes are read on the loop where it can (asyncio's selector loop), else by a
+    # thread per worker (Windows, the window's qasync loop): both keep the same promise.
+    if readers == "threads":
+        monkeypatch.setattr(pool_module, "loop_reader_usable", lambda loop, conn: False)
     rates = {"EURUSD": 3000.0, "GBPUSD": 500.0, "USDJPY": 500.0, "XAUUSD": 500.0, "BTCUSD": 500.0}
     config = make_config(TerminalConfig(symbols=SYMBOLS, rates=rates, seed=7))
     start_msc = now_msc()
@@ -140,6 +147,8 @@ async def test_sigkilled_worker_restarts_and_the_stream_has_no_gap_and_no_double
         lambda: all(s is WorkerState.STREAMING for s in states()), 90, "5 streaming workers"
     )
     await wait_until(lambda: all(rec.count(s) > 100 for s in SYMBOLS), 30, "ticks on every symbol")
+    reader_threads = [t for t in threading.enumerate() if t.name.startswith("read-worker-")]
+    assert len(reader_threads) == (5 if readers == "threads" else 0)
     # The simulated server keeps ny-close time (GMT+3 while New York is on summer time).
     summer = datetime.datetime.now(zoneinfo.ZoneInfo("America/New_York")).dst()
     for w in rt.pool.health():
