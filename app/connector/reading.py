@@ -25,6 +25,7 @@ from app.connector.loop_reader import LoopReader
 from app.connector.slot import Slot
 from app.ticks import TickBatch
 
+#: The pool's logger: a worker's garbage is the pool's event, wherever it was read.
 log = logging.getLogger("app.connector.pool")
 
 
