@@ -42,7 +42,13 @@ from app.protocol.codec import (
     Ticks,
     ticks_batches,
 )
-from app.protocol.validation import DEFAULT_TICK_RULES, TickRules, describe, validate_blocks
+from app.protocol.validation import (
+    DEFAULT_TICK_RULES,
+    TickRules,
+    blocks_valid,
+    describe,
+    validate_blocks,
+)
 from app.ticks import TickBatch
 
 #: SQLite's largest INTEGER; every seq and counter the bridge writes stays at or below it.
@@ -196,10 +202,15 @@ class SessionRules:
         return accept
 
     def _judge(self, seq: int, batches: list[TickBatch]) -> Refuse | None:
-        """The value rules over the whole message: the first invalid tick refuses it."""
-        verdict, offsets = validate_blocks(
-            batches, now_msc=now_msc(self.clock), rules=self.tick_rules
-        )
+        """The value rules over the whole message: the first invalid tick refuses it.
+
+        The cheap all-valid check answers for honest messages; only a message it does not
+        pass is judged row by row, to name the first bad tick and its reason.
+        """
+        now = now_msc(self.clock)
+        if blocks_valid(batches, now_msc=now, rules=self.tick_rules):
+            return None
+        verdict, offsets = validate_blocks(batches, now_msc=now, rules=self.tick_rules)
         row = verdict.first_bad()
         if row is None:
             return None
