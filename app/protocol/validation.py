@@ -37,6 +37,7 @@ Decisions, in one place:
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -274,8 +275,10 @@ def _joined(blocks: Sequence[TickBatch]) -> TickArray:
     return np.frombuffer(raw, dtype=TICK_DTYPE)
 
 
+@functools.lru_cache(maxsize=64)
 def _volume_limit(rules: TickRules) -> int | None:
-    """``max_volume`` as :func:`check_rows` compares the unsigned column with it."""
+    """``max_volume`` as :func:`check_rows` compares the unsigned column with it (cached:
+    numpy's error-state context costs more than the whole check of a small message)."""
     try:
         with np.errstate(all="raise"):
             return int(np.uint64(rules.max_volume))

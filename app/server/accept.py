@@ -49,7 +49,7 @@ from app.protocol.validation import (
     describe,
     validate_blocks,
 )
-from app.ticks import TickBatch
+from app.ticks import TICK_DTYPE, TickBatch
 
 #: SQLite's largest INTEGER; every seq and counter the bridge writes stays at or below it.
 INT64_MAX: Final = 2**63 - 1
@@ -102,18 +102,19 @@ class Accept:
     #: Ticks the client says a lost message held (0 for a ``Ticks`` message or unknown).
     lost_ticks: int = 0
     reason: str = ""
+    #: Ticks and tick bytes of ``batches``, summed once: the bridge reads them several
+    #: times per message (counters, budgets, group sizes).
+    ticks: int = field(init=False)
+    nbytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = sum(len(b.ticks) for b in self.batches)
+        object.__setattr__(self, "ticks", n)
+        object.__setattr__(self, "nbytes", n * TICK_DTYPE.itemsize)
 
     @property
     def lost(self) -> bool:
         return not self.batches
-
-    @property
-    def ticks(self) -> int:
-        return sum(len(b.ticks) for b in self.batches)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(b.ticks.nbytes for b in self.batches)
 
 
 @dataclass(frozen=True, slots=True)
