@@ -164,7 +164,9 @@ class TickStore:
 
     def _stored_last(self, client_id: str, session: str) -> int:
         """``last_seq`` inside a write transaction: the cached value when this store wrote
-        or read it last, else the table's."""
+        or read it last, else the table's. Why a cache: the read was one of the few
+        statements of every commit; the write that follows is guarded by this value, so
+        a stale one refuses the group instead of storing it."""
         last = self._last_seq.get((client_id, session))
         if last is not None:
             return last
@@ -254,15 +256,22 @@ class TickStore:
                 f"{client_id}/{session}: stored last_seq is {stored_last}, "
                 f"a group starting at {first} does not continue it"
             )
-        conn.executemany("INSERT INTO tick_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        conn.execute(
+        # Guarded by the last_seq this group continues: should the cached value be stale
+        # (another store wrote the session since), nothing matches and nothing is stored.
+        cur = conn.execute(
             "INSERT INTO sessions VALUES (?, ?, ?, ?) "
             "ON CONFLICT (client_id, session) DO UPDATE SET "
             "last_seq = excluded.last_seq, "
             f"ticks = CASE WHEN ticks > {INT64_MAX} - excluded.ticks THEN {INT64_MAX} "
-            "ELSE ticks + excluded.ticks END",
-            (client_id, session, new_last, added["ticks_stored"]),
+            "ELSE ticks + excluded.ticks END "
+            "WHERE last_seq = ?",
+            (client_id, session, new_last, added["ticks_stored"], stored_last),
         )
+        if cur.rowcount != 1:
+            raise StoreConflictError(
+                f"{client_id}/{session}: last_seq changed under this store (another writer?)"
+            )
+        conn.executemany("INSERT INTO tick_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         with self._count_lock:
             snapshot = _added(self._counts, added)
         return self._write_counters(snapshot)
