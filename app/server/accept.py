@@ -42,8 +42,14 @@ from app.protocol.codec import (
     Ticks,
     ticks_batches,
 )
-from app.protocol.validation import DEFAULT_TICK_RULES, TickRules, describe, validate_blocks
-from app.ticks import TickBatch
+from app.protocol.validation import (
+    DEFAULT_TICK_RULES,
+    TickRules,
+    blocks_valid,
+    describe,
+    validate_blocks,
+)
+from app.ticks import TICK_DTYPE, TickBatch
 
 #: SQLite's largest INTEGER; every seq and counter the bridge writes stays at or below it.
 INT64_MAX: Final = 2**63 - 1
@@ -96,18 +102,19 @@ class Accept:
     #: Ticks the client says a lost message held (0 for a ``Ticks`` message or unknown).
     lost_ticks: int = 0
     reason: str = ""
+    #: Ticks and tick bytes of ``batches``, summed once: the bridge reads them several
+    #: times per message (counters, budgets, group sizes).
+    ticks: int = field(init=False)
+    nbytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = sum(len(b.ticks) for b in self.batches)
+        object.__setattr__(self, "ticks", n)
+        object.__setattr__(self, "nbytes", n * TICK_DTYPE.itemsize)
 
     @property
     def lost(self) -> bool:
         return not self.batches
-
-    @property
-    def ticks(self) -> int:
-        return sum(len(b.ticks) for b in self.batches)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(b.ticks.nbytes for b in self.batches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +203,15 @@ class SessionRules:
         return accept
 
     def _judge(self, seq: int, batches: list[TickBatch]) -> Refuse | None:
-        """The value rules over the whole message: the first invalid tick refuses it."""
-        verdict, offsets = validate_blocks(
-            batches, now_msc=now_msc(self.clock), rules=self.tick_rules
-        )
+        """The value rules over the whole message: the first invalid tick refuses it.
+
+        The cheap all-valid check answers for honest messages; only a message it does not
+        pass is judged row by row, to name the first bad tick and its reason.
+        """
+        now = now_msc(self.clock)
+        if blocks_valid(batches, now_msc=now, rules=self.tick_rules):
+            return None
+        verdict, offsets = validate_blocks(batches, now_msc=now, rules=self.tick_rules)
         row = verdict.first_bad()
         if row is None:
             return None

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import numpy as np
 
@@ -59,6 +59,9 @@ COUNTERS: tuple[str, ...] = (
     "refused_messages",
     "lost_batches",
 )
+
+#: Sessions whose ``last_seq`` a store keeps in memory (the most recently used ones).
+SEQ_CACHE: Final = 4096
 
 #: Prefix of the per-reason refusal counters in the ``counters`` table.
 REFUSED_PREFIX = "refused:"
@@ -129,17 +132,48 @@ class TickStore:
         self._counts.update(
             {str(k): int(v) for k, v in stored.items() if str(k).startswith(REFUSED_PREFIX)}
         )
+        #: What the ``counters`` table holds (as of the last commit): a transaction writes
+        #: only the rows that changed, not all of them.
+        self._written = dict(self._counts)
+        #: ``last_seq`` per session as of this store's last commit (see :meth:`store`).
+        self._last_seq: dict[tuple[str, str], int] = {}
         self._dirty = False
         self._commits = 0
         self._closed = False
 
     # ------------------------------------------------------------------ writes
     def last_seq(self, client_id: str, session: str) -> int:
+        """The session's stored ``last_seq``, read from the table (the bridge asks once per
+        connection, so a connection always starts from what is on disk)."""
         with self._write_lock:
             row = self._conn.execute(
                 "SELECT last_seq FROM sessions WHERE client_id = ? AND session = ?",
                 (client_id, session),
             ).fetchone()
+            last = int(row[0]) if row else 0
+            self._remember(client_id, session, last)
+        return last
+
+    def _remember(self, client_id: str, session: str, last: int) -> None:
+        """Cache a session's ``last_seq`` (the most recently used :data:`SEQ_CACHE`)."""
+        key = (client_id, session)
+        self._last_seq.pop(key, None)
+        self._last_seq[key] = last
+        if len(self._last_seq) > SEQ_CACHE:
+            del self._last_seq[next(iter(self._last_seq))]
+
+    def _stored_last(self, client_id: str, session: str) -> int:
+        """``last_seq`` inside a write transaction: the cached value when this store wrote
+        or read it last, else the table's. Why a cache: the read was one of the few
+        statements of every commit; the write that follows is guarded by this value, so
+        a stale one refuses the group instead of storing it."""
+        last = self._last_seq.get((client_id, session))
+        if last is not None:
+            return last
+        row = self._conn.execute(
+            "SELECT last_seq FROM sessions WHERE client_id = ? AND session = ?",
+            (client_id, session),
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def store(self, client_id: str, session: str, items: Sequence[Item]) -> int:
@@ -182,40 +216,65 @@ class TickStore:
                     )
                 )
                 n_ticks += len(ticks)
+        added = {"ticks_stored": n_ticks, "batches_stored": n_stored, "lost_batches": n_lost}
         with self._write_lock:
-            conn = self._conn
-            with transaction(conn):
-                row = conn.execute(
-                    "SELECT last_seq FROM sessions WHERE client_id = ? AND session = ?",
-                    (client_id, session),
-                ).fetchone()
-                stored_last = int(row[0]) if row else 0
-                if first != stored_last + 1:
-                    raise StoreConflictError(
-                        f"{client_id}/{session}: stored last_seq is {stored_last}, "
-                        f"a group starting at {first} does not continue it"
+            try:
+                with transaction(self._conn):
+                    written = self._store_in(
+                        client_id=client_id,
+                        session=session,
+                        first=first,
+                        new_last=new_last,
+                        rows=rows,
+                        added=added,
                     )
-                conn.executemany("INSERT INTO tick_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                conn.execute(
-                    "INSERT INTO sessions VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (client_id, session) DO UPDATE SET "
-                    "last_seq = excluded.last_seq, "
-                    f"ticks = CASE WHEN ticks > {INT64_MAX} - excluded.ticks THEN {INT64_MAX} "
-                    "ELSE ticks + excluded.ticks END",
-                    (client_id, session, new_last, n_ticks),
-                )
-                added = {
-                    "ticks_stored": n_ticks,
-                    "batches_stored": n_stored,
-                    "lost_batches": n_lost,
-                }
-                with self._count_lock:
-                    snapshot = _added(self._counts, added)
-                self._write_counters(snapshot)
+            except BaseException:
+                self._last_seq.pop((client_id, session), None)  # unknown now: read it again
+                raise
+            self._written.update(written)
+            self._remember(client_id, session, new_last)
             self._commits += 1
         with self._count_lock:
             self._counts.update(_added(self._counts, added))
         return new_last
+
+    def _store_in(
+        self,
+        *,
+        client_id: str,
+        session: str,
+        first: int,
+        new_last: int,
+        rows: list[tuple[Any, ...]],
+        added: dict[str, int],
+    ) -> dict[str, int]:
+        """The statements of one :meth:`store` transaction; returns the counters written."""
+        conn = self._conn
+        stored_last = self._stored_last(client_id, session)
+        if first != stored_last + 1:
+            raise StoreConflictError(
+                f"{client_id}/{session}: stored last_seq is {stored_last}, "
+                f"a group starting at {first} does not continue it"
+            )
+        # Guarded by the last_seq this group continues: should the cached value be stale
+        # (another store wrote the session since), nothing matches and nothing is stored.
+        cur = conn.execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (client_id, session) DO UPDATE SET "
+            "last_seq = excluded.last_seq, "
+            f"ticks = CASE WHEN ticks > {INT64_MAX} - excluded.ticks THEN {INT64_MAX} "
+            "ELSE ticks + excluded.ticks END "
+            "WHERE last_seq = ?",
+            (client_id, session, new_last, added["ticks_stored"], stored_last),
+        )
+        if cur.rowcount != 1:
+            raise StoreConflictError(
+                f"{client_id}/{session}: last_seq changed under this store (another writer?)"
+            )
+        conn.executemany("INSERT INTO tick_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        with self._count_lock:
+            snapshot = _added(self._counts, added)
+        return self._write_counters(snapshot)
 
     def store_blocks(
         self, blocks: Sequence[KeyedBlock], lost: Sequence[KeyedLost] = ()
@@ -270,7 +329,8 @@ class TickStore:
                 }
                 with self._count_lock:
                     snapshot = _added(self._counts, added)
-                self._write_counters(snapshot)
+                written = self._write_counters(snapshot)
+            self._written.update(written)
             self._commits += 1
         with self._count_lock:
             self._counts.update(_added(self._counts, added))
@@ -290,6 +350,7 @@ class TickStore:
         """
         with self._write_lock:
             conn = self._conn
+            self._last_seq.pop((client_id, session), None)  # re-read below, cached after
             with transaction(conn):
                 row = conn.execute(
                     "SELECT last_seq FROM sessions WHERE client_id = ? AND session = ?",
@@ -306,17 +367,24 @@ class TickStore:
                 )
                 with self._count_lock:
                     snapshot = _added(self._counts, {"lost_batches": lost})
-                self._write_counters(snapshot)
+                written = self._write_counters(snapshot)
+            self._written.update(written)
+            self._remember(client_id, session, new_last)
         with self._count_lock:
             self._counts.update(_added(self._counts, {"lost_batches": lost}))
         return new_last
 
-    def _write_counters(self, counts: dict[str, int]) -> None:
-        self._conn.executemany(
-            "INSERT INTO counters VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            list(counts.items()),
-        )
+    def _write_counters(self, counts: dict[str, int]) -> dict[str, int]:
+        """Write the counters whose value differs from the table's; returns them, for
+        the caller to note in ``_written`` once its transaction committed."""
+        changed = {k: v for k, v in counts.items() if self._written.get(k) != v}
+        if changed:
+            self._conn.executemany(
+                "INSERT INTO counters VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                list(changed.items()),
+            )
+        return changed
 
     def flush(self) -> None:
         """Persist the counters that changed outside a store transaction (refusals,
@@ -326,8 +394,10 @@ class TickStore:
                 return
             snapshot = dict(self._counts)
             self._dirty = False
-        with self._write_lock, transaction(self._conn):
-            self._write_counters(snapshot)
+        with self._write_lock:
+            with transaction(self._conn):
+                written = self._write_counters(snapshot)
+            self._written.update(written)
 
     # ------------------------------------------------------------------ counters
     def _bump(self, name: str, by: int = 1) -> None:

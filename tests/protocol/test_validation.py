@@ -15,8 +15,10 @@ from app.clock import ManualClock, now_msc
 from app.protocol.validation import (
     DEFINED_FLAGS,
     MAX_SYMBOL_LENGTH,
+    SMALL_MESSAGE_TICKS,
     Reason,
     TickRules,
+    blocks_valid,
     describe,
     symbol_ok,
     validate_blocks,
@@ -142,6 +144,61 @@ def test_blocks_in_one_pass_judge_like_each_block_alone(
     for i, block in enumerate(blocks):
         alone = validate_ticks(block.symbol, block.ticks, now_msc=NOW)
         assert np.array_equal(verdict.codes[offsets[i] : offsets[i + 1]], alone.codes)
+
+
+@st.composite
+def mostly_honest_blocks(draw: st.DrawFn) -> list[TickBatch]:
+    """Small messages of honest blocks, some with one adversarial row or a bad order."""
+    blocks = []
+    for i in range(draw(st.integers(1, 5))):
+        n = draw(st.integers(1, 12))
+        ticks = honest(n, start=draw(st.integers(NOW - 100_000, NOW)))
+        if draw(st.integers(0, 3)) == 0:
+            row = draw(rows())
+            ticks[draw(st.integers(0, n - 1))] = np.array([row], dtype=TICK_DTYPE)[0]
+        if n > 1 and draw(st.integers(0, 5)) == 0:
+            ticks = ticks[::-1].copy()
+        symbol = draw(st.sampled_from(["", "X\x00"])) if draw(st.integers(0, 9)) == 0 else f"S{i}"
+        blocks.append(TickBatch(symbol, ticks))
+    return blocks
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        mostly_honest_blocks(),
+        st.lists(st.lists(rows(), min_size=1, max_size=6), min_size=1, max_size=4).map(
+            lambda d: [TickBatch(f"S{i}", np.array(b, dtype=TICK_DTYPE)) for i, b in enumerate(d)]
+        ),
+    )
+)
+def test_the_quick_all_valid_check_never_passes_a_row_the_full_rules_refuse(
+    blocks: list[TickBatch],
+) -> None:
+    """``blocks_valid`` (the bridge's fast path for small messages) against the row rules
+    judged block by block: the same answer, except that it may leave a crossed one-sided
+    quote to the full rules."""
+    full = all(validate_ticks(b.symbol, b.ticks, now_msc=NOW).ok for b in blocks)
+    quick = blocks_valid(blocks, now_msc=NOW)
+    assert not quick or full
+    crossed = any((b.ticks["ask"] < b.ticks["bid"]).any() for b in blocks)
+    assert quick == full or crossed
+    verdict, _ = validate_blocks(blocks, now_msc=NOW)
+    assert verdict.ok == full
+
+
+def test_honest_messages_of_any_size_pass_the_quick_check() -> None:
+    for n in (1, 4, SMALL_MESSAGE_TICKS, SMALL_MESSAGE_TICKS + 1, 10_000):
+        blocks = [
+            TickBatch("EURUSD", honest(n)),
+            TickBatch("GBPUSD", honest(3, start=NOW - 900_000)),
+        ]
+        assert blocks_valid(blocks, now_msc=NOW)
+    crossed = honest(4)
+    crossed["ask"] = crossed["bid"] - 1e-5
+    crossed["flags"] = TICK_FLAG_BID  # one side changed: valid, but left to the full rules
+    assert not blocks_valid([TickBatch("X", crossed)], now_msc=NOW)
+    assert validate_blocks([TickBatch("X", crossed)], now_msc=NOW)[0].ok
 
 
 @pytest.mark.parametrize(

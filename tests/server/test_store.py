@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from app.server.accept import INT64_MAX
+from app.server.db import PAGE_SIZE
 from app.server.store import StoreConflictError, TickStore
 from tests.server.conftest import concat, messages
 
@@ -59,6 +60,55 @@ def test_last_seq_and_counters_survive_reopening(tmp_path: Path) -> None:
             "refused_by_reason": {"bad_tick": 1},
             "sessions": [{"client_id": "c", "session": "s", "last_seq": 2, "ticks": n}],
         }
+
+
+def test_counters_written_per_commit_are_only_the_changed_ones(tmp_path: Path) -> None:
+    """What the table holds after each commit equals the store's own counts, although a
+    commit writes only the rows that changed (and never a row for a counter still 0)."""
+    db = tmp_path / "t.sqlite"
+    msgs = messages(3)
+    with TickStore(db) as store:
+        for seq, blocks in enumerate(msgs, start=1):
+            store.count_received(len(concat([blocks])))
+            store.store("c", "s", [(seq, blocks)])
+            conn = sqlite3.connect(db)
+            try:
+                table = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+            finally:
+                conn.close()
+            stats = store.stats()
+            assert table == {
+                name: stats[name] for name in ("ticks_received", "ticks_stored", "batches_stored")
+            }
+
+
+def test_a_session_written_by_another_store_is_read_again_at_the_next_connection(
+    tmp_path: Path,
+) -> None:
+    """The cached ``last_seq`` never outlives a connection start: the bridge calls
+    ``last_seq`` at every hello, which reads the table."""
+    db = tmp_path / "t.sqlite"
+    msgs = messages(4)
+    with TickStore(db) as first, TickStore(db) as second:
+        first.store("c", "s", [(1, msgs[0])])
+        assert second.last_seq("c", "s") == 1
+        second.store("c", "s", [(2, msgs[1]), (3, msgs[2])])
+        with pytest.raises(StoreConflictError):  # the stale cache refuses, stores nothing
+            first.store("c", "s", [(2, msgs[1])])
+        assert first.last_seq("c", "s") == 3
+        assert first.store("c", "s", [(4, msgs[3])]) == 4
+        assert np.array_equal(first.read_ticks("c", "s"), concat(msgs))
+
+
+def test_new_databases_use_large_pages(tmp_path: Path) -> None:
+    """Tick blocks are large BLOBs: 16 KiB pages write them in a quarter of the WAL frames."""
+    db = tmp_path / "t.sqlite"
+    TickStore(db).close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16_384
+    finally:
+        conn.close()
 
 
 def test_the_database_is_in_wal_mode_with_the_documented_tables(tmp_path: Path) -> None:
