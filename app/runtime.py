@@ -492,7 +492,9 @@ class Runtime:
             self._tasks.extend(self.delivery.drain_leftovers(leftovers, drainer, cfg))
             self._tasks.append(asyncio.create_task(link.run(), name=link.name))
         self._unstarted_links.clear()
-        self._http = httpx.AsyncClient(verify=self._hub_tls if self._hub_tls is not None else True)
+        # Its default TLS context loads the CA bundle: a tenth of a second, not on the loop.
+        verify = self._hub_tls if self._hub_tls is not None else True
+        self._http = await asyncio.to_thread(httpx.AsyncClient, verify=verify)
         self.hub = HubClient(
             cfg.hub_url,
             cfg.effective_client_id(),

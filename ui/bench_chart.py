@@ -119,7 +119,11 @@ async def scroll_phase(
     }
 
 
-_COLD_CHILD = "import sys; from ui.bench_chart import main; sys.exit(main())"
+#: The window's own entry order (trading_client: the core before Qt), then the child.
+_COLD_CHILD = (
+    "import sys; from trading_client import import_core_before_qt; import_core_before_qt(); "
+    "from ui.bench_chart import main; sys.exit(main())"
+)
 
 
 def cold_start(config: Path, progress: Progress) -> dict[str, Any]:
