@@ -119,9 +119,9 @@ async def scroll_phase(
     }
 
 
-#: The window's own entry order (trading_client: the core before Qt), then the child.
+#: The window's own start (trading_client.prepare_window_start), then the child.
 _COLD_CHILD = (
-    "import sys; from trading_client import import_core_before_qt; import_core_before_qt(); "
+    "import sys; from trading_client import prepare_window_start; prepare_window_start(); "
     "from ui.bench_chart import main; sys.exit(main())"
 )
 

@@ -38,7 +38,7 @@ from app.connector.calls import (
 from app.connector.capture import CaptureCursor
 from app.connector.handoff import Handoff, HandoffClosed
 from app.connector.health import WorkerHealth, WorkerState
-from app.connector.process_start import discard, start_process
+from app.connector.process_start import discard, start_process, worker_context
 from app.connector.worker import EXIT_FATAL, EXIT_STOPPED, WorkerSpec, worker_main
 from app.ticks import TickBatch
 
@@ -118,7 +118,7 @@ class ConnectorPool:
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._stop_timeout = stop_timeout
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = worker_context()
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Called on the loop with (terminal name, info) of every "streaming" status.
