@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from app.link.delivery import (
     open_spool,
     spool_root,
 )
-from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, start_embedded
+from app.link.embedded import EmbeddedBackend, EmbeddedBackendError, prepare_embedded
 from app.link.hub import HubClient
 from app.link.link import BridgeLink, LatencySink, LinkState
 from app.link.positions import SpooledPositions, read_marks, recovered_spans
@@ -237,6 +238,14 @@ class Runtime:
         #: holds when delivery is on (app/link/positions.py), else the pool's cursors.
         self._live_position: Callable[[], Mapping[str, tuple[int, int]]] = self.pool.cursors
         self._http: httpx.AsyncClient | None = None
+        self._hub_tls: ssl.SSLContext | None = None
+        #: What the bridge links present: the embedded backend's key, or the login given.
+        self._bridge_credential: Secret | None = credential
+        #: Links built by _open_delivery, started by _connect_delivery (with the spools
+        #: of earlier runs each drains and the drain link's factory).
+        self._unstarted_links: list[
+            tuple[LinkAdapter, list[Path], Callable[[Spool], LinkAdapter]]
+        ] = []
         self.monitor: Monitor | None = None
         if config.monitor.enabled:
             rules = config.monitor.rules
@@ -271,10 +280,19 @@ class Runtime:
         return (s.last_bid, s.last_ask) if s is not None and s.last_bid else None
 
     async def start(self) -> None:
-        """Start the backend side first, so the first captured tick has somewhere to go."""
+        """Open delivery first, so the first captured tick has somewhere to go; then
+        start the workers and the embedded backend's process together.
+
+        The links and their spool exist before any worker runs, so every tick is spooled
+        (and shown) from the first one; the links connect once the backend listens.
+        Spawning five workers and the backend's process each take most of a second on
+        two cores: one after the other they were half of the window's cold start.
+        Returns once the backend is up, or known not to start (``embedded_error``).
+        """
         gate: asyncio.Event | None = None
+        embedded: EmbeddedBackend | None = None
         if self.config.backend.enabled:
-            gate = await self._start_backend(self.config.backend)
+            gate, embedded = await self._open_delivery(self.config.backend)
         self._tasks.append(
             asyncio.create_task(self.collector.consume(self.handoff, gate), name="collector")
         )
@@ -284,6 +302,8 @@ class Runtime:
         await self.backfill.start(self._backfill_targets, self._live_position)
         if self.monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
+        if self.config.backend.enabled:
+            await self._connect_delivery(self.config.backend, embedded)
 
     async def start_chart(self) -> None:
         """Start the chart's history helper and seed the day figures (the window's
@@ -381,7 +401,11 @@ class Runtime:
             market_hours=self.market_hours,
         )
 
-    async def _start_backend(self, cfg: BackendConfig) -> asyncio.Event:
+    async def _open_delivery(
+        self, cfg: BackendConfig
+    ) -> tuple[asyncio.Event, EmbeddedBackend | None]:
+        """The spool and the links, before any worker runs: the collector's intake gate,
+        and the embedded backend to start (not started yet; see :meth:`start`)."""
         # Every endpoint is judged before anything starts: a refused plaintext endpoint
         # (or a stream the NATS cluster refuses) leaves nothing half-started.
         tls = tls_settings(self.config.security)
@@ -392,7 +416,9 @@ class Runtime:
             if bridge
             else None
         )
-        hub_tls = tls_context_for(cfg.hub_url, tls, self._on_pin_failure, plaintext_allowed=allowed)
+        self._hub_tls = tls_context_for(
+            cfg.hub_url, tls, self._on_pin_failure, plaintext_allowed=allowed
+        )
         nats = (
             nats_options(cfg, self.config.security, self._nats_credential, self._on_pin_failure)
             if cfg.sink != "bridge"
@@ -400,14 +426,11 @@ class Runtime:
         )
         if nats is not None:
             await check_stream_at_start(nats, nats.connect_timeout + nats.ack_timeout)
-        if bridge:
-            try:
-                self.embedded = await start_embedded(cfg)
-            except EmbeddedBackendError as exc:
-                log.error("%s", exc)
-                self.embedded_error = exc
+        embedded = await prepare_embedded(cfg) if bridge else None
+        # The embedded backend's per-run key is known before its process starts; should
+        # it not start, _connect_delivery falls back to the configured login.
+        self._bridge_credential = embedded.credential if embedded is not None else self._credential
         client_id = cfg.effective_client_id()
-        credential = self.embedded.credential if self.embedded is not None else self._credential
         options = link_options(cfg, link_tls)
         # The first link's spool carries the capture marks (where the spans file resumes).
         first: Literal["bridge", "nats"] = "bridge" if bridge else "nats"
@@ -427,11 +450,12 @@ class Runtime:
                 options,
                 latency_sink=self._latency_sink,
                 marker=marker,
-                credential=credential,
+                credential=self._bridge_credential,
                 signals=self.signals,
             )
             self._add_link(link, spool, leftovers, lambda s: BridgeLink(
-                cfg.bridge_url, client_id, s, options, intake=False, credential=credential
+                cfg.bridge_url, client_id, s, options, intake=False,
+                credential=self._bridge_credential,
             ))  # fmt: skip
         if nats is not None:
             if bridge:
@@ -448,19 +472,40 @@ class Runtime:
                 nats, client_id, s, options, intake=False
             ))  # fmt: skip
         self.link = self.delivery.primary
-        self._http = httpx.AsyncClient(verify=hub_tls if hub_tls is not None else True)
+        return self.delivery.room, embedded
+
+    async def _connect_delivery(self, cfg: BackendConfig, embedded: EmbeddedBackend | None) -> None:
+        """Start the embedded backend (when one is wanted), then the links, earlier
+        runs' spools and the hub client against it."""
+        if embedded is not None:
+            try:
+                await embedded.start()
+                self.embedded = embedded
+            except EmbeddedBackendError as exc:
+                log.error("%s", exc)
+                self.embedded_error = exc
+                self._bridge_credential = self._credential
+                for link in self.delivery.links:
+                    if isinstance(link, BridgeLink):
+                        link.use_credential(self._credential)
+        for link, leftovers, drainer in self._unstarted_links:
+            self._tasks.extend(self.delivery.drain_leftovers(leftovers, drainer, cfg))
+            self._tasks.append(asyncio.create_task(link.run(), name=link.name))
+        self._unstarted_links.clear()
+        # Its default TLS context loads the CA bundle: a tenth of a second, not on the loop.
+        verify = self._hub_tls if self._hub_tls is not None else True
+        self._http = await asyncio.to_thread(httpx.AsyncClient, verify=verify)
         self.hub = HubClient(
             cfg.hub_url,
-            client_id,
+            cfg.effective_client_id(),
             version=__version__,
             capabilities=("ticks", "bars"),
             heartbeat_interval=cfg.hub_heartbeat_s,
             policy=cfg.backoff.policy(),
             http=self._http,
-            credential=credential,
+            credential=self._bridge_credential,
         )
         self._tasks.append(asyncio.create_task(self.hub.run(), name="hub-client"))
-        return self.delivery.room
 
     def _signal_desk(self) -> SignalDesk | None:
         trading = self.config.trading
@@ -485,12 +530,13 @@ class Runtime:
         leftovers: list[Path],
         drainer: Callable[[Spool], LinkAdapter],
     ) -> None:
-        """Start ``link`` on the collector's batches; earlier runs' spools beside its own
-        are drained on links of their own."""
-        self._tasks.extend(self.delivery.add(link, spool, leftovers, drainer, self.config.backend))
+        """Put ``link`` on the collector's batches (its spool takes them at once); it
+        connects, and earlier runs' spools beside its own are drained on links of their
+        own, once the backend is up (:meth:`_connect_delivery`)."""
+        self.delivery.add(link, spool, [], drainer, self.config.backend)
         self.collector.subscribe(link.offer, name=link.name)
         self.collector.on_burst_end(link.flush)
-        self._tasks.append(asyncio.create_task(link.run(), name=link.name))
+        self._unstarted_links.append((link, leftovers, drainer))
 
     def _adopt_recovered(self, spool: Spool) -> None:
         """The previous run's capture is safe up to the marks of its newest record: add

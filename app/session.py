@@ -102,6 +102,8 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
         self.load_warnings: list[str] = list(loaded.warnings)
         self.first_run = loaded.source == "defaults" and not loaded.warnings
         self.runtime: Runtime | None = None
+        #: The runtime between its creation and the end of its start (see ``_shown``).
+        self._starting: Runtime | None = None
         self._init_trading()
         self.state = SessionState.STOPPED
         self.error = ""
@@ -163,8 +165,17 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
             runtime = self._runtime_factory(self.config, passwords, credential, nats_secret)
             if runtime.monitor is not None:
                 runtime.monitor.history = self._history  # the charts go on across restarts
-            await runtime.start()
+            # The chart's history helper first: spawning it runs beside the workers'
+            # start, and the last hour is on screen as soon as the first tick is.
             await runtime.start_chart()
+            self._starting = runtime
+            try:
+                await runtime.start()
+            except BaseException:
+                await runtime.chart.close()  # its helper process is not left behind
+                raise
+            finally:
+                self._starting = None
         except MasterPasswordRequired:
             self.state = SessionState.STOPPED
             raise
@@ -275,17 +286,32 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
         return True
 
     # ------------------------------------------------------------------ chart
+    @property
+    def _shown(self) -> Runtime | None:
+        """The runtime the window draws: the running one, or the one starting (its ticks
+        and chart history show while the embedded backend still starts; intents wait
+        for :attr:`runtime`)."""
+        return self.runtime if self.runtime is not None else self._starting
+
+    @property
+    def capturing(self) -> bool:
+        """Whether the window has capture to draw (running, or starting its backend)."""
+        return self._shown is not None
+
     def chart_bars(self, symbol: str, timeframe: str) -> ChartSeries | None:
         """Bars of ``symbol`` (history joined with live; app/history/chart_history.py)."""
-        return None if self.runtime is None else self.runtime.chart.series(symbol, timeframe)
+        shown = self._shown
+        return None if shown is None else shown.chart.series(symbol, timeframe)
 
     def chart_ticks(self, symbol: str, start_msc: int, seen: int) -> ChartSeries | None:
         """The tick view: ticks since ``seen`` were drawn (or the window from ``start_msc``)."""
-        return None if self.runtime is None else self.runtime.chart.ticks(symbol, start_msc, seen)
+        shown = self._shown
+        return None if shown is None else shown.chart.ticks(symbol, start_msc, seen)
 
     def request_older(self, symbol: str, timeframe: str, before_ms: int) -> None:
-        if self.runtime is not None:
-            self.runtime.chart.request_older(symbol, timeframe, before_ms)
+        shown = self._shown
+        if shown is not None:
+            shown.chart.request_older(symbol, timeframe, before_ms)
 
     # ------------------------------------------------------------------ export
     async def export_cached(
@@ -383,7 +409,7 @@ class DesktopSession(VaultIntents, SymbolIntents, SessionTrading):
             error=self.error,
             run=self._run,
             terminals={t.name: tuple(t.symbols) for t in self.config.terminals},
-            runtime=self.runtime,
+            runtime=self._shown,
             history=self._history,
             history_version=self._run,
         )

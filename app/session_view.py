@@ -139,7 +139,8 @@ class SessionSnapshot:
     state: SessionState
     #: Why capture failed (``state`` FAILED), else "".
     error: str
-    #: Capture runs (a runtime exists); False also while starting or stopped.
+    #: Capture runs (a runtime exists: also while it starts the embedded backend,
+    #: its workers already streaming); False before that and once stopped.
     running: bool
     #: Grows each time capture (re)starts: per-run counters start from zero again.
     run: int

@@ -17,6 +17,7 @@ import pytest
 
 from app.ports import free_ports
 from tests.conftest import wait_until_sync
+from tests.processes import mp_children
 from tests.server.conftest import add_user
 
 CLI = [sys.executable, "-m", "app"]
@@ -172,8 +173,7 @@ def test_workers_exit_when_the_app_is_killed_outright() -> None:
         for line in proc.stdout:
             if "workers 5/5 streaming" in line:
                 break
-        children = psutil.Process(proc.pid).children(recursive=True)
-        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        workers = mp_children(psutil.Process(proc.pid))
         # Five workers, and the embedded backend's process when it started (nothing
         # else listened on the bridge port).
         assert len(workers) in (5, 6)

@@ -14,6 +14,7 @@ import pytest
 from app.terminal.export_files import write_ticks
 from tests.conftest import wait_until_sync
 from tests.export.helpers import market_ticks
+from tests.processes import mp_children
 from tests.test_cli import CLI, run_cli
 
 
@@ -124,7 +125,7 @@ def test_the_master_password_reaches_no_child_process_environment() -> None:
         app = psutil.Process(proc.pid)
 
         def workers() -> list[psutil.Process]:
-            return [c for c in app.children(recursive=True) if "spawn_main" in _cmdline(c)]
+            return mp_children(app)
 
         # The 5 workers (and the resource tracker) have started: the children to read.
         wait_until_sync(lambda: len(workers()) >= 5, 60, "the pool's worker processes")

@@ -119,7 +119,11 @@ async def scroll_phase(
     }
 
 
-_COLD_CHILD = "import sys; from ui.bench_chart import main; sys.exit(main())"
+#: The window's own start (trading_client.prepare_window_start), then the child.
+_COLD_CHILD = (
+    "import sys; from trading_client import prepare_window_start; prepare_window_start(); "
+    "from ui.bench_chart import main; sys.exit(main())"
+)
 
 
 def cold_start(config: Path, progress: Progress) -> dict[str, Any]:

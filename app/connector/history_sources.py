@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import multiprocessing
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from typing import Final, Protocol
+from collections.abc import Callable, Iterator
+from multiprocessing.process import BaseProcess
+from typing import Final, Protocol, TypeVar
 
 from app.clock import SYSTEM_CLOCK, Clock
+from app.connector.process_start import worker_context
 from app.connector.server_clock import OffsetDetector, UtcTerminal, zone_for_offset
 from app.connector.worker import initialize_terminal, watch_parent
 from app.history.rates import BarsAnswer, HistoryBarsError, copy_bars
@@ -66,6 +67,8 @@ class HistorySource(Protocol):
 
 
 # ---------------------------------------------------------------- in the helper process
+
+_T = TypeVar("_T")
 
 _API: MT5Api | None = None
 _SPEC: TerminalSpec | None = None
@@ -167,37 +170,53 @@ CLOSE_WAIT_S = 5.0
 
 
 class TerminalHistory:
-    """History from one terminal, read in a process of its own (spawned on first use)."""
+    """History from one terminal, read in a process of its own (started on first use).
+
+    A request is submitted on a thread: the first submit starts the helper process,
+    which with the fork server waits until the server has imported the helper's modules
+    (and with spawn, forks and pickles): up to half a second on a busy machine that the
+    window's loop must not wait through (it drew the first frames meanwhile).
+    """
 
     def __init__(self, spec: TerminalSpec) -> None:
         self.spec = spec
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        #: Submits (which may start the process) and close's hand-over of the executor
+        #: exclude each other, so a process started by a submit in flight is terminated.
+        self._lock = threading.Lock()
 
-    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_child_init,
-                initargs=(self.spec,),
-            )
-        return self._executor
+    def _submit(self, fn: Callable[..., _T], *args: object) -> concurrent.futures.Future[_T]:
+        with self._lock:
+            if self._executor is None:
+                self._executor = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=worker_context(),
+                    initializer=_child_init,
+                    initargs=(self.spec,),
+                )
+            return self._executor.submit(fn, *args)
+
+    async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
+        future = await asyncio.to_thread(self._submit, fn, *args)
+        return await asyncio.wrap_future(future)
 
     async def fetch(self, symbol: str, from_s: int, to_s: int) -> TickArray:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(), _child_fetch, symbol, from_s, to_s)
+        return await self._call(_child_fetch, symbol, from_s, to_s)
 
     async def bars(self, symbol: str, tf_ms: int, before_s: int, count: int) -> BarsAnswer:
         """Bars for the chart (app/history/rates.py), read in the same kind of process."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(), _child_bars, symbol, tf_ms, before_s, count)
+        return await self._call(_child_bars, symbol, tf_ms, before_s, count)
 
     async def close(self) -> None:
         """Stop the helper at once: a chart request for 100k sampled bars may keep it busy
         for seconds, and nothing it would still answer is wanted (the next run asks
         again). Its process is terminated, then joined within a bound."""
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
+
+        def take() -> list[BaseProcess]:
+            with self._lock:
+                executor, self._executor = self._executor, None
+            if executor is None:
+                return []
             # Taken before shutdown(), which forgets them (and, with wait=False, would
             # leave a busy helper running its job to the end).
             processes = list((getattr(executor, "_processes", None) or {}).values())
@@ -205,12 +224,15 @@ class TerminalHistory:
             for process in processes:
                 with contextlib.suppress(Exception):
                     process.terminate()
+            return processes
 
-            def reap() -> None:
-                for process in processes:
-                    process.join(CLOSE_WAIT_S)
+        def reap(processes: list[BaseProcess]) -> None:
+            for process in processes:
+                process.join(CLOSE_WAIT_S)
 
-            await asyncio.to_thread(reap)
+        processes = await asyncio.to_thread(take)
+        if processes:
+            await asyncio.to_thread(reap, processes)
 
 
 class ApiHistory:

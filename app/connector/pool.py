@@ -39,7 +39,7 @@ from app.connector.handoff import Handoff
 from app.connector.health import WorkerHealth, WorkerState
 from app.connector.loop_reader import LoopReader
 from app.connector.loop_reader import usable as loop_reader_usable
-from app.connector.process_start import discard, start_process
+from app.connector.process_start import discard, start_process, worker_context
 from app.connector.reading import PipeReading
 from app.connector.slot import Slot as _Slot
 from app.connector.worker import EXIT_FATAL, EXIT_STOPPED, WorkerSpec, worker_main
@@ -85,7 +85,7 @@ class ConnectorPool:
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._stop_timeout = stop_timeout
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = worker_context()
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Called on the loop with (terminal name, info) of every "streaming" status.

@@ -212,6 +212,13 @@ class Delivery:
         self.spools.append(spool)
         link.watch_room(self._sync)
         self._sync()
+        return self.drain_leftovers(leftovers, drainer, cfg)
+
+    @staticmethod
+    def drain_leftovers(
+        leftovers: list[Path], drainer: Callable[[Spool], LinkAdapter], cfg: BackendConfig
+    ) -> list[asyncio.Task[None]]:
+        """Earlier runs' spools, each drained on a link ``drainer`` makes: the tasks."""
         tasks = []
         for path in leftovers:
             # It never takes new messages, so its disk limit only has to hold what is there.

@@ -106,6 +106,16 @@ class EmbeddedBackend(BackendProcess):
 
 async def start_embedded(config: BackendConfig) -> EmbeddedBackend | None:
     """Start the reference backend when the settings call for it; None when they don't."""
+    backend = await prepare_embedded(config)
+    if backend is not None:
+        await backend.start()
+    return backend
+
+
+async def prepare_embedded(config: BackendConfig) -> EmbeddedBackend | None:
+    """The reference backend the settings call for, not started yet (None when they call
+    for none): its per-run key is known at once, so the runtime's links can be built and
+    take ticks into their spool while its process starts (the window's cold start)."""
     if not config.enabled or config.embedded == "never":
         return None
     host, bridge_port = _host_port(config.bridge_url, 80)
@@ -123,7 +133,7 @@ async def start_embedded(config: BackendConfig) -> EmbeddedBackend | None:
     _, hub_port = _host_port(config.hub_url, 80)
     db = config.embedded_db or default_db_path()
     db.parent.mkdir(parents=True, exist_ok=True)
-    backend = EmbeddedBackend(
+    return EmbeddedBackend(
         host="127.0.0.1" if host == "localhost" else host,
         bridge_port=bridge_port,
         gateway_port=gateway_port,
@@ -132,5 +142,3 @@ async def start_embedded(config: BackendConfig) -> EmbeddedBackend | None:
         client_id=config.effective_client_id(),
         demo_signals=config.demo_signals,
     )
-    await backend.start()
-    return backend

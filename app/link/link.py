@@ -117,6 +117,12 @@ class BridgeLink(LinkAdapter):
         if signals is not None:
             signals.bind(self.send_control)
 
+    def use_credential(self, credential: Secret | None) -> None:
+        """Present ``credential`` from the next connection on: the runtime builds the link
+        with the embedded backend's per-run key before that backend has started, and
+        falls back to the configured login when it does not start."""
+        self._credential = credential
+
     @property
     def connected(self) -> bool:
         return self._ws is not None

@@ -29,6 +29,7 @@ from app.runtime import Runtime
 from app.terminal.market import DEFAULT_PROFILES, Market
 from app.ticks import TickArray
 from tests.conftest import wait_until
+from tests.processes import mp_children
 
 pytestmark = pytest.mark.slow
 
@@ -87,15 +88,9 @@ async def started() -> AsyncIterator[list[Runtime]]:
 
 
 def live_workers() -> list[psutil.Process]:
-    """Worker processes of this test process (the resource tracker lives on, by design)."""
-    out = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "spawn_main" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
-                out.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return out
+    """Worker processes of this test process (the resource tracker and the fork server
+    live on, by design)."""
+    return mp_children(psutil.Process())
 
 
 async def start(

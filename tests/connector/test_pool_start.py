@@ -1,7 +1,8 @@
 """Starting worker processes: off the event loop, and never an orphan left behind.
 
-``Process.start()`` (spawn) is measured where it runs, by a wrapper around the real one;
-whether a started process is gone is asked of the OS (psutil), not of the pool.
+``Process.start()`` (spawn, or a fork from the fork server) is measured where it runs,
+by a wrapper around the real one; whether a started process is gone is asked of the OS
+(psutil), not of the pool.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from multiprocessing.context import SpawnProcess
+from multiprocessing.process import BaseProcess
 
 import psutil
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from app.config import ClientConfig
 from app.connector import ConnectorPool, WorkerState
 from app.connector.handoff import Handoff
+from app.connector.process_start import worker_context
 from app.runtime import plan_workers
 from app.ticks import TickBatch
 from tests.conftest import wait_until
@@ -42,7 +44,7 @@ class Starts:
     """
 
     def __init__(self) -> None:
-        self.procs: list[SpawnProcess] = []
+        self.procs: list[BaseProcess] = []
         self.durations: list[float] = []
         self.returned_at: list[float] = []
         self.hold = 0.0
@@ -55,9 +57,10 @@ class Starts:
 @pytest.fixture
 def starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Starts]:
     record = Starts()
-    real_start = SpawnProcess.start
+    kind = worker_context().Process  # spawned, or forked from the fork server
+    real_start = kind.start
 
-    def observed_start(self: SpawnProcess) -> None:
+    def observed_start(self: BaseProcess) -> None:
         t0 = time.perf_counter()
         with record.lock:
             record.at_gate += 1
@@ -68,7 +71,7 @@ def starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Starts]:
         record.returned_at.append(time.monotonic())
         record.procs.append(self)
 
-    monkeypatch.setattr(SpawnProcess, "start", observed_start)
+    monkeypatch.setattr(kind, "start", observed_start)
     yield record
     record.gate.set()
     for proc in record.procs:  # a failed test must not leave workers behind either

@@ -336,7 +336,7 @@ class TickChart(Panel):
     def refresh(self) -> None:
         self._sync_symbols()
         symbol = self._symbol
-        if self.session.runtime is None:
+        if not self.session.capturing:
             self._say("Capture is not running")
             return
         if not symbol:
