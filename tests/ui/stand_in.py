@@ -30,6 +30,10 @@ class StandInSession:
         self._chart = chart
 
     # The chart's reads, as DesktopSession answers them (app/session.py).
+    @property
+    def capturing(self) -> bool:
+        return self.runtime is not None
+
     def chart_bars(self, symbol: str, timeframe: str) -> ChartSeries | None:
         return None if self._chart is None else self._chart.series(symbol, timeframe)
 

@@ -110,6 +110,7 @@ def test_the_chart_of_a_closed_market_says_when_it_opens(qtbot: QtBot, tmp_path:
     session = SimpleNamespace(
         config=config,
         runtime=runtime,
+        capturing=True,
         chart_ticks=chart_reads.ticks,
         chart_bars=chart_reads.series,
         request_older=chart_reads.request_older,
